@@ -1,0 +1,177 @@
+// The desired server settings: the one place they are written. Pure data and
+// pure functions (the environment is passed in), imported by the local stack
+// and by the Pulumi program alike.
+
+export const ENV_PREFIX = 'EDUPULSE_';
+
+export type EvictionPolicy =
+  | 'allkeys-lru' | 'allkeys-lfu' | 'allkeys-random'
+  | 'volatile-lru' | 'volatile-lfu' | 'volatile-random' | 'volatile-ttl' | 'noeviction';
+const EVICTION_POLICIES: readonly EvictionPolicy[] = [
+  'allkeys-lru', 'allkeys-lfu', 'allkeys-random',
+  'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl', 'noeviction',
+];
+
+export type RedisPersistence = 'none' | 'rdb' | 'aof';
+const REDIS_PERSISTENCE: readonly RedisPersistence[] = ['none', 'rdb', 'aof'];
+
+export interface PostgresSettings {
+  /** Oldest major version the toolkit supports; the newest installed major is used. */
+  minMajorVersion: number;
+  /** Container image tag for the Pulumi program. */
+  imageTag: string;
+  port: number;
+  database: string;
+  archiveTimeoutSeconds: number;
+  logMinDurationMs: number;
+  dataChecksums: boolean;
+}
+
+export interface RedisSettings {
+  port: number;
+  maxmemory: string;
+  maxmemoryPolicy: EvictionPolicy;
+  persistence: RedisPersistence;
+  /** The prediction cache: key prefix and time to live. */
+  cacheKeyPrefix: string;
+  cacheTtlSeconds: number;
+}
+
+export interface Settings {
+  postgres: PostgresSettings;
+  redis: RedisSettings;
+}
+
+export const defaultSettings: Settings = {
+  postgres: {
+    minMajorVersion: 15,
+    imageTag: 'postgres:17',
+    // Not the standard ports, so the local stack never collides with a server already here.
+    port: 54329,
+    database: 'edupulse',
+    archiveTimeoutSeconds: 60,
+    logMinDurationMs: 1000,
+    dataChecksums: true,
+  },
+  redis: {
+    port: 63799,
+    maxmemory: '256mb',
+    // A cache: any key may go when memory is full, least recently used first.
+    maxmemoryPolicy: 'allkeys-lru',
+    persistence: 'rdb',
+    cacheKeyPrefix: 'prediction:',
+    cacheTtlSeconds: 3600,
+  },
+};
+
+/** A setting that cannot be loaded: names the variable, says what is allowed. */
+export class SettingsError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'SettingsError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function intIn(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const variable = ENV_PREFIX + name;
+  const raw = env[variable];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new SettingsError(variable, `"${raw}" is not a whole number`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new SettingsError(variable, `${value} is out of range; use a value from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const variable = ENV_PREFIX + name;
+  const raw = env[variable];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new SettingsError(variable, `unknown value "${raw}"; use one of ${allowed.join(', ')}`);
+  }
+  return raw as T;
+}
+
+function matching(env: Env, name: string, fallback: string, pattern: RegExp, what: string): string {
+  const variable = ENV_PREFIX + name;
+  const raw = env[variable];
+  if (raw === undefined || raw === '') return fallback;
+  if (!pattern.test(raw)) throw new SettingsError(variable, `"${raw}" is not ${what}`);
+  return raw;
+}
+
+/** The settings with the environment's overrides applied; throws SettingsError on a bad value. */
+export function loadSettings(env: Env = {}): Settings {
+  const d = defaultSettings;
+  return {
+    postgres: {
+      minMajorVersion: d.postgres.minMajorVersion,
+      imageTag: matching(env, 'PG_IMAGE', d.postgres.imageTag, /^[\w.\/-]+(:[\w.-]+)?$/, 'an image reference such as postgres:17'),
+      port: intIn(env, 'PG_PORT', d.postgres.port, 1, 65535),
+      database: matching(env, 'PG_DATABASE', d.postgres.database, /^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case database name'),
+      archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
+      logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
+      dataChecksums: d.postgres.dataChecksums,
+    },
+    redis: {
+      port: intIn(env, 'REDIS_PORT', d.redis.port, 1, 65535),
+      maxmemory: matching(env, 'REDIS_MAXMEMORY', d.redis.maxmemory, /^\d+(kb|mb|gb)?$/i, 'a size such as 256mb'),
+      maxmemoryPolicy: oneOf(env, 'REDIS_EVICTION_POLICY', d.redis.maxmemoryPolicy, EVICTION_POLICIES),
+      persistence: oneOf(env, 'REDIS_PERSISTENCE', d.redis.persistence, REDIS_PERSISTENCE),
+      cacheKeyPrefix: d.redis.cacheKeyPrefix,
+      cacheTtlSeconds: d.redis.cacheTtlSeconds,
+    },
+  };
+}
+
+/** Where the server finds the archive: basic_archive where the build has it, else a shell command. */
+export type ArchiveMethod = 'basic_archive' | 'archive_command';
+
+/**
+ * The postgresql.conf parameters, rendered once for both appliers: the local
+ * stack writes them to an included file, the container gets them as -c flags.
+ */
+export function postgresParameters(
+  s: PostgresSettings,
+  where: { walArchiveDir: string; archiveMethod: ArchiveMethod; port?: number; listenAddresses?: string },
+): Record<string, string> {
+  const archive: Record<string, string> = where.archiveMethod === 'basic_archive'
+    ? { archive_library: 'basic_archive', 'basic_archive.archive_directory': where.walArchiveDir }
+    // No basic_archive: copy to a temp name and rename, refusing to overwrite a segment already there.
+    : {
+        archive_command:
+          `test ! -f '${where.walArchiveDir}/%f' && cp %p '${where.walArchiveDir}/%f.tmp' && mv '${where.walArchiveDir}/%f.tmp' '${where.walArchiveDir}/%f'`,
+      };
+  return {
+    port: String(where.port ?? s.port),
+    listen_addresses: where.listenAddresses ?? '127.0.0.1',
+    wal_level: 'replica',
+    archive_mode: 'on',
+    ...archive,
+    archive_timeout: `${s.archiveTimeoutSeconds}s`,
+    wal_compression: 'on',
+    log_min_duration_statement: `${s.logMinDurationMs}ms`,
+    log_lock_waits: 'on',
+    shared_preload_libraries: 'pg_stat_statements',
+    'pg_stat_statements.track': 'all',
+    password_encryption: 'scram-sha-256',
+  };
+}
+
+/** The redis.conf directives (without the password and paths, which the applier adds). */
+export function redisDirectives(s: RedisSettings): Array<[string, string]> {
+  const persistence: Array<[string, string]> =
+    s.persistence === 'aof' ? [['appendonly', 'yes'], ['appendfsync', 'everysec'], ['save', '']]
+    : s.persistence === 'rdb' ? [['appendonly', 'no'], ['save', '3600 1 300 100 60 10000']]
+    : [['appendonly', 'no'], ['save', '']];
+  return [
+    ['port', String(s.port)],
+    ['maxmemory', s.maxmemory],
+    ['maxmemory-policy', s.maxmemoryPolicy],
+    ...persistence,
+  ];
+}

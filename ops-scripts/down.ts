@@ -1,0 +1,16 @@
+// npm run down: stop the local stack (fast shutdown). Data stays.
+import { command } from './lib/cli.ts';
+import { down } from './lib/local-stack.ts';
+import { resolveStack } from './lib/stack-context.ts';
+
+const usage = `Usage: edupulse-db down [--json]
+
+Stops the local stack's PostgreSQL (fast shutdown) and Redis. Data, backups
+and secrets stay in the state directory; \`up\` starts them again.`;
+
+await command({ name: 'down', usage }, async ({ json, logger, out }) => {
+  const ctx = await resolveStack({ logger });
+  const steps = await down(ctx);
+  out(json ? JSON.stringify({ steps }, null, 2)
+    : steps.every((s) => s.status === 'skipped') ? 'stack was not running; nothing to do' : 'stack stopped');
+});

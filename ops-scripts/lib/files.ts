@@ -1,0 +1,27 @@
+// Files that hold secrets or catalog entries: written whole or not at all
+// (temp file, fsync, rename), readable by their owner only.
+import { closeSync, fsyncSync, openSync, renameSync, writeSync, chownSync, mkdirSync, chmodSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import type { OsUser } from './run.ts';
+
+export function writeFileAtomic(path: string, content: string, opts: { mode?: number; owner?: OsUser } = {}): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', opts.mode ?? 0o600);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  if (opts.owner) chownSync(tmp, opts.owner.uid, opts.owner.gid);
+  renameSync(tmp, path);
+  const dirFd = openSync(dirname(path), 'r');
+  try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+}
+
+/** mkdir -p with mode 0700 on the last component, owned by `owner` when given. */
+export function ensurePrivateDir(path: string, owner?: OsUser): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  chmodSync(path, 0o700);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+}

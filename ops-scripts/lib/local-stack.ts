@@ -1,0 +1,132 @@
+// The local stack: PostgreSQL and Redis from the host's binaries, with the
+// settings of infra/settings.ts, in the state directory. `up` is idempotent:
+// on a running stack it changes nothing and says so.
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  clusterRunning, configureCluster, initCluster, postmasterPid, reloadCluster, startCluster, stopCluster,
+} from './cluster.ts';
+import { withClient, type PgConfig } from './db.ts';
+import { applyDesiredState } from './desired-state.ts';
+import { ensurePrivateDir } from './files.ts';
+import { withLockFile } from './lock-file.ts';
+import type { StepStatus } from './logger.ts';
+import { configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
+import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
+import {
+  checkReachable, clusterSpec, localHba, localIdent, localParameters, redisSpec, type StackContext,
+} from './stack-context.ts';
+
+export interface Step {
+  name: string;
+  status: StepStatus;
+  detail?: string;
+}
+
+export interface UpResult {
+  steps: Step[];
+  /** False when the stack was already up as declared and nothing was done. */
+  changed: boolean;
+}
+
+class Steps {
+  readonly list: Step[] = [];
+  constructor(private readonly ctx: StackContext) {}
+  add(name: string, status: StepStatus, detail?: string): void {
+    const step = { name, status, ...(detail ? { detail } : {}) };
+    this.list.push(step);
+    this.ctx.logger.log({ event: 'step', step: name, status, detail });
+  }
+}
+
+function stateDirs(ctx: StackContext): string[] {
+  const p = ctx.paths;
+  return [p.root, join(p.root, 'pg'), p.logDir, p.socketDir, p.redisDir, p.repoDir, p.walArchiveDir,
+    join(p.repoDir, 'base'), join(p.repoDir, 'logical')];
+}
+
+/** The superuser's connection to a database of the local cluster. */
+export function localPgConfig(ctx: StackContext, secrets: Secrets, database: string): PgConfig {
+  return {
+    host: '127.0.0.1', port: ctx.settings.postgres.port, user: secrets.postgres.superuser,
+    password: secrets.postgres.password, database, application_name: 'edupulse-db',
+  };
+}
+
+async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Promise<void> {
+  const spec = clusterSpec(ctx);
+  const { paths } = ctx;
+  if (!existsSync(paths.dataDir)) {
+    await initCluster(spec, {
+      initDir: paths.initDir, superuser: secrets.postgres.superuser, password: secrets.postgres.password,
+      checksums: ctx.settings.postgres.dataChecksums,
+    });
+    steps.add('postgres: initdb', 'done', `PostgreSQL ${ctx.pg.version} in ${paths.dataDir}`);
+  }
+  const configChanged = configureCluster(spec, { params: localParameters(ctx), hba: localHba(), ident: localIdent(ctx) });
+  if (await clusterRunning(spec)) {
+    if (!configChanged) {
+      steps.add('postgres', 'skipped', `already running on port ${ctx.settings.postgres.port}`);
+      return;
+    }
+    await reloadCluster(spec);
+    const pending = await withClient(localPgConfig(ctx, secrets, 'postgres'), async (c) =>
+      (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart')).rows.map((r) => r.name));
+    if (pending.length === 0) {
+      steps.add('postgres: settings', 'done', 'changed settings reloaded');
+      return;
+    }
+    await stopCluster(spec, 'fast');
+    await startCluster(spec);
+    steps.add('postgres: settings', 'done', `restarted to apply ${pending.join(', ')}`);
+    return;
+  }
+  const crashed = postmasterPid(paths.dataDir) !== undefined;
+  await startCluster(spec);
+  steps.add('postgres', 'done', `${crashed ? 'recovered after an unclean stop and started' : 'started'} on port ${ctx.settings.postgres.port}`);
+}
+
+async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promise<void> {
+  const spec = redisSpec(ctx, secrets.redis.password);
+  const changed = configureRedis(spec);
+  const running = redisPid(spec) !== undefined;
+  if (running && !changed) {
+    steps.add('redis', 'skipped', `already running on port ${ctx.settings.redis.port}`);
+    return;
+  }
+  if (running) await stopRedis(spec);
+  await startRedis(spec);
+  steps.add('redis', 'done', `${running ? 'restarted with new settings' : 'started'} on port ${ctx.settings.redis.port}`);
+}
+
+export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Promise<UpResult> {
+  await checkReachable(ctx);
+  const created = stateDirs(ctx).filter((d) => !existsSync(d));
+  for (const dir of stateDirs(ctx)) ensurePrivateDir(dir, ctx.as);
+  const steps = new Steps(ctx);
+  if (created.length) steps.add('state directory', 'done', ctx.paths.root);
+  return withLockFile(join(ctx.paths.root, 'up.lock'), 'up', async () => {
+    const { secrets, created: newSecrets } = loadOrCreateSecrets(ctx.paths.secretsFile, ctx.as);
+    if (newSecrets) steps.add('secrets', 'done', `generated into ${ctx.paths.secretsFile} (0600)`);
+    // A killed initdb leaves only its scratch directory: start that over.
+    if (existsSync(ctx.paths.initDir)) rmSync(ctx.paths.initDir, { recursive: true, force: true });
+    await upPostgres(ctx, secrets, steps);
+    if (opts.redis !== false) await upRedis(ctx, secrets, steps);
+    for (const s of await applyDesiredState({
+      admin: localPgConfig(ctx, secrets, 'postgres'),
+      database: ctx.settings.postgres.database,
+      logger: ctx.logger,
+    })) steps.add(s.name, s.status, s.detail);
+    return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
+  });
+}
+
+export async function down(ctx: StackContext): Promise<Step[]> {
+  const steps = new Steps(ctx);
+  const pgStopped = await stopCluster(clusterSpec(ctx), 'fast');
+  steps.add('postgres', pgStopped ? 'done' : 'skipped', pgStopped ? 'stopped' : 'was not running');
+  const secrets = readSecrets(ctx.paths.secretsFile);
+  const redisStopped = secrets ? await stopRedis(redisSpec(ctx, secrets.redis.password)) : false;
+  steps.add('redis', redisStopped ? 'done' : 'skipped', redisStopped ? 'stopped' : 'was not running');
+  return steps.list;
+}

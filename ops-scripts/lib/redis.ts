@@ -1,0 +1,113 @@
+// Redis of the local stack: a config file (0600, holding the password, so it
+// never appears on a command line), redis-server daemonized as the service
+// user, readiness by an authenticated PING.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { redisDirectives, type RedisSettings } from '../../infra/settings.ts';
+import { failed } from './errors.ts';
+import { writeFileAtomic } from './files.ts';
+import type { Logger } from './logger.ts';
+import { run, tail, type OsUser } from './run.ts';
+
+export interface RedisSpec {
+  server: string;
+  settings: RedisSettings;
+  password: string;
+  dir: string;
+  confFile: string;
+  pidFile: string;
+  logFile: string;
+  as?: OsUser;
+  logger?: Logger;
+}
+
+export function renderRedisConf(spec: RedisSpec): string {
+  const quote = (v: string) => `"${v.replace(/(["\\])/g, '\\$1')}"`;
+  const lines: Array<[string, string]> = [
+    ['bind', '127.0.0.1'],
+    ['protected-mode', 'yes'],
+    ['requirepass', spec.password],
+    ['daemonize', 'yes'],
+    ['pidfile', spec.pidFile],
+    ['logfile', spec.logFile],
+    ['dir', spec.dir],
+    ...redisDirectives(spec.settings),
+  ];
+  return '# Written by edupulse-db from infra/settings.ts; changes here are overwritten.\n' +
+    lines.map(([k, v]) => `${k} ${quote(v)}`).join('\n') + '\n';
+}
+
+/** Writes the config file; returns whether it changed. */
+export function configureRedis(spec: RedisSpec): boolean {
+  const content = renderRedisConf(spec);
+  if (existsSync(spec.confFile) && readFileSync(spec.confFile, 'utf8') === content) return false;
+  writeFileAtomic(spec.confFile, content, { mode: 0o600, owner: spec.as });
+  return true;
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** The pid of our redis-server if it is running (a pid file naming a live redis-server). */
+export function redisPid(spec: Pick<RedisSpec, 'pidFile'>): number | undefined {
+  if (!existsSync(spec.pidFile)) return undefined;
+  const pid = Number(readFileSync(spec.pidFile, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return undefined;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('redis-server') ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function redisClient(opts: { port: number; password: string; host?: string }): Redis {
+  return new Redis({
+    host: opts.host ?? '127.0.0.1', port: opts.port, password: opts.password,
+    lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+  });
+}
+
+export async function redisPing(opts: { port: number; password: string; host?: string }): Promise<boolean> {
+  const client = redisClient(opts);
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startRedis(spec: RedisSpec, timeoutMs = 15_000): Promise<void> {
+  // A pid file left by a killed server would only confuse the check below.
+  if (!redisPid(spec)) rmSync(spec.pidFile, { force: true });
+  spec.logger?.log({ event: 'redis.start', port: spec.settings.port });
+  await run(spec.server, [spec.confFile], { as: spec.as, logger: spec.logger });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await redisPing({ port: spec.settings.port, password: spec.password })) return;
+    await sleep(100);
+  }
+  const log = existsSync(spec.logFile) ? tail(readFileSync(spec.logFile, 'utf8')) : '';
+  throw failed(`redis-server on port ${spec.settings.port} did not answer within ${timeoutMs / 1000}s\n${log}`, `see ${spec.logFile}`);
+}
+
+/** SIGTERM (Redis saves per its persistence setting) and wait until it is gone. */
+export async function stopRedis(spec: RedisSpec, timeoutMs = 30_000): Promise<boolean> {
+  const pid = redisPid(spec);
+  if (!pid) return false;
+  spec.logger?.log({ event: 'redis.stop', port: spec.settings.port });
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (pidAlive(pid)) {
+    if (Date.now() > deadline) throw failed(`redis-server (pid ${pid}) did not stop within ${timeoutMs / 1000}s`);
+    await sleep(50);
+  }
+  return true;
+}

@@ -1,0 +1,75 @@
+// Running external programs: no shell, arguments as an array, optionally as
+// the cluster's OS user. A failure names the command, its exit code and the
+// tail of its stderr. Secrets go through the environment or files, never argv.
+import { spawn } from 'node:child_process';
+import { failed } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+export interface OsUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+export interface RunOptions {
+  as?: OsUser;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  input?: string;
+  /** Do not throw on a non-zero exit; the caller reads `code`. */
+  nothrow?: boolean;
+  /** Detach stdio entirely (for daemons that fork). */
+  ignoreOutput?: boolean;
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const TAIL_LINES = 15;
+
+export function tail(text: string, lines = TAIL_LINES): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const shown = [cmd, ...args].join(' ');
+  opts.logger?.log({ event: 'command.run', command: shown });
+  const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
+  if (opts.as) {
+    env.HOME = opts.as.home;
+    env.USER = opts.as.name;
+    env.LOGNAME = opts.as.name;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env,
+      uid: opts.as?.uid,
+      gid: opts.as?.gid,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.ignoreOutput ? 'ignore' : 'pipe', opts.ignoreOutput ? 'ignore' : 'pipe'],
+      timeout: opts.timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    child.on('error', (err) => reject(failed(`could not run ${cmd}: ${err.message}`, undefined, err)));
+    child.on('close', (code, signal) => {
+      const result = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      if (result.code !== 0 && !opts.nothrow) {
+        const why = signal ? `was killed by ${signal}` : `exited with code ${result.code}`;
+        const detail = tail(stderr || stdout);
+        reject(failed(`${shown} ${why}${detail ? `:\n${detail}` : ''}`));
+        return;
+      }
+      resolve(result);
+    });
+  });
+}

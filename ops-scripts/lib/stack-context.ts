@@ -1,0 +1,133 @@
+// Everything the local stack's jobs need to know, resolved once: settings
+// (validated: a bad value is exit 2 before anything is touched), paths,
+// binaries and the OS user the servers run as.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { loadSettings, postgresParameters, SettingsError, type Settings } from '../../infra/settings.ts';
+import { ensureStackBinaries, findPgBinaries, findRedisServer, type PgBinaries } from './binaries.ts';
+import type { ClusterSpec } from './cluster.ts';
+import { badInput } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { currentUserName, serviceUser } from './os-user.ts';
+import type { RedisSpec } from './redis.ts';
+import { run, type OsUser } from './run.ts';
+import { SUPERUSER } from './secrets.ts';
+import { dataDirMajor, statePaths, type StatePaths } from './state.ts';
+
+export interface StackContext {
+  settings: Settings;
+  paths: StatePaths;
+  pg: PgBinaries;
+  redisServer: string;
+  /** The OS user the servers run as; undefined: this process's user. */
+  as: OsUser | undefined;
+  logger: Logger;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function settingsFromEnv(env: Env): Settings {
+  try {
+    return loadSettings(env);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      throw badInput(`invalid setting ${err.message}`, `fix or unset ${err.variable}; the settings are listed in the README`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Resolves the stack. `install` allows installing missing packages (up);
+ * other jobs only look. An existing cluster is run with binaries of its own
+ * major version, whatever else is newest.
+ */
+export async function resolveStack(opts: { env?: Env; logger: Logger; install?: boolean }): Promise<StackContext> {
+  const env = opts.env ?? process.env;
+  const settings = settingsFromEnv(env);
+  const paths = statePaths(env);
+  const as = serviceUser();
+  const major = dataDirMajor(paths.dataDir);
+  let pg: PgBinaries | undefined;
+  let redisServer: string | undefined;
+  if (opts.install && major === undefined) {
+    ({ pg, redisServer } = await ensureStackBinaries(settings.postgres.minMajorVersion, opts.logger));
+  } else {
+    pg = await findPgBinaries({ minMajor: settings.postgres.minMajorVersion, major });
+    redisServer = await findRedisServer();
+    if (!pg) {
+      throw badInput(major === undefined
+        ? `PostgreSQL ${settings.postgres.minMajorVersion} or newer not found on this host`
+        : `the cluster in ${paths.dataDir} is PostgreSQL ${major}, and its binaries are not installed`,
+        `install PostgreSQL ${major ?? settings.postgres.minMajorVersion} (Debian: apt-get install postgresql-${major ?? settings.postgres.minMajorVersion}), or set EDUPULSE_PG_BINDIR`);
+    }
+    if (!redisServer) throw badInput('redis-server not found on this host', 'apt-get install redis-server, or set EDUPULSE_REDIS_SERVER');
+  }
+  return { settings, paths, pg, redisServer, as, logger: opts.logger };
+}
+
+export const osOwnerName = (ctx: Pick<StackContext, 'as'>) => ctx.as?.name ?? currentUserName();
+
+/**
+ * The service user must be able to reach the state directory: below a 0700
+ * home directory it cannot, and initdb would fail deep inside. Checked before
+ * anything is created.
+ */
+export async function checkReachable(ctx: StackContext): Promise<void> {
+  if (!ctx.as) return;
+  for (const target of new Set([ctx.paths.root, ctx.paths.repoDir])) {
+    let existing = target;
+    while (!existsSync(existing)) existing = dirname(existing);
+    const r = await run('/bin/sh', ['-c', 'cd -- "$1"', 'sh', existing], { as: ctx.as, nothrow: true });
+    if (r.code !== 0) {
+      throw badInput(`${target} is not reachable by the OS user "${ctx.as.name}" that runs PostgreSQL (it cannot enter ${existing} or a directory above it)`,
+        'choose a state directory it can reach, for example EDUPULSE_STATE_DIR=/var/lib/edupulse (and EDUPULSE_REPO_DIR likewise)');
+    }
+  }
+}
+
+export function archiveMethod(pg: PgBinaries) {
+  return existsSync(join(pg.pkglibdir, 'basic_archive.so')) ? 'basic_archive' as const : 'archive_command' as const;
+}
+
+export function clusterSpec(ctx: StackContext): ClusterSpec {
+  return {
+    pg: ctx.pg, dataDir: ctx.paths.dataDir, socketDir: ctx.paths.socketDir, logFile: ctx.paths.pgLog,
+    port: ctx.settings.postgres.port, as: ctx.as, logger: ctx.logger,
+  };
+}
+
+/** Our settings plus what only the local stack decides: where the socket lives. */
+export function localParameters(ctx: StackContext): Record<string, string> {
+  return {
+    ...postgresParameters(ctx.settings.postgres, { walArchiveDir: ctx.paths.walArchiveDir, archiveMethod: archiveMethod(ctx.pg) }),
+    unix_socket_directories: ctx.paths.socketDir,
+    unix_socket_permissions: '0700',
+  };
+}
+
+/** TCP only with scram-sha-256; the local socket only for the cluster's OS owner, as the superuser. */
+export function localHba(): string {
+  return [
+    '# Written by edupulse-db; changes here are overwritten.',
+    '# TYPE  DATABASE     USER      ADDRESS        METHOD',
+    `local   all          ${SUPERUSER}  peer map=owner`,
+    'host    all          all       127.0.0.1/32   scram-sha-256',
+    'host    all          all       ::1/128        scram-sha-256',
+    'host    replication  all       127.0.0.1/32   scram-sha-256',
+    'host    replication  all       ::1/128        scram-sha-256',
+    '',
+  ].join('\n');
+}
+
+export function localIdent(ctx: StackContext): string {
+  return `# Written by edupulse-db.\nowner ${osOwnerName(ctx)} ${SUPERUSER}\n`;
+}
+
+export function redisSpec(ctx: StackContext, password: string): RedisSpec {
+  return {
+    server: ctx.redisServer, settings: ctx.settings.redis, password,
+    dir: ctx.paths.redisDir, confFile: ctx.paths.redisConf, pidFile: ctx.paths.redisPidFile,
+    logFile: ctx.paths.redisLog, as: ctx.as, logger: ctx.logger,
+  };
+}

@@ -1,0 +1,94 @@
+// What is running, read from the live servers: state, version, where to
+// connect (without the password), and the key settings as the server sees them.
+import { clusterRunning } from './cluster.ts';
+import { describePg, describeRedis, type Connections } from './connection.ts';
+import { withClient } from './db.ts';
+import { describeError } from './errors.ts';
+import { redisClient } from './redis.ts';
+import { clusterSpec, type StackContext } from './stack-context.ts';
+
+export const KEY_SETTINGS = [
+  'wal_level', 'archive_mode', 'archive_library', 'basic_archive.archive_directory', 'archive_command',
+  'archive_timeout', 'wal_compression', 'log_min_duration_statement', 'log_lock_waits',
+  'shared_preload_libraries', 'data_checksums', 'password_encryption', 'port',
+] as const;
+
+export type ServerState = 'running' | 'stopped' | 'unreachable';
+
+export interface PostgresStatus {
+  state: ServerState;
+  url: string;
+  version?: string;
+  settings?: Record<string, string | null>;
+  error?: string;
+}
+
+export interface RedisStatus {
+  state: ServerState;
+  url: string;
+  version?: string;
+  settings?: Record<string, string>;
+  error?: string;
+}
+
+export interface StackStatus {
+  source: Connections['source'];
+  postgres: PostgresStatus;
+  redis: RedisStatus;
+}
+
+async function postgresStatus(conn: Connections, ctx: StackContext | undefined): Promise<PostgresStatus> {
+  const url = describePg(conn.pg);
+  if (ctx && !(await clusterRunning(clusterSpec(ctx)))) return { state: 'stopped', url };
+  try {
+    return await withClient({ ...conn.pg, connectionTimeoutMillis: 5000 }, async (c) => {
+      const { rows } = await c.query<{ name: string; value: string | null }>(
+        'SELECT n AS name, current_setting(n, true) AS value FROM unnest($1::text[]) AS n', [KEY_SETTINGS]);
+      const version = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
+      return { state: 'running' as const, url, version, settings: Object.fromEntries(rows.map((r) => [r.name, r.value])) };
+    });
+  } catch (err) {
+    return { state: 'unreachable', url, error: describeError(err) };
+  }
+}
+
+async function redisStatus(conn: Connections): Promise<RedisStatus> {
+  const url = describeRedis(conn.redis);
+  const client = redisClient({ host: conn.redis.host, port: conn.redis.port, password: conn.redis.password ?? '' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch {
+    client.disconnect();
+    return { state: 'stopped', url };
+  }
+  try {
+    const info = await client.info('server');
+    const version = /redis_version:(\S+)/.exec(info)?.[1];
+    const settings: Record<string, string> = {};
+    for (const name of ['maxmemory', 'maxmemory-policy', 'appendonly', 'save', 'port']) {
+      const [, value] = (await client.config('GET', name)) as [string, string];
+      settings[name] = value;
+    }
+    return { state: 'running', url, version, settings };
+  } catch (err) {
+    return { state: 'unreachable', url, error: describeError(err) };
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function stackStatus(conn: Connections, ctx?: StackContext): Promise<StackStatus> {
+  const [postgres, redis] = await Promise.all([postgresStatus(conn, ctx), redisStatus(conn)]);
+  return { source: conn.source, postgres, redis };
+}
+
+export function formatStatus(s: StackStatus): string {
+  const lines = [`postgres  ${s.postgres.state}${s.postgres.version ? `  ${s.postgres.version}` : ''}  ${s.postgres.url}`];
+  if (s.postgres.error) lines.push(`  error: ${s.postgres.error}`);
+  for (const [k, v] of Object.entries(s.postgres.settings ?? {})) if (v !== null && v !== '') lines.push(`  ${k.padEnd(34)} ${v}`);
+  lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
+  if (s.redis.error) lines.push(`  error: ${s.redis.error}`);
+  for (const [k, v] of Object.entries(s.redis.settings ?? {})) lines.push(`  ${k.padEnd(34)} ${v}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,50 @@
+// The local stack's state directory: the cluster, the backup repository,
+// secrets and logs, in one place (default `.edupulse/` in the checkout).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface StatePaths {
+  root: string;
+  dataDir: string;
+  /** A fresh initdb goes here first and is renamed into place: a half-made cluster is never `dataDir`. */
+  initDir: string;
+  socketDir: string;
+  logDir: string;
+  pgLog: string;
+  redisDir: string;
+  redisConf: string;
+  redisPidFile: string;
+  redisLog: string;
+  secretsFile: string;
+  repoDir: string;
+  walArchiveDir: string;
+}
+
+export function statePaths(env: Readonly<Record<string, string | undefined>> = process.env): StatePaths {
+  const root = resolve(env.EDUPULSE_STATE_DIR || join(PROJECT_ROOT, '.edupulse'));
+  const repoDir = resolve(env.EDUPULSE_REPO_DIR || join(root, 'repo'));
+  return {
+    root,
+    dataDir: join(root, 'pg', 'data'),
+    initDir: join(root, 'pg', 'data.init'),
+    socketDir: join(root, 'run'),
+    logDir: join(root, 'logs'),
+    pgLog: join(root, 'logs', 'postgres.log'),
+    redisDir: join(root, 'redis'),
+    redisConf: join(root, 'redis', 'redis.conf'),
+    redisPidFile: join(root, 'redis', 'redis.pid'),
+    redisLog: join(root, 'logs', 'redis.log'),
+    secretsFile: join(root, 'secrets.json'),
+    repoDir,
+    walArchiveDir: join(repoDir, 'wal'),
+  };
+}
+
+/** The major version a data directory was made with (its PG_VERSION file). */
+export function dataDirMajor(dataDir: string): number | undefined {
+  const f = join(dataDir, 'PG_VERSION');
+  return existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : undefined;
+}
