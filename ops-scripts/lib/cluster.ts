@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { failed } from './errors.ts';
 import { ensurePrivateDir, writeFileAtomic } from './files.ts';
 import type { Logger } from './logger.ts';
+import { processCommand } from './process.ts';
 import { run, tail, type OsUser } from './run.ts';
 import type { PgBinaries } from './binaries.ts';
 
@@ -75,10 +76,10 @@ export function configureCluster(spec: ClusterSpec, files: { params: Record<stri
   return changed;
 }
 
-export async function clusterRunning(spec: ClusterSpec): Promise<boolean> {
-  if (!existsSync(spec.dataDir)) return false;
-  const r = await run(spec.pg.bin('pg_ctl'), ['status', '-D', spec.dataDir], { as: spec.as, nothrow: true });
-  return r.code === 0;
+/** Running: postmaster.pid names a live (not zombie) postgres process. */
+export async function clusterRunning(spec: Pick<ClusterSpec, 'dataDir'>): Promise<boolean> {
+  const pid = postmasterPid(spec.dataDir);
+  return pid !== undefined && /postgres|postmaster/.test(processCommand(pid) ?? '');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

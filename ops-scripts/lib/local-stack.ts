@@ -123,10 +123,23 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
 
 export async function down(ctx: StackContext): Promise<Step[]> {
   const steps = new Steps(ctx);
-  const pgStopped = await stopCluster(clusterSpec(ctx), 'fast');
-  steps.add('postgres', pgStopped ? 'done' : 'skipped', pgStopped ? 'stopped' : 'was not running');
-  const secrets = readSecrets(ctx.paths.secretsFile);
-  const redisStopped = secrets ? await stopRedis(redisSpec(ctx, secrets.redis.password)) : false;
-  steps.add('redis', redisStopped ? 'done' : 'skipped', redisStopped ? 'stopped' : 'was not running');
+  // Both are stopped even when one of them fails to stop; the first error is raised after.
+  const errors: unknown[] = [];
+  try {
+    const stopped = await stopCluster(clusterSpec(ctx), 'fast');
+    steps.add('postgres', stopped ? 'done' : 'skipped', stopped ? 'stopped' : 'was not running');
+  } catch (err) {
+    steps.add('postgres', 'failed');
+    errors.push(err);
+  }
+  try {
+    const secrets = readSecrets(ctx.paths.secretsFile);
+    const stopped = secrets ? await stopRedis(redisSpec(ctx, secrets.redis.password)) : false;
+    steps.add('redis', stopped ? 'done' : 'skipped', stopped ? 'stopped' : 'was not running');
+  } catch (err) {
+    steps.add('redis', 'failed');
+    errors.push(err);
+  }
+  if (errors.length) throw errors[0];
   return steps.list;
 }

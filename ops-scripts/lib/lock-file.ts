@@ -3,12 +3,9 @@
 // the second run is refused (exit 3) with the holder named.
 import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { refused } from './errors.ts';
+import { processAlive } from './process.ts';
 
 interface LockInfo { pid: number; startedAt: string; job: string }
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
 
 function readLock(path: string): LockInfo | undefined {
   try { return JSON.parse(readFileSync(path, 'utf8')) as LockInfo; } catch { return undefined; }
@@ -27,7 +24,7 @@ function acquire(path: string, info: LockInfo): void {
     // An unreadable lock younger than a few seconds is one being written right now.
     const st = statSync(path, { throwIfNoEntry: false });
     const fresh = !holder && st !== undefined && Date.now() - st.mtimeMs < 5000;
-    if ((holder && alive(holder.pid)) || fresh) {
+    if ((holder && processAlive(holder.pid)) || fresh) {
       throw refused(`${holder?.job ?? 'another run'} is already running` +
         `${holder ? ` (pid ${holder.pid}, since ${holder.startedAt})` : ''}; lock ${path}`,
         'wait for it to finish, then run again');

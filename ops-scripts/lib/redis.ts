@@ -7,6 +7,7 @@ import { redisDirectives, type RedisSettings } from '../../infra/settings.ts';
 import { failed } from './errors.ts';
 import { writeFileAtomic } from './files.ts';
 import type { Logger } from './logger.ts';
+import { processAlive, processCommand } from './process.ts';
 import { run, tail, type OsUser } from './run.ts';
 
 export interface RedisSpec {
@@ -45,21 +46,12 @@ export function configureRedis(spec: RedisSpec): boolean {
   return true;
 }
 
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
 /** The pid of our redis-server if it is running (a pid file naming a live redis-server). */
 export function redisPid(spec: Pick<RedisSpec, 'pidFile'>): number | undefined {
   if (!existsSync(spec.pidFile)) return undefined;
   const pid = Number(readFileSync(spec.pidFile, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return undefined;
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('redis-server') ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return processCommand(pid)?.includes('redis-server') ? pid : undefined;
 }
 
 export function redisClient(opts: { port: number; password: string; host?: string }): Redis {
@@ -105,7 +97,7 @@ export async function stopRedis(spec: RedisSpec, timeoutMs = 30_000): Promise<bo
   spec.logger?.log({ event: 'redis.stop', port: spec.settings.port });
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
-  while (pidAlive(pid)) {
+  while (processAlive(pid)) {
     if (Date.now() > deadline) throw failed(`redis-server (pid ${pid}) did not stop within ${timeoutMs / 1000}s`);
     await sleep(50);
   }

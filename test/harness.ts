@@ -1,0 +1,96 @@
+// Throwaway servers for integration tests: a PostgreSQL cluster (and Redis
+// when asked) in a temp dir on free ports, brought up by the same code as the
+// local stack, and always stopped and removed, also when a test fails or the
+// process exits early.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clusterSpec, resolveStack, type StackContext } from '../ops-scripts/lib/stack-context.ts';
+import { down, localPgConfig, up } from '../ops-scripts/lib/local-stack.ts';
+import { silentLogger } from '../ops-scripts/lib/logger.ts';
+import { readSecrets, type Secrets } from '../ops-scripts/lib/secrets.ts';
+import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
+import { serviceUser } from '../ops-scripts/lib/os-user.ts';
+import { redisPid } from '../ops-scripts/lib/redis.ts';
+import type { PgConfig } from '../ops-scripts/lib/db.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh state directory the service user can reach, removed by `cleanup`. */
+export function tempStateDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'edupulse-test-'));
+  ensurePrivateDir(dir, serviceUser());
+  return dir;
+}
+
+/** The environment that points every job at a test stack. */
+export async function testEnv(stateDir: string): Promise<Record<string, string>> {
+  return {
+    EDUPULSE_STATE_DIR: stateDir,
+    EDUPULSE_PG_PORT: String(await freePort()),
+    EDUPULSE_REDIS_PORT: String(await freePort()),
+  };
+}
+
+export interface TestStack {
+  ctx: StackContext;
+  env: Record<string, string>;
+  secrets: Secrets;
+  /** Superuser connection to the application database. */
+  pg: PgConfig;
+  stop(): Promise<void>;
+}
+
+const live = new Set<StackContext>();
+
+// Last resort when a test process dies without running its after hooks.
+process.on('exit', () => {
+  for (const ctx of live) {
+    const spec = clusterSpec(ctx);
+    spawnSync(spec.pg.bin('pg_ctl'), ['stop', '-D', spec.dataDir, '-m', 'immediate', '-s'],
+      spec.as ? { uid: spec.as.uid, gid: spec.as.gid, stdio: 'ignore' } : { stdio: 'ignore' });
+    const pid = redisPid({ pidFile: ctx.paths.redisPidFile });
+    if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(ctx.paths.root, { recursive: true, force: true });
+  }
+});
+
+export async function startTestStack(opts: { redis?: boolean; env?: Record<string, string> } = {}): Promise<TestStack> {
+  const root = tempStateDir();
+  const env = { ...(await testEnv(root)), ...opts.env };
+  const ctx = await resolveStack({ env: { ...process.env, ...env }, logger: silentLogger });
+  live.add(ctx);
+  try {
+    await up(ctx, { redis: opts.redis ?? false });
+  } catch (err) {
+    await stopStack(ctx);
+    throw err;
+  }
+  const secrets = readSecrets(ctx.paths.secretsFile)!;
+  return {
+    ctx, env, secrets,
+    pg: localPgConfig(ctx, secrets, ctx.settings.postgres.database),
+    stop: () => stopStack(ctx),
+  };
+}
+
+async function stopStack(ctx: StackContext): Promise<void> {
+  try {
+    await down(ctx);
+  } finally {
+    rmSync(ctx.paths.root, { recursive: true, force: true });
+    live.delete(ctx);
+  }
+}

@@ -1,0 +1,76 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { defaultSettings, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../infra/settings.ts';
+
+test('defaults need no environment and use non-standard ports', () => {
+  const s = loadSettings({});
+  assert.equal(s, defaultSettings);
+  assert.is.not(s.postgres.port, 5432);
+  assert.is.not(s.redis.port, 6379);
+});
+
+test('EDUPULSE_ variables override the defaults', () => {
+  const s = loadSettings({
+    EDUPULSE_PG_PORT: '6000', EDUPULSE_PG_ARCHIVE_TIMEOUT: '30', EDUPULSE_REDIS_EVICTION_POLICY: 'volatile-ttl',
+    EDUPULSE_REDIS_MAXMEMORY: '64mb', EDUPULSE_REDIS_PERSISTENCE: 'aof',
+  });
+  assert.is(s.postgres.port, 6000);
+  assert.is(s.postgres.archiveTimeoutSeconds, 30);
+  assert.is(s.redis.maxmemoryPolicy, 'volatile-ttl');
+  assert.is(s.redis.maxmemory, '64mb');
+  assert.is(s.redis.persistence, 'aof');
+});
+
+const rejects = (env: Record<string, string>, variable: string, pattern: RegExp) => {
+  try {
+    loadSettings(env);
+  } catch (err) {
+    assert.instance(err, SettingsError);
+    assert.is((err as SettingsError).variable, variable);
+    assert.match((err as Error).message, variable);
+    assert.match((err as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`${variable} should be rejected`);
+};
+
+test('invalid values are rejected naming the variable', () => {
+  rejects({ EDUPULSE_PG_PORT: '70000' }, 'EDUPULSE_PG_PORT', /out of range/);
+  rejects({ EDUPULSE_PG_PORT: 'abc' }, 'EDUPULSE_PG_PORT', /not a whole number/);
+  rejects({ EDUPULSE_PG_ARCHIVE_TIMEOUT: '-5' }, 'EDUPULSE_PG_ARCHIVE_TIMEOUT', /out of range/);
+  rejects({ EDUPULSE_REDIS_EVICTION_POLICY: 'random-ish' }, 'EDUPULSE_REDIS_EVICTION_POLICY', /allkeys-lru/);
+  rejects({ EDUPULSE_REDIS_PERSISTENCE: 'sometimes' }, 'EDUPULSE_REDIS_PERSISTENCE', /none, rdb, aof/);
+  rejects({ EDUPULSE_REDIS_MAXMEMORY: 'lots' }, 'EDUPULSE_REDIS_MAXMEMORY', /size/);
+});
+
+test('postgres parameters archive with basic_archive into the repository', () => {
+  const p = postgresParameters(defaultSettings.postgres, { walArchiveDir: '/repo/wal', archiveMethod: 'basic_archive' });
+  assert.is(p.wal_level, 'replica');
+  assert.is(p.archive_mode, 'on');
+  assert.is(p.archive_library, 'basic_archive');
+  assert.is(p['basic_archive.archive_directory'], '/repo/wal');
+  assert.is(p.archive_command, undefined);
+  assert.is(p.archive_timeout, '60s');
+  assert.is(p.log_min_duration_statement, '1000ms');
+  assert.is(p.log_lock_waits, 'on');
+  assert.is(p.wal_compression, 'on');
+  assert.is(p.shared_preload_libraries, 'pg_stat_statements');
+  assert.is(p.password_encryption, 'scram-sha-256');
+});
+
+test('without basic_archive an archive_command refuses to overwrite and renames into place', () => {
+  const p = postgresParameters(defaultSettings.postgres, { walArchiveDir: '/repo/wal', archiveMethod: 'archive_command' });
+  assert.is(p.archive_library, undefined);
+  assert.is(p.archive_command,
+    "test ! -f '/repo/wal/%f' && cp %p '/repo/wal/%f.tmp' && mv '/repo/wal/%f.tmp' '/repo/wal/%f'");
+});
+
+test('redis directives carry memory limit, eviction policy and persistence', () => {
+  const d = new Map(redisDirectives({ ...defaultSettings.redis, persistence: 'aof' }));
+  assert.is(d.get('maxmemory'), '256mb');
+  assert.is(d.get('maxmemory-policy'), 'allkeys-lru');
+  assert.is(d.get('appendonly'), 'yes');
+  assert.is(new Map(redisDirectives({ ...defaultSettings.redis, persistence: 'none' })).get('save'), '');
+});
+
+test.run();

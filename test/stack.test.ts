@@ -1,0 +1,205 @@
+// The local stack through its commands, as a user runs them, against the
+// real servers they start.
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, mkdirSync, chmodSync, chownSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { postmasterPid } from '../ops-scripts/lib/cluster.ts';
+import { redisPid } from '../ops-scripts/lib/redis.ts';
+import { readSecrets, type Secrets } from '../ops-scripts/lib/secrets.ts';
+import { isRoot } from '../ops-scripts/lib/os-user.ts';
+import { runJob } from './cli.ts';
+import { tempStateDir, testEnv } from './harness.ts';
+
+let root = '';
+let env: Record<string, string> = {};
+
+const secrets = (): Secrets => readSecrets(join(root, 'secrets.json'))!;
+const pgConfig = (): PgConfig => ({
+  host: '127.0.0.1', port: Number(env.EDUPULSE_PG_PORT), user: 'postgres',
+  password: secrets().postgres.password, database: 'edupulse',
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function upJson(): Promise<{ changed: boolean; steps: Array<{ name: string; status: string; detail?: string }> }> {
+  const r = await runJob('up', ['--json'], env);
+  assert.is(r.code, 0, `up failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+test.before(async () => {
+  root = tempStateDir();
+  rmSync(root, { recursive: true }); // up creates it, as on a fresh clone
+  env = await testEnv(root);
+});
+
+test.after(async () => {
+  await runJob('down', [], env);
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('bad settings in the environment exit 2 naming the variable, and create nothing', async () => {
+  for (const [name, value] of [['EDUPULSE_PG_PORT', '70000'], ['EDUPULSE_PG_ARCHIVE_TIMEOUT', '-5'], ['EDUPULSE_REDIS_EVICTION_POLICY', 'bogus']]) {
+    const r = await runJob('up', [], { ...env, [name!]: value });
+    assert.is(r.code, 2, `${name}=${value}: ${r.stderr}`);
+    assert.match(r.stderr, name!);
+    assert.not.ok(existsSync(root), 'the state directory must not be created');
+  }
+});
+
+test('an unknown flag is bad input', async () => {
+  const r = await runJob('up', ['--frobnicate'], env);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, '--frobnicate');
+  assert.not.ok(existsSync(root));
+});
+
+test('up on a fresh state dir: archiving into the repository, Redis only with its password', async () => {
+  const result = await upJson();
+  assert.ok(result.changed);
+  await withClient(pgConfig(), async (c) => {
+    const show = async (name: string) => (await c.query(`SELECT current_setting($1) AS v`, [name])).rows[0].v as string;
+    assert.is(await show('wal_level'), 'replica');
+    assert.is(await show('archive_mode'), 'on');
+    assert.is(await show('archive_library'), 'basic_archive');
+    assert.is(await show('basic_archive.archive_directory'), join(root, 'repo', 'wal'));
+    assert.is(await show('data_checksums'), 'on');
+    const { rows } = await c.query<{ walfile: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS walfile');
+    const segment = rows[0]!.walfile;
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(join(root, 'repo', 'wal', segment)) && Date.now() < deadline) await sleep(100);
+    assert.ok(existsSync(join(root, 'repo', 'wal', segment)), `segment ${segment} archived`);
+  });
+  const port = Number(env.EDUPULSE_REDIS_PORT);
+  // No ready check: it would send INFO unauthenticated and close the connection first.
+  const anonymous = new Redis({ port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  anonymous.on('error', () => {});
+  await anonymous.connect();
+  try {
+    await anonymous.ping();
+    assert.unreachable('PING without a password must be refused');
+  } catch (err) {
+    assert.match((err as Error).message, /NOAUTH/);
+  } finally {
+    anonymous.disconnect();
+  }
+  const authed = new Redis({ port, password: secrets().redis.password, lazyConnect: true, retryStrategy: () => null });
+  try {
+    await authed.connect();
+    assert.is(await authed.ping(), 'PONG');
+    await authed.set('prediction:S1', '{"risk":0.4}');
+  } finally {
+    authed.disconnect();
+  }
+});
+
+test('the secrets file is 0600, the state dir 0700, both owned by the service user', () => {
+  assert.is(statSync(root).mode & 0o777, 0o700);
+  assert.is(statSync(join(root, 'secrets.json')).mode & 0o777, 0o600);
+  assert.is(statSync(join(root, 'repo', 'wal')).mode & 0o777, 0o700);
+  assert.is(statSync(join(root, 'redis', 'redis.conf')).mode & 0o777, 0o600);
+});
+
+test('TCP without a password and with a wrong one is rejected (scram, no trust)', async () => {
+  for (const password of [undefined, 'wrong-password']) {
+    try {
+      await withClient({ ...pgConfig(), password }, async () => {});
+      assert.unreachable('connection must be refused');
+    } catch (err) {
+      assert.match((err as Error).message, /password/);
+    }
+  }
+});
+
+test('up twice: the second reports nothing to do', async () => {
+  const r = await runJob('up', [], env);
+  assert.is(r.code, 0);
+  assert.match(r.stdout, /nothing to do/);
+  assert.ok((await upJson()).steps.every((s) => s.status === 'skipped'));
+});
+
+test('no password in status output, logs, or any server command line', async () => {
+  const text = await runJob('status', [], env);
+  const json = await runJob('status', ['--json'], env);
+  assert.is(text.code, 0, text.stderr);
+  assert.is(JSON.parse(json.stdout).postgres.settings.wal_level, 'replica');
+  const s = secrets();
+  const haystacks = [text.stdout, text.stderr, json.stdout, (await runJob('up', ['--verbose'], env)).stderr];
+  for (const f of readdirSync(join(root, 'logs'))) haystacks.push(readFileSync(join(root, 'logs', f), 'utf8'));
+  const pids = [postmasterPid(join(root, 'pg', 'data'))!, redisPid({ pidFile: join(root, 'redis', 'redis.pid') })!];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (/postgres|redis/.test(cmd)) haystacks.push(cmd);
+    } catch { /* exited */ }
+  }
+  assert.ok(pids.every((p) => p > 0));
+  for (const h of haystacks) {
+    assert.not.ok(h.includes(s.postgres.password), 'postgres password leaked');
+    assert.not.ok(h.includes(s.redis.password), 'redis password leaked');
+  }
+});
+
+test('down stops both; up again finds the data written before', async () => {
+  await withClient(pgConfig(), async (c) => {
+    await c.query('CREATE TABLE keepme (v text)');
+    await c.query("INSERT INTO keepme VALUES ('still here')");
+  });
+  const down = await runJob('down', [], env);
+  assert.is(down.code, 0, down.stderr);
+  assert.is(postmasterPid(join(root, 'pg', 'data')), undefined);
+  assert.is(redisPid({ pidFile: join(root, 'redis', 'redis.pid') }), undefined);
+  const status = await runJob('status', [], env);
+  assert.is(status.code, 1);
+  assert.match(status.stdout, /postgres\s+stopped/);
+  assert.match(status.stdout, /redis\s+stopped/);
+  assert.ok((await upJson()).changed);
+  await withClient(pgConfig(), async (c) => {
+    assert.is((await c.query('SELECT v FROM keepme')).rows[0].v, 'still here');
+  });
+  const redis = new Redis({ port: Number(env.EDUPULSE_REDIS_PORT), password: secrets().redis.password, lazyConnect: true, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    assert.is(await redis.get('prediction:S1'), '{"risk":0.4}', 'Redis kept its data (rdb persistence)');
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test('kill -9 of the postmaster and of Redis, then up: recovers and serves', async () => {
+  const pgPid = postmasterPid(join(root, 'pg', 'data'))!;
+  const rPid = redisPid({ pidFile: join(root, 'redis', 'redis.pid') })!;
+  process.kill(pgPid, 'SIGKILL');
+  process.kill(rPid, 'SIGKILL');
+  await sleep(200);
+  const result = await upJson();
+  const pgStep = result.steps.find((s) => s.name === 'postgres')!;
+  assert.is(pgStep.status, 'done');
+  assert.match(pgStep.detail!, /recovered/);
+  assert.is(result.steps.find((s) => s.name === 'redis')!.status, 'done');
+  await withClient(pgConfig(), async (c) => {
+    assert.is((await c.query('SELECT v FROM keepme')).rows[0].v, 'still here');
+  });
+});
+
+test('a state dir the service user cannot reach is refused up front (exit 2, nothing created)', async () => {
+  if (!isRoot()) return; // only as root do the servers run as another user
+  const locked = tempStateDir();
+  chmodSync(locked, 0o700);
+  chownSync(locked, 0, 0);
+  const inner = join(locked, 'home', 'state');
+  mkdirSync(join(locked, 'home'));
+  try {
+    const r = await runJob('up', [], { ...env, EDUPULSE_STATE_DIR: inner });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /not reachable/);
+    assert.match(r.stderr, /EDUPULSE_STATE_DIR/);
+    assert.not.ok(existsSync(inner));
+  } finally {
+    rmSync(locked, { recursive: true, force: true });
+  }
+});
+
+test.run();
