@@ -5,6 +5,6 @@ import { run, type RunResult } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 
 export function runJob(job: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
-  return run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts', `${job}.ts`), ...args],
+  return run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts', `${job.replace(/:/g, '-')}.ts`), ...args],
     { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
 }

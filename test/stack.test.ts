@@ -113,6 +113,20 @@ test('TCP without a password and with a wrong one is rejected (scram, no trust)'
   }
 });
 
+test('pg_hba: no trust anywhere; the socket only for the OS owner as the superuser', async () => {
+  await withClient(pgConfig(), async (c) => {
+    const { rows } = await c.query<{ type: string; user_name: string[]; auth_method: string }>(
+      'SELECT type, user_name, auth_method FROM pg_hba_file_rules');
+    assert.ok(rows.length > 0);
+    assert.not.ok(rows.some((r) => r.auth_method === 'trust'));
+    for (const r of rows.filter((x) => x.type === 'local')) {
+      assert.equal(r.user_name, ['postgres']);
+      assert.is(r.auth_method, 'peer');
+    }
+    assert.ok(rows.filter((x) => x.type === 'host').every((r) => r.auth_method === 'scram-sha-256'));
+  });
+});
+
 test('up twice: the second reports nothing to do', async () => {
   const r = await runJob('up', [], env);
   assert.is(r.code, 0);

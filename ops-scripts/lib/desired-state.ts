@@ -1,9 +1,10 @@
-// Applies the desired state that lives in the database: the application
-// database, then (as their modules arrive) roles, migrations, indexes and
-// views. The local stack calls it from `up`; each part is idempotent and
-// reports a step.
+// Applies the desired state that lives in the database, in order: the
+// application database, roles and grants, then (as their modules arrive)
+// migrations, indexes and views. The local stack calls it from `up`; each
+// part is idempotent and reports a step.
 import { withClient, quoteIdent, type PgConfig } from './db.ts';
 import type { Logger, StepStatus } from './logger.ts';
+import { applyRoles, type PasswordStore } from './roles/index.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -12,9 +13,10 @@ export interface DesiredStateStep {
 }
 
 export interface DesiredStateTarget {
-  /** The superuser's connection to the maintenance database `postgres`. */
-  admin: PgConfig;
+  /** The superuser's connection to a database of the cluster. */
+  connect(database: string): PgConfig;
   database: string;
+  passwords: PasswordStore;
   logger: Logger;
 }
 
@@ -27,6 +29,15 @@ export async function ensureDatabase(admin: PgConfig, database: string): Promise
   });
 }
 
+export async function rolesStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
+  const r = await withClient(target.connect(target.database), (c) => applyRoles(c, target.passwords));
+  return r.statements.length
+    ? { name: 'roles and grants', status: 'done', detail: `${r.statements.length} statements${r.passwordsSet.length ? `; passwords set for ${r.passwordsSet.join(', ')}` : ''}` }
+    : { name: 'roles and grants', status: 'skipped', detail: 'as declared' };
+}
+
 export async function applyDesiredState(target: DesiredStateTarget): Promise<DesiredStateStep[]> {
-  return [await ensureDatabase(target.admin, target.database)];
+  const steps = [await ensureDatabase(target.connect('postgres'), target.database)];
+  steps.push(await rolesStep(target));
+  return steps;
 }

@@ -9,6 +9,7 @@ import {
 import { withClient, type PgConfig } from './db.ts';
 import { applyDesiredState } from './desired-state.ts';
 import { ensurePrivateDir } from './files.ts';
+import { secretsFileStore } from './roles/index.ts';
 import { withLockFile } from './lock-file.ts';
 import type { StepStatus } from './logger.ts';
 import { configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
@@ -113,8 +114,9 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
     await upPostgres(ctx, secrets, steps);
     if (opts.redis !== false) await upRedis(ctx, secrets, steps);
     for (const s of await applyDesiredState({
-      admin: localPgConfig(ctx, secrets, 'postgres'),
+      connect: (database) => localPgConfig(ctx, secrets, database),
       database: ctx.settings.postgres.database,
+      passwords: secretsFileStore(ctx.paths.secretsFile, ctx.as),
       logger: ctx.logger,
     })) steps.add(s.name, s.status, s.detail);
     return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };

@@ -1,0 +1,83 @@
+// Audit and apply: one diff (diff.ts) read from the live catalog. Apply runs
+// the fixes in one transaction, sets login passwords from the password store
+// as SCRAM verifiers (the plaintext never leaves this process), then audits
+// again: it ends clean or fails.
+import { declarations as projectDeclarations, type RoleDeclarations } from '../../../roles/declarations.ts';
+import { withTransaction, type PgClient } from '../db.ts';
+import { badInput, failed } from '../errors.ts';
+import { generatePassword } from '../secrets.ts';
+import { readCatalog } from './catalog.ts';
+import { diffRoles, managedRoleNames, type Difference } from './diff.ts';
+import { scramVerifier, verifierMatches } from './scram.ts';
+import { setPasswordVerifier } from './sql.ts';
+
+/** Where login passwords live: the local stack's secrets file, or a test's map. */
+export interface PasswordStore {
+  get(role: string): string | undefined;
+  /** Persists new passwords (atomically) before they are set on the server. */
+  save(passwords: Record<string, string>): void;
+}
+
+export async function auditRoles(client: PgClient, d: RoleDeclarations = projectDeclarations): Promise<Difference[]> {
+  return diffRoles(d, await readCatalog(client, managedRoleNames(d)));
+}
+
+export interface ApplyRolesResult {
+  /** Statements run, in order (password statements shown without the verifier). */
+  statements: string[];
+  passwordsSet: string[];
+}
+
+async function storedVerifiers(client: PgClient, roles: string[]): Promise<Map<string, string | null>> {
+  const { rows } = await client.query<{ name: string; verifier: string | null }>(
+    'SELECT rolname AS name, rolpassword AS verifier FROM pg_authid WHERE rolname = ANY($1)', [roles]);
+  return new Map(rows.map((r) => [r.name, r.verifier]));
+}
+
+export async function applyRoles(client: PgClient, passwords: PasswordStore,
+  d: RoleDeclarations = projectDeclarations): Promise<ApplyRolesResult> {
+  const fixes = [...new Set((await auditRoles(client, d)).map((x) => x.fix))];
+  const logins = d.roles.filter((r) => r.login).map((r) => r.name);
+  const fresh: Record<string, string> = {};
+  for (const role of logins) if (!passwords.get(role)) fresh[role] = generatePassword();
+  if (Object.keys(fresh).length) passwords.save(fresh);
+
+  const result: ApplyRolesResult = { statements: [], passwordsSet: [] };
+  await withTransaction(client, async () => {
+    // Keep the password statements out of the server log whatever its settings.
+    await client.query("SET LOCAL lock_timeout = '10s'; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1");
+    for (const statement of fixes) {
+      await client.query(statement);
+      result.statements.push(statement);
+    }
+    const stored = await storedVerifiers(client, logins);
+    for (const role of logins) {
+      const password = passwords.get(role)!;
+      if (verifierMatches(stored.get(role) ?? null, password)) continue;
+      await client.query(setPasswordVerifier(role, scramVerifier(password)));
+      result.statements.push(`${setPasswordVerifier(role, '<scram verifier>')}`);
+      result.passwordsSet.push(role);
+    }
+  });
+  const left = await auditRoles(client, d);
+  if (left.length) {
+    throw failed(`roles still differ from the declarations after apply:\n${left.map((x) => `  ${x.role}: ${x.what}`).join('\n')}`);
+  }
+  return result;
+}
+
+/** A new password for one login role: stored first, then set; the old one stops working. */
+export async function rotatePassword(client: PgClient, passwords: PasswordStore, role: string,
+  d: RoleDeclarations = projectDeclarations): Promise<void> {
+  const logins = d.roles.filter((r) => r.login).map((r) => r.name);
+  if (!logins.includes(role)) {
+    throw badInput(`"${role}" is not a declared login role`, `rotate one of: ${logins.join(', ')}`);
+  }
+  const password = generatePassword();
+  await withTransaction(client, async () => {
+    await client.query("SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1");
+    await client.query(setPasswordVerifier(role, scramVerifier(password)));
+    // Saved inside the transaction: if the save fails, the server keeps the old password.
+    passwords.save({ [role]: password });
+  });
+}

@@ -1,0 +1,20 @@
+// npm run roles:rotate -- <role>: a new password for one login role.
+import { command } from './lib/cli.ts';
+import { withClient } from './lib/db.ts';
+import { badInput } from './lib/errors.ts';
+import { rotatePassword } from './lib/roles/index.ts';
+import { rolesTarget } from './lib/roles/target.ts';
+
+const usage = `Usage: edupulse-db roles:rotate <role>
+
+Generates a new password for a declared login role, sets it (as a SCRAM
+verifier) and rewrites the secrets file atomically. The old password stops
+working at once; the new one is never printed.`;
+
+await command({ name: 'roles:rotate', usage }, async ({ args, out }) => {
+  const role = args._[0];
+  if (typeof role !== 'string' || args._.length !== 1) throw badInput('roles:rotate takes exactly one role name', 'e.g. npm run roles:rotate -- app_user');
+  const target = rolesTarget();
+  await withClient(target.pg, (c) => rotatePassword(c, target.passwords, role));
+  out(`password of ${role} rotated; the secrets file holds the new one`);
+});
