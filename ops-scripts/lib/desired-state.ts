@@ -5,6 +5,9 @@
 import { withClient, quoteIdent, type PgConfig } from './db.ts';
 import type { Logger, StepStatus } from './logger.ts';
 import { applyRoles, type PasswordStore } from './roles/index.ts';
+import { declarations } from '../../roles/declarations.ts';
+import { failed } from './errors.ts';
+import { migrate, migratorConfig } from './migrate.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -36,8 +39,18 @@ export async function rolesStep(target: DesiredStateTarget): Promise<DesiredStat
     : { name: 'roles and grants', status: 'skipped', detail: 'as declared' };
 }
 
+export async function migrationsStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
+  const password = target.passwords.get(declarations.migrator);
+  if (!password) throw failed(`no password for ${declarations.migrator} in the secrets file`, 'run roles:apply first');
+  const ran = await migrate(migratorConfig(target.connect(target.database), password), { direction: 'up', logger: target.logger });
+  return ran.length
+    ? { name: 'migrations', status: 'done', detail: `applied ${ran.map((m) => m.name).join(', ')}` }
+    : { name: 'migrations', status: 'skipped', detail: 'none pending' };
+}
+
 export async function applyDesiredState(target: DesiredStateTarget): Promise<DesiredStateStep[]> {
   const steps = [await ensureDatabase(target.connect('postgres'), target.database)];
   steps.push(await rolesStep(target));
+  steps.push(await migrationsStep(target));
   return steps;
 }

@@ -1,0 +1,85 @@
+// Schema migrations with node-pg-migrate's programmatic runner. They run as
+// the migrator login with role=owner set at connection start, so every object
+// they create belongs to the owner role; node-pg-migrate takes its advisory
+// lock; lock_timeout makes a migration stuck behind a busy table fail fast.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { runner, type RunnerOption } from 'node-pg-migrate';
+import { declarations } from '../../roles/declarations.ts';
+import { withClient, type PgConfig } from './db.ts';
+import { badInput, failed, ToolkitError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { PROJECT_ROOT } from './state.ts';
+
+export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'migrations');
+/** node-pg-migrate's history table lives outside `public`, where app_user and readonly have no grants. */
+export const MIGRATIONS_SCHEMA = 'edupulse_meta';
+export const MIGRATIONS_TABLE = 'pgmigrations';
+export const DEFAULT_LOCK_TIMEOUT = '5s';
+
+/** The migrator's connection: it becomes the owner role at connection start. */
+export function migratorConfig(base: PgConfig, password: string, opts: { lockTimeout?: string } = {}): PgConfig {
+  if (!/^[a-z_][a-z0-9_]*$/.test(declarations.owner)) throw badInput(`owner role name "${declarations.owner}" must be a plain identifier`);
+  const lockTimeout = opts.lockTimeout ?? process.env.EDUPULSE_MIGRATE_LOCK_TIMEOUT ?? DEFAULT_LOCK_TIMEOUT;
+  if (!/^\d+(ms|s|min)?$/.test(lockTimeout)) {
+    throw badInput(`EDUPULSE_MIGRATE_LOCK_TIMEOUT=${lockTimeout} is not a duration`, 'use for example 5s or 500ms');
+  }
+  return {
+    ...base, user: declarations.migrator, password, application_name: 'edupulse-db migrate',
+    options: `-c role=${declarations.owner} -c lock_timeout=${lockTimeout}`,
+  };
+}
+
+export interface MigrationRun { name: string; direction: 'up' | 'down' }
+
+/** The migration files, in order (node-pg-migrate's names: file name without extension). */
+export function migrationNames(dir = MIGRATIONS_DIR): string[] {
+  return readdirSync(dir).filter((f) => /^\d+_.+\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, '')).sort();
+}
+
+export async function appliedMigrations(config: PgConfig): Promise<string[]> {
+  return withClient(config, async (c) => {
+    const exists = await c.query('SELECT to_regclass($1) AS t', [`${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`]);
+    if (!exists.rows[0].t) return [];
+    const { rows } = await c.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
+    return rows.map((r) => r.name);
+  });
+}
+
+export async function migrate(config: PgConfig, opts: {
+  direction: 'up' | 'down'; count?: number; dir?: string; logger?: Logger; dryRun?: boolean;
+}): Promise<MigrationRun[]> {
+  let lastStatement = '';
+  const options: RunnerOption = {
+    databaseUrl: config,
+    dir: opts.dir ?? MIGRATIONS_DIR,
+    migrationsTable: MIGRATIONS_TABLE,
+    migrationsSchema: MIGRATIONS_SCHEMA,
+    createMigrationsSchema: true,
+    direction: opts.direction,
+    count: opts.count ?? (opts.direction === 'up' ? Infinity : 1),
+    checkOrder: true,
+    singleTransaction: true,
+    dryRun: opts.dryRun ?? false,
+    ignorePattern: '(\\..*)|(.*\\.d\\.ts)',
+    logger: {
+      debug: () => {}, info: () => {}, warn: (m: string) => opts.logger?.log({ event: 'warn', message: m }),
+      error: (m: string) => { lastStatement = m; },
+    },
+  };
+  try {
+    const ran = await runner(options);
+    return ran.map((m) => ({ name: m.name, direction: opts.direction }));
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '55P03') {
+      throw failed(`a migration waited longer than lock_timeout for a lock and was rolled back (SQLSTATE 55P03): another session holds a lock on the table it alters\n${lastStatement}`,
+        "find the blocker with: SELECT pid, state, query FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(<pid>)) or look for long transactions; run again when it ends");
+    }
+    if (err instanceof ToolkitError) throw err;
+    if (/Another migration is already running/i.test((err as Error).message ?? '')) {
+      throw new ToolkitError('refused', 'another migration run holds node-pg-migrate\'s advisory lock', 'wait for it to finish, then run again');
+    }
+    throw failed(`migration ${opts.direction} failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ''}${lastStatement ? `\n${lastStatement}` : ''}`, undefined, err);
+  }
+}

@@ -1,0 +1,57 @@
+// npm run migrate -- up|down|redo|status [N|all]
+import { command } from './lib/cli.ts';
+import { badInput } from './lib/errors.ts';
+import { appliedMigrations, migrate, migrationNames } from './lib/migrate.ts';
+import { migratorTarget } from './lib/migrate-target.ts';
+
+const usage = `Usage: edupulse-db migrate <up|down|redo|status> [N|all] [--dry-run] [--json]
+
+Runs the migrations in migrations/ with node-pg-migrate, as the migrator login
+with role edupulse_owner, holding node-pg-migrate's advisory lock, all in one
+transaction, with lock_timeout (EDUPULSE_MIGRATE_LOCK_TIMEOUT, default 5s).
+
+  up [N|all]     apply pending migrations (default all)
+  down [N|all]   revert the last N (default 1)
+  redo [N]       revert the last N (default 1) and apply them again
+  status         list migrations, applied or pending
+  --dry-run      print the SQL, change nothing (up and down)`;
+
+function parseCount(raw: unknown, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (raw === 'all') return Infinity;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw badInput(`migrate: "${String(raw)}" is not a count`, 'give a positive whole number or "all"');
+  return n;
+}
+
+await command({ name: 'migrate', usage, boolean: ['dry-run'] }, async ({ args, json, logger, out }) => {
+  const [action, countArg] = args._ as Array<string | number | undefined>;
+  const config = migratorTarget();
+  const dryRun = Boolean(args['dry-run']);
+  const report = (ran: Array<{ name: string; direction: string }>) =>
+    out(json ? JSON.stringify({ ran }, null, 2)
+      : ran.length ? ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n') : 'nothing to migrate');
+  switch (action) {
+    case 'up':
+      report(await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }));
+      return;
+    case 'down':
+      report(await migrate(config, { direction: 'down', count: parseCount(countArg, 1), logger, dryRun }));
+      return;
+    case 'redo': {
+      const count = parseCount(countArg, 1);
+      const down = await migrate(config, { direction: 'down', count, logger });
+      report([...down, ...(await migrate(config, { direction: 'up', count: down.length, logger }))]);
+      return;
+    }
+    case 'status': {
+      const applied = new Set(await appliedMigrations(config));
+      const rows = migrationNames().map((name) => ({ name, applied: applied.has(name) }));
+      out(json ? JSON.stringify({ migrations: rows }, null, 2)
+        : rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.name}`).join('\n'));
+      return;
+    }
+    default:
+      throw badInput(`migrate: unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');
+  }
+});
