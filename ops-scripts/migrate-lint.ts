@@ -1,0 +1,26 @@
+// npm run migrate:lint: flag dangerous migration patterns before they run.
+import { command } from './lib/cli.ts';
+import { MIGRATIONS_DIR } from './lib/migrate.ts';
+import { lintMigrations, RULES } from './lib/migration-lint.ts';
+
+const usage = `Usage: edupulse-db migrate:lint [<dir>] [--json]
+
+Renders each migration's up() to SQL with node-pg-migrate (applies nothing) and
+flags squawk's dangerous patterns: ${Object.keys(RULES).join(', ')}.
+A reviewed exception is a comment in the migration:
+  // migrate-lint: allow <rule> -- <why it is safe here>
+Exit 0 when nothing unallowed is found, 1 otherwise.`;
+
+await command({ name: 'migrate:lint', usage }, async ({ args, json, out }) => {
+  const dir = (args._[0] as string | undefined) ?? MIGRATIONS_DIR;
+  const findings = await lintMigrations(dir);
+  const bad = findings.filter((f) => !f.allowed);
+  if (json) out(JSON.stringify({ findings }, null, 2));
+  else {
+    for (const f of findings) {
+      out(`${f.allowed ? 'allowed' : 'ERROR  '} ${f.migration}: ${f.rule}\n  ${f.statement}\n  ${f.message}`);
+    }
+    out(bad.length ? `${bad.length} problem(s) in ${dir}` : `migrations in ${dir}: no problems`);
+  }
+  return bad.length ? 1 : 0;
+});
