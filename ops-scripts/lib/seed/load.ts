@@ -1,0 +1,91 @@
+// Loads generated rows with COPY (pg-copy-streams), all in one transaction:
+// a job that dies leaves the database as it was. The per-row foreign-key
+// check is what makes a plain COPY slow, so the foreign keys to students are
+// dropped for the load and added back NOT VALID, then VALIDATEd in one pass,
+// before COMMIT: no invalid data is ever visible, nor committed.
+import { once } from 'node:events';
+import { from as copyFrom } from 'pg-copy-streams';
+import { quoteIdent, withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
+import { refused } from '../errors.ts';
+import { GENERATORS, tableChunks, type SeedSpec, type TableGenerator } from './generate.ts';
+
+export const SEED_TABLES = GENERATORS.map((g) => g.table);
+
+export type ExistingData = 'refuse' | 'append' | 'truncate';
+
+export interface SeedResult {
+  rows: Record<string, number>;
+  totalRows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  offset: number;
+}
+
+async function copyTable(client: PgClient, gen: TableGenerator, spec: SeedSpec, freeze: boolean,
+  onRows: (n: number) => void): Promise<number> {
+  const cols = gen.columns.map(quoteIdent).join(', ');
+  const stream = client.query(copyFrom(`COPY ${quoteIdent(gen.table)} (${cols}) FROM STDIN${freeze ? ' WITH (FREEZE)' : ''}`));
+  const done = new Promise<void>((resolve, reject) => { stream.on('finish', resolve); stream.on('error', reject); });
+  let rows = 0;
+  for (const chunk of tableChunks(gen, spec)) {
+    rows += chunk.rows;
+    onRows(chunk.rows);
+    if (!stream.write(chunk.text)) await Promise.race([once(stream, 'drain'), done]);
+  }
+  stream.end();
+  await done;
+  return rows;
+}
+
+interface ForeignKey { table: string; name: string; definition: string }
+
+async function foreignKeysTo(client: PgClient, table: string): Promise<ForeignKey[]> {
+  const { rows } = await client.query<ForeignKey>(
+    `SELECT conrelid::regclass::text AS table, conname AS name, pg_get_constraintdef(oid) AS definition
+       FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass ORDER BY 1, 2`, [table]);
+  return rows;
+}
+
+/** Where appended students start: after the highest generated id present. */
+async function nextIndex(client: PgClient): Promise<number> {
+  const { rows } = await client.query<{ n: number | null }>(
+    "SELECT max(substring(student_id FROM 4)::int) AS n FROM students WHERE student_id ~ '^STU[0-9]{7}$'");
+  return rows[0]?.n ?? 0;
+}
+
+export async function seed(config: PgConfig, spec: Omit<SeedSpec, 'offset'>, opts: {
+  existing: ExistingData; onRows?: (n: number) => void;
+}): Promise<SeedResult> {
+  const started = performance.now();
+  return withClient(config, async (client) => {
+    const counts = await client.query<{ table: string; any: boolean }>(
+      SEED_TABLES.map((t) => `SELECT '${t}' AS table, EXISTS (SELECT 1 FROM ${quoteIdent(t)}) AS any`).join(' UNION ALL '));
+    const nonEmpty = counts.rows.filter((r) => r.any).map((r) => r.table);
+    if (nonEmpty.length && opts.existing === 'refuse') {
+      throw refused(`the database already holds data (${nonEmpty.join(', ')}); seed changed nothing`,
+        'add --append to add more students, or --truncate to replace everything');
+    }
+    const offset = opts.existing === 'append' ? await nextIndex(client) : 0;
+    const full: SeedSpec = { ...spec, offset };
+    const rows: Record<string, number> = {};
+    await withTransaction(client, async () => {
+      await client.query("SET LOCAL lock_timeout = '10s'");
+      // A table truncated in this transaction can take COPY FREEZE: rows are born frozen, no later rewrite by VACUUM.
+      const freeze = opts.existing !== 'append';
+      if (freeze) await client.query(`TRUNCATE ${SEED_TABLES.map(quoteIdent).join(', ')} RESTART IDENTITY`);
+      const fks = await foreignKeysTo(client, 'students');
+      for (const fk of fks) await client.query(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
+      for (const gen of GENERATORS) rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
+      for (const fk of fks) {
+        await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition} NOT VALID`);
+        await client.query(`ALTER TABLE ${fk.table} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
+      }
+    });
+    const totalRows = Object.values(rows).reduce((a, b) => a + b, 0);
+    const seconds = (performance.now() - started) / 1000;
+    return { rows, totalRows, seconds, rowsPerSecond: totalRows / seconds, offset };
+  });
+}
+
+/** Roughly how many rows a run makes, for a progress bar. */
+export const estimateRows = (students: number) => students * (1 + 180 + 40 + 0.4 + 10);
