@@ -44,6 +44,16 @@ export async function testEnv(stateDir: string): Promise<Record<string, string>>
   };
 }
 
+/** uvu swallows an error thrown by a before hook; this prints it first. */
+export const logged = (fn: () => Promise<void>) => async () => {
+  try {
+    await fn();
+  } catch (err) {
+    console.error('hook failed:', err);
+    throw err;
+  }
+};
+
 export interface TestStack {
   ctx: StackContext;
   env: Record<string, string>;

@@ -15,14 +15,14 @@ import { run } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 import { ToolkitError } from '../ops-scripts/lib/errors.ts';
 import { runJob } from './cli.ts';
-import { startTestStack, type TestStack } from './harness.ts';
+import { logged, startTestStack, type TestStack } from './harness.ts';
 
 let stack: TestStack;
 const password = (role: string) => readSecrets(stack.ctx.paths.secretsFile)!.roles[role]!;
 const migrator = (lockTimeout?: string) => migratorConfig(stack.pg, password(declarations.migrator), { lockTimeout });
 const app = (): PgConfig => ({ ...stack.pg, user: 'app_user', password: password('app_user') });
 
-test.before(async () => { stack = await startTestStack(); });
+test.before(logged(async () => { stack = await startTestStack(); }));
 test.after(async () => { await stack?.stop(); });
 
 const EXPECTED: Record<string, Array<[string, string, number | null]>> = {

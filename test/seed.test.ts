@@ -12,13 +12,13 @@ import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 import { runJob } from './cli.ts';
-import { startTestStack, type TestStack } from './harness.ts';
+import { logged, startTestStack, type TestStack } from './harness.ts';
 
 let stack: TestStack;
 const YEAR_END = '2026-06-12';
 const owner = () => migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
 
-test.before(async () => { stack = await startTestStack(); });
+test.before(logged(async () => { stack = await startTestStack(); }));
 test.after(async () => { await stack?.stop(); });
 
 /** A digest of every table's rows, without the load-time timestamps. */
