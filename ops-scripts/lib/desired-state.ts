@@ -8,6 +8,7 @@ import { applyRoles, type PasswordStore } from './roles/index.ts';
 import { declarations } from '../../roles/declarations.ts';
 import { failed } from './errors.ts';
 import { migrate, migratorConfig } from './migrate.ts';
+import { reconcile } from './reconcile/index.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -40,17 +41,34 @@ export async function rolesStep(target: DesiredStateTarget): Promise<DesiredStat
 }
 
 export async function migrationsStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
-  const password = target.passwords.get(declarations.migrator);
-  if (!password) throw failed(`no password for ${declarations.migrator} in the secrets file`, 'run roles:apply first');
-  const ran = await migrate(migratorConfig(target.connect(target.database), password), { direction: 'up', logger: target.logger });
+  const ran = await migrate(ownerConfig(target), { direction: 'up', logger: target.logger });
   return ran.length
     ? { name: 'migrations', status: 'done', detail: `applied ${ran.map((m) => m.name).join(', ')}` }
     : { name: 'migrations', status: 'skipped', detail: 'none pending' };
+}
+
+function ownerConfig(target: DesiredStateTarget): PgConfig {
+  const password = target.passwords.get(declarations.migrator);
+  if (!password) throw failed(`no password for ${declarations.migrator} in the secrets file`, 'run roles:apply first');
+  return migratorConfig(target.connect(target.database), password);
+}
+
+export async function objectsStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
+  const steps = await reconcile(ownerConfig(target));
+  const bad = steps.filter((s) => s.status === 'failed');
+  if (bad.length) {
+    throw failed(`indexes and views: ${bad.length} of ${steps.length} steps failed:\n${bad.map((s) => `  ${s.action}: ${s.detail}`).join('\n')}`,
+      'see `npm run plan`, fix the cause, then run up (or apply) again');
+  }
+  return steps.length
+    ? { name: 'indexes and views', status: 'done', detail: steps.map((s) => s.action).join('; ') }
+    : { name: 'indexes and views', status: 'skipped', detail: 'as declared' };
 }
 
 export async function applyDesiredState(target: DesiredStateTarget): Promise<DesiredStateStep[]> {
   const steps = [await ensureDatabase(target.connect('postgres'), target.database)];
   steps.push(await rolesStep(target));
   steps.push(await migrationsStep(target));
+  steps.push(await objectsStep(target));
   return steps;
 }

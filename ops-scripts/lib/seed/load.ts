@@ -72,7 +72,8 @@ export async function seed(config: PgConfig, spec: Omit<SeedSpec, 'offset'>, opt
       await client.query("SET LOCAL lock_timeout = '10s'");
       // A table truncated in this transaction can take COPY FREEZE: rows are born frozen, no later rewrite by VACUUM.
       const freeze = opts.existing !== 'append';
-      if (freeze) await client.query(`TRUNCATE ${SEED_TABLES.map(quoteIdent).join(', ')} RESTART IDENTITY`);
+      // CASCADE: tables derived from these (the latest-prediction table) are emptied with them.
+      if (freeze) await client.query(`TRUNCATE ${SEED_TABLES.map(quoteIdent).join(', ')} RESTART IDENTITY CASCADE`);
       const fks = await foreignKeysTo(client, 'students');
       for (const fk of fks) await client.query(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
       for (const gen of GENERATORS) rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));

@@ -1,0 +1,48 @@
+// Pure SQL builders for declared indexes and views, tested by exact string.
+import { createHash } from 'node:crypto';
+import type { IndexDecl, ViewDecl } from '../../../views/index.ts';
+import { quoteIdent as qi, quoteLiteral } from '../db.ts';
+
+export const MARK = 'edupulse-db managed';
+/** A rebuilt index is built under this suffix, then swapped in. */
+export const NEW_SUFFIX = '__new';
+
+export const sha = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+
+/** The declaration's identity: any change to it means the object is rebuilt or replaced. */
+export const indexHash = (d: IndexDecl) => sha(JSON.stringify([d.schema, d.table, d.columns, d.unique ?? false, d.method ?? 'btree', d.include ?? [], d.where ?? '']));
+export const viewHash = (v: ViewDecl) => sha(v.query);
+
+/** `edupulse-db managed decl=<hash of the declaration> def=<hash of the server's own definition>` */
+export const marker = (decl: string, def: string) => `${MARK} decl=${decl} def=${def}`;
+
+export function parseMarker(comment: string | null): { decl: string; def: string } | undefined {
+  const m = /^edupulse-db managed decl=(\w+) def=(\w+)$/.exec(comment ?? '');
+  return m ? { decl: m[1]!, def: m[2]! } : undefined;
+}
+
+const column = (c: string) => {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)(\s+(?:ASC|DESC)(?:\s+NULLS\s+(?:FIRST|LAST))?)?$/i.exec(c.trim());
+  // A plain column name is quoted; anything else is an expression, in parentheses.
+  return m ? `${qi(m[1]!)}${m[2] ?? ''}` : `(${c})`;
+};
+
+export const qualified = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`;
+
+export function createIndex(d: IndexDecl, name = d.name): string {
+  return `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${qualified(d.schema, d.table)}` +
+    ` USING ${d.method ?? 'btree'} (${d.columns.map(column).join(', ')})` +
+    `${d.include?.length ? ` INCLUDE (${d.include.map((c) => qi(c)).join(', ')})` : ''}` +
+    `${d.where ? ` WHERE ${d.where}` : ''}`;
+}
+
+export const dropIndex = (schema: string, name: string) => `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, name)}`;
+createIndex.reverse = (d: IndexDecl) => dropIndex(d.schema, d.name);
+
+export const renameIndex = (schema: string, from: string, to: string) => `ALTER INDEX ${qualified(schema, from)} RENAME TO ${qi(to)}`;
+export const commentOnIndex = (schema: string, name: string, text: string) => `COMMENT ON INDEX ${qualified(schema, name)} IS ${quoteLiteral(text)}`;
+
+export const createOrReplaceView = (v: ViewDecl) => `CREATE OR REPLACE VIEW ${qualified(v.schema, v.name)} AS\n${v.query}`;
+export const dropView = (schema: string, name: string) => `DROP VIEW IF EXISTS ${qualified(schema, name)}`;
+createOrReplaceView.reverse = (v: ViewDecl) => dropView(v.schema, v.name);
+export const commentOnView = (schema: string, name: string, text: string) => `COMMENT ON VIEW ${qualified(schema, name)} IS ${quoteLiteral(text)}`;

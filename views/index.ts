@@ -1,0 +1,23 @@
+// The declared indexes and views. A view is one .sql file in this folder
+// holding its SELECT; its name is the file name, its schema public.
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export { indexes, type IndexDecl } from './indexes.ts';
+
+export interface ViewDecl {
+  name: string;
+  schema: string;
+  query: string;
+}
+
+export const VIEWS_DIR = dirname(fileURLToPath(import.meta.url));
+
+export function loadViews(dir = VIEWS_DIR): ViewDecl[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.sql')).sort().map((f) => ({
+    name: f.replace(/\.sql$/, ''),
+    schema: 'public',
+    query: readFileSync(join(dir, f), 'utf8').trim().replace(/;\s*$/, ''),
+  }));
+}
