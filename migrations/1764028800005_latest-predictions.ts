@@ -63,7 +63,8 @@ BEGIN
 END`);
   pgm.createFunction({ schema: S, name: 'latest_after_truncate' }, [], { ...DEFINER, returns: 'trigger' }, `
 BEGIN
-  TRUNCATE ${T};
+  -- DELETE, not TRUNCATE: a TRUNCATE ... CASCADE of predictions may already hold this table in the same statement.
+  DELETE FROM ${T};
   RETURN NULL;
 END`);
   // Fixed search_path: a SECURITY DEFINER function must not resolve names through the caller's path.

@@ -7,7 +7,7 @@ import { indexes as declaredIndexes, loadViews, type IndexDecl, type ViewDecl } 
 import { withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
 import { describeError, failed, ToolkitError } from '../errors.ts';
 import type { StepStatus } from '../logger.ts';
-import { readObjects } from './catalog.ts';
+import { liveIndex, readObjects, viewFingerprint } from './catalog.ts';
 import { describeAction, plan, type Action, type Declared } from './plan.ts';
 import * as sql from './sql.ts';
 
@@ -48,27 +48,20 @@ async function explainLockTimeout(client: PgClient, err: unknown, what: string, 
   throw err;
 }
 
-async function indexDef(client: PgClient, schema: string, name: string): Promise<{ def: string; valid: boolean } | undefined> {
-  const { rows } = await client.query<{ def: string; valid: boolean }>(
-    `SELECT pg_get_indexdef(i.indexrelid) AS def, i.indisvalid AS valid FROM pg_index i
-      WHERE i.indexrelid = to_regclass($1)`, [sql.qualified(schema, name)]);
-  return rows[0];
-}
-
 /** Builds `d` under `name`; on failure drops what the build left (an invalid index) and rethrows. */
 async function buildIndex(client: PgClient, d: IndexDecl, name: string): Promise<void> {
   try {
     await client.query(sql.createIndex(d, name));
   } catch (err) {
-    if (await indexDef(client, d.schema, name)) await client.query(sql.dropIndex(d.schema, name)).catch(() => {});
+    if (await liveIndex(client, sql.qualified(d.schema, name))) await client.query(sql.dropIndex(d.schema, name)).catch(() => {});
     await explainLockTimeout(client, err, `index ${d.schema}.${d.name}`, [`${d.schema}.${d.table}`]);
   }
 }
 
 async function markIndex(client: PgClient, d: IndexDecl): Promise<void> {
-  const live = await indexDef(client, d.schema, d.name);
+  const live = await liveIndex(client, sql.qualified(d.schema, d.name));
   if (!live?.valid) throw failed(`index ${d.schema}.${d.name} is not valid after its build`);
-  await client.query(sql.commentOnIndex(d.schema, d.name, sql.marker(sql.indexHash(d), sql.sha(live.def))));
+  await client.query(sql.commentOnIndex(d.schema, d.name, sql.marker(sql.indexHash(d), live.fingerprint)));
 }
 
 async function putView(client: PgClient, v: ViewDecl): Promise<string> {
@@ -86,8 +79,8 @@ async function putView(client: PgClient, v: ViewDecl): Promise<string> {
         await client.query(sql.createOrReplaceView(v));
         how = 'dropped and created (its columns changed)';
       }
-      const def = (await client.query<{ d: string }>('SELECT pg_get_viewdef($1::regclass) AS d', [sql.qualified(v.schema, v.name)])).rows[0]!.d;
-      await client.query(sql.commentOnView(v.schema, v.name, sql.marker(sql.viewHash(v), sql.sha(def))));
+      const fingerprint = await viewFingerprint(client, sql.qualified(v.schema, v.name));
+      await client.query(sql.commentOnView(v.schema, v.name, sql.marker(sql.viewHash(v), fingerprint)));
     });
   } catch (err) {
     await explainLockTimeout(client, err, `view ${v.schema}.${v.name}`, await viewTables(client, v));

@@ -6,7 +6,7 @@
 // object we did not create is a conflict, reported, not overwritten.
 import type { IndexDecl, ViewDecl } from '../../../views/index.ts';
 import type { LiveIndex, LiveObjects, LiveView } from './catalog.ts';
-import { indexHash, NEW_SUFFIX, parseMarker, sha, viewHash } from './sql.ts';
+import { indexHash, NEW_SUFFIX, parseMarker, viewHash } from './sql.ts';
 
 export type Action =
   | { kind: 'create-index'; decl: IndexDecl; reason: string }
@@ -27,7 +27,7 @@ function indexAction(d: IndexDecl, live: LiveIndex | undefined): Action | undefi
   const mark = parseMarker(live.comment);
   if (!mark) return { kind: 'conflict', object: `index ${key(d.schema, d.name)}`, reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration' };
   if (mark.decl !== indexHash(d)) return { kind: 'rebuild-index', decl: d, reason: 'declaration changed' };
-  if (mark.def !== sha(live.def)) return { kind: 'rebuild-index', decl: d, reason: 'changed by hand' };
+  if (mark.def !== live.fingerprint) return { kind: 'rebuild-index', decl: d, reason: 'changed by hand' };
   return undefined;
 }
 
@@ -36,7 +36,7 @@ function viewAction(v: ViewDecl, live: LiveView | undefined): Action | undefined
   const mark = parseMarker(live.comment);
   if (!mark) return { kind: 'conflict', object: `view ${key(v.schema, v.name)}`, reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration' };
   if (mark.decl !== viewHash(v)) return { kind: 'replace-view', view: v, reason: 'declaration changed' };
-  if (mark.def !== sha(live.def)) return { kind: 'replace-view', view: v, reason: 'changed by hand' };
+  if (mark.def !== live.fingerprint) return { kind: 'replace-view', view: v, reason: 'changed by hand' };
   return undefined;
 }
 

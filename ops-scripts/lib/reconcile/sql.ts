@@ -13,7 +13,7 @@ export const sha = (text: string) => createHash('sha256').update(text).digest('h
 export const indexHash = (d: IndexDecl) => sha(JSON.stringify([d.schema, d.table, d.columns, d.unique ?? false, d.method ?? 'btree', d.include ?? [], d.where ?? '']));
 export const viewHash = (v: ViewDecl) => sha(v.query);
 
-/** `edupulse-db managed decl=<hash of the declaration> def=<hash of the server's own definition>` */
+/** `edupulse-db managed decl=<hash of the declaration> def=<fingerprint of the live definition>` */
 export const marker = (decl: string, def: string) => `${MARK} decl=${decl} def=${def}`;
 
 export function parseMarker(comment: string | null): { decl: string; def: string } | undefined {

@@ -1,0 +1,129 @@
+// student_risk_summary against the documented definition (a correlated
+// subquery on MAX(prediction_date)), and the latest-prediction table under
+// concurrent writes, back-dated rows, updates, deletes and bulk COPY.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { declarations } from '../roles/declarations.ts';
+import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { readSecrets } from '../ops-scripts/lib/secrets.ts';
+import { seed } from '../ops-scripts/lib/seed/load.ts';
+import { Rng } from '../ops-scripts/lib/seed/random.ts';
+import { logged, startTestStack, type TestStack } from './harness.ts';
+
+let stack: TestStack;
+const secret = (role: string) => readSecrets(stack.ctx.paths.secretsFile)!.roles[role]!;
+const owner = () => migratorConfig(stack.pg, secret(declarations.migrator));
+const app = (): PgConfig => ({ ...stack.pg, user: 'app_user', password: secret('app_user') });
+
+const DOCUMENTED = `
+  SELECT s.student_id, s.first_name, s.last_name, p.risk_score, p.risk_category
+    FROM students s JOIN predictions p ON s.student_id = p.student_id
+   WHERE p.prediction_date = (SELECT MAX(prediction_date) FROM predictions WHERE student_id = s.student_id)`;
+/** The documented definition with our tie rule: among predictions at the latest date, the highest id. */
+const DOCUMENTED_TIES_BROKEN = `${DOCUMENTED}
+     AND p.id = (SELECT MAX(id) FROM predictions WHERE student_id = s.student_id AND prediction_date = p.prediction_date)`;
+const OURS = 'SELECT student_id, first_name, last_name, risk_score, risk_category FROM student_risk_summary';
+
+const rows = async (sql: string) => withClient(stack.pg, async (c) =>
+  (await c.query(`${sql} ORDER BY 1, 4, 5`)).rows.map((r) => JSON.stringify(r)));
+
+async function assertEquivalent(label: string): Promise<void> {
+  const ours = await rows(OURS);
+  assert.equal(ours, await rows(DOCUMENTED_TIES_BROKEN), `${label}: ours differs from the documented definition (ties broken by id)`);
+  const documented = new Set(await rows(DOCUMENTED));
+  assert.ok(ours.every((r) => documented.has(r)), `${label}: every row of ours is a row of the documented definition`);
+  const derived = await withClient(stack.pg, async (c) => (await c.query(`
+    SELECT count(*)::int AS n FROM edupulse_derived.latest_predictions l
+     WHERE l.prediction_id IS DISTINCT FROM (SELECT p.id FROM predictions p WHERE p.student_id = l.student_id
+            ORDER BY p.prediction_date DESC, p.id DESC LIMIT 1)`)).rows[0].n);
+  assert.is(derived, 0, `${label}: latest_predictions holds exactly the latest prediction of each student`);
+}
+
+test.before(logged(async () => {
+  stack = await startTestStack();
+  await seed(owner(), { seed: 'summary', students: 400, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+}));
+test.after(async () => { await stack?.stop(); });
+
+test('on generated data (bulk COPY through the triggers) ours equals the documented definition', async () => {
+  await assertEquivalent('after seed');
+  assert.is((await rows(OURS)).length, 400);
+});
+
+test('students without predictions are absent, as in the documented definition; ties give one row, the later insert', async () => {
+  await withClient(app(), async (c) => {
+    await c.query("INSERT INTO students (student_id, first_name, last_name) VALUES ('NOPRED', 'No', 'Prediction')");
+    await c.query(`INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
+                   VALUES ('STU0000001', 0.91, 'critical', '2030-01-01T00:00:00Z'), ('STU0000001', 0.11, 'low', '2030-01-01T00:00:00Z')`);
+  });
+  assert.not.ok((await rows(OURS)).some((r) => r.includes('NOPRED')));
+  const mine = (await rows(`${OURS} WHERE student_id = 'STU0000001'`)).map((r) => JSON.parse(r));
+  assert.equal(mine.map((r) => r.risk_category), ['low'], 'one row per student; the tie goes to the higher id');
+  assert.is((await rows(`${DOCUMENTED} AND s.student_id = 'STU0000001'`)).length, 2, 'the documented definition returns both tied rows');
+  await assertEquivalent('with ties');
+});
+
+test('a back-dated prediction is not the latest; updates and deletes keep the table exact', async () => {
+  await withClient(app(), async (c) => {
+    await c.query("INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ('STU0000002', 0.99, 'critical', '2001-01-01')");
+    await assertEquivalent('back-dated insert');
+    // Move the latest prediction of a student into the past: the previous one becomes latest.
+    await c.query(`UPDATE predictions SET prediction_date = '1999-01-01' WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000003' ORDER BY prediction_date DESC LIMIT 1)`);
+    await assertEquivalent('latest moved back');
+    await c.query("UPDATE predictions SET risk_score = 0.5, risk_category = 'medium' WHERE student_id = 'STU0000004'");
+    await assertEquivalent('scores changed');
+    await c.query("UPDATE predictions SET student_id = 'STU0000006' WHERE student_id = 'STU0000005' AND prediction_date > '2026-03-01'");
+    await assertEquivalent('moved to another student');
+    await c.query(`DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000007' ORDER BY prediction_date DESC LIMIT 1)`);
+    await assertEquivalent('latest deleted');
+    await c.query("DELETE FROM predictions WHERE student_id = 'STU0000008'");
+    await assertEquivalent('all of a student\'s deleted');
+    assert.not.ok((await rows(OURS)).some((r) => r.includes('STU0000008')));
+    await c.query("DELETE FROM students WHERE student_id = 'STU0000009'");
+    await assertEquivalent('student deleted');
+  });
+});
+
+test('concurrent inserts for the same students from several sessions, mixed with updates and deletes, stay exact', async () => {
+  const students = Array.from({ length: 12 }, (_, i) => `STU${String(i + 20).padStart(7, '0')}`);
+  const session = async (n: number) => {
+    const rng = new Rng('concurrent', n);
+    const client = new pg.Client(app());
+    await client.connect();
+    try {
+      for (let i = 0; i < 40; i++) {
+        const who = rng.pick(students);
+        const when = new Date(Date.UTC(2026, 0, 1) + rng.int(0, 400) * 86_400_000).toISOString();
+        const op = rng.next();
+        await client.query('BEGIN');
+        if (op < 0.7) {
+          await client.query(`INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
+                              VALUES ($1, $2, 'medium', $3), ($1, $2, 'high', $3::timestamptz - interval '1 day')`, [who, rng.next(), when]);
+        } else if (op < 0.85) {
+          await client.query(`UPDATE predictions SET prediction_date = $2 WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY random() LIMIT 1)`, [who, when]);
+        } else {
+          await client.query(`DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY prediction_date DESC LIMIT 1)`, [who]);
+        }
+        await new Promise((r) => setTimeout(r, rng.int(0, 3)));
+        await client.query('COMMIT');
+      }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      // Concurrent recomputes may deadlock; PostgreSQL aborts one, which is safe: the test checks what committed.
+      if ((err as { code?: string }).code !== '40P01') throw err;
+    } finally {
+      await client.end();
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, (_, n) => session(n)));
+  await assertEquivalent('after concurrent sessions');
+});
+
+test('a second bulk COPY load (appending students) keeps it exact', async () => {
+  await seed(owner(), { seed: 'summary-more', students: 200, yearEnd: '2026-11-20' }, { existing: 'append' });
+  await assertEquivalent('after append');
+});
+
+test.run();
