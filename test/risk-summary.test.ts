@@ -121,6 +121,37 @@ test('concurrent inserts for the same students from several sessions, mixed with
   await assertEquivalent('after concurrent sessions');
 });
 
+test('a renamed student shows renamed, also when the rename races the student\'s first prediction', async () => {
+  await withClient(app(), (c) => c.query("UPDATE students SET first_name = 'Renamed' WHERE student_id = 'STU0000010'"));
+  assert.equal((await rows(`${OURS} WHERE student_id = 'STU0000010'`)).map((r) => JSON.parse(r).first_name), ['Renamed']);
+  await assertEquivalent('after a rename');
+  for (const renameFirst of [false, true]) {
+    const id = renameFirst ? 'RACE2' : 'RACE1';
+    await withClient(app(), (c) => c.query("INSERT INTO students (student_id, first_name, last_name) VALUES ($1, 'Old', 'Name')", [id]));
+    const a = new pg.Client(app());
+    const b = new pg.Client(app());
+    await a.connect(); await b.connect();
+    try {
+      await a.query('BEGIN'); await b.query('BEGIN');
+      const insert = () => a.query("INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ($1, 0.4, 'medium', now())", [id]);
+      const rename = () => b.query("UPDATE students SET first_name = 'New' WHERE student_id = $1", [id]);
+      // Whichever goes second waits on the other's lock on the student row; commit the first, then the second.
+      const [first, second] = renameFirst ? [rename, insert] : [insert, rename];
+      const [firstClient, secondClient] = renameFirst ? [b, a] : [a, b];
+      await first();
+      const waiting = second();
+      await new Promise((r) => setTimeout(r, 200));
+      await firstClient.query('COMMIT');
+      await waiting;
+      await secondClient.query('COMMIT');
+    } finally {
+      await a.end(); await b.end();
+    }
+    assert.equal((await rows(`${OURS} WHERE student_id = '${id}'`)).map((r) => JSON.parse(r).first_name), ['New'], `rename first: ${renameFirst}`);
+  }
+  await assertEquivalent('after racing renames');
+});
+
 test('a second bulk COPY load (appending students) keeps it exact', async () => {
   await seed(owner(), { seed: 'summary-more', students: 200, yearEnd: '2026-11-20' }, { existing: 'append' });
   await assertEquivalent('after append');
