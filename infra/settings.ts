@@ -37,9 +37,22 @@ export interface RedisSettings {
   cacheTtlSeconds: number;
 }
 
+export type BackupCompression = 'server-zstd:1' | 'server-zstd' | 'server-lz4' | 'client-gzip:1' | 'client-gzip' | 'client-lz4' | 'none';
+export const BACKUP_COMPRESSIONS: readonly BackupCompression[] = ['server-zstd:1', 'server-zstd', 'server-lz4', 'client-gzip:1', 'client-gzip', 'client-lz4', 'none'];
+
+export interface BackupSettings {
+  /** Physical base backups kept by retention (at least 1). */
+  keepPhysical: number;
+  /** Logical dumps kept by retention (at least 1). */
+  keepLogical: number;
+  compression: BackupCompression;
+  checkpoint: 'fast' | 'spread';
+}
+
 export interface Settings {
   postgres: PostgresSettings;
   redis: RedisSettings;
+  backup: BackupSettings;
 }
 
 export const defaultSettings: Settings = {
@@ -61,6 +74,13 @@ export const defaultSettings: Settings = {
     persistence: 'rdb',
     cacheKeyPrefix: 'prediction:',
     cacheTtlSeconds: 3600,
+  },
+  backup: {
+    keepPhysical: 7,
+    keepLogical: 14,
+    // Measured (BENCHMARKS.md): server-side zstd level 1 is the fastest with a good ratio.
+    compression: 'server-zstd:1',
+    checkpoint: 'fast',
   },
 };
 
@@ -124,6 +144,12 @@ export function loadSettings(env: Env = {}): Settings {
       persistence: oneOf(env, 'REDIS_PERSISTENCE', d.redis.persistence, REDIS_PERSISTENCE),
       cacheKeyPrefix: d.redis.cacheKeyPrefix,
       cacheTtlSeconds: d.redis.cacheTtlSeconds,
+    },
+    backup: {
+      keepPhysical: intIn(env, 'BACKUP_KEEP_PHYSICAL', d.backup.keepPhysical, 1, 1000),
+      keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
+      compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),
+      checkpoint: oneOf(env, 'BACKUP_CHECKPOINT', d.backup.checkpoint, ['fast', 'spread'] as const),
     },
   };
 }

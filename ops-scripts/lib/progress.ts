@@ -1,11 +1,13 @@
 // A progress bar on a terminal (done and total, rate, ETA); silent without one.
 export interface Progress {
   tick(n: number): void;
+  /** Sets the amount done (for tools that report totals so far). */
+  set(done: number): void;
   done(): void;
 }
 
 export function progressBar(total: number, unit: string, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (!stream.isTTY) return { tick() {}, done() {} };
+  if (!stream.isTTY) return { tick() {}, set() {}, done() {} };
   const started = performance.now();
   let doneCount = 0, last = 0;
   const draw = () => {
@@ -23,6 +25,7 @@ export function progressBar(total: number, unit: string, stream: NodeJS.WriteStr
       const now = performance.now();
       if (now - last > 100) { last = now; draw(); }
     },
+    set(n) { this.tick(n - doneCount); },
     done() { draw(); stream.write('\n'); },
   };
 }

@@ -23,6 +23,8 @@ export interface RunOptions {
   ignoreOutput?: boolean;
   timeoutMs?: number;
   logger?: Logger;
+  /** Called with stderr as it arrives (progress output). */
+  onStderr?: (chunk: string) => void;
 }
 
 export interface RunResult {
@@ -58,7 +60,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; opts.onStderr?.(d); });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     child.on('error', (err) => reject(failed(`could not run ${cmd}: ${err.message}`, undefined, err)));
     child.on('close', (code, signal) => {

@@ -21,6 +21,8 @@ export interface StatePaths {
   secretsFile: string;
   repoDir: string;
   walArchiveDir: string;
+  /** Prometheus textfile collector directory. */
+  metricsDir: string;
 }
 
 export function statePaths(env: Readonly<Record<string, string | undefined>> = process.env): StatePaths {
@@ -40,6 +42,7 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
     secretsFile: join(root, 'secrets.json'),
     repoDir,
     walArchiveDir: join(repoDir, 'wal'),
+    metricsDir: resolve(env.EDUPULSE_METRICS_DIR || join(root, 'metrics')),
   };
 }
 

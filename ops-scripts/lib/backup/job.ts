@@ -1,0 +1,81 @@
+// The backup job: one at a time per repository (a lock file naming its
+// holder), partial directories of dead runs cleaned, the backup taken and
+// verified, retention applied, metrics written.
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BACKUP_COMPRESSIONS } from '../../../infra/settings.ts';
+import { badInput } from '../errors.ts';
+import { withLockFile } from '../lock-file.ts';
+import type { BackupContext } from './context.ts';
+import { writeBackupMetrics } from './metrics.ts';
+import { prune, type PruneResult } from './prune.ts';
+import type { BackupKind, BackupRecord } from './repository.ts';
+import { takePhysicalBackup, type PhysicalOptions } from './take-base-backup.ts';
+import { takeLogicalBackup } from './take-logical-backup.ts';
+
+export interface BackupJobOptions extends Partial<PhysicalOptions> {
+  type: BackupKind;
+  keep: { physical: number; logical: number };
+}
+
+export interface BackupJobResult {
+  record: BackupRecord;
+  cleaned: string[];
+  pruned: PruneResult;
+  metricsFile: string;
+}
+
+export const lockPath = (ctx: BackupContext) => join(ctx.repo.root, '.backup.lock');
+
+/** Under the lock, anything half-made belongs to a run that died: remove it. */
+function cleanPartials(ctx: BackupContext): string[] {
+  const cleaned = ctx.repo.partials().map((p) => { ctx.repo.remove(p.kind, p.id); return `${p.kind}/${p.id}`; });
+  for (const kind of ['physical', 'logical'] as const) {
+    for (const name of readdirSync(ctx.repo.kindDir(kind)).filter((n) => n.startsWith('.verify-'))) {
+      rmSync(join(ctx.repo.kindDir(kind), name), { recursive: true, force: true });
+      cleaned.push(`${kind}/${name}`);
+    }
+  }
+  return cleaned;
+}
+
+export function validateBackupOptions(o: BackupJobOptions): void {
+  if (!['physical', 'logical'].includes(o.type)) throw badInput(`unknown backup type "${o.type}"`, 'use --type physical or --type logical');
+  if (o.compression !== undefined && !(BACKUP_COMPRESSIONS as readonly string[]).includes(o.compression)) {
+    throw badInput(`unknown compression "${o.compression}"`, `use one of ${BACKUP_COMPRESSIONS.join(', ')}`);
+  }
+  if (o.checkpoint !== undefined && !['fast', 'spread'].includes(o.checkpoint)) throw badInput(`--checkpoint must be fast or spread, not "${o.checkpoint}"`);
+  if (o.maxRate !== undefined && !/^\d+[kM]?$/.test(o.maxRate)) throw badInput(`--max-rate ${o.maxRate} is not a rate`, 'use for example 32k or 10M (bytes per second)');
+  for (const [kind, n] of Object.entries(o.keep)) {
+    if (!Number.isInteger(n) || n < 1) throw badInput(`--keep-${kind} must be a whole number of at least 1, not ${n}`, 'retention never removes the last backup');
+  }
+}
+
+export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Promise<BackupJobResult> {
+  validateBackupOptions(opts);
+  ctx.repo.ensureLayout();
+  return withLockFile(lockPath(ctx), `backup --type ${opts.type}`, async () => {
+    const cleaned = cleanPartials(ctx);
+    let record: BackupRecord;
+    try {
+      record = opts.type === 'physical'
+        ? await takePhysicalBackup(ctx, {
+            compression: opts.compression ?? ctx.settings.backup.compression,
+            checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
+            label: opts.label, maxRate: opts.maxRate, onProgress: opts.onProgress,
+          })
+        : await takeLogicalBackup(ctx, { label: opts.label });
+    } catch (err) {
+      writeBackupMetrics(ctx, opts.type, false);
+      throw err;
+    }
+    const pruned = prune(ctx, opts.keep);
+    return { record, cleaned, pruned, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
+  });
+}
+
+/** backup:prune: retention on its own, under the same lock. */
+export async function runPrune(ctx: BackupContext, keep: { physical: number; logical: number }, dryRun: boolean): Promise<PruneResult> {
+  ctx.repo.ensureLayout();
+  return withLockFile(lockPath(ctx), 'backup:prune', async () => prune(ctx, keep, { dryRun }));
+}
