@@ -1,7 +1,7 @@
 // Is a process alive? kill(pid, 0) alone says yes for a zombie: a killed
 // daemon whose parent (here PID 1 of a container or VM) has not reaped it
 // yet. So the state in /proc counts too.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -27,4 +27,21 @@ export function processCommand(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Kills (SIGKILL) every process whose command line names `path`: what a dead
+ * job left behind still writing there (pg_basebackup's WAL streamer is a
+ * forked child that outlives its parent). Returns the pids killed.
+ */
+export function killProcessesNaming(path: string): number[] {
+  const killed: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmd = processCommand(Number(entry));
+    if (cmd && cmd.split(' ').some((arg) => arg === path || arg.startsWith(`${path}/`))) {
+      try { process.kill(Number(entry), 'SIGKILL'); killed.push(Number(entry)); } catch { /* gone */ }
+    }
+  }
+  return killed;
 }

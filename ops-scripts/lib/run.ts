@@ -2,6 +2,7 @@
 // the cluster's OS user. A failure names the command, its exit code and the
 // tail of its stderr. Secrets go through the environment or files, never argv.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { failed } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -25,7 +26,14 @@ export interface RunOptions {
   logger?: Logger;
   /** Called with stderr as it arrives (progress output). */
   onStderr?: (chunk: string) => void;
+  /**
+   * The program is killed if this process dies (setpriv --pdeathsig), so a
+   * job killed mid-way leaves no orphan still writing into its output.
+   */
+  dieWithParent?: boolean;
 }
+
+const SETPRIV = '/usr/bin/setpriv';
 
 export interface RunResult {
   code: number;
@@ -49,7 +57,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     env.LOGNAME = opts.as.name;
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const [file, argv] = opts.dieWithParent && existsSync(SETPRIV)
+      ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+    const child = spawn(file, argv, {
       cwd: opts.cwd,
       env,
       uid: opts.as?.uid,

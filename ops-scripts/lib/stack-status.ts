@@ -15,11 +15,23 @@ export const KEY_SETTINGS = [
 
 export type ServerState = 'running' | 'stopped' | 'unreachable';
 
+export interface ArchiverStatus {
+  archivedCount: number;
+  failedCount: number;
+  lastArchivedWal: string | null;
+  lastArchivedTime: string | null;
+  lastFailedWal: string | null;
+  lastFailedTime: string | null;
+  /** Segments waiting to be archived (.ready files). */
+  waiting: number;
+}
+
 export interface PostgresStatus {
   state: ServerState;
   url: string;
   version?: string;
   settings?: Record<string, string | null>;
+  archiver?: ArchiverStatus;
   error?: string;
 }
 
@@ -45,7 +57,14 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
       const { rows } = await c.query<{ name: string; value: string | null }>(
         'SELECT n AS name, current_setting(n, true) AS value FROM unnest($1::text[]) AS n', [KEY_SETTINGS]);
       const version = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
-      return { state: 'running' as const, url, version, settings: Object.fromEntries(rows.map((r) => [r.name, r.value])) };
+      const a = (await c.query(`SELECT archived_count, failed_count, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
+          (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)).rows[0];
+      const archiver: ArchiverStatus = {
+        archivedCount: Number(a.archived_count), failedCount: Number(a.failed_count),
+        lastArchivedWal: a.last_archived_wal, lastArchivedTime: a.last_archived_time?.toISOString() ?? null,
+        lastFailedWal: a.last_failed_wal, lastFailedTime: a.last_failed_time?.toISOString() ?? null, waiting: a.waiting,
+      };
+      return { state: 'running' as const, url, version, settings: Object.fromEntries(rows.map((r) => [r.name, r.value])), archiver };
     });
   } catch (err) {
     return { state: 'unreachable', url, error: describeError(err) };
@@ -87,6 +106,11 @@ export function formatStatus(s: StackStatus): string {
   const lines = [`postgres  ${s.postgres.state}${s.postgres.version ? `  ${s.postgres.version}` : ''}  ${s.postgres.url}`];
   if (s.postgres.error) lines.push(`  error: ${s.postgres.error}`);
   for (const [k, v] of Object.entries(s.postgres.settings ?? {})) if (v !== null && v !== '') lines.push(`  ${k.padEnd(34)} ${v}`);
+  const a = s.postgres.archiver;
+  if (a) {
+    lines.push(`  ${'archiver'.padEnd(34)} ${a.archivedCount} archived (last ${a.lastArchivedWal ?? '-'} at ${a.lastArchivedTime ?? '-'}), ` +
+      `${a.failedCount} failed${a.lastFailedWal ? ` (last ${a.lastFailedWal} at ${a.lastFailedTime})` : ''}, ${a.waiting} waiting`);
+  }
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
   if (s.redis.error) lines.push(`  error: ${s.redis.error}`);
   for (const [k, v] of Object.entries(s.redis.settings ?? {})) lines.push(`  ${k.padEnd(34)} ${v}`);

@@ -22,11 +22,11 @@ export async function extractBaseBackup(repo: LocalRepository, record: BackupRec
   const base = files.find((f) => /^base\.tar(\.\w+)?$/.test(f));
   if (!base) throw failed(`backup ${record.id} has no base.tar file in ${dir}`);
   ensurePrivateDir(target, opts.as);
-  await run('tar', ['-x', ...tarArgs(base), '-f', join(dir, base), '-C', target], { as: opts.as });
+  await run('tar', ['-x', ...tarArgs(base), '-f', join(dir, base), '-C', target], { as: opts.as, dieWithParent: true });
   const wal = files.find((f) => /^pg_wal\.tar(\.\w+)?$/.test(f));
   if (wal) {
     ensurePrivateDir(join(target, 'pg_wal'), opts.as);
-    await run('tar', ['-x', ...tarArgs(wal), '-f', join(dir, wal), '-C', join(target, 'pg_wal')], { as: opts.as });
+    await run('tar', ['-x', ...tarArgs(wal), '-f', join(dir, wal), '-C', join(target, 'pg_wal')], { as: opts.as, dieWithParent: true });
   }
   if (opts.withManifest && existsSync(join(dir, 'backup_manifest'))) {
     copyFileSync(join(dir, 'backup_manifest'), join(target, 'backup_manifest'));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { BACKUP_COMPRESSIONS } from '../../../infra/settings.ts';
 import { badInput } from '../errors.ts';
 import { withLockFile } from '../lock-file.ts';
+import { killProcessesNaming } from '../process.ts';
 import type { BackupContext } from './context.ts';
 import { writeBackupMetrics } from './metrics.ts';
 import { prune, type PruneResult } from './prune.ts';
@@ -29,7 +30,11 @@ export const lockPath = (ctx: BackupContext) => join(ctx.repo.root, '.backup.loc
 
 /** Under the lock, anything half-made belongs to a run that died: remove it. */
 function cleanPartials(ctx: BackupContext): string[] {
-  const cleaned = ctx.repo.partials().map((p) => { ctx.repo.remove(p.kind, p.id); return `${p.kind}/${p.id}`; });
+  const cleaned = ctx.repo.partials().map((p) => {
+    killProcessesNaming(ctx.repo.backupDir(p.kind, p.id));
+    ctx.repo.remove(p.kind, p.id);
+    return `${p.kind}/${p.id}`;
+  });
   for (const kind of ['physical', 'logical'] as const) {
     for (const name of readdirSync(ctx.repo.kindDir(kind)).filter((n) => n.startsWith('.verify-'))) {
       rmSync(join(ctx.repo.kindDir(kind), name), { recursive: true, force: true });

@@ -59,7 +59,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
     if (opts.compression !== 'none') args.push(`--compress=${opts.compression}`);
     if (opts.maxRate) args.push(`--max-rate=${opts.maxRate}`);
     await withPassfile(ctx.backupLogin, ctx.as, (env) => run(ctx.pg.bin('pg_basebackup'), args, {
-      as: ctx.as, env, logger: ctx.logger,
+      as: ctx.as, env, logger: ctx.logger, dieWithParent: true,
       onStderr: (chunk) => {
         const m = /(\d+)\/(\d+) kB/.exec(chunk.split('\r').filter(Boolean).pop() ?? '');
         if (m) opts.onProgress?.(Number(m[1]) * 1024, Number(m[2]) * 1024);
@@ -72,7 +72,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
 
     const v0 = performance.now();
     await extractBaseBackup(ctx.repo, { id, kind: 'physical' } as BackupRecord, verifyDir, { as: ctx.as, withManifest: true });
-    const verify = await run(ctx.pg.bin('pg_verifybackup'), ['-q', verifyDir], { as: ctx.as, nothrow: true });
+    const verify = await run(ctx.pg.bin('pg_verifybackup'), ['-q', verifyDir], { as: ctx.as, nothrow: true, dieWithParent: true });
     if (verify.code !== 0) throw failed(`pg_verifybackup failed on backup ${id}:\n${verify.stderr.trim()}`);
     const verifySeconds = (performance.now() - v0) / 1000;
 

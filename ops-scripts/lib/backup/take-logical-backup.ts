@@ -25,10 +25,10 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
   try {
     const file = join(dir, DUMP_FILE);
     await withPassfile(ctx.backupLogin, ctx.as, (env) =>
-      run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file], { as: ctx.as, env, logger: ctx.logger }));
+      run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file], { as: ctx.as, env, logger: ctx.logger, dieWithParent: true }));
     const dumpSeconds = (performance.now() - t0) / 1000;
     const v0 = performance.now();
-    const list = await run(ctx.pg.bin('pg_restore'), ['--list', file], { as: ctx.as, nothrow: true });
+    const list = await run(ctx.pg.bin('pg_restore'), ['--list', file], { as: ctx.as, nothrow: true, dieWithParent: true });
     if (list.code !== 0) throw failed(`pg_restore --list could not read the dump of ${database}:\n${list.stderr.trim()}`);
     const entries = list.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';')).length;
     const bytes = statSync(file).size;

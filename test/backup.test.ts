@@ -1,0 +1,209 @@
+// Backups against a real seeded cluster, through the commands a user runs.
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { declarations } from '../roles/declarations.ts';
+import { withClient } from '../ops-scripts/lib/db.ts';
+import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { readSecrets } from '../ops-scripts/lib/secrets.ts';
+import { seed } from '../ops-scripts/lib/seed/load.ts';
+import { run } from '../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
+import { clusterSpec } from '../ops-scripts/lib/stack-context.ts';
+import { startCluster, stopCluster } from '../ops-scripts/lib/cluster.ts';
+import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
+import { runJob } from './cli.ts';
+import { LocalRepository } from '../ops-scripts/lib/backup/repository.ts';
+import { extractBaseBackup } from '../ops-scripts/lib/backup/extract.ts';
+import { freePort, logged, startTestStack, type TestStack } from './harness.ts';
+
+let stack: TestStack;
+let repo = '';
+const owner = () => migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Listed { id: string; kind: string; physical?: { startSegment: string }; verification: { ok: boolean } }
+const list = async (): Promise<{ backups: Listed[]; unfinished: unknown[] }> => {
+  const r = await runJob('backup:list', ['--json'], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+};
+const backupJson = async (args: string[]) => {
+  const r = await runJob('backup', [...args, '--json'], stack.env);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  return JSON.parse(r.stdout) as { record: { id: string; kind: string; files: Array<{ name: string }>; physical?: { startSegment: string } } };
+};
+
+test.before(logged(async () => {
+  stack = await startTestStack();
+  repo = stack.ctx.paths.repoDir;
+  await seed(owner(), { seed: 'backup', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+}));
+test.after(async () => { await stack?.stop(); });
+
+test('a physical backup is complete, verified by pg_verifybackup, private, and listed', async () => {
+  const { record } = await backupJson(['--type', 'physical']);
+  const dir = join(repo, 'base', record.id);
+  const meta = JSON.parse(readFileSync(join(dir, 'backup.json'), 'utf8'));
+  assert.is(meta.status, 'complete');
+  assert.equal(meta.verification.tool, 'pg_verifybackup');
+  assert.ok(meta.verification.ok);
+  assert.ok(meta.physical.walIncluded);
+  assert.match(meta.physical.startLsn, /^[0-9A-F]+\/[0-9A-F]+$/);
+  assert.is(meta.server.major, stack.ctx.pg.major);
+  assert.ok(meta.sizes.rawBytes > meta.sizes.storedBytes, 'compressed');
+  assert.ok(record.files.some((f) => f.name === 'base.tar.zst'), 'zstd by default');
+  assert.is(statSync(dir).mode & 0o777, 0o700);
+  for (const f of readdirSync(dir)) assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  assert.ok((await list()).backups.some((b) => b.id === record.id));
+  const deep = await runJob('backup:verify', [record.id, '--deep'], stack.env);
+  assert.is(deep.code, 0, deep.stdout + deep.stderr);
+});
+
+test('a logical backup passes pg_restore --list', async () => {
+  await sleep(1100); // ids are per second
+  const { record } = await backupJson(['--type', 'logical']);
+  const dump = join(repo, 'logical', record.id, 'dump.pgdump');
+  const listed = await run(stack.ctx.pg.bin('pg_restore'), ['--list', dump]);
+  assert.match(listed.stdout, /TABLE DATA public students/);
+  assert.match(listed.stdout, /TABLE DATA public attendance_records/);
+});
+
+test('bad input exits 2 and changes nothing', async () => {
+  const before = JSON.stringify(await list());
+  for (const args of [['--type', 'incremental'], ['--keep-physical', '0'], ['--keep-physical', '-1'], ['--compression', 'rar']]) {
+    const r = await runJob('backup', args, stack.env);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'edupulse-notdir-')), 'repo');
+  writeFileSync(file, 'not a directory');
+  const r = await runJob('backup', ['--type', 'logical'], { ...stack.env, EDUPULSE_REPO_DIR: file });
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /not a directory/);
+  assert.is(readFileSync(file, 'utf8'), 'not a directory');
+  assert.is(JSON.stringify(await list()), before);
+});
+
+test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the next run cleans up and succeeds', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts/backup.ts'), '--type', 'physical', '--max-rate', '32k'],
+    { env: { ...process.env, ...stack.env }, stdio: 'ignore' });
+  const lock = join(repo, '.backup.lock');
+  for (let i = 0; i < 100 && !readdirSync(join(repo, 'base')).some((d) => !existsSync(join(repo, 'base', d, 'backup.json'))); i++) await sleep(100);
+  assert.ok(existsSync(lock), 'the first run holds the lock');
+  const second = await runJob('backup', ['--type', 'logical'], stack.env);
+  assert.is(second.code, 3, second.stderr);
+  assert.match(second.stderr, new RegExp(`pid ${child.pid}`));
+  await sleep(1000);
+  process.kill(child.pid!, 'SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  await sleep(300);
+  const partial = readdirSync(join(repo, 'base')).filter((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
+  assert.is(partial.length, 1, 'the killed run left its directory, without backup.json');
+  const listed = await list();
+  assert.not.ok(listed.backups.some((b) => b.id === partial[0]), 'an unfinished directory is not listed as a backup');
+  assert.is(listed.unfinished.length, 1);
+  await sleep(1100);
+  const next = await runJob('backup', ['--type', 'physical', '--json'], stack.env);
+  assert.is(next.code, 0, next.stderr);
+  const ps = await run('ps', ['-eo', 'stat=,args='], {});
+  assert.not.ok(ps.stdout.split('\n').some((l) => !l.startsWith('Z') && /pg_basebackup .*--max-rate=32k/.test(l)),
+    'nothing of the killed run is still writing');
+  assert.ok(JSON.parse(next.stdout).cleaned.includes(`physical/${partial[0]}`));
+  assert.not.ok(existsSync(join(repo, 'base', partial[0]!)));
+});
+
+test('one flipped byte in a finished backup: verify exits 1 naming the file', async () => {
+  const { backups } = await list();
+  const victim = backups.find((b) => b.kind === 'physical')!;
+  const file = join(repo, 'base', victim.id, 'base.tar.zst');
+  const fd = openSync(file, 'r+');
+  const buf = Buffer.alloc(1);
+  readSync(fd, buf, 0, 1, 1000);
+  buf[0] = buf[0]! ^ 0xff;
+  writeSync(fd, buf, 0, 1, 1000);
+  closeSync(fd);
+  const r = await runJob('backup:verify', [victim.id], stack.env);
+  assert.is(r.code, 1);
+  assert.match(r.stdout, /base\.tar\.zst does not match its SHA-256 checksum/);
+  buf[0] = buf[0]! ^ 0xff;
+  const fd2 = openSync(file, 'r+');
+  writeSync(fd2, buf, 0, 1, 1000);
+  closeSync(fd2);
+  assert.is((await runJob('backup:verify', [victim.id], stack.env)).code, 0);
+});
+
+test('archiving into an unwritable archive fails visibly; once fixed the backlog archives with no gap', async () => {
+  const wal = join(repo, 'wal');
+  const archiver = () => withClient(stack.pg, async (c) => (await c.query(`SELECT failed_count::int AS failed,
+      (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)).rows[0] as { failed: number; waiting: number });
+  chmodSync(wal, 0o000);
+  try {
+    await withClient(stack.pg, (c) => c.query('CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()'));
+    for (let i = 0; i < 50 && (await archiver()).failed === 0; i++) await sleep(200);
+    const status = JSON.parse((await runJob('status', ['--json'], stack.env)).stdout);
+    assert.ok(status.postgres.archiver.failedCount > 0, 'failed count grows');
+    assert.ok(status.postgres.archiver.waiting > 0, 'segments wait');
+    assert.match((await runJob('status', [], stack.env)).stdout, /[1-9]\d* failed/);
+  } finally {
+    chmodSync(wal, 0o700);
+  }
+  // A new segment wakes the archiver, which then works through the backlog.
+  await withClient(stack.pg, (c) => c.query('CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()'));
+  for (let i = 0; i < 150 && (await archiver()).waiting > 0; i++) await sleep(200);
+  assert.is((await archiver()).waiting, 0, 'the backlog is archived');
+  const r = await runJob('backup:verify', ['--all'], stack.env);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+});
+
+test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and the oldest kept still restores', async () => {
+  for (let i = 0; i < 4; i++) {
+    await sleep(1100);
+    await withClient(stack.pg, (c) => c.query('SELECT pg_switch_wal()'));
+    await backupJson(['--type', 'physical', '--keep-physical', '99']);
+  }
+  const before = (await list()).backups.filter((b) => b.kind === 'physical');
+  assert.ok(before.length >= 4);
+  const dry = await runJob('backup:prune', ['--keep-physical', '2', '--dry-run', '--json'], stack.env);
+  assert.is(dry.code, 0, dry.stderr);
+  assert.is(JSON.parse(dry.stdout).removed.filter((x: { kind: string }) => x.kind === 'physical').length, before.length - 2);
+  assert.is((await list()).backups.filter((b) => b.kind === 'physical').length, before.length, '--dry-run deletes nothing');
+  const pruned = await runJob('backup:prune', ['--keep-physical', '2'], stack.env);
+  assert.is(pruned.code, 0, pruned.stderr);
+  const kept = (await list()).backups.filter((b) => b.kind === 'physical');
+  assert.equal(kept.map((b) => b.id), before.slice(-2).map((b) => b.id));
+  const oldestStart = kept[0]!.physical!.startSegment;
+  const segments = readdirSync(join(repo, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f));
+  assert.ok(segments.every((f) => f.slice(8) >= oldestStart.slice(8)), 'no segment older than the oldest kept start');
+  assert.ok(segments.includes(oldestStart) || segments.some((f) => f.slice(8) > oldestStart.slice(8)));
+  assert.is((await runJob('backup:verify', ['--all'], stack.env)).code, 0);
+
+  // Smoke restore of the oldest kept backup: extract, start, query.
+  const target = mkdtempSync(join(tmpdir(), 'edupulse-restore-'));
+  ensurePrivateDir(target, stack.ctx.as);
+  const data = join(target, 'data');
+  const repository = new LocalRepository(repo, stack.ctx.as);
+  await extractBaseBackup(repository, repository.find(kept[0]!.id)!, data, { as: stack.ctx.as });
+  const port = await freePort();
+  writeFileSync(join(data, 'edupulse.conf'), `port = ${port}\narchive_mode = off\nunix_socket_directories = '${target}'\n`);
+  const spec = { ...clusterSpec(stack.ctx), dataDir: data, socketDir: target, logFile: join(target, 'log'), port };
+  try {
+    await startCluster(spec);
+    const n = await withClient({ ...stack.pg, port }, async (c) => (await c.query('SELECT count(*)::int AS n FROM students')).rows[0].n);
+    assert.is(n, 300);
+  } finally {
+    await stopCluster(spec, 'immediate').catch(() => {});
+    rmSync(target, { recursive: true, force: true });
+  }
+});
+
+test('metrics are written as Prometheus text for each kind', () => {
+  const text = readFileSync(join(stack.ctx.paths.metricsDir, 'edupulse_backup_physical.prom'), 'utf8');
+  assert.match(text, /^edupulse_backup_last_success_timestamp_seconds\{kind="physical"\} \d+(\.\d+)?$/m);
+  assert.match(text, /^edupulse_backup_verified\{kind="physical"\} 1$/m);
+  assert.match(text, /^edupulse_backup_last_run_success\{kind="physical"\} 1$/m);
+});
+
+test.run();
