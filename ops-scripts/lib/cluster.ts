@@ -13,7 +13,8 @@ import type { PgBinaries } from './binaries.ts';
 export interface ClusterSpec {
   pg: PgBinaries;
   dataDir: string;
-  socketDir: string;
+  /** Where the cluster's socket lives (created 0700); none for a TCP-only cluster. */
+  socketDir?: string;
   logFile: string;
   port: number;
   as?: OsUser;
@@ -91,7 +92,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * so a start that fails on that is retried.
  */
 export async function startCluster(spec: ClusterSpec, opts: { timeoutSeconds?: number } = {}): Promise<void> {
-  ensurePrivateDir(spec.socketDir, spec.as);
+  if (spec.socketDir) ensurePrivateDir(spec.socketDir, spec.as);
   if (!existsSync(spec.logFile)) {
     writeFileSync(spec.logFile, '', { mode: 0o600 });
     if (spec.as) chownSync(spec.logFile, spec.as.uid, spec.as.gid);

@@ -1,7 +1,7 @@
 // Files that hold secrets or catalog entries: written whole or not at all
 // (temp file, fsync, rename), readable by their owner only.
 import { closeSync, fsyncSync, openSync, renameSync, writeSync, chownSync, mkdirSync, chmodSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { OsUser } from './run.ts';
 
 export function writeFileAtomic(path: string, content: string, opts: { mode?: number; owner?: OsUser } = {}): void {
@@ -19,9 +19,14 @@ export function writeFileAtomic(path: string, content: string, opts: { mode?: nu
   try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
 }
 
-/** mkdir -p with mode 0700 on the last component, owned by `owner` when given. */
+/** mkdir -p with mode 0700; every directory it creates (and the last one) owned by `owner` when given. */
 export function ensurePrivateDir(path: string, owner?: OsUser): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const first = mkdirSync(path, { recursive: true, mode: 0o700 });
   chmodSync(path, 0o700);
-  if (owner) chownSync(path, owner.uid, owner.gid);
+  if (!owner) return;
+  // mkdirSync returns the first directory it created; chown from there down.
+  for (let dir = path; ; dir = dirname(dir)) {
+    chownSync(dir, owner.uid, owner.gid);
+    if (!first || dir === first || dirname(dir) === dir) break;
+  }
 }

@@ -1,0 +1,22 @@
+// npm run backup:mark -- <name>: a named restore point.
+import { command } from './lib/cli.ts';
+import { backupContext } from './lib/backup/context.ts';
+import { badInput } from './lib/errors.ts';
+import { markRestorePoint } from './lib/restore/restore-points.ts';
+import { resolveStack } from './lib/stack-context.ts';
+
+const usage = `Usage: edupulse-db backup:mark <name> [--json]
+
+Creates a named restore point (pg_create_restore_point) on the live server,
+with drill canary rows committed just before and just after it, and records
+its name, LSN, time and timeline in the repository's restore-points.json, so
+\`restore --target-name <name>\` can pick its backup. Names are unique.`;
+
+await command({ name: 'backup:mark', usage }, async ({ args, json, logger, out }) => {
+  const name = args._[0];
+  if (typeof name !== 'string' || args._.length !== 1) throw badInput('backup:mark takes exactly one name');
+  const ctx = backupContext(await resolveStack({ logger }));
+  ctx.repo.ensureLayout();
+  const point = await markRestorePoint(ctx.admin, ctx.repo, name);
+  out(json ? JSON.stringify(point, null, 2) : `restore point "${point.name}" at ${point.lsn} (${point.time}, timeline ${point.timeline})`);
+});

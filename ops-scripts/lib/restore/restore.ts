@@ -1,0 +1,223 @@
+// Point-in-time restore into a new data directory: pick the newest physical
+// backup that ended at or before the target (or the named one), extract it,
+// point restore_command at the repository's wal/, set the recovery target,
+// and (with start) start it and wait until it is promoted (or paused).
+// Never over a live or non-empty directory; archiving is off in the restored
+// cluster so it can never write into the live archive.
+import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { findPgBinaries, type PgBinaries } from '../binaries.ts';
+import type { BackupContext } from '../backup/context.ts';
+import { extractBaseBackup } from '../backup/extract.ts';
+import type { BackupRecord } from '../backup/repository.ts';
+import { archiveStatus } from '../backup/verify.ts';
+import { parseLsn } from '../backup/wal.ts';
+import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, type ClusterSpec } from '../cluster.ts';
+import { withClient, type PgConfig } from '../db.ts';
+import { badInput, failed, refused } from '../errors.ts';
+import { processAlive } from '../process.ts';
+import { tail } from '../run.ts';
+import { readRestorePoints } from './restore-points.ts';
+import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
+
+export interface RestoreOptions {
+  target: RecoveryTarget;
+  to: string;
+  backupId?: string;
+  port?: number;
+  start?: boolean;
+  pause?: boolean;
+  /** The live cluster's data directory, which is never a target. */
+  liveDataDir?: string;
+  /** Superuser credentials (the restored cluster has the backup's roles). */
+  superuser: { user: string; password: string };
+  timeoutSeconds?: number;
+}
+
+export interface RestoreResult {
+  backup: { id: string; endedAt: string; stopLsn: string; major: number };
+  target: string;
+  dataDir: string;
+  port: number;
+  promoted: boolean;
+  paused: boolean;
+  timings: { chooseSeconds: number; extractSeconds: number; replaySeconds?: number; promoteSeconds?: number };
+  replayedWalBytes?: number;
+  lastReplayedCommit?: string | null;
+  spec: ClusterSpec;
+}
+
+export async function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+  });
+}
+
+const physicalBackups = (ctx: BackupContext) => ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical);
+
+/** The backup to restore from, and the checks that the target is reachable from it. */
+export function chooseBackup(ctx: BackupContext, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
+  const all = physicalBackups(ctx);
+  if (!all.length) throw badInput('the repository holds no physical backup', 'take one with `npm run backup -- --type physical`');
+  let limitLsn: bigint | undefined;
+  if (target.kind === 'name') {
+    const point = readRestorePoints(ctx.repo).find((p) => p.name === target.name);
+    if (!point) throw badInput(`no restore point named "${target.name}"`, 'see restore-points.json in the repository; make one with backup:mark');
+    limitLsn = parseLsn(point.lsn);
+  }
+  if (target.kind === 'lsn') limitLsn = parseLsn(target.lsn);
+  const fits = (r: BackupRecord) =>
+    target.kind === 'time' ? Date.parse(r.physical!.endedAt) <= target.time.getTime()
+    : limitLsn !== undefined ? parseLsn(r.physical!.stopLsn) <= limitLsn : true;
+  let chosen: BackupRecord | undefined;
+  if (backupId) {
+    chosen = all.find((r) => r.id === backupId);
+    if (!chosen) throw badInput(`no complete physical backup with id ${backupId}`, 'see backup:list');
+    if (!fits(chosen)) throw badInput(`backup ${backupId} ended (${chosen.physical!.endedAt}, ${chosen.physical!.stopLsn}) after the target ${describeTarget(target)}`, 'choose an older backup, or leave --backup out');
+  } else {
+    chosen = [...all].reverse().find(fits);
+    if (!chosen) {
+      throw badInput(`the target ${describeTarget(target)} is before the end of the oldest backup (${all[0]!.id}, ended ${all[0]!.physical!.endedAt}, ${all[0]!.physical!.stopLsn})`,
+        'choose a later target');
+    }
+  }
+  // The upper end: what the archive holds.
+  const archive = archiveStatus(ctx, chosen);
+  const newest = archive.newest;
+  const newestTime = newest ? readSegmentTime(ctx, newest.name) : undefined;
+  if (target.kind === 'time') {
+    if (target.time > now) throw badInput(`the target ${target.time.toISOString()} is in the future`, `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`);
+    if (newestTime && target.time.toISOString() > newestTime) {
+      throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL`, `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); a later target needs WAL that has not been archived yet`);
+    }
+  }
+  if (target.kind === 'lsn' && newest) {
+    const end = (newest.segno + 1n) * BigInt(chosen.server.walSegmentBytes);
+    if (limitLsn! > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
+  }
+  return chosen;
+}
+
+function readSegmentTime(ctx: BackupContext, name: string): string {
+  return statSync(join(ctx.repo.walDir, name)).mtime.toISOString();
+}
+
+/** Refuses (exit 3) a target that is not empty or that is the live data directory. */
+export function checkTargetDir(to: string, liveDataDir?: string): void {
+  const abs = resolve(to);
+  if (liveDataDir && existsSync(liveDataDir) && existsSync(abs) && realpathSync(abs) === realpathSync(liveDataDir)) {
+    throw refused(`${abs} is the live cluster's data directory; a restore never goes there`, 'restore into a new directory, then swap deliberately');
+  }
+  if (existsSync(abs) && readdirSync(abs).length > 0) {
+    throw refused(`${abs} is not empty; a restore never overwrites a directory`, 'give a new or empty directory with --to');
+  }
+  if (existsSync(join(abs, 'postmaster.pid'))) throw refused(`${abs} holds a running cluster`);
+}
+
+async function binariesFor(major: number): Promise<PgBinaries> {
+  const pg = await findPgBinaries({ minMajor: major, major });
+  if (!pg) {
+    throw badInput(`the backup is PostgreSQL ${major}; this host lacks its binaries (postgres, pg_ctl, initdb)`,
+      `install PostgreSQL ${major} (Debian: apt-get install postgresql-${major}) or set EDUPULSE_PG_BINDIR`);
+  }
+  return pg;
+}
+
+/** Seconds between two log lines' timestamps ("2026-11-24 23:04:28.997 UTC ..."), when both are there. */
+function logTimes(log: string): { redoDone?: number; ready?: number } {
+  const at = (re: RegExp) => {
+    const lines = log.split('\n').filter((l) => re.test(l));
+    const m = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) (\w+)/.exec(lines[lines.length - 1] ?? '');
+    return m ? Date.parse(`${m[1]!.replace(' ', 'T')}Z`) : undefined;
+  };
+  return { redoDone: at(/redo done at|recovery stopping|pausing at the end of recovery/), ready: at(/database system is ready to accept connections/) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise<RestoreResult> {
+  const t0 = performance.now();
+  const to = resolve(opts.to);
+  checkTargetDir(to, opts.liveDataDir);
+  if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
+  const backup = chooseBackup(ctx, opts.target, opts.backupId);
+  const pg = await binariesFor(backup.server.major);
+  const port = opts.port ?? (await freePort());
+  const chooseSeconds = (performance.now() - t0) / 1000;
+  const created = !existsSync(to);
+  const spec: ClusterSpec = { pg, dataDir: to, logFile: join(to, 'restore.log'), port, as: ctx.as, logger: ctx.logger };
+  try {
+    const e0 = performance.now();
+    await extractBaseBackup(ctx.repo, backup, to, { as: ctx.as });
+    const extractSeconds = (performance.now() - e0) / 1000;
+    const params: Record<string, string> = {
+      port: String(port),
+      listen_addresses: '127.0.0.1',
+      // TCP only: the restored cluster shares no socket directory with anything.
+      unix_socket_directories: '',
+      // Never archive from a restored cluster: its new timeline must not enter the live archive.
+      archive_mode: 'off',
+      restore_command: `cp "${ctx.repo.walDir}/%f" "%p"`,
+      ...targetParameters(opts.target),
+      recovery_target_action: opts.pause ? 'pause' : 'promote',
+      recovery_target_timeline: 'latest',
+      hot_standby: 'on',
+      shared_preload_libraries: 'pg_stat_statements',
+    };
+    // The backup carries the live cluster's edupulse.conf (included by postgresql.conf); this replaces it.
+    for (const [name, content] of [['edupulse.conf', renderConf(params)], ['recovery.signal', '']] as const) {
+      writeFileSync(join(to, name), content, { mode: 0o600 });
+      if (ctx.as) chownSync(join(to, name), ctx.as.uid, ctx.as.gid);
+    }
+    const result: RestoreResult = {
+      backup: { id: backup.id, endedAt: backup.physical!.endedAt, stopLsn: backup.physical!.stopLsn, major: backup.server.major },
+      target: describeTarget(opts.target), dataDir: to, port, promoted: false, paused: false,
+      timings: { chooseSeconds, extractSeconds }, spec,
+    };
+    if (!opts.start) return result;
+    const s0 = Date.now();
+    await startCluster(spec, { timeoutSeconds: opts.timeoutSeconds ?? 3600 });
+    const admin: PgConfig = { host: '127.0.0.1', port, user: opts.superuser.user, password: opts.superuser.password, database: 'postgres', application_name: 'edupulse-db restore' };
+    const deadline = Date.now() + (opts.timeoutSeconds ?? 3600) * 1000;
+    for (;;) {
+      const pid = postmasterPid(to);
+      if (!pid || !processAlive(pid)) {
+        throw failed(`the restored server stopped during recovery:\n${tail(readFileSync(spec.logFile, 'utf8'), 12)}`, `see ${spec.logFile}`);
+      }
+      const state = await withClient(admin, async (c) => (await c.query(
+        `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause`)).rows[0])
+        .catch(() => undefined);
+      if (state && !state.recovering) { result.promoted = true; break; }
+      if (state && opts.pause && state.pause === 'paused') { result.paused = true; break; }
+      if (Date.now() > deadline) throw failed(`recovery did not finish within ${opts.timeoutSeconds ?? 3600}s`, `see ${spec.logFile}`);
+      await sleep(100);
+    }
+    const times = logTimes(readFileSync(spec.logFile, 'utf8'));
+    if (times.redoDone) result.timings.replaySeconds = Math.max(0, (times.redoDone - s0) / 1000);
+    if (times.redoDone && times.ready && result.promoted) result.timings.promoteSeconds = Math.max(0, (times.ready - times.redoDone) / 1000);
+    await withClient(admin, async (c) => {
+      const { rows } = await c.query(`SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn()), $1)::bigint AS bytes,
+        pg_last_xact_replay_timestamp() AS last`, [backup.physical!.startLsn]);
+      result.replayedWalBytes = Number(rows[0].bytes);
+      result.lastReplayedCommit = rows[0].last ? (rows[0].last as Date).toISOString() : null;
+    });
+    return result;
+  } catch (err) {
+    // Nothing half-made stays behind: stop what was started, remove what was made.
+    if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
+    if (created) rmSync(to, { recursive: true, force: true });
+    else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
+    throw err;
+  }
+}

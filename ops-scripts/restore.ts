@@ -1,0 +1,49 @@
+// npm run restore -- --target-time T --to <dir> [...]
+import { command } from './lib/cli.ts';
+import { backupContext } from './lib/backup/context.ts';
+import { badInput } from './lib/errors.ts';
+import { restore } from './lib/restore/restore.ts';
+import { parseTarget } from './lib/restore/target.ts';
+import { readSecrets } from './lib/secrets.ts';
+import { resolveStack } from './lib/stack-context.ts';
+
+const usage = `Usage: edupulse-db restore (--target-time T | --target-lsn L | --target-name N | --target immediate)
+                          --to <dir> [--backup <id>] [--port P] [--start] [--pause] [--json]
+
+Point-in-time restore into a new data directory: picks the newest physical
+backup that ended at or before the target (or --backup, refused if it ended
+after it), extracts it into <dir> (which must not exist or be empty: exit 3;
+never the live data directory), sets restore_command to the repository's
+wal/, the recovery target (timeline latest) and recovery.signal, archiving
+off, TCP only on a port. With --start, starts it and waits until recovery
+ended and the server was promoted (--pause: until it paused at the target,
+to inspect first). Uses the binaries of the backup's major version.
+
+  --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused
+  --target-lsn L     e.g. 0/3000060
+  --target-name N    a restore point made by backup:mark
+  --target immediate the end of the backup`;
+
+await command({
+  name: 'restore', usage, boolean: ['start', 'pause'],
+  string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
+}, async ({ args, json, logger, out }) => {
+  const target = parseTarget({ time: args['target-time'], lsn: args['target-lsn'], name: args['target-name'], target: args.target });
+  if (!args.to) throw badInput('restore needs --to <dir>', 'a new or empty directory for the restored cluster');
+  const port = args.port === undefined ? undefined : Number(args.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw badInput(`--port ${args.port} is not a port`);
+  const stack = await resolveStack({ logger });
+  const secrets = readSecrets(stack.paths.secretsFile);
+  if (!secrets) throw badInput('no secrets file; run `npm run up` first');
+  const r = await restore(backupContext(stack), {
+    target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
+    liveDataDir: stack.paths.dataDir, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
+  });
+  const { spec: _spec, ...report } = r;
+  if (json) { out(JSON.stringify(report, null, 2)); return; }
+  out([`restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,
+    r.promoted ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
+    : r.paused ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
+    : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,
+  ].join('\n'));
+});
