@@ -36,6 +36,8 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
       return;
     }
     if (unknown.length) throw badInput(`${spec.name}: unknown option ${unknown.join(', ')}`, `see ${spec.name} --help`);
+    const repeated = strings.filter((f) => Array.isArray(args[f]));
+    if (repeated.length) throw badInput(`${spec.name}: --${repeated[0]} given more than once`, 'give it once');
     const json = Boolean(args.json);
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
     code = (await handler({ args, json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;

@@ -73,16 +73,20 @@ export const osOwnerName = (ctx: Pick<StackContext, 'as'>) => ctx.as?.name ?? cu
  * home directory it cannot, and initdb would fail deep inside. Checked before
  * anything is created.
  */
-export async function checkReachable(ctx: StackContext): Promise<void> {
-  if (!ctx.as) return;
+export async function checkReachable(ctx: Pick<StackContext, 'as' | 'paths'>): Promise<void> {
   for (const target of new Set([ctx.paths.root, ctx.paths.repoDir])) {
-    let existing = target;
-    while (!existsSync(existing)) existing = dirname(existing);
-    const r = await run('/bin/sh', ['-c', 'cd -- "$1"', 'sh', existing], { as: ctx.as, nothrow: true });
-    if (r.code !== 0) {
-      throw badInput(`${target} is not reachable by the OS user "${ctx.as.name}" that runs PostgreSQL (it cannot enter ${existing} or a directory above it)`,
-        'choose a state directory it can reach, for example EDUPULSE_STATE_DIR=/var/lib/edupulse (and EDUPULSE_REPO_DIR likewise)');
-    }
+    await checkReachableBy(ctx.as, target, 'choose a state directory it can reach, for example EDUPULSE_STATE_DIR=/var/lib/edupulse (and EDUPULSE_REPO_DIR likewise)');
+  }
+}
+
+/** Bad input unless `user` can enter the nearest existing directory of `target` (and so create it). */
+export async function checkReachableBy(user: OsUser | undefined, target: string, hint: string): Promise<void> {
+  if (!user) return;
+  let existing = target;
+  while (!existsSync(existing)) existing = dirname(existing);
+  const r = await run('/bin/sh', ['-c', 'cd -- "$1"', 'sh', existing], { as: user, nothrow: true });
+  if (r.code !== 0) {
+    throw badInput(`${target} is not reachable by the OS user "${user.name}" that runs PostgreSQL (it cannot enter ${existing} or a directory above it)`, hint);
   }
 }
 

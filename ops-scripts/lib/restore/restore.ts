@@ -6,7 +6,7 @@
 // cluster so it can never write into the live archive.
 import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
@@ -17,6 +17,7 @@ import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, t
 import { withClient, type PgConfig } from '../db.ts';
 import { badInput, failed, refused } from '../errors.ts';
 import { processAlive } from '../process.ts';
+import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
 import { readRestorePoints } from './restore-points.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
@@ -99,7 +100,9 @@ export function chooseBackup(ctx: BackupContext, target: RecoveryTarget, backupI
   if (target.kind === 'time') {
     if (target.time > now) throw badInput(`the target ${target.time.toISOString()} is in the future`, `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`);
     if (newestTime && target.time.toISOString() > newestTime) {
-      throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL`, `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); a later target needs WAL that has not been archived yet`);
+      const why = archive.missing.length ? `the archive has a gap: segment ${archive.missing[0]} is missing` : 'a later target needs WAL that has not been archived yet';
+      throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL reachable from backup ${chosen.id}`,
+        `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); ${why}`);
     }
   }
   if (target.kind === 'lsn' && newest) {
@@ -151,6 +154,7 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   const to = resolve(opts.to);
   checkTargetDir(to, opts.liveDataDir);
   if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
+  await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
   const backup = chooseBackup(ctx, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
   const port = opts.port ?? (await freePort());

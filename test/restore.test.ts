@@ -1,0 +1,255 @@
+// Point-in-time restore and drills against a live cluster written to
+// continuously, with every row's commit window recorded.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { writeCanary } from '../ops-scripts/lib/restore/restore-points.ts';
+import { run } from '../ops-scripts/lib/run.ts';
+import { runJob } from './cli.ts';
+import { declarations } from '../roles/declarations.ts';
+import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { readSecrets } from '../ops-scripts/lib/secrets.ts';
+import { logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
+
+let stack: TestStack;
+let repo = '';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A probe row: inserted at `from` (server clock), committed by `to`. */
+interface Probe { id: number; from: number; to: number }
+const probes: Probe[] = [];
+let writing = false;
+
+async function writer(): Promise<void> {
+  await withClient(stack.pg, async (c) => {
+    while (writing) {
+      const { rows } = await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id, clock_timestamp() AS t');
+      const after = (await c.query('SELECT clock_timestamp() AS t')).rows[0].t as Date;
+      probes.push({ id: rows[0].id, from: (rows[0].t as Date).getTime(), to: after.getTime() });
+      await sleep(30);
+    }
+  });
+}
+
+/** Rows committed by the target are present, rows begun after it absent; the few in flight at it are not judged. */
+async function assertExact(conn: PgConfig, target: number, label: string): Promise<void> {
+  const ids = new Set(await withClient(conn, async (c) => (await c.query('SELECT id FROM probe')).rows.map((r) => r.id as number)));
+  const before = probes.filter((p) => p.to <= target);
+  const after = probes.filter((p) => p.from > target);
+  assert.ok(before.length > 0 && after.length > 0, `${label}: rows on both sides of the target`);
+  assert.equal(before.filter((p) => !ids.has(p.id)).map((p) => p.id), [], `${label}: rows committed before the target are present`);
+  assert.equal(after.filter((p) => ids.has(p.id)).map((p) => p.id), [], `${label}: rows committed after the target are absent`);
+}
+
+function scratchProcesses(path: string): string[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
+    try { const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8'); return cmd.includes(path) ? [cmd] : []; } catch { return []; }
+  });
+}
+
+async function stopKept(dataDir: string): Promise<void> {
+  await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-s'], { as: stack.ctx.as, nothrow: true });
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+let backupEnded = 0;
+let mark = { name: 'mid-run', time: 0 };
+let end = 0;
+
+test.before(logged(async () => {
+  stack = await startTestStack({ redis: true });
+  repo = stack.ctx.paths.repoDir;
+  // Made as a migration would make it (by the owner), so the declared grants cover it and the roles audit stays clean.
+  const owner = migratorConfig(stack.pg, stack.secrets.roles[declarations.migrator] ?? readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+  await withClient(owner, (c) => c.query('CREATE TABLE probe (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())'));
+  await writeCanary(stack.pg, 'test-start', 'before');
+  writing = true;
+  const w = writer();
+  await sleep(800);
+  const backup = await runJob('backup', ['--type', 'physical', '--json'], stack.env);
+  assert.is(backup.code, 0, backup.stderr);
+  backupEnded = Date.parse(JSON.parse(backup.stdout).record.physical.endedAt);
+  await sleep(1500);
+  await withClient(stack.pg, (c) => c.query('SELECT pg_switch_wal()'));
+  await sleep(1000);
+  const marked = await runJob('backup:mark', [mark.name, '--json'], stack.env);
+  assert.is(marked.code, 0, marked.stderr);
+  mark.time = Date.parse(JSON.parse(marked.stdout).time);
+  await sleep(1000);
+  writing = false;
+  await w;
+  end = Date.now();
+  await withClient(stack.pg, (c) => c.query("INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()"));
+  await sleep(500);
+}));
+test.after(async () => { writing = false; await stack?.stop(); });
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+test('a target before the backup ended is refused (exit 2), naming the oldest backup', async () => {
+  const r = await runJob('drill', ['--target-time', iso(backupEnded - 1500)], stack.env);
+  assert.is(r.code, 1, 'a drill that cannot restore fails');
+  const direct = await runJob('restore', ['--target-time', iso(backupEnded - 1500), '--to', join(tmpdir(), 'never-made')], stack.env);
+  assert.is(direct.code, 2, direct.stderr);
+  assert.match(direct.stderr, /before the end of the oldest backup/);
+  assert.not.ok(existsSync(join(tmpdir(), 'never-made')));
+});
+
+for (const [label, at] of [['just after the backup', () => backupEnded + 300], ['later', () => Math.round((backupEnded + mark.time) / 2) + 700]] as const) {
+  test(`drill to a target ${label}: passes, and holds exactly the rows committed by then`, async () => {
+    const target = at();
+    const r = await runJob('drill', ['--target-time', iso(target), '--keep', '--json'], stack.env);
+    const report = JSON.parse(r.stdout);
+    assert.is(r.code, 0, JSON.stringify(report.checks, null, 1));
+    assert.ok(report.passed);
+    assert.ok(report.rpoSeconds >= 0);
+    assert.ok(report.rto.extractSeconds > 0 && report.rto.verifySeconds > 0);
+    assert.ok(report.checks.some((c: { name: string; status: string }) => c.name.startsWith('structural') && c.status === 'passed'));
+    try {
+      await assertExact({ ...stack.pg, port: report.kept.port }, target, label);
+    } finally {
+      await stopKept(report.kept.dataDir);
+    }
+    assert.equal(scratchProcesses(report.kept.dataDir), []);
+  });
+}
+
+test('restore to a named restore point holds exactly the rows committed before the mark', async () => {
+  const to = join(tempStateDir(), 'data');
+  const r = await runJob('restore', ['--target-name', mark.name, '--to', to, '--start', '--json'], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.ok(res.promoted);
+  try {
+    await assertExact({ ...stack.pg, port: res.port }, mark.time, 'named restore point');
+    const restoredConf = readFileSync(join(to, 'edupulse.conf'), 'utf8');
+    assert.match(restoredConf, /archive_mode = 'off'/, 'a restored cluster never archives into the live repository');
+  } finally {
+    await stopKept(to);
+  }
+});
+
+test('a default drill places its own target, passes, appends history and metrics, and leaves nothing behind', async () => {
+  const r = await runJob('drill', ['--json'], stack.env);
+  const report = JSON.parse(r.stdout);
+  assert.is(r.code, 0, JSON.stringify(report.checks, null, 1));
+  assert.is(report.kept, undefined);
+  assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
+  assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
+  const history = readFileSync(join(repo, 'drill-history.md'), 'utf8');
+  assert.match(history, new RegExp(`\\| ${report.startedAt} \\| ${report.target} \\| ${report.backupId} \\|.*\\| passed \\|`));
+  const metrics = readFileSync(join(stack.ctx.paths.metricsDir, 'edupulse_drill.prom'), 'utf8');
+  assert.match(metrics, /^edupulse_drill_last_run_success 1$/m);
+  assert.match(metrics, /^edupulse_drill_rto_seconds \d/m);
+});
+
+test('restore refuses a non-empty directory and the live data directory (exit 3)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edupulse-full-'));
+  writeFileSync(join(dir, 'precious.txt'), 'keep me');
+  const r = await runJob('restore', ['--target', 'immediate', '--to', dir], stack.env);
+  assert.is(r.code, 3, r.stderr);
+  assert.is(readFileSync(join(dir, 'precious.txt'), 'utf8'), 'keep me');
+  const live = await runJob('restore', ['--target', 'immediate', '--to', stack.ctx.paths.dataDir], stack.env);
+  assert.is(live.code, 3, live.stderr);
+  assert.match(live.stderr, /live cluster's data directory/);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('bad input: each with a clear message, exit 2, nothing left behind', async () => {
+  const to = join(tmpdir(), `edupulse-bad-${process.pid}`);
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const busyPort = String((busy.address() as { port: number }).port);
+  const cases: Array<[string[], RegExp]> = [
+    [['--target-time', 'yesterday-ish'], /is not a time/],
+    [['--target-time', '2026-11-24 12:00:00'], /no time zone/],
+    [['--target-time', iso(Date.now() + 3_600_000)], /in the future/],
+    [['--target-time', iso(end - 100_000_000)], /before the end of the oldest backup/],
+    [['--target', 'immediate', '--backup', '19990101T000000Z'], /no complete physical backup with id/],
+    [['--target', 'immediate', '--port', busyPort], /already in use/],
+    [['--target-name', 'never-marked'], /no restore point named/],
+    [['--target-lsn', 'zz'], /not an LSN/],
+    ...(stack.ctx.as ? [[['--target', 'immediate', '--to', join(mkdtempSync(join(tmpdir(), 'edupulse-private-')), 'x')], /not reachable/] as [string[], RegExp]] : []),
+  ];
+  try {
+    for (const [args, message] of cases) {
+      const r = await runJob('restore', args.includes('--to') ? args : [...args, '--to', to], stack.env);
+      assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.not.ok(existsSync(to), `${args.join(' ')} left ${to} behind`);
+    }
+  } finally {
+    busy.close();
+  }
+});
+
+test('a drill from a corrupted backup exits 1, names the cause, and leaves no scratch server nor directory', async () => {
+  const id = readdirSync(join(repo, 'base')).filter((d) => !d.startsWith('.')).sort()[0]!;
+  const file = join(repo, 'base', id, 'base.tar.zst');
+  copyFileSync(file, `${file}.good`);
+  const fd = openSync(file, 'r+');
+  const buf = Buffer.alloc(64);
+  readSync(fd, buf, 0, 64, 4096);
+  for (let i = 0; i < 64; i++) buf[i] = buf[i]! ^ 0x5a;
+  writeSync(fd, buf, 0, 64, 4096);
+  closeSync(fd);
+  try {
+    const r = await runJob('drill', ['--json'], stack.env);
+    const report = JSON.parse(r.stdout);
+    assert.is(r.code, 1);
+    assert.match(JSON.stringify(report.checks), /tar|zstd|Corrupt|checksum/i);
+    assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
+    assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
+  } finally {
+    copyFileSync(`${file}.good`, file);
+    rmSync(`${file}.good`);
+  }
+});
+
+test('a drill with a missing WAL segment exits 1 naming the segment, and leaves nothing behind', async () => {
+  await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
+  await sleep(300);
+  await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
+  await sleep(500);
+  const wal = join(repo, 'wal');
+  const segments = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
+  const victim = segments[segments.length - 2]!;
+  mkdirSync(join(tmpdir(), 'edupulse-wal-aside'), { recursive: true });
+  copyFileSync(join(wal, victim), join(tmpdir(), 'edupulse-wal-aside', victim));
+  rmSync(join(wal, victim));
+  try {
+    const r = await runJob('drill', ['--json'], stack.env);
+    const report = JSON.parse(r.stdout);
+    assert.is(r.code, 1);
+    assert.match(JSON.stringify(report.checks), new RegExp(victim));
+    assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
+    assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
+  } finally {
+    copyFileSync(join(tmpdir(), 'edupulse-wal-aside', victim), join(wal, victim));
+    rmSync(join(tmpdir(), 'edupulse-wal-aside'), { recursive: true, force: true });
+  }
+});
+
+test('cache:invalidate removes only prediction:* keys', async () => {
+  const redis = new Redis({ port: stack.ctx.settings.redis.port, password: stack.secrets.redis.password, lazyConnect: true, retryStrategy: () => null });
+  await redis.connect();
+  try {
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < 2500; i++) pipeline.set(`prediction:STU${i}`, '{}', 'EX', 3600);
+    pipeline.set('session:abc', 'x').set('predictions-index', 'y').set('prediction', 'z').set('other:prediction:1', 'w');
+    await pipeline.exec();
+    const r = await runJob('cache:invalidate', ['--json'], stack.env);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(JSON.parse(r.stdout).removed, 2500);
+    assert.equal((await redis.keys('*')).sort(), ['other:prediction:1', 'prediction', 'predictions-index', 'session:abc']);
+  } finally {
+    redis.disconnect();
+  }
+});
+
+test.run();
