@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { drill } from './lib/drill/drill.ts';
+import { logicalDrill } from './lib/drill/logical-drill.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
 import { withLockFile } from './lib/lock-file.ts';
@@ -12,6 +13,7 @@ import { readSecrets } from './lib/secrets.ts';
 import { resolveStack } from './lib/stack-context.ts';
 
 const usage = `Usage: edupulse-db drill [--target-time T] [--backup <id>] [--keep] [--json]
+       edupulse-db drill --logical [<id>] [--json]
 
 Restores the newest suitable physical backup into a scratch cluster on a free
 port at a target time, waits for promotion, then verifies: the target was
@@ -22,9 +24,13 @@ declarations. Reports the RTO broken down (choose, extract, replay, promote,
 verify), appends to the repository's drill-history.md, writes Prometheus
 metrics, and removes the scratch cluster (--keep leaves it up).
 Without --target-time the drill places its own target between two canaries
-it writes just now. Exit 0 only when every check passed, 1 otherwise.`;
+it writes just now. Exit 0 only when every check passed, 1 otherwise.
 
-await command({ name: 'drill', usage, boolean: ['keep'], string: ['target-time', 'backup'] }, async ({ args, json, logger, out }) => {
+--logical restores the newest (or given) pg_dump into a scratch database on
+the live server and compares every table's row count and fingerprint with
+those taken in the dump's own snapshot; the scratch database is dropped.`;
+
+await command({ name: 'drill', usage, boolean: ['keep', 'logical'], string: ['target-time', 'backup'] }, async ({ args, json, logger, out }) => {
   const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
   if (targetTime && targetTime > new Date()) throw badInput(`the target ${targetTime.toISOString()} is in the future`);
   const stack = await resolveStack({ logger });
@@ -32,7 +38,9 @@ await command({ name: 'drill', usage, boolean: ['keep'], string: ['target-time',
   if (!secrets) throw badInput('no secrets file; run `npm run up` first');
   const ctx = backupContext(stack);
   ctx.repo.ensureLayout();
-  const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => drill(ctx, {
+  const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
+    ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
+    : drill(ctx, {
     targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep),
     scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,

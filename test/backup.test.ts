@@ -16,6 +16,7 @@ import { clusterSpec } from '../ops-scripts/lib/stack-context.ts';
 import { startCluster, stopCluster } from '../ops-scripts/lib/cluster.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
 import { runJob } from './cli.ts';
+import { compareFingerprints } from '../ops-scripts/lib/backup/fingerprint.ts';
 import { LocalRepository } from '../ops-scripts/lib/backup/repository.ts';
 import { extractBaseBackup } from '../ops-scripts/lib/backup/extract.ts';
 import { freePort, logged, startTestStack, type TestStack } from './harness.ts';
@@ -70,6 +71,22 @@ test('a logical backup passes pg_restore --list', async () => {
   const listed = await run(stack.ctx.pg.bin('pg_restore'), ['--list', dump]);
   assert.match(listed.stdout, /TABLE DATA public students/);
   assert.match(listed.stdout, /TABLE DATA public attendance_records/);
+});
+
+test('a logical drill restores the dump into a scratch database and matches the snapshot\'s fingerprints', async () => {
+  const r = await runJob('drill', ['--logical', '--json'], stack.env);
+  const report = JSON.parse(r.stdout);
+  assert.is(r.code, 0, JSON.stringify(report.checks));
+  assert.match(report.checks[1].detail, /identical to the dump's snapshot/);
+  const dbs = await withClient(stack.pg, async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'edupulse_drill%'")).rows);
+  assert.equal(dbs, [], 'the scratch database is dropped');
+});
+
+test('fingerprint comparison names what differs', () => {
+  const base = { 'public.a': { rows: 2, hash: '10' }, 'public.b': { rows: 1, hash: '5' } };
+  assert.equal(compareFingerprints(base, base), []);
+  assert.equal(compareFingerprints(base, { 'public.a': { rows: 3, hash: '10' }, 'public.b': { rows: 1, hash: '6' }, 'public.c': { rows: 0, hash: '0' } }), [
+    'public.a has 3 rows, the dump\'s snapshot had 2', 'public.b has the same 1 rows count but different contents', 'public.c was not in the dump\'s snapshot']);
 });
 
 test('bad input exits 2 and changes nothing', async () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { badInput } from '../errors.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../files.ts';
 import type { OsUser } from '../run.ts';
+import type { Fingerprints } from './fingerprint.ts';
 import { HISTORY_RE, parseHistory, type HistoryEntry } from './wal.ts';
 
 export type BackupKind = 'physical' | 'logical';
@@ -33,7 +34,7 @@ export interface BackupRecord {
     endedAt: string;
     compression: string; checkpoint: string; walIncluded: boolean;
   };
-  logical?: { database: string; tool: 'pg_dump -Fc'; entries: number };
+  logical?: { database: string; tool: 'pg_dump -Fc'; entries: number; tables: Fingerprints };
   sizes: { rawBytes: number; storedBytes: number };
   throughputMBps: number;
   files: BackupFile[];

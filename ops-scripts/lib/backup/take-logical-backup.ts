@@ -3,7 +3,9 @@
 // pg_restore --list before it is marked complete.
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
+import { fingerprintTables } from './fingerprint.ts';
 import { ensurePrivateDir } from '../files.ts';
 import { withPassfile } from '../passfile.ts';
 import { run } from '../run.ts';
@@ -24,8 +26,21 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
   ensurePrivateDir(dir, ctx.as);
   try {
     const file = join(dir, DUMP_FILE);
-    await withPassfile(ctx.backupLogin, ctx.as, (env) =>
-      run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file], { as: ctx.as, env, logger: ctx.logger, dieWithParent: true }));
+    // The dump is made from a snapshot exported here, in which every table is also fingerprinted:
+    // a restore of the dump can then be checked against exactly the data it holds.
+    const tables = await withClient({ ...ctx.backupLogin, database }, async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const snapshot = (await c.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+        const fingerprints = await fingerprintTables(c);
+        await withPassfile(ctx.backupLogin, ctx.as, (env) =>
+          run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file, `--snapshot=${snapshot}`],
+            { as: ctx.as, env, logger: ctx.logger, dieWithParent: true }));
+        return fingerprints;
+      } finally {
+        await c.query('COMMIT').catch(() => {});
+      }
+    });
     const dumpSeconds = (performance.now() - t0) / 1000;
     const v0 = performance.now();
     const list = await run(ctx.pg.bin('pg_restore'), ['--list', file], { as: ctx.as, nothrow: true, dieWithParent: true });
@@ -36,7 +51,7 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
       format: 1, id, kind: 'logical', label: opts.label ?? `edupulse-db ${id}`, status: 'complete',
       startedAt: started.toISOString(), finishedAt: new Date().toISOString(),
       durationSeconds: (performance.now() - t0) / 1000, server: facts,
-      logical: { database, tool: 'pg_dump -Fc', entries },
+      logical: { database, tool: 'pg_dump -Fc', entries, tables },
       sizes: { rawBytes: bytes, storedBytes: bytes },
       throughputMBps: bytes / 1048576 / dumpSeconds,
       files: [{ name: DUMP_FILE, bytes, sha256: await sha256File(file) }],
