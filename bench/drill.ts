@@ -20,7 +20,7 @@ import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { startTestStack } from '../test/harness.ts';
 
 const STUDENTS = Number(process.env.BENCH_STUDENTS ?? 50_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,9 +35,10 @@ try {
   const walBytes = await withClient(stack.pg, async (c) => {
     const before = (await c.query('SELECT pg_current_wal_lsn() AS l')).rows[0].l;
     await c.query('UPDATE grades SET grade_value = grade_value');
-    await c.query('UPDATE attendance_records SET minutes_late = minutes_late WHERE id % 3 = 0');
     return Number((await c.query('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1) AS d', [before])).rows[0].d);
   });
+  await withClient(stack.pg, (c) => c.query("INSERT INTO edupulse_meta.drill_canaries (drill_id, side) VALUES ('bench', 'before')"));
+  await sleep(50);
   const target = await withClient(stack.pg, async (c) => (await c.query('SELECT clock_timestamp() AS t')).rows[0].t as Date);
   await sleep(50);
   await withClient(stack.pg, async (c) => {
@@ -53,6 +54,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     // Floor: tar, a minimal recovery configuration, pg_ctl start, wait for promotion.
     const dir = mkdtempSync(join(stack.ctx.paths.root, 'floor-'));
+    ensurePrivateDir(dir, stack.ctx.as);
     const data = join(dir, 'data');
     const port = await freePort();
     const t0 = performance.now();
@@ -85,7 +87,7 @@ try {
     const full = await drill(ctx, { targetTime: target, scratchRoot: join(stack.ctx.paths.root, 'drills'), liveDataDir: stack.ctx.paths.dataDir,
       superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: 'edupulse' });
     verify.push(full.rto.verifySeconds ?? NaN);
-    console.log(`round ${round + 1}: floor ${floor[round]!.toFixed(2)}s, ours ${ours[round]!.toFixed(2)}s (${breakdown[round]}); full drill ${full.passed ? 'passed' : 'FAILED'}, verification ${verify[round]!.toFixed(2)}s`);
+    console.log(`round ${round + 1}: floor ${floor[round]!.toFixed(2)}s, ours ${ours[round]!.toFixed(2)}s (${breakdown[round]}); full drill ${full.passed ? 'passed' : `FAILED: ${full.checks.filter((c) => c.status !== 'passed').map((c) => `${c.name}: ${c.detail}`).join('; ')}`}, verification ${verify[round]!.toFixed(2)}s`);
   }
   const f = median(floor), o = median(ours);
   console.log(`\nRTO proper: ours ${o.toFixed(2)}s vs floor ${f.toFixed(2)}s = ${(o / f).toFixed(3)}x (target <= 1.10x); verification ${median(verify).toFixed(2)}s beside it`);

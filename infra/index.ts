@@ -1,0 +1,75 @@
+// The Pulumi program: reads the stack's configuration, composes the
+// components, exports the outputs. Everything it declares comes from the
+// desired state (infra/settings.ts, roles/, migrations/, views/).
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as docker from '@pulumi/docker';
+import * as pulumi from '@pulumi/pulumi';
+import * as random from '@pulumi/random';
+import { declarations } from '../roles/declarations.ts';
+import { DatabaseAccess } from './access.ts';
+import { readConfig } from './config.ts';
+import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
+import { RedisServer } from './redis-server.ts';
+import { hashDir, IndexesAndViews, Migrations } from './sql-objects.ts';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+const config = readConfig();
+const stack = pulumi.getStack();
+const database = config.settings.postgres.database;
+
+const postgresPassword = config.postgresPassword
+  ?? new random.RandomPassword('postgres-superuser-password', { length: 32, special: false }).result;
+
+let host: pulumi.Output<string>;
+let port: pulumi.Output<number>;
+let containers: Record<string, pulumi.Output<string>> = {};
+let dependsOn: pulumi.Resource[] = [];
+let redisPasswordOut: pulumi.Output<string> | undefined;
+
+if (config.mode === 'docker') {
+  const d = config.docker!;
+  const network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
+  const pg = new PostgresServer(`edupulse-${stack}`, {
+    settings: config.settings.postgres, image: d.postgresImage, network, password: postgresPassword,
+    dataDir: d.dataDir, repoDir: d.repoDir, publishPort: d.postgresPort, bindAddress: d.bindAddress,
+  });
+  const redisPassword = config.redisPassword ?? new random.RandomPassword('redis-password', { length: 32, special: false }).result;
+  const redis = new RedisServer(`edupulse-${stack}`, {
+    settings: config.settings.redis, image: d.redisImage, network, password: redisPassword,
+    dataDir: d.redisDataDir, publishPort: d.redisPort, bindAddress: d.bindAddress,
+  });
+  host = pg.host;
+  port = pg.port;
+  containers = { postgres: pg.containerName, redis: redis.containerName };
+  dependsOn = [pg.container];
+  redisPasswordOut = pulumi.secret(redisPassword);
+} else {
+  host = pulumi.output(config.postgresHost!);
+  port = pulumi.output(config.postgresAdminPort!);
+}
+
+const access = new DatabaseAccess('access', {
+  declarations, database, host, port, username: config.postgresAdminUser, password: postgresPassword, sslmode: config.sslmode,
+}, { dependsOn });
+
+const connection = pulumi.secret(pulumi.all([host, port, access.passwords[declarations.migrator]!]).apply(([h, p, pw]) => ({
+  host: h, port: p, database, migratorPassword: pw, sslmode: config.sslmode,
+})));
+const migrations = new Migrations('migrations', {
+  connection, migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/),
+}, { dependsOn: access.ready });
+const objects = new IndexesAndViews('indexes-and-views', {
+  connection, declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
+}, { dependsOn: [migrations] });
+access.objectGrants('access', database, declarations, [migrations, objects]);
+
+export const mode = config.mode;
+export const postgresEndpoint = pulumi.interpolate`postgres://${config.postgresAdminUser}@${host}:${port}/${database}`;
+export const containerNames = containers;
+export const archiveLocation = config.mode === 'docker' ? `${config.docker!.repoDir}/wal (${CONTAINER_REPO}/wal in the container)` : 'the managed service\'s own';
+export const backupRepository = config.mode === 'docker' ? config.docker!.repoDir : undefined;
+export const superuserPassword = pulumi.secret(postgresPassword);
+export const redisPassword = redisPasswordOut;
+export const rolePasswords = pulumi.secret(pulumi.output(access.passwords));
+export const appliedMigrations = migrations.applied;

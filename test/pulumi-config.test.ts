@@ -1,0 +1,37 @@
+// A bad stack configuration value fails naming the key.
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { run } from '../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
+
+const load = (config: Record<string, string>) => run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/pulumi-load.ts')],
+  { env: { PULUMI_TEST_CONFIG: JSON.stringify(config) }, nothrow: true });
+
+test('a valid configuration loads', async () => {
+  const r = await load({ 'edupulse:postgresPort': '55432' });
+  assert.match(r.stdout, /LOADED/, r.stdout + r.stderr);
+});
+
+for (const [key, value, message] of [
+  ['postgresPort', '70000', /not a port/],
+  ['mode', 'kubernetes', /not one of docker, existing/],
+  ['redisMaxmemory', 'plenty', /not a size/],
+  ['repoDir', 'relative/path', /not an absolute host path/],
+  ['archiveTimeoutSeconds', '-1', /not a whole number of seconds/],
+  ['bindAddress', 'everywhere', /not an IPv4 address/],
+] as const) {
+  test(`edupulse:${key}=${value} fails naming the key`, async () => {
+    const r = await load({ [`edupulse:${key}`]: value });
+    assert.is(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stdout, `edupulse:${key}`);
+    assert.match(r.stdout, message);
+  });
+}
+
+test('an existing server without a host fails naming the key', async () => {
+  const r = await load({ 'edupulse:mode': 'existing', 'edupulse:postgresPassword': 'x' });
+  assert.match(r.stdout, /edupulse:postgresHost: is required/);
+});
+
+test.run();
