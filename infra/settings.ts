@@ -49,10 +49,35 @@ export interface BackupSettings {
   checkpoint: 'fast' | 'spread';
 }
 
+export interface HealthThresholds {
+  /** [warn, critical] for each check. */
+  selectLatencyMs: [number, number];
+  connectionsUsedPct: [number, number];
+  longestTransactionSeconds: [number, number];
+  blockedQueries: [number, number];
+  physicalBackupAgeHours: [number, number];
+  logicalBackupAgeHours: [number, number];
+  drillAgeDays: [number, number];
+  /** Share of autovacuum_freeze_max_age used by the oldest database. */
+  xidAgePct: [number, number];
+  redisPingMs: [number, number];
+  redisMemoryUsedPct: [number, number];
+  latestPredictionsMs: [number, number];
+}
+
+export interface MaintenanceSettings {
+  /** VACUUM FULL above this size needs --force. */
+  vacuumFullMaxMb: number;
+  /** Cron timetable of the scheduled jobs. */
+  schedule: { physicalBackup: string; logicalBackup: string; vacuum: string; drill: string; health: string };
+  health: HealthThresholds;
+}
+
 export interface Settings {
   postgres: PostgresSettings;
   redis: RedisSettings;
   backup: BackupSettings;
+  maintenance: MaintenanceSettings;
 }
 
 export const defaultSettings: Settings = {
@@ -81,6 +106,29 @@ export const defaultSettings: Settings = {
     // Measured (BENCHMARKS.md): server-side zstd level 1 is the fastest with a good ratio.
     compression: 'server-zstd:1',
     checkpoint: 'fast',
+  },
+  maintenance: {
+    vacuumFullMaxMb: 1024,
+    schedule: {
+      physicalBackup: '15 1 * * *',
+      logicalBackup: '45 2 * * *',
+      vacuum: '30 3 * * *',
+      drill: '0 5 * * 0',
+      health: '7 * * * *',
+    },
+    health: {
+      selectLatencyMs: [50, 1000],
+      connectionsUsedPct: [80, 95],
+      longestTransactionSeconds: [300, 3600],
+      blockedQueries: [1, 10],
+      physicalBackupAgeHours: [26, 50],
+      logicalBackupAgeHours: [26, 50],
+      drillAgeDays: [8, 15],
+      xidAgePct: [50, 90],
+      redisPingMs: [20, 500],
+      redisMemoryUsedPct: [90, 98],
+      latestPredictionsMs: [50, 500],
+    },
   },
 };
 
@@ -150,6 +198,10 @@ export function loadSettings(env: Env = {}): Settings {
       keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),
       checkpoint: oneOf(env, 'BACKUP_CHECKPOINT', d.backup.checkpoint, ['fast', 'spread'] as const),
+    },
+    maintenance: {
+      ...d.maintenance,
+      vacuumFullMaxMb: intIn(env, 'VACUUM_FULL_MAX_MB', d.maintenance.vacuumFullMaxMb, 0, 10_000_000),
     },
   };
 }

@@ -1,0 +1,74 @@
+// Reads what the vacuum planner needs from the live server: table statistics,
+// the autovacuum settings, and who holds the xmin horizon back.
+import type { PgClient } from '../db.ts';
+import type { TableStats, VacuumSettings } from './vacuum-plan.ts';
+
+export async function readVacuumSettings(c: PgClient): Promise<VacuumSettings> {
+  const { rows } = await c.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN (
+    'autovacuum_vacuum_threshold', 'autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_threshold',
+    'autovacuum_vacuum_insert_scale_factor', 'autovacuum_analyze_threshold', 'autovacuum_analyze_scale_factor',
+    'autovacuum_freeze_max_age', 'autovacuum_multixact_freeze_max_age')`);
+  const g = (name: string) => Number(rows.find((r) => r.name === name)!.setting);
+  return {
+    vacuumThreshold: g('autovacuum_vacuum_threshold'), vacuumScaleFactor: g('autovacuum_vacuum_scale_factor'),
+    insertThreshold: g('autovacuum_vacuum_insert_threshold'), insertScaleFactor: g('autovacuum_vacuum_insert_scale_factor'),
+    analyzeThreshold: g('autovacuum_analyze_threshold'), analyzeScaleFactor: g('autovacuum_analyze_scale_factor'),
+    freezeMaxAge: g('autovacuum_freeze_max_age'), multixactFreezeMaxAge: g('autovacuum_multixact_freeze_max_age'),
+  };
+}
+
+export async function readTableStats(c: PgClient): Promise<TableStats[]> {
+  // Stats are read fresh, not from this session's cached snapshot.
+  await c.query('SELECT pg_stat_clear_snapshot()');
+  const { rows } = await c.query(`
+    SELECT n.nspname AS schema, c.relname AS name,
+           CASE c.relkind WHEN 't' THEN 'toast' WHEN 'm' THEN 'matview' ELSE 'table' END AS kind,
+           c.reltuples::float8 AS reltuples, pg_table_size(c.oid)::float8 AS size,
+           coalesce(s.n_dead_tup, 0)::float8 AS dead, coalesce(s.n_live_tup, 0)::float8 AS live,
+           coalesce(s.n_ins_since_vacuum, 0)::float8 AS ins, coalesce(s.n_mod_since_analyze, 0)::float8 AS mod,
+           age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age,
+           greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum, greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
+           coalesce(c.reloptions, '{}') AS reloptions
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+     WHERE c.relkind IN ('r', 'm', 't') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND (c.relkind <> 't' OR pg_table_size(c.oid) > 0)
+     ORDER BY 1, 2`);
+  return rows.map((r) => ({
+    schema: r.schema, name: r.name, kind: r.kind, reltuples: r.reltuples, sizeBytes: r.size, nDeadTup: r.dead, nLiveTup: r.live,
+    nInsSinceVacuum: r.ins, nModSinceAnalyze: r.mod, xidAge: r.xid_age, mxidAge: r.mxid_age,
+    lastVacuum: r.last_vacuum?.toISOString() ?? null, lastAnalyze: r.last_analyze?.toISOString() ?? null, reloptions: r.reloptions,
+  }));
+}
+
+export interface HorizonHolder { kind: 'transaction' | 'prepared' | 'slot'; name: string; xidAge: number; application?: string; since?: string; state?: string; query?: string }
+
+/**
+ * What holds the xmin horizon back so VACUUM cannot remove dead rows: open
+ * transactions (idle in transaction, or running longer than minSeconds),
+ * prepared transactions, replication slots with an xmin.
+ */
+export async function readHorizonHolders(c: PgClient, minSeconds = 60): Promise<HorizonHolder[]> {
+  const { rows } = await c.query(`
+    SELECT 'transaction' AS kind, pid::text AS name, age(backend_xmin)::float8 AS age, application_name AS app,
+           xact_start AS since, state, left(query, 200) AS query
+      FROM pg_stat_activity
+     WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+       AND (state LIKE 'idle in transaction%' OR xact_start < now() - make_interval(secs => $1))
+    UNION ALL
+    SELECT 'prepared', gid, age(transaction)::float8, NULL, prepared, NULL, NULL FROM pg_prepared_xacts
+    UNION ALL
+    SELECT 'slot', slot_name::text, greatest(age(xmin), age(catalog_xmin))::float8, NULL, NULL, NULL, NULL
+      FROM pg_replication_slots WHERE xmin IS NOT NULL OR catalog_xmin IS NOT NULL
+    ORDER BY 3 DESC`, [minSeconds]);
+  return rows.map((r) => ({ kind: r.kind, name: r.name, xidAge: r.age, application: r.app ?? undefined,
+    since: r.since?.toISOString(), state: r.state ?? undefined, query: r.query ?? undefined }));
+}
+
+export function describeHolder(h: HorizonHolder): string {
+  switch (h.kind) {
+    case 'transaction': return `pid ${h.name} (${h.application || 'no application name'}, ${h.state}, transaction since ${h.since}, xmin age ${h.xidAge}): ${h.query ?? ''}`;
+    case 'prepared': return `prepared transaction "${h.name}" (since ${h.since}, xmin age ${h.xidAge})`;
+    case 'slot': return `replication slot "${h.name}" (xmin age ${h.xidAge})`;
+  }
+}

@@ -1,0 +1,81 @@
+// npm run vacuum: plan from the server's statistics, then vacuum/analyze what needs it.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { command } from './lib/cli.ts';
+import { connections } from './lib/connection.ts';
+import { badInput } from './lib/errors.ts';
+import { writeFileAtomic } from './lib/files.ts';
+import { table } from './lib/format.ts';
+import { runVacuum, type VacuumReport } from './lib/maintenance/vacuum-run.ts';
+import { settingsFromEnv } from './lib/stack-context.ts';
+import { statePaths } from './lib/state.ts';
+
+const usage = `Usage: edupulse-db vacuum [--dry-run] [--max-duration S] [--cost-delay MS] [--lock-timeout 5s]
+                         [--statement-timeout 1h] [--full <table> [--force]] [--json]
+
+Plans from the server's statistics: per table (TOAST included) its effective
+autovacuum thresholds (global settings overridden by its reloptions), dead
+tuples, inserts since vacuum, modifications since analyze, and transaction-id
+and multixact age against the freeze limits; decides VACUUM (ANALYZE), ANALYZE,
+VACUUM (FREEZE) near wraparound, or nothing, with the reason. First checks the
+xmin horizon and names what holds it back (pid, age, application, start).
+Runs one table at a time with SKIP_LOCKED (a locked table is skipped, not
+waited on), lock_timeout and statement_timeout; --max-duration stops starting
+new tables once spent. Never VACUUM FULL unless --full <table>; refused (exit 3)
+above EDUPULSE_VACUUM_FULL_MAX_MB (1024) unless --force. One run at a time.
+
+  --dry-run          print the plan only`;
+
+function seconds(raw: unknown): number | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(\d+)(s|m|h)?$/.exec(String(raw));
+  if (!m) throw badInput(`--max-duration ${raw} is not a duration`, 'use seconds, or e.g. 10m or 1h');
+  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'] ?? 1);
+}
+
+function metrics(r: VacuumReport): string {
+  const count = (s: string) => r.tables.filter((t) => t.status === s).length;
+  return [
+    '# HELP edupulse_vacuum_last_run_timestamp_seconds When the vacuum job last ran.', '# TYPE edupulse_vacuum_last_run_timestamp_seconds gauge',
+    `edupulse_vacuum_last_run_timestamp_seconds ${Date.now() / 1000}`,
+    '# HELP edupulse_vacuum_tables Tables by outcome in the last run.', '# TYPE edupulse_vacuum_tables gauge',
+    ...['done', 'skipped', 'failed'].map((s) => `edupulse_vacuum_tables{status="${s}"} ${count(s)}`),
+    '# HELP edupulse_vacuum_duration_seconds Duration of the last run.', '# TYPE edupulse_vacuum_duration_seconds gauge',
+    `edupulse_vacuum_duration_seconds ${r.seconds.toFixed(3)}`,
+    '# HELP edupulse_vacuum_xmin_horizon_blocked 1 if something held the xmin horizon back.', '# TYPE edupulse_vacuum_xmin_horizon_blocked gauge',
+    `edupulse_vacuum_xmin_horizon_blocked ${r.horizon.blocked ? 1 : 0}`, '',
+  ].join('\n');
+}
+
+await command({
+  name: 'vacuum', usage, boolean: ['dry-run', 'force'],
+  string: ['max-duration', 'cost-delay', 'lock-timeout', 'statement-timeout', 'full'],
+}, async ({ args, json, out }) => {
+  const settings = settingsFromEnv(process.env);
+  const costDelay = args['cost-delay'] === undefined ? undefined : Number(args['cost-delay']);
+  if (costDelay !== undefined && (!Number.isFinite(costDelay) || costDelay < 0 || costDelay > 100)) throw badInput(`--cost-delay ${args['cost-delay']} must be 0-100 ms`);
+  for (const f of ['lock-timeout', 'statement-timeout']) {
+    if (args[f] !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(args[f]))) throw badInput(`--${f} ${args[f]} is not a duration`, 'e.g. 5s or 500ms');
+  }
+  if (args.force && !args.full) throw badInput('--force only goes with --full <table>');
+  const report = await runVacuum(connections().pg, {
+    dryRun: Boolean(args['dry-run']), maxDurationSeconds: seconds(args['max-duration']), costDelayMs: costDelay,
+    lockTimeout: args['lock-timeout'] as string | undefined, statementTimeout: args['statement-timeout'] as string | undefined,
+    full: args.full as string | undefined, force: Boolean(args.force), fullMaxBytes: settings.maintenance.vacuumFullMaxMb * 1048576,
+  });
+  if (!args['dry-run']) {
+    const dir = statePaths().metricsDir;
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeFileAtomic(join(dir, 'edupulse_vacuum.prom'), metrics(report), { mode: 0o644 });
+  }
+  if (json) { out(JSON.stringify(report, null, 2)); return report.tables.some((t) => t.status === 'failed') ? 1 : 0; }
+  out(report.horizon.blocked
+    ? `xmin horizon held back: dead rows newer than these cannot be removed until they end:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
+    : 'xmin horizon: nothing holds it back');
+  const shown = report.tables.filter((t) => t.status !== 'none');
+  out(shown.length ? table([['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
+    ...shown.map((t) => [t.table, t.action, t.status, t.detail ?? t.reason, t.seconds?.toFixed(2) ?? '-', String(t.deadBefore), t.deadAfter === undefined ? '-' : String(t.deadAfter)])])
+    : 'every table is below its thresholds; nothing to do');
+  if (report.budgetSpent) out('time budget spent: the remaining tables were not started');
+  return report.tables.some((t) => t.status === 'failed') ? 1 : 0;
+});
