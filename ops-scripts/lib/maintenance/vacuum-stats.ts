@@ -23,7 +23,9 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
   const { rows } = await c.query(`
     SELECT n.nspname AS schema, c.relname AS name,
            CASE c.relkind WHEN 't' THEN 'toast' WHEN 'm' THEN 'matview' ELSE 'table' END AS kind,
-           c.reltuples::float8 AS reltuples, pg_table_size(c.oid)::float8 AS size,
+           c.reltuples::float8 AS reltuples,
+           -- relpages, not pg_table_size(): that takes a lock, and a locked table must not stall the plan.
+           c.relpages::float8 * current_setting('block_size')::float8 AS size,
            coalesce(s.n_dead_tup, 0)::float8 AS dead, coalesce(s.n_live_tup, 0)::float8 AS live,
            coalesce(s.n_ins_since_vacuum, 0)::float8 AS ins, coalesce(s.n_mod_since_analyze, 0)::float8 AS mod,
            age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age,
@@ -32,7 +34,7 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
      WHERE c.relkind IN ('r', 'm', 't') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-       AND (c.relkind <> 't' OR pg_table_size(c.oid) > 0)
+       AND (c.relkind <> 't' OR c.relpages > 0 OR coalesce(s.n_dead_tup, 0) > 0)
      ORDER BY 1, 2`);
   return rows.map((r) => ({
     schema: r.schema, name: r.name, kind: r.kind, reltuples: r.reltuples, sizeBytes: r.size, nDeadTup: r.dead, nLiveTup: r.live,

@@ -1,0 +1,40 @@
+// npm run health: Postgres, Redis and backup checks, graded against settings.
+import { command } from './lib/cli.ts';
+import { connections } from './lib/connection.ts';
+import { table } from './lib/format.ts';
+import { LocalRepository } from './lib/backup/repository.ts';
+import { postgresChecks, redisChecks, repositoryChecks, toPrometheus, type Check } from './lib/maintenance/health.ts';
+import { readSecrets } from './lib/secrets.ts';
+import { settingsFromEnv } from './lib/stack-context.ts';
+import { statePaths } from './lib/state.ts';
+
+const usage = `Usage: edupulse-db health [--json | --prometheus]
+
+Postgres (as the monitoring login): SELECT 1 latency, version, uptime,
+connections used vs max_connections, longest transaction, blocked queries,
+archiver failing since its last success, transaction-id age of the oldest
+database, database size, row estimates of the five tables, and (as the
+reporting login) the latency of the high/critical latest-predictions query.
+Redis: authenticated PING latency, used_memory vs maxmemory, evicted keys,
+prediction:* keys, persistence status. Backups: age of the newest physical
+backup, logical dump and passing drill. Each ok / warn / critical against the
+thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.`;
+
+await command({ name: 'health', usage, boolean: ['prometheus'] }, async ({ args, json, out }) => {
+  const settings = settingsFromEnv(process.env);
+  const th = settings.maintenance.health;
+  const conn = connections();
+  const paths = statePaths();
+  const roles = readSecrets(paths.secretsFile)?.roles ?? {};
+  const login = (user: string) => (roles[user] ? { ...conn.pg, user, password: roles[user] } : undefined);
+  const [pg, redis] = await Promise.all([
+    postgresChecks(login('edupulse_monitor') ?? conn.pg, login('reporting'), th),
+    redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
+  ]);
+  const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];
+  const critical = checks.some((c) => c.level === 'critical');
+  if (args.prometheus) out(toPrometheus(checks));
+  else if (json) out(JSON.stringify({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks }, null, 2));
+  else out(table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]));
+  return critical ? 1 : 0;
+});
