@@ -1,5 +1,8 @@
 // npm run health: Postgres, Redis and backup checks, graded against settings.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { command } from './lib/cli.ts';
+import { writeFileAtomic } from './lib/files.ts';
 import { connections } from './lib/connection.ts';
 import { table } from './lib/format.ts';
 import { LocalRepository } from './lib/backup/repository.ts';
@@ -18,9 +21,12 @@ reporting login) the latency of the high/critical latest-predictions query.
 Redis: authenticated PING latency, used_memory vs maxmemory, evicted keys,
 prediction:* keys, persistence status. Backups: age of the newest physical
 backup, logical dump and passing drill. Each ok / warn / critical against the
-thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.`;
+thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.
 
-await command({ name: 'health', usage, boolean: ['prometheus'] }, async ({ args, json, out }) => {
+  --prometheus   print Prometheus text
+  --textfile     also write it to <metrics dir>/edupulse_health.prom`;
+
+await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'] }, async ({ args, json, out }) => {
   const settings = settingsFromEnv(process.env);
   const th = settings.maintenance.health;
   const conn = connections();
@@ -33,6 +39,10 @@ await command({ name: 'health', usage, boolean: ['prometheus'] }, async ({ args,
   ]);
   const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];
   const critical = checks.some((c) => c.level === 'critical');
+  if (args.textfile) {
+    mkdirSync(paths.metricsDir, { recursive: true, mode: 0o755 });
+    writeFileAtomic(join(paths.metricsDir, 'edupulse_health.prom'), toPrometheus(checks), { mode: 0o644 });
+  }
   if (args.prometheus) out(toPrometheus(checks));
   else if (json) out(JSON.stringify({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks }, null, 2));
   else out(table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]));
