@@ -65,8 +65,18 @@ export async function objectsStep(target: DesiredStateTarget): Promise<DesiredSt
     : { name: 'indexes and views', status: 'skipped', detail: 'as declared' };
 }
 
+/** pg_stat_statements' view lives in the maintenance database, so no extension objects land in the application's schema. */
+export async function statStatementsStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
+  return withClient(target.connect('postgres'), async (c) => {
+    const { rowCount } = await c.query("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'");
+    if (rowCount) return { name: 'pg_stat_statements', status: 'skipped', detail: 'installed in postgres' };
+    await c.query('CREATE EXTENSION pg_stat_statements');
+    return { name: 'pg_stat_statements', status: 'done', detail: 'installed in postgres' };
+  });
+}
+
 export async function applyDesiredState(target: DesiredStateTarget): Promise<DesiredStateStep[]> {
-  const steps = [await ensureDatabase(target.connect('postgres'), target.database)];
+  const steps = [await ensureDatabase(target.connect('postgres'), target.database), await statStatementsStep(target)];
   steps.push(await rolesStep(target));
   steps.push(await migrationsStep(target));
   steps.push(await objectsStep(target));
