@@ -3,16 +3,15 @@
 // SHA-256 checksums. It is marked complete (backup.json) only after
 // pg_verifybackup passed on an extracted copy (PostgreSQL 15's
 // pg_verifybackup reads plain format only).
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
-import { ensurePrivateDir } from '../files.ts';
 import { withPassfile } from '../passfile.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { extractBaseBackup } from './extract.ts';
-import { newBackupId, sha256File, type BackupRecord } from './repository.ts';
+import { beginBackup } from './begin-backup.ts';
+import { sha256File, type BackupRecord } from './repository.ts';
 import { segmentName, segnoOfLsn } from './wal.ts';
 
 export interface PhysicalOptions {
@@ -24,34 +23,13 @@ export interface PhysicalOptions {
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
-export interface ServerFacts { version: string; major: number; systemIdentifier: string; walSegmentBytes: number }
-
-export async function serverFacts(ctx: BackupContext): Promise<ServerFacts> {
-  return withClient(ctx.admin, async (c) => {
-    const { rows } = await c.query(`SELECT current_setting('server_version') AS version,
-        current_setting('server_version_num')::int / 10000 AS major,
-        (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
-        current_setting('wal_segment_size') AS seg`);
-    const r = rows[0];
-    const seg = String(r.seg);
-    const bytes = seg.endsWith('MB') ? Number(seg.slice(0, -2)) * 1024 * 1024 : Number(seg);
-    return { version: r.version, major: r.major, systemIdentifier: r.sysid, walSegmentBytes: bytes };
-  });
-}
-
 interface Manifest {
   Files: Array<{ Path: string; Size: number }>;
   'WAL-Ranges': Array<{ Timeline: number; 'Start-LSN': string; 'End-LSN': string }>;
 }
 
 export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptions): Promise<BackupRecord> {
-  const started = new Date();
-  const t0 = performance.now();
-  const id = newBackupId(started);
-  const dir = ctx.repo.backupDir('physical', id);
-  if (existsSync(dir)) throw failed(`backup directory ${dir} already exists`, 'wait a second and run again');
-  const facts = await serverFacts(ctx);
-  ensurePrivateDir(dir, ctx.as);
+  const { id, dir, started, t0, facts } = await beginBackup(ctx, 'physical');
   const verifyDir = join(ctx.repo.kindDir('physical'), `.verify-${id}`);
   try {
     const args = ['-D', dir, '-Ft', '-X', 'stream', '-c', opts.checkpoint, '--manifest-checksums=SHA256',

@@ -1,29 +1,22 @@
 // A logical backup: pg_dump -Fc of the application database as the backup
 // login (the documented nightly dump; compression built in), checked with
 // pg_restore --list before it is marked complete.
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
 import { fingerprintTables } from './fingerprint.ts';
-import { ensurePrivateDir } from '../files.ts';
 import { withPassfile } from '../passfile.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
-import { newBackupId, sha256File, type BackupRecord } from './repository.ts';
-import { serverFacts } from './take-base-backup.ts';
+import { sha256File, type BackupRecord } from './repository.ts';
+import { beginBackup } from './begin-backup.ts';
 
 export const DUMP_FILE = 'dump.pgdump';
 
 export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: string } = {}): Promise<BackupRecord> {
-  const started = new Date();
-  const t0 = performance.now();
-  const id = newBackupId(started);
-  const dir = ctx.repo.backupDir('logical', id);
-  if (existsSync(dir)) throw failed(`backup directory ${dir} already exists`, 'wait a second and run again');
-  const facts = await serverFacts(ctx);
+  const { id, dir, started, t0, facts } = await beginBackup(ctx, 'logical');
   const database = String(ctx.backupLogin.database);
-  ensurePrivateDir(dir, ctx.as);
   try {
     const file = join(dir, DUMP_FILE);
     // The dump is made from a snapshot exported here, in which every table is also fingerprinted:
