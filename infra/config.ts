@@ -2,7 +2,7 @@
 // fails with a message naming the key. Server settings come from
 // infra/settings.ts; the stack only says where and how to run them.
 import * as pulumi from '@pulumi/pulumi';
-import { defaultSettings, type Settings } from './settings.ts';
+import { defaultSettings, EVICTION_POLICIES, REDIS_PERSISTENCE, type Settings } from './settings.ts';
 
 export type StackMode = 'docker' | 'existing';
 
@@ -75,8 +75,8 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
     postgres: { ...defaultSettings.postgres, imageTag: image(cfg, 'postgresImage', defaultSettings.postgres.imageTag), port: 5432 },
     redis: {
       ...defaultSettings.redis, port: 6379, maxmemory,
-      maxmemoryPolicy: oneOf(cfg, 'redisEvictionPolicy', ['allkeys-lru', 'allkeys-lfu', 'volatile-lru', 'volatile-ttl', 'noeviction'] as const, defaultSettings.redis.maxmemoryPolicy as 'allkeys-lru'),
-      persistence: oneOf(cfg, 'redisPersistence', ['none', 'rdb', 'aof'] as const, defaultSettings.redis.persistence),
+      maxmemoryPolicy: oneOf(cfg, 'redisEvictionPolicy', EVICTION_POLICIES, defaultSettings.redis.maxmemoryPolicy),
+      persistence: oneOf(cfg, 'redisPersistence', REDIS_PERSISTENCE, defaultSettings.redis.persistence),
     },
   };
   const archiveTimeout = cfg.get('archiveTimeoutSeconds');

@@ -7,13 +7,13 @@ export const ENV_PREFIX = 'EDUPULSE_';
 export type EvictionPolicy =
   | 'allkeys-lru' | 'allkeys-lfu' | 'allkeys-random'
   | 'volatile-lru' | 'volatile-lfu' | 'volatile-random' | 'volatile-ttl' | 'noeviction';
-const EVICTION_POLICIES: readonly EvictionPolicy[] = [
+export const EVICTION_POLICIES: readonly EvictionPolicy[] = [
   'allkeys-lru', 'allkeys-lfu', 'allkeys-random',
   'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl', 'noeviction',
 ];
 
 export type RedisPersistence = 'none' | 'rdb' | 'aof';
-const REDIS_PERSISTENCE: readonly RedisPersistence[] = ['none', 'rdb', 'aof'];
+export const REDIS_PERSISTENCE: readonly RedisPersistence[] = ['none', 'rdb', 'aof'];
 
 export interface PostgresSettings {
   /** Oldest major version the toolkit supports; the newest installed major is used. */

@@ -9,6 +9,7 @@ import type { RedisTarget } from '../connection.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { describeError } from '../errors.ts';
 import { redisClient } from '../redis.ts';
+import { SEED_TABLES } from '../seed/load.ts';
 
 export type Level = 'ok' | 'warn' | 'critical';
 export interface Check { component: 'postgres' | 'redis' | 'backups'; name: string; level: Level; value: number | null; detail: string }
@@ -55,7 +56,7 @@ export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | un
       add('archiver_failing', a.failing ? 'critical' : 'ok', a.failing ? 1 : 0,
         a.failing ? `archiving of ${a.last_failed_wal} failed at ${a.last_failed_time.toISOString()}, no success since` : `${a.failed_count} failures ever, none since the last success`);
       const rows = (await c.query(`SELECT relname, n_live_tup::float8 AS n FROM pg_stat_user_tables WHERE schemaname = 'public'
-          AND relname IN ('students', 'attendance_records', 'grades', 'discipline_incidents', 'predictions') ORDER BY relname`)).rows;
+          AND relname = ANY ($1) ORDER BY relname`, [SEED_TABLES])).rows;
       for (const r of rows) add(`rows_${r.relname}`, 'ok', r.n, `about ${r.n} rows (statistics estimate; the monitoring login reads no table data)`);
     });
   } catch (err) {
