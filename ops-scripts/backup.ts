@@ -47,7 +47,7 @@ await command({
   const result = await runBackup(backupContext(stack), opts);
   bar?.done();
   const r = result.record;
-  if (json) { out(JSON.stringify(result, null, 2)); return; }
+  if (json) { out(JSON.stringify(result, null, 2)); return result.offload && !result.offload.ok ? 1 : 0; }
   out([
     `backup ${r.id} (${r.kind}) complete: ${bytes(r.sizes.rawBytes)} read, ${bytes(r.sizes.storedBytes)} stored, ` +
       `${r.durationSeconds.toFixed(1)}s, ${r.throughputMBps.toFixed(1)} MB/s; ${r.verification.tool}: ok`,
@@ -55,6 +55,10 @@ await command({
     ...(result.cleaned.length ? [`  cleaned unfinished: ${result.cleaned.join(', ')}`] : []),
     ...(result.pruned.removed.length ? [`  retention removed: ${result.pruned.removed.map((x) => `${x.kind}/${x.id}`).join(', ')}`] : []),
     ...(result.pruned.walRemoved.length ? [`  retention removed ${result.pruned.walRemoved.length} WAL files no kept backup needs`] : []),
+    ...(result.offload ? [result.offload.ok
+      ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}`
+      : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`] : []),
     `  metrics: ${result.metricsFile}`,
   ].join('\n'));
+  return result.offload && !result.offload.ok ? 1 : 0;
 });

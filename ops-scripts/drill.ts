@@ -5,6 +5,9 @@ import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { drill } from './lib/drill/drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
+import { pushWal } from './lib/backup/offload.ts';
+import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
+import { openCatalog } from './lib/restore/catalog.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
 import { withLockFile } from './lib/lock-file.ts';
@@ -30,7 +33,7 @@ it writes just now. Exit 0 only when every check passed, 1 otherwise.
 the live server and compares every table's row count and fingerprint with
 those taken in the dump's own snapshot; the scratch database is dropped.`;
 
-await command({ name: 'drill', usage, boolean: ['keep', 'logical'], string: ['target-time', 'backup'] }, async ({ args, json, logger, out }) => {
+await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'], string: ['target-time', 'backup'] }, async ({ args, json, logger, out }) => {
   const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
   if (targetTime && targetTime > new Date()) throw badInput(`the target ${targetTime.toISOString()} is in the future`);
   const stack = await resolveStack({ logger });
@@ -38,13 +41,24 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical'], string: ['ta
   if (!secrets) throw badInput('no secrets file; run `npm run up` first');
   const ctx = backupContext(stack);
   ctx.repo.ensureLayout();
+  const remote = remoteSettings();
+  const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
   const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
     ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
     : drill(ctx, {
+    catalog: opened?.catalog,
+    // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
+    afterArchive: opened?.catalog.source === 'remote' && remote ? async () => {
+      const store = new RemoteStore(remote);
+      try { await pushWal(ctx, store, { deleteLocal: remote.mode === 'remote' }); } finally { store.close(); }
+      const fresh = await openCatalog(ctx, stack.paths.root, true);
+      Object.assign(opened!.catalog, { walFiles: fresh.catalog.walFiles, histories: fresh.catalog.histories, walTime: fresh.catalog.walTime });
+      fresh.close();
+    } : undefined,
     targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep),
     scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,
-  }));
+  })).finally(() => opened?.close());
   const metricsFile = join(ctx.metricsDir, 'edupulse_drill.prom');
   const previous = existsSync(metricsFile) ? Number(/edupulse_drill_last_success_timestamp_seconds (\S+)/.exec(readFileSync(metricsFile, 'utf8'))?.[1]) || undefined : undefined;
   writeDrillMetrics(ctx, report, previous);

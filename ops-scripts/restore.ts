@@ -2,6 +2,7 @@
 import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
+import { openCatalog } from './lib/restore/catalog.ts';
 import { restore } from './lib/restore/restore.ts';
 import { parseTarget } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
@@ -22,10 +23,12 @@ to inspect first). Uses the binaries of the backup's major version.
   --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused
   --target-lsn L     e.g. 0/3000060
   --target-name N    a restore point made by backup:mark
-  --target immediate the end of the backup`;
+  --target immediate the end of the backup
+  --from-remote      restore from the object store (also the default when the
+                     local repository holds no physical backup and a store is set)`;
 
 await command({
-  name: 'restore', usage, boolean: ['start', 'pause'],
+  name: 'restore', usage, boolean: ['start', 'pause', 'from-remote'],
   string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
 }, async ({ args, json, logger, out }) => {
   const target = parseTarget({ time: args['target-time'], lsn: args['target-lsn'], name: args['target-name'], target: args.target });
@@ -35,10 +38,17 @@ await command({
   const stack = await resolveStack({ logger });
   const secrets = readSecrets(stack.paths.secretsFile);
   if (!secrets) throw badInput('no secrets file; run `npm run up` first');
-  const r = await restore(backupContext(stack), {
-    target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
-    liveDataDir: stack.paths.dataDir, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
-  });
+  const ctx = backupContext(stack);
+  const { catalog, close } = await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
+  let r;
+  try {
+    r = await restore(ctx, {
+      target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
+      liveDataDir: stack.paths.dataDir, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
+    });
+  } finally {
+    close();
+  }
   const { spec: _spec, ...report } = r;
   if (json) { out(JSON.stringify(report, null, 2)); return; }
   out([`restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,

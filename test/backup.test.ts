@@ -202,7 +202,7 @@ test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and t
   ensurePrivateDir(target, stack.ctx.as);
   const data = join(target, 'data');
   const repository = new LocalRepository(repo, stack.ctx.as);
-  await extractBaseBackup(repository, repository.find(kept[0]!.id)!, data, { as: stack.ctx.as });
+  await extractBaseBackup(repository.backupDir('physical', kept[0]!.id), data, { as: stack.ctx.as });
   const port = await freePort();
   writeFileSync(join(data, 'edupulse.conf'), `port = ${port}\narchive_mode = off\nunix_socket_directories = '${target}'\n`);
   const spec = { ...clusterSpec(stack.ctx), dataDir: data, socketDir: target, logFile: join(target, 'log'), port };

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { failed } from '../errors.ts';
 import { ensurePrivateDir } from '../files.ts';
 import { run, type OsUser } from '../run.ts';
-import type { BackupRecord, LocalRepository } from './repository.ts';
 
 export function tarArgs(file: string): string[] {
   if (file.endsWith('.zst')) return ['-I', 'zstd'];
@@ -14,13 +13,11 @@ export function tarArgs(file: string): string[] {
   return [];
 }
 
-/** Extracts base.tar* into `target` and pg_wal.tar* into target/pg_wal; copies backup_manifest when asked. */
-export async function extractBaseBackup(repo: LocalRepository, record: BackupRecord, target: string,
-  opts: { as?: OsUser; withManifest?: boolean } = {}): Promise<void> {
-  const dir = repo.backupDir('physical', record.id);
+/** Extracts a base backup directory's base.tar* into `target` and pg_wal.tar* into target/pg_wal; copies backup_manifest when asked. */
+export async function extractBaseBackup(dir: string, target: string, opts: { as?: OsUser; withManifest?: boolean } = {}): Promise<void> {
   const files = readdirSync(dir);
   const base = files.find((f) => /^base\.tar(\.\w+)?$/.test(f));
-  if (!base) throw failed(`backup ${record.id} has no base.tar file in ${dir}`);
+  if (!base) throw failed(`no base.tar file in ${dir}`);
   ensurePrivateDir(target, opts.as);
   await run('tar', ['-x', ...tarArgs(base), '-f', join(dir, base), '-C', target], { as: opts.as, dieWithParent: true });
   const wal = files.find((f) => /^pg_wal\.tar(\.\w+)?$/.test(f));

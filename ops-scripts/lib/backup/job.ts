@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { BACKUP_COMPRESSIONS } from '../../../infra/settings.ts';
 import { badInput } from '../errors.ts';
 import { withLockFile } from '../lock-file.ts';
+import { offloadAll, remoteDir, type OffloadResult } from './offload.ts';
+import { RemoteStore, remoteSettings } from './remote.ts';
 import { killProcessesNaming } from '../process.ts';
 import type { BackupContext } from './context.ts';
 import { writeBackupMetrics } from './metrics.ts';
@@ -24,6 +26,18 @@ export interface BackupJobResult {
   cleaned: string[];
   pruned: PruneResult;
   metricsFile: string;
+  /** With a remote repository: what was offloaded, or why not (the backups stay complete locally). */
+  offload?: OffloadResult;
+}
+
+/** Retention on the store: the same backups and WAL files as removed locally. */
+async function pruneRemote(store: RemoteStore, pruned: PruneResult): Promise<void> {
+  const keys: string[] = [];
+  for (const r of pruned.removed) keys.push(...(await store.list(`${remoteDir(r.kind, r.id)}/`)).keys());
+  // backup.json first, so a half-removed backup is never listed.
+  keys.sort((a, b) => Number(b.endsWith('/backup.json')) - Number(a.endsWith('/backup.json')));
+  await store.remove(keys.filter((k) => k.endsWith('/backup.json')));
+  await store.remove([...keys.filter((k) => !k.endsWith('/backup.json')), ...pruned.walRemoved.map((f) => `wal/${f}`)]);
 }
 
 export const lockPath = (ctx: BackupContext) => join(ctx.repo.root, '.backup.lock');
@@ -75,7 +89,20 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
       throw err;
     }
     const pruned = prune(ctx, opts.keep);
-    return { record, cleaned, pruned, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
+    let offload: OffloadResult | undefined;
+    const remote = remoteSettings();
+    if (remote) {
+      const store = new RemoteStore(remote);
+      try {
+        offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
+        if (offload.ok) await pruneRemote(store, pruned);
+      } catch (err) {
+        offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
+      } finally {
+        store.close();
+      }
+    }
+    return { record, cleaned, pruned, offload, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
   });
 }
 

@@ -49,7 +49,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
     const endedAt = new Date().toISOString();
 
     const v0 = performance.now();
-    await extractBaseBackup(ctx.repo, { id, kind: 'physical' } as BackupRecord, verifyDir, { as: ctx.as, withManifest: true });
+    await extractBaseBackup(dir, verifyDir, { as: ctx.as, withManifest: true });
     const verify = await run(ctx.pg.bin('pg_verifybackup'), ['-q', verifyDir], { as: ctx.as, nothrow: true, dieWithParent: true });
     if (verify.code !== 0) throw failed(`pg_verifybackup failed on backup ${id}:\n${verify.stderr.trim()}`);
     const verifySeconds = (performance.now() - v0) / 1000;

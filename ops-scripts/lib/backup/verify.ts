@@ -49,7 +49,7 @@ export async function verifyBackup(ctx: BackupContext, r: BackupRecord, opts: { 
     if (opts.deep && !problems.length) {
       const target = join(ctx.repo.kindDir('physical'), `.verify-${r.id}`);
       try {
-        await extractBaseBackup(ctx.repo, r, target, { as: ctx.as, withManifest: true });
+        await extractBaseBackup(dir, target, { as: ctx.as, withManifest: true });
         const v = await run(ctx.pg.bin('pg_verifybackup'), ['-q', target], { as: ctx.as, nothrow: true });
         if (v.code !== 0) problems.push(`pg_verifybackup: ${v.stderr.trim()}`);
       } finally {

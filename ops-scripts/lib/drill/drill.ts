@@ -19,6 +19,7 @@ import { newBackupId } from '../backup/repository.ts';
 import { auditRoles } from '../roles/index.ts';
 import { writeCanary } from '../restore/restore-points.ts';
 import { restore, type RestoreResult } from '../restore/restore.ts';
+import type { Catalog } from '../restore/catalog.ts';
 import type { StepStatus } from '../logger.ts';
 
 export interface DrillOptions {
@@ -30,6 +31,10 @@ export interface DrillOptions {
   liveDataDir: string;
   superuser: { user: string; password: string };
   database: string;
+  /** Where backups and WAL come from (default: the local repository). */
+  catalog?: Catalog;
+  /** Run after the target's WAL is archived locally (e.g. push it to the object store). */
+  afterArchive?: () => Promise<void>;
 }
 
 export interface DrillCheck { name: string; status: StepStatus | 'passed'; detail: string }
@@ -126,11 +131,12 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
     if (opts.targetTime) await writeCanary(ctx.admin, id, 'after');
     report.target = target.toISOString();
     await archiveUpToNow(ctx.admin);
+    await opts.afterArchive?.();
     ensurePrivateDir(opts.scratchRoot, ctx.as);
     const r0 = performance.now();
     restored = await restore(ctx, {
       target: { kind: 'time', time: target }, to: join(scratch, 'data'), backupId: opts.backupId, start: true,
-      liveDataDir: opts.liveDataDir, superuser: opts.superuser,
+      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog,
     });
     const restoreSeconds = (performance.now() - r0) / 1000;
     report.backupId = restored.backup.id;

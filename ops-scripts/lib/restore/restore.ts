@@ -4,22 +4,21 @@
 // and (with start) start it and wait until it is promoted (or paused).
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
-import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
 import type { BackupRecord } from '../backup/repository.ts';
-import { archiveStatus } from '../backup/verify.ts';
-import { parseLsn } from '../backup/wal.ts';
+import { checkArchive, parseLsn, parseSegment } from '../backup/wal.ts';
 import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, type ClusterSpec } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { badInput, failed, refused } from '../errors.ts';
 import { processAlive } from '../process.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
-import { readRestorePoints } from './restore-points.ts';
+import { localCatalog, type Catalog } from './catalog.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
 
 export interface RestoreOptions {
@@ -34,6 +33,8 @@ export interface RestoreOptions {
   /** Superuser credentials (the restored cluster has the backup's roles). */
   superuser: { user: string; password: string };
   timeoutSeconds?: number;
+  /** Where backups and WAL come from: the local repository by default, or the object store. */
+  catalog?: Catalog;
 }
 
 export interface RestoreResult {
@@ -65,15 +66,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const physicalBackups = (ctx: BackupContext) => ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical);
-
 /** The backup to restore from, and the checks that the target is reachable from it. */
-export function chooseBackup(ctx: BackupContext, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
-  const all = physicalBackups(ctx);
-  if (!all.length) throw badInput('the repository holds no physical backup', 'take one with `npm run backup -- --type physical`');
+export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
+  const all = catalog.backups;
+  if (!all.length) throw badInput(`the ${catalog.source} repository holds no physical backup`, 'take one with `npm run backup -- --type physical`');
   let limitLsn: bigint | undefined;
   if (target.kind === 'name') {
-    const point = readRestorePoints(ctx.repo).find((p) => p.name === target.name);
+    const point = catalog.restorePoints.find((p) => p.name === target.name);
     if (!point) throw badInput(`no restore point named "${target.name}"`, 'see restore-points.json in the repository; make one with backup:mark');
     limitLsn = parseLsn(point.lsn);
   }
@@ -94,26 +93,24 @@ export function chooseBackup(ctx: BackupContext, target: RecoveryTarget, backupI
     }
   }
   // The upper end: what the archive holds.
-  const archive = archiveStatus(ctx, chosen);
+  const seg = chosen.server.walSegmentBytes;
+  const archive = checkArchive(catalog.walFiles, catalog.histories, parseSegment(chosen.physical!.startSegment, seg)!, seg);
   const newest = archive.newest;
-  const newestTime = newest ? readSegmentTime(ctx, newest.name) : undefined;
+  const newestTime = newest ? catalog.walTime(newest.name) : undefined;
   if (target.kind === 'time') {
     if (target.time > now) throw badInput(`the target ${target.time.toISOString()} is in the future`, `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`);
-    if (newestTime && target.time.toISOString() > newestTime) {
+    // Object stores keep LastModified to the second: a second of slack for them.
+    if (newestTime && target.time.getTime() > Date.parse(newestTime) + (catalog.source === 'remote' ? 1000 : 0)) {
       const why = archive.missing.length ? `the archive has a gap: segment ${archive.missing[0]} is missing` : 'a later target needs WAL that has not been archived yet';
       throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL reachable from backup ${chosen.id}`,
         `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); ${why}`);
     }
   }
   if (target.kind === 'lsn' && newest) {
-    const end = (newest.segno + 1n) * BigInt(chosen.server.walSegmentBytes);
+    const end = (newest.segno + 1n) * BigInt(seg);
     if (limitLsn! > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
   }
   return chosen;
-}
-
-function readSegmentTime(ctx: BackupContext, name: string): string {
-  return statSync(join(ctx.repo.walDir, name)).mtime.toISOString();
 }
 
 /** Refuses (exit 3) a target that is not empty or that is the live data directory. */
@@ -155,7 +152,8 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   checkTargetDir(to, opts.liveDataDir);
   if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
   await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
-  const backup = chooseBackup(ctx, opts.target, opts.backupId);
+  const catalog = opts.catalog ?? localCatalog(ctx);
+  const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
@@ -163,7 +161,11 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   const spec: ClusterSpec = { pg, dataDir: to, logFile: join(to, 'restore.log'), port, as: ctx.as, logger: ctx.logger };
   try {
     const e0 = performance.now();
-    await extractBaseBackup(ctx.repo, backup, to, { as: ctx.as });
+    try {
+      await extractBaseBackup(await catalog.baseDir(backup), to, { as: ctx.as });
+    } finally {
+      catalog.cleanup();
+    }
     const extractSeconds = (performance.now() - e0) / 1000;
     const params: Record<string, string> = {
       port: String(port),
@@ -172,7 +174,7 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       unix_socket_directories: '',
       // Never archive from a restored cluster: its new timeline must not enter the live archive.
       archive_mode: 'off',
-      restore_command: `cp "${ctx.repo.walDir}/%f" "%p"`,
+      restore_command: catalog.restoreCommand,
       ...targetParameters(opts.target),
       recovery_target_action: opts.pause ? 'pause' : 'promote',
       recovery_target_timeline: 'latest',

@@ -1,0 +1,70 @@
+// Offloading to the object store: finished backups (files, then a listing of
+// the uploaded objects, then backup.json last, so a half-uploaded backup is
+// never listed remotely either) and archived WAL, pushed in order. In remote
+// mode the local copy goes only once the store has it.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../files.ts';
+import type { BackupContext } from './context.ts';
+import type { RemoteStore } from './remote.ts';
+import { RECORD_FILE, type BackupKind, type BackupRecord } from './repository.ts';
+import { SEGMENT_RE, HISTORY_RE } from './wal.ts';
+
+export const OFFLOADED_FILE = 'offloaded.json';
+export const OBJECTS_FILE = 'objects.json';
+
+export const remoteDir = (kind: BackupKind, id: string) => `${kind === 'physical' ? 'base' : 'logical'}/${id}`;
+
+export const isOffloaded = (ctx: BackupContext, r: BackupRecord) => existsSync(join(ctx.repo.backupDir(r.kind, r.id), OFFLOADED_FILE));
+
+export async function offloadBackup(ctx: BackupContext, store: RemoteStore, r: BackupRecord): Promise<void> {
+  const dir = ctx.repo.backupDir(r.kind, r.id);
+  const objects: Record<string, { bytes: number; etag: string }> = {};
+  for (const f of r.files) {
+    const up = await store.upload(join(dir, f.name), `${remoteDir(r.kind, r.id)}/${f.name}`);
+    objects[f.name] = { bytes: up.bytes, etag: up.etag };
+  }
+  await store.putText(`${remoteDir(r.kind, r.id)}/${OBJECTS_FILE}`, JSON.stringify(objects));
+  await store.putText(`${remoteDir(r.kind, r.id)}/${RECORD_FILE}`, readFileSync(join(dir, RECORD_FILE), 'utf8'));
+  writeFileAtomic(join(dir, OFFLOADED_FILE), JSON.stringify({ at: new Date().toISOString(), objects }, null, 2), { mode: 0o600, owner: ctx.repo.owner });
+}
+
+export interface WalPushResult { pushed: string[]; alreadyThere: number; removedLocal: number }
+
+/** Pushes archived segments (and history files) the store lacks, in order, a few at a time. */
+export async function pushWal(ctx: BackupContext, store: RemoteStore, opts: { deleteLocal: boolean; concurrency?: number }): Promise<WalPushResult> {
+  const local = ctx.repo.walFiles().filter((f) => SEGMENT_RE.test(f) || HISTORY_RE.test(f) || /^[0-9A-F]{24}\.partial$/.test(f));
+  const remote = await store.list('wal/');
+  const missing = local.filter((f) => !remote.has(`wal/${f}`));
+  const pushed: string[] = [];
+  const width = opts.concurrency ?? 4;
+  for (let i = 0; i < missing.length; i += width) {
+    const batch = missing.slice(i, i + width);
+    await Promise.all(batch.map((f) => store.upload(join(ctx.repo.walDir, f), `wal/${f}`)));
+    pushed.push(...batch);
+  }
+  let removedLocal = 0;
+  if (opts.deleteLocal) {
+    // Only what the store now holds; history files stay (they are small and restores read them).
+    for (const f of local) if (SEGMENT_RE.test(f) && (remote.has(`wal/${f}`) || pushed.includes(f))) { rmSync(join(ctx.repo.walDir, f)); removedLocal++; }
+  }
+  return { pushed, alreadyThere: local.length - missing.length, removedLocal };
+}
+
+export interface OffloadResult { ok: boolean; offloaded: string[]; wal?: WalPushResult; error?: string }
+
+/** Every local backup not yet offloaded (oldest first), then the WAL. Failures are reported, not thrown: the backups stay complete locally. */
+export async function offloadAll(ctx: BackupContext, store: RemoteStore, mode: 'copy' | 'remote'): Promise<OffloadResult> {
+  const offloaded: string[] = [];
+  try {
+    for (const r of ctx.repo.list().filter((x) => !isOffloaded(ctx, x))) {
+      await offloadBackup(ctx, store, r);
+      offloaded.push(`${r.kind}/${r.id}`);
+      if (mode === 'remote') rmSync(ctx.repo.backupDir(r.kind, r.id), { recursive: true, force: true });
+    }
+    const wal = await pushWal(ctx, store, { deleteLocal: mode === 'remote' });
+    return { ok: true, offloaded, wal };
+  } catch (err) {
+    return { ok: false, offloaded, error: (err as Error).message };
+  }
+}

@@ -1,0 +1,106 @@
+// What a restore reads from the repository, from either backend: the
+// physical backups, the archived WAL (names, times, timeline histories),
+// named restore points, how to get a base backup's files on local disk, and
+// the restore_command that fetches WAL.
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BackupContext } from '../backup/context.ts';
+import { OBJECTS_FILE, remoteDir } from '../backup/offload.ts';
+import type { RemoteStore } from '../backup/remote.ts';
+import { RECORD_FILE, type BackupRecord } from '../backup/repository.ts';
+import { HISTORY_RE, parseHistory, type HistoryEntry } from '../backup/wal.ts';
+import { chownSync } from 'node:fs';
+import { PROJECT_ROOT } from '../state.ts';
+import { readRestorePoints, type RestorePoint } from './restore-points.ts';
+
+export interface Catalog {
+  source: 'local' | 'remote';
+  backups: BackupRecord[];
+  walFiles: string[];
+  histories: Map<number, HistoryEntry[]>;
+  walTime(name: string): string | undefined;
+  restorePoints: RestorePoint[];
+  /** A local directory holding the base backup's files (downloaded first from a store). */
+  baseDir(r: BackupRecord): Promise<string>;
+  restoreCommand: string;
+  cleanup(): void;
+}
+
+export function localCatalog(ctx: BackupContext): Catalog {
+  return {
+    source: 'local',
+    backups: ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical),
+    walFiles: ctx.repo.walFiles(),
+    histories: ctx.repo.histories(),
+    walTime: (name) => statSync(join(ctx.repo.walDir, name)).mtime.toISOString(),
+    restorePoints: readRestorePoints(ctx.repo),
+    baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
+    restoreCommand: `cp "${ctx.repo.walDir}/%f" "%p"`,
+    cleanup() {},
+  };
+}
+
+/** The store's catalog; base backups are downloaded into a staging directory that cleanup() removes. */
+export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, staging: string): Promise<Catalog> {
+  const objects = await store.listDetailed('');
+  const records: BackupRecord[] = [];
+  for (const key of objects.keys()) {
+    const m = /^base\/([^/]+)\/backup\.json$/.exec(key);
+    if (!m) continue;
+    // A backup is listed only with backup.json, which is uploaded last.
+    const text = await store.getText(key);
+    if (text) records.push(JSON.parse(text) as BackupRecord);
+  }
+  records.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+  const walFiles = [...objects.keys()].filter((k) => k.startsWith('wal/')).map((k) => k.slice(4)).sort();
+  const histories = new Map<number, HistoryEntry[]>();
+  for (const f of walFiles) {
+    const m = HISTORY_RE.exec(f);
+    if (m) histories.set(parseInt(m[1]!, 16), parseHistory((await store.getText(`wal/${f}`)) ?? ''));
+  }
+  const points = await store.getText('restore-points.json');
+  const { settings } = store;
+  const envs = [`EDUPULSE_REPO_MODE=${settings.mode}`, `EDUPULSE_S3_BUCKET=${settings.bucket}`, `EDUPULSE_S3_PREFIX=${settings.prefix}`,
+    `EDUPULSE_S3_REGION=${settings.region}`, ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : [])];
+  return {
+    source: 'remote',
+    backups: records.filter((r) => r.verification.ok && r.physical),
+    walFiles, histories,
+    walTime: (name) => objects.get(`wal/${name}`)?.modified,
+    restorePoints: points ? JSON.parse(points) : [],
+    async baseDir(r) {
+      const dir = join(staging, r.id);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      for (const f of r.files) {
+        await store.download(`${remoteDir('physical', r.id)}/${f.name}`, join(dir, f.name));
+        // Extraction runs as the cluster's OS user.
+        if (ctx.as) chownSync(join(dir, f.name), ctx.as.uid, ctx.as.gid);
+      }
+      if (ctx.as) { chownSync(staging, ctx.as.uid, ctx.as.gid); chownSync(dir, ctx.as.uid, ctx.as.gid); }
+      return dir;
+    },
+    // Each segment is fetched from the store by our own command (credentials from the server's environment).
+    restoreCommand: `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch %f "%p"`,
+    cleanup: () => rmSync(staging, { recursive: true, force: true }),
+  };
+}
+
+export { OBJECTS_FILE, RECORD_FILE };
+
+/**
+ * The catalog a restore uses: the object store when asked, or when the local
+ * repository holds no physical backup and a store is configured (a fresh
+ * host); the local repository otherwise.
+ */
+export async function openCatalog(ctx: BackupContext, stagingRoot: string, fromRemote: boolean): Promise<{ catalog: Catalog; close(): void }> {
+  const { RemoteStore, remoteSettings } = await import('../backup/remote.ts');
+  const settings = remoteSettings();
+  const local = localCatalog(ctx);
+  if (!settings || (!fromRemote && local.backups.length)) {
+    if (fromRemote) throw (await import('../errors.ts')).badInput('--from-remote needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
+    return { catalog: local, close() {} };
+  }
+  const store = new RemoteStore(settings);
+  const catalog = await remoteCatalog(ctx, store, join(stagingRoot, `remote-${Date.now()}`));
+  return { catalog, close: () => { catalog.cleanup(); store.close(); } };
+}

@@ -1,0 +1,33 @@
+// restore_command for a restore from the object store: fetch one WAL segment
+// (or history file) into the path PostgreSQL gives. Exit 1 when the store
+// does not have it (the normal end of archive recovery), quietly.
+import { rmSync } from 'node:fs';
+import { command } from './lib/cli.ts';
+import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
+import { badInput } from './lib/errors.ts';
+
+const usage = `Usage: edupulse-db wal:fetch <file> <path>
+
+Used as restore_command ("... wal:fetch %f %p") by restores from the object
+store (EDUPULSE_REPO_MODE=copy|remote with EDUPULSE_S3_*). Exit 0 when the
+file was written to <path>, 1 when the store does not hold it.`;
+
+await command({ name: 'wal:fetch', usage }, async ({ args }) => {
+  const [file, path] = args._.map(String);
+  if (!file || !path || !/^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/.test(file)) throw badInput('wal:fetch <file> <path>: a WAL file name and a target path');
+  const settings = remoteSettings();
+  if (!settings) throw badInput('wal:fetch needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
+  const store = new RemoteStore(settings);
+  try {
+    if (!(await store.head(`wal/${file}`))) return 1;
+    try {
+      await store.download(`wal/${file}`, path);
+    } catch (err) {
+      rmSync(path, { force: true });
+      throw err;
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+});
