@@ -16,7 +16,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { badInput, failed } from '../errors.ts';
 
 // The SDK warns at every client that its releases after January 2027 need Node 22; the version here is pinned.
-process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= '1';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export type RepoMode = 'local' | 'copy' | 'remote';
 
