@@ -87,7 +87,8 @@ test('with the store stopped the job exits 1, nothing is half-listed remotely, a
   assert.match(result.offload.error, /object store/);
   const id = result.record.id;
   const listed = JSON.parse((await job('backup:list', ['--json'])).stdout);
-  assert.ok(listed.backups.some((b: { id: string }) => b.id === id), 'the backup is complete locally');
+  assert.ok(listed.backups.some((b: { id: string; offloaded: boolean }) => b.id === id && b.offloaded === false), 'complete locally, marked not offloaded');
+  assert.match((await job('backup:list', [])).stdout, /NOT OFFLOADED/);
   await startStore();
   const s = store();
   try {

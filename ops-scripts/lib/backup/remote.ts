@@ -4,11 +4,10 @@
 // instance role), never from flags, and are never printed. Uploads are
 // multipart (lib-storage, aborted on failure), hashed as they stream so the
 // store's ETag can be checked without reading the file twice.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import {
   DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
@@ -39,35 +38,52 @@ export function remoteSettings(env: Env = process.env): RemoteSettings | undefin
 
 const PART = 8 * 1024 * 1024;
 
-/** The ETags a store may give a file uploaded in PART-sized parts: MD5 of the whole, or AWS's MD5 of the part MD5s. */
-class EtagHasher extends Transform {
-  private whole = createHash('md5');
-  private part = createHash('md5');
-  private partBytes = 0;
-  private parts: Buffer[] = [];
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: () => void) {
-    this.whole.update(chunk);
-    this.bytes += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const take = Math.min(PART - this.partBytes, chunk.length - off);
-      this.part.update(chunk.subarray(off, off + take));
-      this.partBytes += take; off += take;
-      if (this.partBytes === PART) { this.parts.push(this.part.digest()); this.part = createHash('md5'); this.partBytes = 0; }
-    }
-    this.push(chunk);
-    cb();
+/**
+ * The ETags a store may give a file uploaded in PART-sized parts: the MD5 of
+ * the whole (single part, or stores like s3rver) or AWS's MD5 of the part
+ * MD5s. Computed in a worker thread while the upload streams, so the check
+ * costs no time on the uploading thread.
+ */
+const HASH_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { createReadStream } = require('node:fs');
+const whole = createHash('md5'); let part = createHash('md5'); let partBytes = 0; const parts = [];
+const PART = workerData.part;
+const wantWhole = workerData.scheme !== 'parts', wantParts = workerData.scheme !== 'whole';
+createReadStream(workerData.path, { highWaterMark: 1 << 20 }).on('data', (chunk) => {
+  if (wantWhole) whole.update(chunk);
+  let off = 0;
+  while (wantParts && off < chunk.length) {
+    const take = Math.min(PART - partBytes, chunk.length - off);
+    part.update(chunk.subarray(off, off + take)); partBytes += take; off += take;
+    if (partBytes === PART) { parts.push(part.digest()); part = createHash('md5'); partBytes = 0; }
   }
-  expected(): string[] {
-    const parts = this.partBytes > 0 || this.parts.length === 0 ? [...this.parts, this.part.digest()] : this.parts;
-    const whole = this.whole.digest('hex');
-    return parts.length > 1 ? [whole, `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`] : [whole];
+}).on('end', () => {
+  const out = [];
+  if (wantWhole) out.push(whole.digest('hex'));
+  if (wantParts) {
+    if (partBytes > 0 || parts.length === 0) parts.push(part.digest());
+    out.push(parts.length > 1 ? createHash('md5').update(Buffer.concat(parts)).digest('hex') + '-' + parts.length : parts.length === 1 && !wantWhole ? parts[0].toString('hex') : undefined);
   }
+  parentPort.postMessage(out.filter(Boolean));
+}).on('error', (e) => { throw e; });
+`;
+
+/** Which ETag the store gives multipart uploads: learned from the first verified upload, then only that one is computed. */
+type EtagScheme = 'whole' | 'parts' | undefined;
+
+function expectedEtags(path: string, scheme: EtagScheme): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(HASH_WORKER, { eval: true, workerData: { path, part: PART, scheme } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
 }
 
 export class RemoteStore {
   readonly client: S3Client;
+  private scheme: EtagScheme;
   constructor(readonly settings: RemoteSettings) {
     this.client = new S3Client({
       endpoint: settings.endpoint, region: settings.region, forcePathStyle: Boolean(settings.endpoint),
@@ -87,21 +103,24 @@ export class RemoteStore {
 
   /** Uploads a file; then checks the stored size and ETag against what was sent. */
   async upload(localPath: string, rel: string): Promise<{ key: string; bytes: number; etag: string }> {
-    const hasher = new EtagHasher();
-    const body = new PassThrough();
     const key = this.key(rel);
+    const size = statSync(localPath).size;
+    // A single-part upload's ETag is the file's MD5 everywhere; only multipart ones differ between stores.
+    const expected = expectedEtags(localPath, size <= PART ? 'whole' : this.scheme);
     try {
-      const send = pipeline(createReadStream(localPath, { highWaterMark: 1 << 20 }), hasher, body);
-      const up = new Upload({ client: this.client, params: { Bucket: this.settings.bucket, Key: key, Body: body }, partSize: PART, queueSize: 4, leavePartsOnError: false });
-      await Promise.all([send, up.done()]);
+      const body = createReadStream(localPath, { highWaterMark: 1 << 20 });
+      await new Upload({ client: this.client, params: { Bucket: this.settings.bucket, Key: key, Body: body }, partSize: PART, queueSize: 4, leavePartsOnError: false }).done();
     } catch (err) {
+      await expected.catch(() => {});
       this.wrap(`upload of ${rel}`, err);
     }
+    const etags = await expected;
     const head = await this.head(rel);
     const etag = (head?.etag ?? '').replace(/"/g, '');
-    if (!head || head.bytes !== statSync(localPath).size || !hasher.expected().includes(etag)) {
-      throw failed(`upload of ${rel} did not verify: the store holds ${head ? `${head.bytes} bytes, ETag ${etag}` : 'nothing'}, sent ${hasher.bytes} bytes, ETag ${hasher.expected().join(' or ')}`);
+    if (!head || head.bytes !== size || !etags.includes(etag)) {
+      throw failed(`upload of ${rel} did not verify: the store holds ${head ? `${head.bytes} bytes, ETag ${etag}` : 'nothing'}, sent ${size} bytes, ETag ${etags.join(' or ')}`);
     }
+    if (size > PART) this.scheme = etag.includes('-') ? 'parts' : 'whole';
     return { key, bytes: head.bytes, etag };
   }
 
