@@ -10,7 +10,7 @@ import { backupContext } from '../ops-scripts/lib/backup/context.ts';
 import { runBackup } from '../ops-scripts/lib/backup/job.ts';
 import { startCluster, stopCluster } from '../ops-scripts/lib/cluster.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { drill } from '../ops-scripts/lib/drill/drill.ts';
+import { archiveUpToNow, drill } from '../ops-scripts/lib/drill/drill.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
 import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
 import { freePort, restore } from '../ops-scripts/lib/restore/restore.ts';
@@ -41,11 +41,8 @@ try {
   await sleep(50);
   const target = await withClient(stack.pg, async (c) => (await c.query('SELECT clock_timestamp() AS t')).rows[0].t as Date);
   await sleep(50);
-  await withClient(stack.pg, async (c) => {
-    await c.query("INSERT INTO edupulse_meta.drill_canaries (drill_id, side) VALUES ('bench', 'after')");
-    const seg = (await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS s')).rows[0].s as string;
-    while (((await c.query('SELECT last_archived_wal AS a FROM pg_stat_archiver')).rows[0].a ?? '') < seg) await sleep(100);
-  });
+  await withClient(stack.pg, (c) => c.query("INSERT INTO edupulse_meta.drill_canaries (drill_id, side) VALUES ('bench', 'after')"));
+  await archiveUpToNow(stack.pg);
   console.log(`bench:drill: base backup ${(backup.sizes.rawBytes / 1048576).toFixed(0)} MB (${backup.physical!.compression}), ` +
     `${(walBytes / 1048576).toFixed(0)} MB of WAL to replay, target ${target.toISOString()}, ${ROUNDS} rounds`);
 

@@ -58,14 +58,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const AMBIGUOUS_MS = 25;
 
 /** Writes WAL past the target into the archive: switch segments, wait until the archiver has it. */
-async function archiveUpToNow(admin: PgConfig, timeoutMs = 90_000): Promise<void> {
+export async function archiveUpToNow(admin: PgConfig, timeoutMs = 90_000): Promise<void> {
   await withClient(admin, async (c) => {
     const { rows } = await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS seg');
     const seg = rows[0].seg as string;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const a = (await c.query('SELECT last_archived_wal FROM pg_stat_archiver')).rows[0].last_archived_wal as string | null;
-      if (a && a.slice(0, 24) >= seg) return;
+      // Only a segment counts: a backup history file (<segment>.<offset>.backup) carries the segment's name before it is archived.
+      if (a && /^[0-9A-F]{24}$/.test(a) && a >= seg) return;
       if (Date.now() > deadline) throw new Error(`WAL segment ${seg} was not archived within ${timeoutMs / 1000}s; see status (archiver)`);
       await sleep(100);
     }

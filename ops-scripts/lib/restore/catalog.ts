@@ -26,14 +26,15 @@ export interface Catalog {
   cleanup(): void;
 }
 
+/** Read when used, not when made: a drill archives WAL between opening the catalog and restoring. */
 export function localCatalog(ctx: BackupContext): Catalog {
   return {
     source: 'local',
-    backups: ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical),
-    walFiles: ctx.repo.walFiles(),
-    histories: ctx.repo.histories(),
+    get backups() { return ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical); },
+    get walFiles() { return ctx.repo.walFiles(); },
+    get histories() { return ctx.repo.histories(); },
     walTime: (name) => statSync(join(ctx.repo.walDir, name)).mtime.toISOString(),
-    restorePoints: readRestorePoints(ctx.repo),
+    get restorePoints() { return readRestorePoints(ctx.repo); },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
     restoreCommand: `cp "${ctx.repo.walDir}/%f" "%p"`,
     cleanup() {},
