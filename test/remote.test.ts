@@ -129,6 +129,23 @@ test('retention removes the same backups remotely as locally', async () => {
   } finally { s.close(); }
 });
 
+test('backup:list and backup:verify work on the store\'s copy; a missing object fails verify naming it', async () => {
+  const listed = await job('backup:list', ['--remote', '--json']);
+  assert.is(listed.code, 0, listed.stderr);
+  const remote = JSON.parse(listed.stdout).backups as Array<{ id: string; kind: string }>;
+  assert.ok(remote.length >= 2);
+  const ok = await job('backup:verify', ['--all', '--remote']);
+  assert.is(ok.code, 0, ok.stdout + ok.stderr);
+  const victim = remote.find((b) => b.kind === 'logical')!;
+  const s = store();
+  try {
+    await s.remove([`logical/${victim.id}/dump.pgdump`]);
+    const bad = await job('backup:verify', [victim.id, '--remote']);
+    assert.is(bad.code, 1);
+    assert.match(bad.stdout, /dump\.pgdump is missing from the store/);
+  } finally { s.close(); }
+});
+
 test('with the local repository gone, a drill from the store alone verifies', async () => {
   rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
   for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));

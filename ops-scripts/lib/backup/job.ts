@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { BACKUP_COMPRESSIONS } from '../../../infra/settings.ts';
 import { badInput } from '../errors.ts';
 import { withLockFile } from '../lock-file.ts';
-import { offloadAll, remoteDir, type OffloadResult } from './offload.ts';
+import { offloadAll, type OffloadResult } from './offload.ts';
+import { pruneRemote } from './remote-catalog.ts';
 import { RemoteStore, remoteSettings } from './remote.ts';
 import { killProcessesNaming } from '../process.ts';
 import type { BackupContext } from './context.ts';
@@ -28,16 +29,6 @@ export interface BackupJobResult {
   metricsFile: string;
   /** With a remote repository: what was offloaded, or why not (the backups stay complete locally). */
   offload?: OffloadResult;
-}
-
-/** Retention on the store: the same backups and WAL files as removed locally. */
-async function pruneRemote(store: RemoteStore, pruned: PruneResult): Promise<void> {
-  const keys: string[] = [];
-  for (const r of pruned.removed) keys.push(...(await store.list(`${remoteDir(r.kind, r.id)}/`)).keys());
-  // backup.json first, so a half-removed backup is never listed.
-  keys.sort((a, b) => Number(b.endsWith('/backup.json')) - Number(a.endsWith('/backup.json')));
-  await store.remove(keys.filter((k) => k.endsWith('/backup.json')));
-  await store.remove([...keys.filter((k) => !k.endsWith('/backup.json')), ...pruned.walRemoved.map((f) => `wal/${f}`)]);
 }
 
 export const lockPath = (ctx: BackupContext) => join(ctx.repo.root, '.backup.lock');
@@ -95,7 +86,7 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
       const store = new RemoteStore(remote);
       try {
         offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
-        if (offload.ok) await pruneRemote(store, pruned);
+        if (offload.ok) await pruneRemote(store, opts.keep);
       } catch (err) {
         offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
       } finally {

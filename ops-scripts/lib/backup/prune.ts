@@ -5,35 +5,46 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { badInput } from '../errors.ts';
 import type { BackupContext } from './context.ts';
-import type { BackupKind } from './repository.ts';
+import type { BackupKind, BackupRecord } from './repository.ts';
 import { parseSegment } from './wal.ts';
 
 export interface PruneResult { removed: Array<{ kind: BackupKind; id: string }>; walRemoved: string[]; dryRun: boolean }
 
-export function prune(ctx: BackupContext, keep: { physical: number; logical: number }, opts: { dryRun?: boolean } = {}): PruneResult {
+export type Keep = { physical: number; logical: number };
+
+export function validateKeep(keep: Keep): void {
   for (const [kind, n] of Object.entries(keep)) {
     if (!Number.isInteger(n) || n < 1) throw badInput(`keep ${kind} must be a whole number of at least 1, not ${n}`, 'retention never removes the last backup');
   }
+}
+
+/** What retention removes from a catalog (the local repository's or the store's): pure. */
+export function retentionPlan(records: BackupRecord[], walFiles: string[], keep: Keep): Omit<PruneResult, 'dryRun'> {
+  validateKeep(keep);
   const removed: PruneResult['removed'] = [];
   for (const kind of ['physical', 'logical'] as const) {
-    const all = ctx.repo.list(kind);
+    const all = records.filter((r) => r.kind === kind);
     for (const r of all.slice(0, Math.max(0, all.length - keep[kind]))) removed.push({ kind, id: r.id });
   }
-  const keptPhysical = ctx.repo.list('physical').filter((r) => !removed.some((x) => x.id === r.id));
+  const oldest = records.filter((r) => r.kind === 'physical' && !removed.some((x) => x.id === r.id))[0];
   const walRemoved: string[] = [];
-  const oldest = keptPhysical[0];
   if (oldest) {
     const seg = oldest.server.walSegmentBytes;
     const start = parseSegment(oldest.physical!.startSegment, seg)!.segno;
-    for (const f of ctx.repo.walFiles()) {
+    for (const f of walFiles) {
       const s = parseSegment(f.slice(0, 24), seg);
       // Segments (and .partial or .backup files named after one) older than the oldest kept start.
       if (s && s.segno < start && !f.endsWith('.history')) walRemoved.push(f);
     }
   }
+  return { removed, walRemoved };
+}
+
+export function prune(ctx: BackupContext, keep: Keep, opts: { dryRun?: boolean } = {}): PruneResult {
+  const plan = retentionPlan(ctx.repo.list(), ctx.repo.walFiles(), keep);
   if (!opts.dryRun) {
-    for (const r of removed) ctx.repo.remove(r.kind, r.id);
-    for (const f of walRemoved) rmSync(join(ctx.repo.walDir, f), { force: true });
+    for (const r of plan.removed) ctx.repo.remove(r.kind, r.id);
+    for (const f of plan.walRemoved) rmSync(join(ctx.repo.walDir, f), { force: true });
   }
-  return { removed, walRemoved, dryRun: Boolean(opts.dryRun) };
+  return { ...plan, dryRun: Boolean(opts.dryRun) };
 }

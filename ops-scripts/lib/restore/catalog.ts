@@ -8,7 +8,8 @@ import type { BackupContext } from '../backup/context.ts';
 import { OBJECTS_FILE, remoteDir } from '../backup/offload.ts';
 import type { RemoteStore } from '../backup/remote.ts';
 import { RECORD_FILE, type BackupRecord } from '../backup/repository.ts';
-import { HISTORY_RE, parseHistory, type HistoryEntry } from '../backup/wal.ts';
+import type { HistoryEntry } from '../backup/wal.ts';
+import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
@@ -43,29 +44,15 @@ export function localCatalog(ctx: BackupContext): Catalog {
 
 /** The store's catalog; base backups are downloaded into a staging directory that cleanup() removes. */
 export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, staging: string): Promise<Catalog> {
-  const objects = await store.listDetailed('');
-  const records: BackupRecord[] = [];
-  for (const key of objects.keys()) {
-    const m = /^base\/([^/]+)\/backup\.json$/.exec(key);
-    if (!m) continue;
-    // A backup is listed only with backup.json, which is uploaded last.
-    const text = await store.getText(key);
-    if (text) records.push(JSON.parse(text) as BackupRecord);
-  }
-  records.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  const walFiles = [...objects.keys()].filter((k) => k.startsWith('wal/')).map((k) => k.slice(4)).sort();
-  const histories = new Map<number, HistoryEntry[]>();
-  for (const f of walFiles) {
-    const m = HISTORY_RE.exec(f);
-    if (m) histories.set(parseInt(m[1]!, 16), parseHistory((await store.getText(`wal/${f}`)) ?? ''));
-  }
+  const { records, objects, walFiles } = await readRemote(store);
+  const histories = await remoteHistories(store, walFiles);
   const points = await store.getText('restore-points.json');
   const { settings } = store;
   const envs = [`EDUPULSE_REPO_MODE=${settings.mode}`, `EDUPULSE_S3_BUCKET=${settings.bucket}`, `EDUPULSE_S3_PREFIX=${settings.prefix}`,
     `EDUPULSE_S3_REGION=${settings.region}`, ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : [])];
   return {
     source: 'remote',
-    backups: records.filter((r) => r.verification.ok && r.physical),
+    backups: records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
     walFiles, histories,
     walTime: (name) => objects.get(`wal/${name}`)?.modified,
     restorePoints: points ? JSON.parse(points) : [],
