@@ -155,6 +155,19 @@ test('with the local repository gone, a drill from the store alone verifies', as
   assert.ok(report.checks.some((c: { name: string; status: string }) => c.name.startsWith('data exactness') && c.status === 'passed'));
 });
 
+test('remote mode keeps nothing locally once the store has it', async () => {
+  await new Promise((res) => setTimeout(res, 1100));
+  const remoteEnv = { ...env, EDUPULSE_REPO_MODE: 'remote' };
+  const r = await runJob('backup', ['--type', 'physical', '--json'], remoteEnv);
+  outputs.push(r.stdout, r.stderr);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const id = JSON.parse(r.stdout).record.id;
+  assert.equal(readdirSync(join(stack.ctx.paths.repoDir, 'base')).filter((d) => !d.startsWith('.')), [], 'the local copy is gone');
+  assert.equal(readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)), [], 'pushed segments are gone locally');
+  const listed = await runJob('backup:list', ['--remote', '--json'], remoteEnv);
+  assert.ok(JSON.parse(listed.stdout).backups.some((b: { id: string }) => b.id === id));
+});
+
 test('credentials never appear in logs or reports', () => {
   const logs = readdirSync(stack.ctx.paths.logDir).map((f) => readFileSync(join(stack.ctx.paths.logDir, f), 'utf8'));
   const history = readFileSync(join(stack.ctx.paths.repoDir, 'drill-history.md'), 'utf8');
