@@ -10,11 +10,11 @@ import { dirname, join, resolve } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
-import type { BackupRecord } from '../backup/repository.ts';
+import { sha256File, type BackupRecord } from '../backup/repository.ts';
 import { checkArchive, parseLsn, parseSegment } from '../backup/wal.ts';
 import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, type ClusterSpec } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
-import { badInput, failed, refused } from '../errors.ts';
+import { badInput, describeError, failed, refused } from '../errors.ts';
 import { processAlive } from '../process.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
@@ -113,6 +113,16 @@ export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?
   return chosen;
 }
 
+/** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
+async function damagedFiles(dir: string, r: BackupRecord): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of r.files.filter((x) => /\.tar/.test(x.name))) {
+    const path = join(dir, f.name);
+    if (!existsSync(path) || (await sha256File(path)) !== f.sha256) out.push(f.name);
+  }
+  return out;
+}
+
 /** Refuses (exit 3) a target that is not empty or that is the live data directory. */
 export function checkTargetDir(to: string, liveDataDir?: string): void {
   const abs = resolve(to);
@@ -162,7 +172,18 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   try {
     const e0 = performance.now();
     try {
-      await extractBaseBackup(await catalog.baseDir(backup), to, { as: ctx.as });
+      const dir = await catalog.baseDir(backup);
+      // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
+      // fails here, named, instead of starting a cluster with corrupt pages.
+      const [extractError, damaged] = await Promise.all([
+        extractBaseBackup(dir, to, { as: ctx.as }).then(() => undefined, (err: unknown) => err),
+        damagedFiles(dir, backup),
+      ]);
+      if (damaged.length) {
+        throw failed(`backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
+          'restore from another backup (--backup), and run backup:verify --all');
+      }
+      if (extractError) throw extractError;
     } finally {
       catalog.cleanup();
     }
@@ -196,6 +217,7 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
     await startCluster(spec, { timeoutSeconds: opts.timeoutSeconds ?? 3600 });
     const admin: PgConfig = { host: '127.0.0.1', port, user: opts.superuser.user, password: opts.superuser.password, database: 'postgres', application_name: 'edupulse-db restore' };
     const deadline = Date.now() + (opts.timeoutSeconds ?? 3600) * 1000;
+    let refusals = 0, lastRefusal = '';
     for (;;) {
       const pid = postmasterPid(to);
       if (!pid || !processAlive(pid)) {
@@ -203,7 +225,14 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       }
       const state = await withClient(admin, async (c) => (await c.query(
         `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause`)).rows[0])
-        .catch(() => undefined);
+        .catch((err: unknown) => {
+          // "Starting up" (57P03) or not listening yet is waited out; anything else, persistently, is a failure.
+          const transient = (err as { code?: string }).code === '57P03' || /ECONNREFUSED|starting up|not yet accepting/i.test(String((err as Error).message));
+          refusals = transient ? 0 : refusals + 1;
+          lastRefusal = describeError(err);
+          return undefined;
+        });
+      if (refusals >= 30) throw failed(`the restored server is running but refuses connections: ${lastRefusal}\n${tail(readFileSync(spec.logFile, 'utf8'), 6)}`, `see ${spec.logFile}`);
       if (state && !state.recovering) { result.promoted = true; break; }
       if (state && opts.pause && state.pause === 'paused') { result.paused = true; break; }
       if (Date.now() > deadline) throw failed(`recovery did not finish within ${opts.timeoutSeconds ?? 3600}s`, `see ${spec.logFile}`);
