@@ -1,5 +1,8 @@
 // npm run backup:mark -- <name>: a named restore point.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { command } from './lib/cli.ts';
+import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
 import { markRestorePoint } from './lib/restore/restore-points.ts';
@@ -18,5 +21,11 @@ await command({ name: 'backup:mark', usage }, async ({ args, json, logger, out }
   const ctx = backupContext(await resolveStack({ logger }));
   ctx.repo.ensureLayout();
   const point = await markRestorePoint(ctx.admin, ctx.repo, name);
+  // With an object store, the registry goes there too: a restore from the store alone can then pick by name.
+  const remote = remoteSettings();
+  if (remote) {
+    const store = new RemoteStore(remote);
+    try { await store.putText('restore-points.json', readFileSync(join(ctx.repo.root, 'restore-points.json'), 'utf8')); } finally { store.close(); }
+  }
   out(json ? JSON.stringify(point, null, 2) : `restore point "${point.name}" at ${point.lsn} (${point.time}, timeline ${point.timeline})`);
 });

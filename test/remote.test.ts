@@ -147,6 +147,12 @@ test('backup:list and backup:verify work on the store\'s copy; a missing object 
 });
 
 test('with the local repository gone, a drill from the store alone verifies', async () => {
+  const marked = await job('backup:mark', ['before-the-loss']);
+  assert.is(marked.code, 0, marked.stderr);
+  const s = store();
+  try {
+    assert.match((await s.getText('restore-points.json'))!, /before-the-loss/, 'named restore points reach the store too');
+  } finally { s.close(); }
   rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
   for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));
   const r = await job('drill', ['--json']);
