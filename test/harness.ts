@@ -4,7 +4,6 @@
 // process exits early.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterSpec, resolveStack, type StackContext } from '../ops-scripts/lib/stack-context.ts';
@@ -16,17 +15,9 @@ import { serviceUser } from '../ops-scripts/lib/os-user.ts';
 import { redisPid } from '../ops-scripts/lib/redis.ts';
 import type { PgConfig } from '../ops-scripts/lib/db.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../ops-scripts/lib/ports.ts';
+
+export { freePort };
 
 /** A fresh state directory the service user can reach, removed by `cleanup`. */
 export function tempStateDir(): string {

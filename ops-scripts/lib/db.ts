@@ -58,6 +58,9 @@ export function quoteIdent(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
+/** schema.name, each part quoted by quoteIdent. */
+export const quoteQualified = (schema: string, name: string) => `${quoteIdent(schema)}.${quoteIdent(name)}`;
+
 /** A SQL string literal, for the few places (DDL) that cannot take parameters. */
 export function quoteLiteral(value: string): string {
   return "'" + value.replace(/'/g, "''") + "'";

@@ -2,7 +2,7 @@
 // with SKIP_LOCKED, lock_timeout and statement_timeout, within a time budget.
 // VACUUM FULL only when asked for one named table, and refused (exit 3) for a
 // table above the size limit unless forced. One run at a time (advisory lock).
-import { withAdvisoryLock, withClient, type PgClient, type PgConfig } from '../db.ts';
+import { quoteQualified, withAdvisoryLock, withClient, type PgClient, type PgConfig } from '../db.ts';
 import { badInput, describeError, refused } from '../errors.ts';
 import { describeHolder, readHorizonHolders, readTableStats, readVacuumSettings, type HorizonHolder } from './vacuum-stats.ts';
 import { planVacuum, type PlannedTable, type VacuumAction } from './vacuum-plan.ts';
@@ -39,10 +39,9 @@ export interface VacuumReport {
   seconds: number;
 }
 
-const qualified = (schema: string, name: string) => `"${schema.replace(/"/g, '""')}"."${name.replace(/"/g, '""')}"`;
 
 function statement(t: PlannedTable): string {
-  const rel = qualified(t.schema, t.name);
+  const rel = quoteQualified(t.schema, t.name);
   switch (t.action) {
     case 'vacuum-freeze': return `VACUUM (FREEZE, SKIP_LOCKED${t.kind === 'toast' ? '' : ', ANALYZE'}) ${rel}`;
     case 'vacuum-analyze': return `VACUUM (ANALYZE, SKIP_LOCKED) ${rel}`;
@@ -74,7 +73,7 @@ async function vacuumFull(c: PgClient, table: string, opts: VacuumOptions): Prom
   const r: TableResult = { table: `${t.schema}.${t.name}`, action: 'vacuum-full', reason: 'asked for with --full', status: 'planned', deadBefore: before };
   if (opts.dryRun) return r;
   const s0 = performance.now();
-  await c.query(`VACUUM (FULL, ANALYZE) ${qualified(t.schema, t.name)}`);
+  await c.query(`VACUUM (FULL, ANALYZE) ${quoteQualified(t.schema, t.name)}`);
   return { ...r, status: 'done', seconds: (performance.now() - s0) / 1000, deadAfter: await deadTuples(c, t.schema, t.name) };
 }
 

@@ -1,7 +1,7 @@
 // Pure SQL builders for declared indexes and views, tested by exact string.
 import { createHash } from 'node:crypto';
 import type { IndexDecl, ViewDecl } from '../../../views/index.ts';
-import { quoteIdent as qi, quoteLiteral } from '../db.ts';
+import { quoteIdent as qi, quoteLiteral, quoteQualified } from '../db.ts';
 
 export const MARK = 'edupulse-db managed';
 /** A rebuilt index is built under this suffix, then swapped in. */
@@ -27,7 +27,7 @@ const column = (c: string) => {
   return m ? `${qi(m[1]!)}${m[2] ?? ''}` : `(${c})`;
 };
 
-export const qualified = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`;
+export const qualified = quoteQualified;
 
 export function createIndex(d: IndexDecl, name = d.name): string {
   return `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${qualified(d.schema, d.table)}` +

@@ -5,7 +5,6 @@
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
 import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -18,6 +17,7 @@ import { badInput, describeError, failed, refused } from '../errors.ts';
 import { processAlive } from '../process.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
+import { freePort, portFree } from '../ports.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
 
@@ -48,22 +48,6 @@ export interface RestoreResult {
   replayedWalBytes?: number;
   lastReplayedCommit?: string | null;
   spec: ClusterSpec;
-}
-
-export async function portFree(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', () => res(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
-  });
 }
 
 /** The backup to restore from, and the checks that the target is reachable from it. */
