@@ -1,6 +1,8 @@
 // restore_command for a restore from the object store: fetch one WAL segment
 // (or history file) into the path PostgreSQL gives. Exit 1 when the store
-// does not have it (the normal end of archive recovery), quietly.
+// does not have it (the normal end of archive recovery), quietly; any other
+// failure exits 126, which makes PostgreSQL stop recovery with an error
+// instead of taking it for the end of the archive and promoting early.
 import { rmSync } from 'node:fs';
 import { command } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
@@ -10,10 +12,13 @@ const usage = `Usage: edupulse-db wal:fetch <file> <path>
 
 Used as restore_command ("... wal:fetch %f %p") by restores from the object
 store (EDUPULSE_REPO_MODE=copy|remote with EDUPULSE_S3_*). Exit 0 when the
-file was written to <path>, 1 when the store does not hold it.`;
+file was written to <path>, 1 when the store does not hold it, 126 on any
+other failure (bad arguments, settings, or the store unreachable): PostgreSQL
+then ends recovery with an error rather than promoting at a segment it could
+not fetch.`;
 
-await command({ name: 'wal:fetch', usage }, async ({ args }) => {
-  const [file, path] = args._.map(String);
+await command({ name: 'wal:fetch', usage, errorExitCode: 126 }, async ({ args }) => {
+  const [file, path] = args._;
   if (!file || !path || !/^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/.test(file)) throw badInput('wal:fetch <file> <path>: a WAL file name and a target path');
   const settings = remoteSettings();
   if (!settings) throw badInput('wal:fetch needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');

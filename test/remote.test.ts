@@ -2,7 +2,7 @@
 // server (s3rver) on a free port, through the real AWS SDK client.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import S3rver from 's3rver';
@@ -14,7 +14,9 @@ import { withClient } from '../ops-scripts/lib/db.ts';
 import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { runJob } from './cli.ts';
-import { freePort, logged, startTestStack, type TestStack } from './harness.ts';
+import { archiveUpToNow } from '../ops-scripts/lib/drill/drill.ts';
+import { run } from '../ops-scripts/lib/run.ts';
+import { freePort, logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
 
 // Set before any S3 client exists (the SDK's Node 22 notice is about versions not used here).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -159,6 +161,42 @@ test('with the local repository gone, a drill from the store alone verifies', as
   const report = JSON.parse(r.stdout);
   assert.is(r.code, 0, JSON.stringify(report.checks, null, 1));
   assert.ok(report.checks.some((c: { name: string; status: string }) => c.name.startsWith('data exactness') && c.status === 'passed'));
+});
+
+test('a restore from the store alone replays across WAL segments named with digits only and with letters', async () => {
+  const b = await job('backup', ['--type', 'physical', '--json']);
+  assert.is(b.code, 0, b.stdout + b.stderr);
+  await withClient(stack.pg, (c) => c.query('CREATE TABLE walk (n int PRIMARY KEY)'));
+  // Each row in its own segment, until the segments replayed include both kinds of name.
+  const names: string[] = [];
+  let n = 0;
+  while (n < 3 || !names.some((s) => /^\d+$/.test(s)) || !names.some((s) => /[A-F]/.test(s))) {
+    names.push(await withClient(stack.pg, async (c) => {
+      await c.query('INSERT INTO walk VALUES ($1)', [++n]);
+      return (await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS s')).rows[0].s as string;
+    }));
+  }
+  await new Promise((res) => setTimeout(res, 50));
+  const target = new Date();
+  await new Promise((res) => setTimeout(res, 50));
+  await withClient(stack.pg, (c) => c.query('INSERT INTO walk VALUES ($1)', [n + 1]));
+  await archiveUpToNow(stack.pg);
+  assert.is((await job('wal:push', [])).code, 0);
+  rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
+  for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));
+  const to = join(tempStateDir(), 'data');
+  const r = await job('restore', ['--from-remote', '--target-time', target.toISOString(), '--to', to, '--start', '--json']);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const port = JSON.parse(r.stdout).port as number;
+  try {
+    const rows = await withClient({ ...stack.pg, port }, async (c) => (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number));
+    assert.equal(rows, Array.from({ length: n }, (_, i) => i + 1), 'every row committed before the target, none after');
+    const log = readFileSync(join(to, 'restore.log'), 'utf8');
+    for (const name of names) assert.match(log, new RegExp(`restored log file "${name}" from archive`), `${name} fetched from the store`);
+  } finally {
+    await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', to, '-m', 'immediate', '-s'], { as: stack.ctx.as, nothrow: true });
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
 });
 
 test('remote mode keeps nothing locally once the store has it', async () => {

@@ -11,10 +11,17 @@ export interface CommandSpec {
   boolean?: string[];
   string?: string[];
   defaults?: Record<string, unknown>;
+  /**
+   * The exit code for every error, in place of 1/2/3: a restore_command must
+   * exit 126+ on anything but "not there", or PostgreSQL takes the failure for
+   * the end of the archive and promotes early.
+   */
+  errorExitCode?: number;
 }
 
 export interface CommandIO {
-  args: minimist.ParsedArgs;
+  /** Positionals (`args._`) are always strings. */
+  args: minimist.ParsedArgs & { _: string[] };
   json: boolean;
   logger: Logger;
   out(text: string): void;
@@ -27,8 +34,10 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
   let code: number;
   try {
     const unknown: string[] = [];
+    // Positionals stay strings: minimist would turn a WAL name such as
+    // 000000010000000100000009 (or a numeric backup id) into a rounded number.
     const args = minimist(argv, {
-      boolean: booleans, string: strings, alias: { h: 'help' }, default: spec.defaults ?? {},
+      boolean: booleans, string: ['_', ...strings], alias: { h: 'help' }, default: spec.defaults ?? {},
       unknown: (a) => { if (a.startsWith('-')) unknown.push(a); return !a.startsWith('-'); },
     });
     if (args.help) {
@@ -40,10 +49,10 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
     if (repeated.length) throw badInput(`${spec.name}: --${repeated[0]} given more than once`, 'give it once');
     const json = Boolean(args.json);
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
-    code = (await handler({ args, json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;
+    code = (await handler({ args: args as CommandIO['args'], json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;
   } catch (err) {
     process.stderr.write(`${spec.name}: ${describeError(err)}\n`);
-    code = exitCodeFor(err);
+    code = spec.errorExitCode ?? exitCodeFor(err);
   }
   process.exitCode = code;
 }

@@ -1,0 +1,51 @@
+// The command layer keeps identifiers as the strings they were typed: a WAL
+// segment name made only of digits, a numeric backup id or restore point name.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { command, type CommandIO } from '../ops-scripts/lib/cli.ts';
+import { runJob } from './cli.ts';
+
+async function parsed(argv: string[], spec: { string?: string[] } = {}): Promise<CommandIO['args']> {
+  let seen: CommandIO['args'] | undefined;
+  await command({ name: 'probe', usage: 'probe', ...spec }, async ({ args }) => { seen = args; }, argv);
+  process.exitCode = 0;
+  return seen!;
+}
+
+const ALL_DIGITS = '000000010000000100000009';
+const WITH_LETTERS = '00000001000000010000000A';
+
+test('positional WAL names made only of digits stay exact strings', async () => {
+  const args = await parsed([ALL_DIGITS, WITH_LETTERS, '0012', '1e3']);
+  assert.equal(args._, [ALL_DIGITS, WITH_LETTERS, '0012', '1e3']);
+  for (const a of args._) assert.type(a, 'string');
+});
+
+test('flag values that look like numbers stay strings', async () => {
+  const args = await parsed(['--backup', '20261124221000', '--target-name', '007'], { string: ['backup', 'target-name'] });
+  assert.is(args.backup, '20261124221000');
+  assert.is(args['target-name'], '007');
+});
+
+test('wal:fetch accepts an all-digit segment name, and fails any error with 126 so recovery stops rather than promotes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edupulse-walname-'));
+  try {
+    const env = { EDUPULSE_REPO_MODE: 'local' };
+    for (const name of [ALL_DIGITS, WITH_LETTERS]) {
+      const r = await runJob('wal:fetch', [name, join(dir, 'RECOVERYXLOG')], env);
+      assert.is(r.code, 126, r.stderr);
+      assert.match(r.stderr, /needs EDUPULSE_REPO_MODE=copy or remote/, `${name} passed the name check`);
+    }
+    // 126, not 1 or 2: PostgreSQL aborts recovery on it instead of promoting at this segment.
+    const bad = await runJob('wal:fetch', ['not-a-wal-name', join(dir, 'x')], env);
+    assert.is(bad.code, 126);
+    assert.match(bad.stderr, /a WAL file name/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
