@@ -5,8 +5,7 @@ import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { drill } from './lib/drill/drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
-import { pushWal } from './lib/backup/offload.ts';
-import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
+import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
@@ -41,20 +40,13 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
   if (!secrets) throw badInput('no secrets file; run `npm run up` first');
   const ctx = backupContext(stack);
   ctx.repo.ensureLayout();
-  const remote = remoteSettings();
   const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
   const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
     ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
     : drill(ctx, {
     catalog: opened?.catalog,
     // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
-    afterArchive: opened?.catalog.source === 'remote' && remote ? async () => {
-      const store = new RemoteStore(remote);
-      try { await pushWal(ctx, store, { deleteLocal: remote.mode === 'remote' }); } finally { store.close(); }
-      const fresh = await openCatalog(ctx, stack.paths.root, true);
-      Object.assign(opened!.catalog, { walFiles: fresh.catalog.walFiles, histories: fresh.catalog.histories, walTime: fresh.catalog.walTime });
-      fresh.close();
-    } : undefined,
+    afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
     targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep),
     scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,

@@ -2,6 +2,7 @@
 import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
+import { archiveNow } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
 import { restore } from './lib/restore/restore.ts';
 import { parseTarget } from './lib/restore/target.ts';
@@ -20,7 +21,12 @@ off, TCP only on a port. With --start, starts it and waits until recovery
 ended and the server was promoted (--pause: until it paused at the target,
 to inspect first). Uses the binaries of the backup's major version.
 
-  --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused
+  --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused.
+                     When nothing committed after T in the archived WAL (a quiet
+                     night, "just now" on an idle database), recovery stops at
+                     the last commit at or before T (found with pg_waldump), the
+                     same state; a T newer than the archive has the live
+                     server switch its WAL segment and waits for the archiver
   --target-lsn L     e.g. 0/3000060
   --target-name N    a restore point made by backup:mark
   --target immediate the end of the backup
@@ -45,6 +51,7 @@ await command({
     r = await restore(ctx, {
       target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
       liveDataDir: stack.paths.dataDir, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
+      archiveNow: archiveNow(ctx, catalog, stack.paths.root),
     });
   } finally {
     close();
@@ -55,5 +62,6 @@ await command({
     r.promoted ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
     : r.paused ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
     : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,
+    ...(r.quiet ? [`  recovered to ${r.recoveredTo}: ${r.quiet.note}`] : []),
   ].join('\n'));
 });

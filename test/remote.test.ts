@@ -14,7 +14,7 @@ import { withClient } from '../ops-scripts/lib/db.ts';
 import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { runJob } from './cli.ts';
-import { archiveUpToNow } from '../ops-scripts/lib/drill/drill.ts';
+import { archiveUpToNow } from '../ops-scripts/lib/restore/archive-now.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { freePort, logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
 

@@ -1,8 +1,8 @@
 // Point-in-time restore and drills against a live cluster written to
 // continuously, with every row's commit window recorded.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -131,6 +131,7 @@ test('restore to a named restore point holds exactly the rows committed before t
     assert.match(restoredConf, /archive_mode = 'off'/, 'a restored cluster never archives into the live repository');
   } finally {
     await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
   }
 });
 
@@ -231,7 +232,58 @@ test('a drill with a missing WAL segment exits 1 naming the segment, and leaves 
     assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
   } finally {
     copyFileSync(join(tmpdir(), 'edupulse-wal-aside', victim), join(wal, victim));
+    if (stack.ctx.as) chownSync(join(wal, victim), stack.ctx.as.uid, stack.ctx.as.gid);
     rmSync(join(tmpdir(), 'edupulse-wal-aside'), { recursive: true, force: true });
+  }
+});
+
+test('a WAL segment the server cannot read stops the restore naming it, instead of ending recovery early', async () => {
+  await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
+  await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
+  await sleep(500);
+  const wal = join(repo, 'wal');
+  const victim = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort().slice(-2)[0]!;
+  const path = join(wal, victim);
+  // Unreadable by the cluster's OS user: root's own file when run as root, mode 000 otherwise.
+  if (stack.ctx.as) chownSync(path, 0, 0);
+  else chmodSync(path, 0o000);
+  const to = join(tempStateDir(), 'data');
+  try {
+    const r = await runJob('restore', ['--target-time', new Date().toISOString(), '--to', to, '--start'], stack.env);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`could not restore file "${victim}" from archive`));
+    assert.not.ok(existsSync(to));
+  } finally {
+    if (stack.ctx.as) chownSync(path, stack.ctx.as.uid, stack.ctx.as.gid);
+    else chmodSync(path, 0o600);
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+});
+
+test('restore to "just now" on an idle server: archives the current WAL, stops exactly after the last commit, says so', async () => {
+  // Nothing may commit after the target, autovacuum's ANALYZE included.
+  await withClient(stack.pg, async (c) => { await c.query('ALTER SYSTEM SET autovacuum = off'); await c.query('SELECT pg_reload_conf()'); });
+  const to = join(tempStateDir(), 'data');
+  try {
+    const last = await withClient(stack.pg, async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number);
+    await sleep(300);
+    const target = new Date();
+    // No pg_switch_wal here: the target is newer than the archive until the restore has it archived.
+    const r = await runJob('restore', ['--target-time', target.toISOString(), '--to', to, '--start', '--json'], stack.env);
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const res = JSON.parse(r.stdout);
+    assert.ok(res.promoted);
+    assert.match(res.recoveredTo, /^LSN /);
+    assert.ok(Date.parse(res.quiet.lastCommit.time) <= target.getTime(), 'the last commit is at or before the target');
+    assert.match(res.quiet.note, /nothing committed between/);
+    const ids = await withClient({ ...stack.pg, port: res.port }, async (c) => (await c.query('SELECT max(id) AS m, count(*) AS n FROM probe')).rows[0]);
+    const live = await withClient(stack.pg, async (c) => (await c.query('SELECT count(*) AS n FROM probe')).rows[0].n);
+    assert.is(ids.m, last, 'the last row committed before the target is there');
+    assert.is(ids.n, live, 'every row of the live table is there');
+  } finally {
+    await withClient(stack.pg, async (c) => { await c.query('ALTER SYSTEM RESET autovacuum'); await c.query('SELECT pg_reload_conf()'); });
+    await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
   }
 });
 

@@ -42,6 +42,8 @@ export function parseHistory(text: string): HistoryEntry[] {
 export interface ArchiveCheck {
   /** The newest segment reachable from the start without a gap. */
   newest?: { name: string; timeline: number; segno: bigint };
+  /** The segments from the start to `newest`, in order, each on the timeline recovery reads it from. */
+  segments: string[];
   missing: string[];
   timeline: number;
 }
@@ -68,11 +70,13 @@ export function checkArchive(files: string[], histories: Map<number, HistoryEntr
     if (s && s.segno >= start.segno && s.timeline === timelineOf(s.segno) && s.segno > maxSeg) maxSeg = s.segno;
   }
   const missing: string[] = [];
+  const segments: string[] = [];
   let newest: ArchiveCheck['newest'];
   for (let s = start.segno; s <= maxSeg; s++) {
     const name = segmentName(timelineOf(s), s, segSize);
-    if (present.has(name)) { if (!missing.length) newest = { name, timeline: timelineOf(s), segno: s }; }
-    else missing.push(name);
+    if (present.has(name)) {
+      if (!missing.length) { newest = { name, timeline: timelineOf(s), segno: s }; segments.push(name); }
+    } else missing.push(name);
   }
-  return { newest, missing, timeline: target };
+  return { newest, segments, missing, timeline: target };
 }

@@ -19,6 +19,7 @@ import { newBackupId } from '../backup/repository.ts';
 import { auditRoles } from '../roles/index.ts';
 import { writeCanary } from '../restore/restore-points.ts';
 import { restore, type RestoreResult } from '../restore/restore.ts';
+import { archiveUpToNow } from '../restore/archive-now.ts';
 import type { Catalog } from '../restore/catalog.ts';
 import type { StepStatus } from '../logger.ts';
 
@@ -56,22 +57,6 @@ export interface DrillReport {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A canary inserted this close before the target might still commit after it: not judged. */
 const AMBIGUOUS_MS = 25;
-
-/** Writes WAL past the target into the archive: switch segments, wait until the archiver has it. */
-export async function archiveUpToNow(admin: PgConfig, timeoutMs = 90_000): Promise<void> {
-  await withClient(admin, async (c) => {
-    const { rows } = await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS seg');
-    const seg = rows[0].seg as string;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const a = (await c.query('SELECT last_archived_wal FROM pg_stat_archiver')).rows[0].last_archived_wal as string | null;
-      // Only a segment counts: a backup history file (<segment>.<offset>.backup) carries the segment's name before it is archived.
-      if (a && /^[0-9A-F]{24}$/.test(a) && a >= seg) return;
-      if (Date.now() > deadline) throw new Error(`WAL segment ${seg} was not archived within ${timeoutMs / 1000}s; see status (archiver)`);
-      await sleep(100);
-    }
-  });
-}
 
 async function placeTarget(admin: PgConfig, drillId: string): Promise<Date> {
   await writeCanary(admin, drillId, 'before');

@@ -2,7 +2,7 @@
 // physical backups, the archived WAL (names, times, timeline histories),
 // named restore points, how to get a base backup's files on local disk, and
 // the restore_command that fetches WAL.
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackupContext } from '../backup/context.ts';
 import { OBJECTS_FILE, remoteDir } from '../backup/offload.ts';
@@ -20,6 +20,8 @@ export interface Catalog {
   walFiles: string[];
   histories: Map<number, HistoryEntry[]>;
   walTime(name: string): string | undefined;
+  /** A local path holding an archived WAL file (downloaded first from a store). */
+  walPath(name: string): Promise<string>;
   restorePoints: RestorePoint[];
   /** A local directory holding the base backup's files (downloaded first from a store). */
   baseDir(r: BackupRecord): Promise<string>;
@@ -35,9 +37,12 @@ export function localCatalog(ctx: BackupContext): Catalog {
     get walFiles() { return ctx.repo.walFiles(); },
     get histories() { return ctx.repo.histories(); },
     walTime: (name) => statSync(join(ctx.repo.walDir, name)).mtime.toISOString(),
+    walPath: async (name) => join(ctx.repo.walDir, name),
     get restorePoints() { return readRestorePoints(ctx.repo); },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
-    restoreCommand: `cp "${ctx.repo.walDir}/%f" "%p"`,
+    // Exit 1 only when the file is not there (the end of the archive); a file that cannot be copied exits 126,
+    // which makes PostgreSQL stop with an error instead of taking it for the end and promoting early.
+    restoreCommand: `if [ -e "${ctx.repo.walDir}/%f" ]; then cp "${ctx.repo.walDir}/%f" "%p" || exit 126; else exit 1; fi`,
     cleanup() {},
   };
 }
@@ -55,6 +60,15 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     backups: records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
     walFiles, histories,
     walTime: (name) => objects.get(`wal/${name}`)?.modified,
+    async walPath(name) {
+      const dir = join(staging, 'wal');
+      const path = join(dir, name);
+      if (!existsSync(path)) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        await store.download(`wal/${name}`, path);
+      }
+      return path;
+    },
     restorePoints: points ? JSON.parse(points) : [],
     async baseDir(r) {
       const dir = join(staging, r.id);

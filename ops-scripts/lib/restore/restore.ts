@@ -10,7 +10,7 @@ import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
 import { sha256File, type BackupRecord } from '../backup/repository.ts';
-import { checkArchive, parseLsn, parseSegment } from '../backup/wal.ts';
+import { checkArchive, parseLsn, parseSegment, SEGMENT_RE } from '../backup/wal.ts';
 import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, type ClusterSpec } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { badInput, describeError, failed, refused } from '../errors.ts';
@@ -19,6 +19,7 @@ import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
 import { freePort, portFree } from '../ports.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
+import { commitsAround, resolveTime, type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
 
 export interface RestoreOptions {
@@ -35,6 +36,11 @@ export interface RestoreOptions {
   timeoutSeconds?: number;
   /** Where backups and WAL come from: the local repository by default, or the object store. */
   catalog?: Catalog;
+  /**
+   * Called when a time target is newer than the archived WAL ("restore to just
+   * now"): switch the live server's segment and wait for it to be archived.
+   */
+  archiveNow?: () => Promise<void>;
 }
 
 export interface RestoreResult {
@@ -47,6 +53,10 @@ export interface RestoreResult {
   timings: { chooseSeconds: number; extractSeconds: number; replaySeconds?: number; promoteSeconds?: number };
   replayedWalBytes?: number;
   lastReplayedCommit?: string | null;
+  /** The recovery target given to PostgreSQL, when it differs from the one asked for (see quiet). */
+  recoveredTo?: string;
+  /** Set when nothing was committed after a time target: how the exact stop point was found. */
+  quiet?: ResolvedTime['quiet'];
   spec: ClusterSpec;
 }
 
@@ -95,6 +105,28 @@ export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?
     if (limitLsn! > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
   }
   return chosen;
+}
+
+/** When the newest archived WAL segment was archived, if any. */
+function newestArchivedAt(catalog: Catalog): number | undefined {
+  let newest: number | undefined;
+  for (const f of catalog.walFiles) {
+    if (!SEGMENT_RE.test(f)) continue;
+    const at = catalog.walTime(f);
+    if (at && (newest === undefined || Date.parse(at) > newest)) newest = Date.parse(at);
+  }
+  return newest;
+}
+
+/** A time target as PostgreSQL can reach it, read from the archived WAL around it (see commits.ts). */
+async function resolveTarget(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget, pg: PgBinaries): Promise<ResolvedTime | undefined> {
+  if (target.kind !== 'time') return undefined;
+  const seg = backup.server.walSegmentBytes;
+  const { segments } = checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
+  const around = await commitsAround(pg.bin('pg_waldump'), {
+    segments, archivedAt: (n) => catalog.walTime(n), path: (n) => catalog.walPath(n), slackMs: 1000,
+  }, target.time, seg);
+  return resolveTime(target.time, around, backup.physical!.stopLsn);
 }
 
 /** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
@@ -147,8 +179,14 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
   await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
   const catalog = opts.catalog ?? localCatalog(ctx);
+  if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
+    // The WAL up to "just now" is still in the live server's current segment: have it archived (bounded) rather than refuse.
+    await opts.archiveNow().catch((err: unknown) => ctx.logger.log({ event: 'warn', message: `could not archive the live server's current WAL: ${describeError(err)}` }));
+  }
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
+  const resolved = await resolveTarget(catalog, backup, opts.target, pg);
+  const recoveryTarget: RecoveryTarget = resolved?.target ?? opts.target;
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -180,7 +218,7 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       // Never archive from a restored cluster: its new timeline must not enter the live archive.
       archive_mode: 'off',
       restore_command: catalog.restoreCommand,
-      ...targetParameters(opts.target),
+      ...targetParameters(recoveryTarget),
       recovery_target_action: opts.pause ? 'pause' : 'promote',
       recovery_target_timeline: 'latest',
       hot_standby: 'on',
@@ -195,6 +233,7 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       backup: { id: backup.id, endedAt: backup.physical!.endedAt, stopLsn: backup.physical!.stopLsn, major: backup.server.major },
       target: describeTarget(opts.target), dataDir: to, port, promoted: false, paused: false,
       timings: { chooseSeconds, extractSeconds }, spec,
+      ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
     };
     if (!opts.start) return result;
     const s0 = Date.now();
