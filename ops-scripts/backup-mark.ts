@@ -15,9 +15,9 @@ with drill canary rows committed just before and just after it, and records
 its name, LSN, time and timeline in the repository's restore-points.json, so
 \`restore --target-name <name>\` can pick its backup. Names are unique.`;
 
-await command({ name: 'backup:mark', usage }, async ({ args, json, logger, out }) => {
+await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name: 'name' } }, async ({ args, json, logger, out }) => {
   const name = args._[0];
-  if (typeof name !== 'string' || args._.length !== 1) throw badInput('backup:mark takes exactly one name');
+  if (typeof name !== 'string' || args._.length !== 1) throw badInput('takes exactly one name');
   const ctx = backupContext(await resolveStack({ logger }));
   ctx.repo.ensureLayout();
   const point = await markRestorePoint(ctx.admin, ctx.repo, name);

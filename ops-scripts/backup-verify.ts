@@ -17,10 +17,10 @@ timeline switches). --deep also runs pg_verifybackup on an extracted copy.
 and the ETag it had when uploaded, and the store's WAL without a gap.
 Exit 0 when all pass, 1 when any fails (naming the file or segment).`;
 
-await command({ name: 'backup:verify', usage, boolean: ['all', 'deep', 'remote'] }, async ({ args, json, logger, out }) => {
+await command({ name: 'backup:verify', usage, boolean: ['all', 'deep', 'remote'], positionals: { max: 1, name: 'backup id' } }, async ({ args, json, logger, out }) => {
   const ctx = backupContext(await resolveStack({ logger }));
   const id = args._[0] as string | undefined;
-  if (!id && !args.all) throw badInput('backup:verify needs a backup id or --all', 'see backup:list for ids');
+  if (!id && !args.all) throw badInput('needs a backup id or --all', 'see backup:list for ids');
   if (args.remote) {
     const settings = remoteSettings();
     if (!settings) throw badInput('--remote needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');

@@ -32,7 +32,9 @@ it writes just now. Exit 0 only when every check passed, 1 otherwise.
 the live server and compares every table's row count and fingerprint with
 those taken in the dump's own snapshot; the scratch database is dropped.`;
 
-await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'], string: ['target-time', 'backup'] }, async ({ args, json, logger, out }) => {
+await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'], string: ['target-time', 'backup'],
+  positionals: { max: 1, name: 'backup id (with --logical)' }, conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote']] }, async ({ args, json, logger, out }) => {
+  if (args._.length && !args.logical) throw badInput(`unexpected argument "${args._[0]}"`, 'choose a backup with --backup <id>; a bare id goes only with --logical');
   const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
   if (targetTime && targetTime > new Date()) throw badInput(`the target ${targetTime.toISOString()} is in the future`);
   const stack = await resolveStack({ logger });

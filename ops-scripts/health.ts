@@ -26,7 +26,7 @@ thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.
   --prometheus   print Prometheus text
   --textfile     also write it to <metrics dir>/edupulse_health.prom`;
 
-await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'] }, async ({ args, json, out }) => {
+await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] }, async ({ args, json, out }) => {
   const settings = settingsFromEnv(process.env);
   const th = settings.maintenance.health;
   const conn = connections();

@@ -11,7 +11,7 @@ A reviewed exception is a comment in the migration:
   // migrate-lint: allow <rule> -- <why it is safe here>
 Exit 0 when nothing unallowed is found, 1 otherwise.`;
 
-await command({ name: 'migrate:lint', usage }, async ({ args, json, out }) => {
+await command({ name: 'migrate:lint', usage, positionals: { max: 1, name: 'directory' } }, async ({ args, json, out }) => {
   const dir = (args._[0] as string | undefined) ?? MIGRATIONS_DIR;
   const findings = await lintMigrations(dir);
   const bad = findings.filter((f) => !f.allowed);

@@ -20,12 +20,12 @@ function parseCount(raw: unknown, fallback: number): number {
   if (raw === undefined) return fallback;
   if (raw === 'all') return Infinity;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw badInput(`migrate: "${String(raw)}" is not a count`, 'give a positive whole number or "all"');
+  if (!Number.isInteger(n) || n < 1) throw badInput(`"${String(raw)}" is not a count`, 'give a positive whole number or "all"');
   return n;
 }
 
-await command({ name: 'migrate', usage, boolean: ['dry-run'] }, async ({ args, json, logger, out }) => {
-  const [action, countArg] = args._ as Array<string | number | undefined>;
+await command({ name: 'migrate', usage, boolean: ['dry-run'], positionals: { max: 2, name: 'argument' } }, async ({ args, json, logger, out }) => {
+  const [action, countArg] = args._;
   const config = migratorTarget();
   const dryRun = Boolean(args['dry-run']);
   const report = (ran: Array<{ name: string; direction: string }>) =>
@@ -52,6 +52,6 @@ await command({ name: 'migrate', usage, boolean: ['dry-run'] }, async ({ args, j
       return;
     }
     default:
-      throw badInput(`migrate: unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');
+      throw badInput(`unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');
   }
 });

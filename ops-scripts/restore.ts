@@ -38,7 +38,7 @@ await command({
   string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
 }, async ({ args, json, logger, out }) => {
   const target = parseTarget({ time: args['target-time'], lsn: args['target-lsn'], name: args['target-name'], target: args.target });
-  if (!args.to) throw badInput('restore needs --to <dir>', 'a new or empty directory for the restored cluster');
+  if (!args.to) throw badInput('needs --to <dir>', 'a new or empty directory for the restored cluster');
   const port = args.port === undefined ? undefined : Number(args.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw badInput(`--port ${args.port} is not a port`);
   const stack = await resolveStack({ logger });

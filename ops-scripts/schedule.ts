@@ -17,7 +17,7 @@ infra/settings.ts (maintenance.schedule); each job takes its own lock, logs to
 --run runs the same jobs on the same timetable in this process (croner), for
 hosts without cron; a job never overlaps itself; results are logged.`;
 
-await command({ name: 'schedule', usage, boolean: ['systemd', 'run'] }, async ({ args, out }) => {
+await command({ name: 'schedule', usage, boolean: ['systemd', 'run'], conflicts: [['systemd', 'run']] }, async ({ args, out }) => {
   const settings = settingsFromEnv(process.env);
   const paths = statePaths();
   const jobs = scheduledJobs(settings.maintenance.schedule);

@@ -15,7 +15,7 @@ holds it. Exit 1 (nothing removed) when the store cannot be reached.`;
 
 await command({ name: 'wal:push', usage }, async ({ json, logger, out }) => {
   const settings = remoteSettings();
-  if (!settings) throw badInput('wal:push needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
+  if (!settings) throw badInput('needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
   const ctx = backupContext(await resolveStack({ logger }));
   const store = new RemoteStore(settings);
   try {

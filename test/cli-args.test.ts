@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { command, type CommandIO } from '../ops-scripts/lib/cli.ts';
+import { command, parseCommandArgs, type CommandIO, type CommandSpec } from '../ops-scripts/lib/cli.ts';
+import { ToolkitError } from '../ops-scripts/lib/errors.ts';
 import { runJob } from './cli.ts';
 
 async function parsed(argv: string[], spec: { string?: string[] } = {}): Promise<CommandIO['args']> {
   let seen: CommandIO['args'] | undefined;
-  await command({ name: 'probe', usage: 'probe', ...spec }, async ({ args }) => { seen = args; }, argv);
+  await command({ name: 'probe', usage: 'probe', positionals: { max: 9 }, ...spec }, async ({ args }) => { seen = args; }, argv);
   process.exitCode = 0;
   return seen!;
 }
@@ -46,6 +47,48 @@ test('wal:fetch accepts an all-digit segment name, and fails any error with 126 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const spec: CommandSpec = {
+  name: 'probe', usage: 'probe', boolean: ['prometheus', 'redis'], string: ['students', 'backup'], defaults: { redis: true },
+  positionals: { max: 1, name: 'id' }, conflicts: [['json', 'prometheus']],
+};
+
+function badInputOf(argv: string[]): string {
+  try {
+    parseCommandArgs(spec, argv);
+  } catch (err) {
+    assert.instance(err, ToolkitError);
+    assert.is((err as ToolkitError).exitCode, 2, 'bad input is exit 2');
+    return (err as ToolkitError).message;
+  }
+  throw new Error(`${argv.join(' ')} was accepted`);
+}
+
+test('unknown, repeated, contradictory flags, extra arguments and dash values are bad input, each in one line', () => {
+  assert.is(badInputOf(['--nope']), 'unknown option --nope');
+  assert.is(badInputOf(['--backup', 'a', '--backup', 'b']), '--backup given more than once');
+  assert.is(badInputOf(['--json', '--prometheus']), '--json and --prometheus contradict each other');
+  assert.match(badInputOf(['one', 'prediction:1', 'prediction:2']), /takes at most 1 id; extra: "prediction:1" "prediction:2"/);
+  assert.is(badInputOf(['--students', '-5']), '--students needs a value');
+  assert.is(badInputOf(['--redis', '--no-redis']), '--redis and --no-redis contradict each other');
+  assert.match(badInputOf(['--students']), /--students needs a value/);
+});
+
+test('defaults, --no-flag, and a dash value given with =', () => {
+  assert.is(parseCommandArgs(spec, []).redis, true);
+  assert.is(parseCommandArgs(spec, ['--no-redis']).redis, false);
+  assert.is(parseCommandArgs(spec, ['--students=-5']).students, '-5');
+  assert.is(parseCommandArgs(spec, ['--json']).prometheus, false);
+});
+
+test('a job given arguments it does not take exits 2 naming them', async () => {
+  const r = await runJob('cache:invalidate', ['prediction:*'], { EDUPULSE_REPO_MODE: 'local' });
+  assert.is(r.code, 2, r.stderr);
+  assert.is(r.stderr.trim().split('\n')[0], 'cache:invalidate: takes no arguments, but was given "prediction:*"');
+  const unknown = await runJob('backup', ['--nope']);
+  assert.is(unknown.code, 2);
+  assert.is(unknown.stderr.split('\n')[0], 'backup: unknown option --nope', 'the job is named once');
 });
 
 test.run();
