@@ -1,10 +1,11 @@
-// Runs a job's command the way a user does (a child process), for tests of
-// exit codes and output.
+// Runs a job's command the way a user does (a child process, through the
+// bin, from the compiled JavaScript when it is fresh), for tests of exit codes
+// and output.
 import { join } from 'node:path';
 import { run, type RunResult } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 
 export function runJob(job: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
-  return run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts', `${job.replace(/:/g, '-')}.ts`), ...args],
+  return run(process.execPath, [join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args],
     { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
 }

@@ -22,6 +22,10 @@ let passed = 0, failed = 0, skipped = 0;
 const tsc = spawnSync(process.execPath, [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', PROJECT_ROOT], { stdio: 'inherit' });
 if (tsc.status === 0) console.log('typecheck: ok');
 else { failed++; console.log('typecheck: FAILED (counted as one failure)'); }
+// The jobs run from the compiled JavaScript, as the bin runs them for users: built fresh from this tree.
+const build = spawnSync(process.execPath, [join(PROJECT_ROOT, 'tools/build.js'), '--no-check'], { stdio: 'inherit' });
+if (build.status === 0) console.log('build: ok');
+else { failed++; console.log('build: FAILED (counted as one failure)'); }
 
 for (const file of testFiles(join(PROJECT_ROOT, 'test'))) {
   const name = relative(PROJECT_ROOT, file);

@@ -1,7 +1,7 @@
 // The declared indexes and views. A view is one .sql file in this folder
 // holding its SELECT; its name is the file name, its schema public.
 import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export { indexes, type IndexDecl } from './indexes.ts';
@@ -12,7 +12,9 @@ export interface ViewDecl {
   query: string;
 }
 
-export const VIEWS_DIR = dirname(fileURLToPath(import.meta.url));
+const here = dirname(fileURLToPath(import.meta.url));
+/** The .sql files stay in views/ at the package root when this module runs compiled from dist/views/. */
+export const VIEWS_DIR = basename(dirname(here)) === 'dist' ? join(here, '..', '..', 'views') : here;
 
 export function loadViews(dir = VIEWS_DIR): ViewDecl[] {
   return readdirSync(dir).filter((f) => f.endsWith('.sql')).sort().map((f) => ({

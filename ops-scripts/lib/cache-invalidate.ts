@@ -6,7 +6,7 @@ import { failed } from './errors.ts';
 import { redisClient } from './redis.ts';
 
 export async function invalidatePredictions(target: RedisTarget, prefix: string, batch = 1000): Promise<number> {
-  const client = redisClient({ host: target.host, port: target.port, password: target.password ?? '' });
+  const client = await redisClient({ host: target.host, port: target.port, password: target.password ?? '' });
   client.on('error', () => {});
   try {
     await client.connect();

@@ -1,12 +1,17 @@
 // Every connection goes through these helpers; cleanup is in `finally`.
-import pg from 'pg';
+import type pg from 'pg';
 import { refused } from './errors.ts';
 
 export type PgConfig = pg.ClientConfig;
 export type PgClient = pg.Client;
 
+let pgModule: typeof pg | undefined;
+/** node-postgres is loaded on first use: a job's --help does not pay for it. */
+export const loadPg = async (): Promise<typeof pg> => (pgModule ??= (await import('pg')).default);
+
 export async function withClient<T>(config: PgConfig, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(config);
+  const { Client } = await loadPg();
+  const client = new Client(config);
   // An idle client can still get an error event (server shut down); without a listener it would crash the process.
   client.on('error', () => {});
   await client.connect();

@@ -4,14 +4,15 @@
 // lock; lock_timeout makes a migration stuck behind a busy table fail fast.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { runner, type RunnerOption } from 'node-pg-migrate';
+import type { RunnerOption } from 'node-pg-migrate';
 import { declarations } from '../../roles/declarations.ts';
 import { withClient, type PgConfig } from './db.ts';
 import { badInput, failed, ToolkitError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { PROJECT_ROOT } from './state.ts';
+import { CODE_ROOT } from './state.ts';
 
-export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'migrations');
+/** Compiled migrations when running compiled (node-pg-migrate then needs no TypeScript loader). */
+export const MIGRATIONS_DIR = join(CODE_ROOT, 'migrations');
 /** node-pg-migrate's history table lives outside `public`, where app_user and readonly have no grants. */
 export const MIGRATIONS_SCHEMA = 'edupulse_meta';
 export const MIGRATIONS_TABLE = 'pgmigrations';
@@ -34,7 +35,7 @@ export interface MigrationRun { name: string; direction: 'up' | 'down' }
 
 /** The migration files, in order (node-pg-migrate's names: file name without extension). */
 export function migrationNames(dir = MIGRATIONS_DIR): string[] {
-  return readdirSync(dir).filter((f) => /^\d+_.+\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, '')).sort();
+  return readdirSync(dir).filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts')).map((f) => f.replace(/\.[jt]s$/, '')).sort();
 }
 
 export async function appliedMigrations(config: PgConfig): Promise<string[]> {
@@ -68,6 +69,8 @@ export async function migrate(config: PgConfig, opts: {
     },
   };
   try {
+    // Loaded here, not at the top: only jobs that migrate pay for it.
+    const { runner } = await import('node-pg-migrate');
     const ran = await runner(options);
     return ran.map((m) => ({ name: m.name, direction: opts.direction }));
   } catch (err) {

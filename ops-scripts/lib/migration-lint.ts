@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MigrationBuilder } from 'node-pg-migrate';
+import type { MigrationBuilder } from 'node-pg-migrate';
 import { failed } from './errors.ts';
 
 export const RULES = {
@@ -131,18 +131,19 @@ export async function renderUp(file: string): Promise<string[]> {
   const mod = (await import(pathToFileURL(file).href)) as { up?: (pgm: MigrationBuilder) => unknown; shorthands?: never };
   if (typeof mod.up !== 'function') throw failed(`${basename(file)} exports no up()`);
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
+  const { MigrationBuilder } = await import('node-pg-migrate');
   const pgm = new MigrationBuilder(noDatabase as never, mod.shorthands, false, silent as never);
   await mod.up(pgm);
   return pgm.getSqlSteps().flatMap(splitStatements);
 }
 
 export async function lintMigrations(dir: string): Promise<Finding[]> {
-  const files = readdirSync(dir).filter((f) => /^\d+_.+\.ts$/.test(f)).sort();
+  const files = readdirSync(dir).filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts')).sort();
   const findings: Finding[] = [];
   for (const f of files) {
     const path = join(dir, f);
     const allowed = allowedRules(readFileSync(path, 'utf8'));
-    for (const x of lintStatements(f.replace(/\.ts$/, ''), await renderUp(path))) findings.push({ ...x, allowed: allowed.has(x.rule) });
+    for (const x of lintStatements(f.replace(/\.[jt]s$/, ''), await renderUp(path))) findings.push({ ...x, allowed: allowed.has(x.rule) });
   }
   return findings;
 }

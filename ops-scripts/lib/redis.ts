@@ -2,7 +2,7 @@
 // never appears on a command line), redis-server daemonized as the service
 // user, readiness by an authenticated PING.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { redisDirectives, type RedisSettings } from '../../infra/settings.ts';
 import { failed } from './errors.ts';
 import { writeFileAtomic } from './files.ts';
@@ -54,7 +54,9 @@ export function redisPid(spec: Pick<RedisSpec, 'pidFile'>): number | undefined {
   return processCommand(pid)?.includes('redis-server') ? pid : undefined;
 }
 
-export function redisClient(opts: { port: number; password: string; host?: string }): Redis {
+/** ioredis is loaded on first use: a job's --help, or one that never talks to Redis, does not pay for it. */
+export async function redisClient(opts: { port: number; password: string; host?: string }): Promise<Redis> {
+  const { Redis } = await import('ioredis');
   return new Redis({
     host: opts.host ?? '127.0.0.1', port: opts.port, password: opts.password,
     lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
@@ -62,7 +64,7 @@ export function redisClient(opts: { port: number; password: string; host?: strin
 }
 
 export async function redisPing(opts: { port: number; password: string; host?: string }): Promise<boolean> {
-  const client = redisClient(opts);
+  const client = await redisClient(opts);
   client.on('error', () => {});
   try {
     await client.connect();

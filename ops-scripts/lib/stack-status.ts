@@ -73,7 +73,7 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
 
 async function redisStatus(conn: Connections): Promise<RedisStatus> {
   const url = describeRedis(conn.redis);
-  const client = redisClient({ host: conn.redis.host, port: conn.redis.port, password: conn.redis.password ?? '' });
+  const client = await redisClient({ host: conn.redis.host, port: conn.redis.port, password: conn.redis.password ?? '' });
   client.on('error', () => {});
   try {
     await client.connect();

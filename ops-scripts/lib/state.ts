@@ -1,10 +1,13 @@
 // The local stack's state directory: the cluster, the backup repository,
 // secrets and logs, in one place (default `.edupulse/` in the checkout).
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Where the running modules are: the checkout (run by tsx) or its compiled copy in dist/. */
+export const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The package: the same as CODE_ROOT from source, its parent from dist/. */
+export const PROJECT_ROOT = basename(CODE_ROOT) === 'dist' ? dirname(CODE_ROOT) : CODE_ROOT;
 
 export interface StatePaths {
   root: string;

@@ -8,10 +8,7 @@ import { createReadStream, createWriteStream, mkdirSync, statSync } from 'node:f
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
-import {
-  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { badInput, failed } from '../errors.ts';
 
 // The SDK warns at every client that its releases after January 2027 need Node 22; the version here is pinned.
@@ -81,16 +78,26 @@ function expectedEtags(path: string, scheme: EtagScheme): Promise<string[]> {
   });
 }
 
+/** The AWS SDK is loaded on first use (it takes longer to load than a job's own start): --help and local-only runs skip it. */
+const loadSdk = async () => ({ ...(await import('@aws-sdk/client-s3')), Upload: (await import('@aws-sdk/lib-storage')).Upload });
+type Sdk = Awaited<ReturnType<typeof loadSdk>>;
+
 export class RemoteStore {
-  readonly client: S3Client;
   private scheme: EtagScheme;
-  constructor(readonly settings: RemoteSettings) {
-    this.client = new S3Client({
-      endpoint: settings.endpoint, region: settings.region, forcePathStyle: Boolean(settings.endpoint),
+  private sdk?: Sdk;
+  private s3?: S3Client;
+  constructor(readonly settings: RemoteSettings) {}
+
+  /** The SDK and the client, made on first use. */
+  private async api(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.sdk ??= await loadSdk();
+    this.s3 ??= new this.sdk.S3Client({
+      endpoint: this.settings.endpoint, region: this.settings.region, forcePathStyle: Boolean(this.settings.endpoint),
       // Checksums only where S3 requires them: S3-compatible stores differ in what they accept.
       requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 5,
     });
+    return { sdk: this.sdk, client: this.s3 };
   }
 
   key(rel: string): string { return `${this.settings.prefix}${rel}`; }
@@ -108,8 +115,9 @@ export class RemoteStore {
     // A single-part upload's ETag is the file's MD5 everywhere; only multipart ones differ between stores.
     const expected = expectedEtags(localPath, size <= PART ? 'whole' : this.scheme);
     try {
+      const { sdk, client } = await this.api();
       const body = createReadStream(localPath, { highWaterMark: 1 << 20 });
-      await new Upload({ client: this.client, params: { Bucket: this.settings.bucket, Key: key, Body: body }, partSize: PART, queueSize: 4, leavePartsOnError: false }).done();
+      await new sdk.Upload({ client, params: { Bucket: this.settings.bucket, Key: key, Body: body }, partSize: PART, queueSize: 4, leavePartsOnError: false }).done();
     } catch (err) {
       await expected.catch(() => {});
       this.wrap(`upload of ${rel}`, err);
@@ -126,23 +134,26 @@ export class RemoteStore {
 
   async putText(rel: string, text: string): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel), Body: text, ContentType: 'application/json' }));
+      const { sdk, client } = await this.api();
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel), Body: text, ContentType: 'application/json' }));
     } catch (err) { this.wrap(`writing ${rel}`, err); }
   }
 
   async getText(rel: string): Promise<string | undefined> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
+      const { sdk, client } = await this.api();
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
       return await r.Body!.transformToString();
     } catch (err) {
-      if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') return undefined;
+      if ((this.sdk && err instanceof this.sdk.NoSuchKey) || (err as { name?: string }).name === 'NoSuchKey') return undefined;
       return this.wrap(`reading ${rel}`, err);
     }
   }
 
   async head(rel: string): Promise<{ bytes: number; etag: string } | undefined> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
+      const { sdk, client } = await this.api();
+      const r = await client.send(new sdk.HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
       return { bytes: r.ContentLength ?? 0, etag: r.ETag ?? '' };
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -156,8 +167,9 @@ export class RemoteStore {
     const out = new Map<string, number>();
     let token: string | undefined;
     try {
+      const { sdk, client } = await this.api();
       do {
-        const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
+        const r = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
         for (const o of r.Contents ?? []) out.set(o.Key!.slice(this.settings.prefix.length), o.Size ?? 0);
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
@@ -170,8 +182,9 @@ export class RemoteStore {
     const out = new Map<string, { bytes: number; modified: string }>();
     let token: string | undefined;
     try {
+      const { sdk, client } = await this.api();
       do {
-        const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
+        const r = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
         for (const o of r.Contents ?? []) out.set(o.Key!.slice(this.settings.prefix.length), { bytes: o.Size ?? 0, modified: (o.LastModified ?? new Date(0)).toISOString() });
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
@@ -182,7 +195,8 @@ export class RemoteStore {
   async download(rel: string, localPath: string): Promise<void> {
     mkdirSync(dirname(localPath), { recursive: true, mode: 0o700 });
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
+      const { sdk, client } = await this.api();
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
       await pipeline(r.Body as NodeJS.ReadableStream, createWriteStream(localPath, { mode: 0o600 }));
     } catch (err) { this.wrap(`download of ${rel}`, err); }
   }
@@ -190,10 +204,11 @@ export class RemoteStore {
   async remove(rels: string[]): Promise<void> {
     for (let i = 0; i < rels.length; i += 1000) {
       try {
-        await this.client.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: rels.slice(i, i + 1000).map((r) => ({ Key: this.key(r) })) } }));
+        const { sdk, client } = await this.api();
+        await client.send(new sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: rels.slice(i, i + 1000).map((r) => ({ Key: this.key(r) })) } }));
       } catch (err) { this.wrap('deleting objects', err); }
     }
   }
 
-  close(): void { this.client.destroy(); }
+  close(): void { this.s3?.destroy(); }
 }

@@ -81,7 +81,7 @@ export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | un
 export async function redisChecks(target: RedisTarget, prefix: string, th: HealthThresholds): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, level: Level, value: number | null, detail: string) => checks.push({ component: 'redis', name, level, value, detail });
-  const client = redisClient({ host: target.host, port: target.port, password: target.password ?? '' });
+  const client = await redisClient({ host: target.host, port: target.port, password: target.password ?? '' });
   client.on('error', () => {});
   try {
     await client.connect();
