@@ -1,7 +1,7 @@
 // Configuration for node-pg-migrate's own CLI, so it runs exactly as
 // `npm run migrate` does (same table, schema, directory, role and lock_timeout):
 //   npx node-pg-migrate up --config-file pgmigrate.config.ts
-import { MIGRATIONS_DIR, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from './ops-scripts/lib/migrate.ts';
+import { MIGRATIONS_DIR, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from './migrations/engine/migrate.ts';
 import { migratorTarget } from './ops-scripts/lib/migrate-target.ts';
 
 export default {

@@ -11,7 +11,7 @@ import { backupContext } from '../ops-scripts/lib/backup/context.ts';
 import { runBackup } from '../ops-scripts/lib/backup/job.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { withPassfile } from '../ops-scripts/lib/passfile.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';

@@ -13,7 +13,7 @@ import { withClient } from '../ops-scripts/lib/db.ts';
 import { drill } from '../ops-scripts/lib/drill/drill.ts';
 import { archiveUpToNow } from '../ops-scripts/lib/restore/archive-now.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { freePort } from '../ops-scripts/lib/ports.ts';
 import { restore } from '../ops-scripts/lib/restore/restore.ts';
 import { run } from '../ops-scripts/lib/run.ts';

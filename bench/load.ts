@@ -4,7 +4,7 @@
 // force and valid.
 import { declarations } from '../roles/declarations.ts';
 import { withClient, withTransaction, quoteIdent, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { GENERATORS, tableChunks, type SeedSpec } from '../ops-scripts/lib/seed/generate.ts';
 import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { declarations } from '../roles/declarations.ts';
 import { withClient, type PgClient } from '../ops-scripts/lib/db.ts';
 import { run } from '../ops-scripts/lib/run.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';

@@ -54,7 +54,7 @@ const access = new DatabaseAccess('access', {
 }, { dependsOn });
 
 const connection = pulumi.secret(pulumi.all([host, port, access.passwords[declarations.migrator]!]).apply(([h, p, pw]) => ({
-  host: h, port: p, database, migratorPassword: pw, sslmode: config.sslmode,
+  host: h, port: p, database, migratorPassword: pw, sslmode: config.sslmode, lockTimeout: config.settings.migrations.lockTimeout,
 })));
 const migrations = new Migrations('migrations', {
   connection, migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/),

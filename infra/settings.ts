@@ -73,8 +73,14 @@ export interface MaintenanceSettings {
   health: HealthThresholds;
 }
 
+export interface MigrationSettings {
+  /** lock_timeout of migration runs: one stuck behind a busy table fails fast instead of queueing every writer. */
+  lockTimeout: string;
+}
+
 export interface Settings {
   postgres: PostgresSettings;
+  migrations: MigrationSettings;
   redis: RedisSettings;
   backup: BackupSettings;
   maintenance: MaintenanceSettings;
@@ -91,6 +97,7 @@ export const defaultSettings: Settings = {
     logMinDurationMs: 1000,
     dataChecksums: true,
   },
+  migrations: { lockTimeout: '5s' },
   redis: {
     port: 63799,
     maxmemory: '256mb',
@@ -172,8 +179,42 @@ function matching(env: Env, name: string, fallback: string, pattern: RegExp, wha
   return raw;
 }
 
-/** The settings with the environment's overrides applied; throws SettingsError on a bad value. */
+/** Every EDUPULSE_* variable the toolkit reads: the settings here, and the paths, binaries and store the ops layer reads. */
+export const KNOWN_VARIABLES = [
+  'PG_IMAGE', 'PG_PORT', 'PG_DATABASE', 'PG_ARCHIVE_TIMEOUT', 'PG_LOG_MIN_DURATION_MS', 'MIGRATE_LOCK_TIMEOUT',
+  'REDIS_PORT', 'REDIS_MAXMEMORY', 'REDIS_EVICTION_POLICY', 'REDIS_PERSISTENCE',
+  'BACKUP_KEEP_PHYSICAL', 'BACKUP_KEEP_LOGICAL', 'BACKUP_COMPRESSION', 'BACKUP_CHECKPOINT', 'VACUUM_FULL_MAX_MB',
+  'STATE_DIR', 'REPO_DIR', 'METRICS_DIR', 'PG_BINDIR', 'REDIS_SERVER', 'SERVICE_USER',
+  'REPO_MODE', 'S3_BUCKET', 'S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT',
+].map((n) => ENV_PREFIX + n);
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** An EDUPULSE_* variable nobody reads is a typo until shown otherwise: EDUPULSE_PG_PORTT would silently leave the port at its default. */
+export function checkVariables(env: Env): void {
+  for (const name of Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX)).sort()) {
+    if (KNOWN_VARIABLES.includes(name)) continue;
+    const near = KNOWN_VARIABLES.map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])[0]!;
+    throw new SettingsError(name, `no such setting${near[1] <= 3 ? `; did you mean ${near[0]}?` : ''} (the settings are listed in the README)`);
+  }
+}
+
+/** The settings with the environment's overrides applied; throws SettingsError on a bad value or an unknown EDUPULSE_* variable. */
 export function loadSettings(env: Env = {}): Settings {
+  checkVariables(env);
   const d = defaultSettings;
   return {
     postgres: {
@@ -184,6 +225,9 @@ export function loadSettings(env: Env = {}): Settings {
       archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
       logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
       dataChecksums: d.postgres.dataChecksums,
+    },
+    migrations: {
+      lockTimeout: matching(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, /^\d+(ms|s|min)?$/, 'a duration such as 5s or 500ms'),
     },
     redis: {
       port: intIn(env, 'REDIS_PORT', d.redis.port, 1, 65535),

@@ -9,15 +9,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 
-const MIGRATE_MODULE = new URL('../ops-scripts/lib/migrate.ts', import.meta.url).href;
-const RECONCILE_MODULE = new URL('../ops-scripts/lib/reconcile/index.ts', import.meta.url).href;
+const MIGRATE_MODULE = new URL('../migrations/engine/migrate.ts', import.meta.url).href;
+const RECONCILE_MODULE = new URL('../views/engine/index.ts', import.meta.url).href;
 
 /** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
-export interface OwnerConnection { host: string; port: number; database: string; migratorPassword: string; sslmode?: string }
+export interface OwnerConnection { host: string; port: number; database: string; migratorPassword: string; sslmode?: string; lockTimeout?: string }
 
 async function ownerConfig(c: OwnerConnection) {
-  const { migratorConfig } = (await import(MIGRATE_MODULE)) as typeof import('../ops-scripts/lib/migrate.ts');
-  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: c.sslmode && c.sslmode !== 'disable' ? { rejectUnauthorized: c.sslmode === 'verify-full' } : undefined }, c.migratorPassword);
+  const { migratorConfig } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
+  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: c.sslmode && c.sslmode !== 'disable' ? { rejectUnauthorized: c.sslmode === 'verify-full' } : undefined }, c.migratorPassword, { lockTimeout: c.lockTimeout });
 }
 
 /** A hash of the files of a directory: a change means there is something to apply. */
@@ -31,7 +31,7 @@ interface MigrationsInputs { connection: OwnerConnection; migrationsHash: string
 
 export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: MigrationsInputs) {
-    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../ops-scripts/lib/migrate.ts');
+    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
     const ran = await migrate(await ownerConfig(inputs.connection), { direction: 'up' });
     return { id: `migrations-${inputs.connection.database}`, outs: { ...inputs, applied: ran.map((m) => m.name) } };
   },
@@ -40,7 +40,7 @@ export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
     return { changes };
   },
   async update(_id: string, _olds: MigrationsInputs, news: MigrationsInputs) {
-    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../ops-scripts/lib/migrate.ts');
+    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
     const ran = await migrate(await ownerConfig(news.connection), { direction: 'up' });
     return { outs: { ...news, applied: ran.map((m) => m.name) } };
   },
@@ -58,7 +58,7 @@ export class Migrations extends pulumi.dynamic.Resource {
 interface ObjectsInputs { connection: OwnerConnection; declarationsHash: string }
 
 async function apply(c: OwnerConnection, declaredNothing = false): Promise<string[]> {
-  const { reconcile } = (await import(RECONCILE_MODULE)) as typeof import('../ops-scripts/lib/reconcile/index.ts');
+  const { reconcile } = (await import(RECONCILE_MODULE)) as typeof import('../views/engine/index.ts');
   const steps = await reconcile(await ownerConfig(c), declaredNothing ? { declared: { indexes: [], views: [] } } : {});
   const bad = steps.filter((s) => s.status === 'failed');
   if (bad.length) throw new Error(`indexes and views: ${bad.map((s) => `${s.action}: ${s.detail}`).join('; ')}`);
@@ -72,7 +72,7 @@ export const objectsProvider: pulumi.dynamic.ResourceProvider = {
   /** Changed declarations, or drift in the live catalog (the engine's plan is not empty). */
   async diff(_id: string, olds: ObjectsInputs, news: ObjectsInputs) {
     if (olds.declarationsHash !== news.declarationsHash) return { changes: true };
-    const { planReconcile } = (await import(RECONCILE_MODULE)) as typeof import('../ops-scripts/lib/reconcile/index.ts');
+    const { planReconcile } = (await import(RECONCILE_MODULE)) as typeof import('../views/engine/index.ts');
     const { withClient } = await import(new URL('../ops-scripts/lib/db.ts', import.meta.url).href) as typeof import('../ops-scripts/lib/db.ts');
     const actions = await withClient(await ownerConfig(news.connection), (c) => planReconcile(c));
     return { changes: actions.length > 0 };

@@ -1,7 +1,7 @@
 // npm run apply: make the declared indexes and views real.
 import { command } from './lib/cli.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
-import { reconcile } from './lib/reconcile/index.ts';
+import { reconcile } from '../views/engine/index.ts';
 
 const usage = `Usage: edupulse-db apply [--lock-timeout 5s] [--json]
 

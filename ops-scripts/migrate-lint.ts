@@ -1,6 +1,6 @@
 // npm run migrate:lint: flag dangerous migration patterns before they run.
 import { command } from './lib/cli.ts';
-import { MIGRATIONS_DIR } from './lib/migrate.ts';
+import { MIGRATIONS_DIR } from '../migrations/engine/migrate.ts';
 import { lintMigrations, RULES } from './lib/migration-lint.ts';
 
 const usage = `Usage: edupulse-db migrate:lint [<dir>] [--json]

@@ -1,7 +1,7 @@
 // npm run migrate -- up|down|redo|status [N|all]
 import { command } from './lib/cli.ts';
 import { badInput } from './lib/errors.ts';
-import { appliedMigrations, migrate, migrationNames } from './lib/migrate.ts';
+import { appliedMigrations, migrate, migrationNames } from '../migrations/engine/migrate.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
 
 const usage = `Usage: edupulse-db migrate <up|down|redo|status> [N|all] [--dry-run] [--json]

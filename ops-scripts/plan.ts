@@ -4,7 +4,7 @@
 import { command } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
-import { describeAction, planReconcile } from './lib/reconcile/index.ts';
+import { describeAction, planReconcile } from '../views/engine/index.ts';
 
 const usage = `Usage: edupulse-db plan [--json]
 

@@ -1,7 +1,7 @@
 // npm run roles:apply: make roles and grants match roles/declarations.ts.
 import { command } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
-import { applyRoles, auditRoles } from './lib/roles/index.ts';
+import { applyRoles, auditRoles } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
 
 const usage = `Usage: edupulse-db roles:apply [--dry-run] [--json]

@@ -2,7 +2,7 @@
 // and roles/declarations.ts, both ways. Exit 1 on drift.
 import { command } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
-import { auditRoles } from './lib/roles/index.ts';
+import { auditRoles } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
 
 const usage = `Usage: edupulse-db roles:audit [--json]

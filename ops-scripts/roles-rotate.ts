@@ -2,7 +2,7 @@
 import { command } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
 import { badInput } from './lib/errors.ts';
-import { rotatePassword } from './lib/roles/index.ts';
+import { rotatePassword } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
 
 const usage = `Usage: edupulse-db roles:rotate <role>

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { declarations } from '../roles/declarations.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { run } from '../ops-scripts/lib/run.ts';

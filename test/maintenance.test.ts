@@ -7,7 +7,7 @@ import pg from 'pg';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { declarations } from '../roles/declarations.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { redisSpec } from '../ops-scripts/lib/stack-context.ts';
 import { startRedis, stopRedis } from '../ops-scripts/lib/redis.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { declarations } from '../roles/declarations.ts';
 import { migrationsProvider, objectsProvider, type OwnerConnection } from '../infra/sql-objects.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { migrate, migratorConfig, migrationNames } from '../ops-scripts/lib/migrate.ts';
-import { planReconcile, reconcile } from '../ops-scripts/lib/reconcile/index.ts';
+import { migrate, migratorConfig, migrationNames } from '../migrations/engine/migrate.ts';
+import { planReconcile, reconcile } from '../views/engine/index.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { logged, startTestStack, type TestStack } from './harness.ts';
 

@@ -2,9 +2,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { IndexDecl, ViewDecl } from '../views/index.ts';
-import type { LiveObjects } from '../ops-scripts/lib/reconcile/catalog.ts';
-import { plan } from '../ops-scripts/lib/reconcile/plan.ts';
-import * as sql from '../ops-scripts/lib/reconcile/sql.ts';
+import type { LiveObjects } from '../views/engine/catalog.ts';
+import { plan } from '../views/engine/plan.ts';
+import * as sql from '../views/engine/sql.ts';
 
 const idx: IndexDecl = { name: 'idx_a', schema: 'public', table: 'attendance_records', columns: ['date', 'student_id DESC'], include: ['status'], where: "status IN ('absent')", purpose: 't' };
 const view: ViewDecl = { name: 'v', schema: 'public', query: 'SELECT 1 AS one' };

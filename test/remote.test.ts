@@ -11,7 +11,7 @@ import { declarations } from '../roles/declarations.ts';
 import { RemoteStore, remoteSettings } from '../ops-scripts/lib/backup/remote.ts';
 import { checkArchive, parseSegment } from '../ops-scripts/lib/backup/wal.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { runJob } from './cli.ts';
 import { archiveUpToNow } from '../ops-scripts/lib/restore/archive-now.ts';

@@ -12,7 +12,7 @@ import { writeCanary } from '../ops-scripts/lib/restore/restore-points.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { runJob } from './cli.ts';
 import { declarations } from '../roles/declarations.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
 

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { declarations } from '../roles/declarations.ts';
 import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { Rng } from '../ops-scripts/lib/seed/random.ts';

@@ -2,10 +2,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { declarations } from '../roles/declarations.ts';
-import type { CatalogSnapshot } from '../ops-scripts/lib/roles/catalog.ts';
-import { diffRoles } from '../ops-scripts/lib/roles/diff.ts';
-import * as sql from '../ops-scripts/lib/roles/sql.ts';
-import { scramVerifier, verifierMatches } from '../ops-scripts/lib/roles/scram.ts';
+import type { CatalogSnapshot } from '../roles/engine/catalog.ts';
+import { diffRoles } from '../roles/engine/diff.ts';
+import * as sql from '../roles/engine/sql.ts';
+import { scramVerifier, verifierMatches } from '../roles/engine/scram.ts';
 
 const appUser = declarations.roles.find((r) => r.name === 'app_user')!;
 

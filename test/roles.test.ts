@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { declarations, type RoleDeclarations } from '../roles/declarations.ts';
 import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { applyRoles, auditRoles, type PasswordStore } from '../ops-scripts/lib/roles/index.ts';
+import { applyRoles, auditRoles, type PasswordStore } from '../roles/engine/index.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { runJob } from './cli.ts';

@@ -8,13 +8,13 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { declarations } from '../roles/declarations.ts';
 import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { appliedMigrations, migrate, migrationNames, migratorConfig, MIGRATIONS_DIR } from '../ops-scripts/lib/migrate.ts';
+import { appliedMigrations, migrate, migrationNames, migratorConfig, MIGRATIONS_DIR } from '../migrations/engine/migrate.ts';
 import { lintMigrations, RULES } from '../ops-scripts/lib/migration-lint.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 import { ToolkitError } from '../ops-scripts/lib/errors.ts';
-import { reconcile } from '../ops-scripts/lib/reconcile/index.ts';
+import { reconcile } from '../views/engine/index.ts';
 import { runJob } from './cli.ts';
 import { logged, startTestStack, type TestStack } from './harness.ts';
 

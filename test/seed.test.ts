@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { declarations } from '../roles/declarations.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../ops-scripts/lib/migrate.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { GENERATORS, schoolDays, tableChunks } from '../ops-scripts/lib/seed/generate.ts';
 import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultSettings, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../infra/settings.ts';
+import { defaultSettings, KNOWN_VARIABLES, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../infra/settings.ts';
+import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 
 test('defaults need no environment and use non-standard ports', () => {
   const s = loadSettings({});
@@ -71,6 +74,17 @@ test('redis directives carry memory limit, eviction policy and persistence', () 
   assert.is(d.get('maxmemory-policy'), 'allkeys-lru');
   assert.is(d.get('appendonly'), 'yes');
   assert.is(new Map(redisDirectives({ ...defaultSettings.redis, persistence: 'none' })).get('save'), '');
+});
+
+test('an unknown EDUPULSE_ variable is reported with the nearest known name, not ignored', () => {
+  rejects({ EDUPULSE_PG_PORTT: '55000' }, 'EDUPULSE_PG_PORTT', /no such setting; did you mean EDUPULSE_PG_PORT\?/);
+  rejects({ EDUPULSE_WHATEVER_ELSE: '1' }, 'EDUPULSE_WHATEVER_ELSE', /no such setting \(the settings/);
+  // The README documents exactly the variables the toolkit reads.
+  const readme = new Set(readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8').match(/EDUPULSE_[A-Z0-9_]*[A-Z0-9]/g));
+  readme.delete('EDUPULSE_PG_PORTT');
+  assert.equal([...readme].sort(), [...KNOWN_VARIABLES].sort());
+  assert.is(loadSettings({ EDUPULSE_MIGRATE_LOCK_TIMEOUT: '750ms' }).migrations.lockTimeout, '750ms');
+  rejects({ EDUPULSE_MIGRATE_LOCK_TIMEOUT: 'banana' }, 'EDUPULSE_MIGRATE_LOCK_TIMEOUT', /not a duration/);
 });
 
 test.run();

@@ -4,11 +4,11 @@
 // part is idempotent and reports a step.
 import { withClient, quoteIdent, type PgConfig } from './db.ts';
 import type { Logger, StepStatus } from './logger.ts';
-import { applyRoles, type PasswordStore } from './roles/index.ts';
+import { applyRoles, type PasswordStore } from '../../roles/engine/index.ts';
 import { declarations } from '../../roles/declarations.ts';
 import { failed } from './errors.ts';
-import { migrate, migratorConfig } from './migrate.ts';
-import { reconcile } from './reconcile/index.ts';
+import { migrate, migratorConfig } from '../../migrations/engine/migrate.ts';
+import { reconcile } from '../../views/engine/index.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -21,6 +21,8 @@ export interface DesiredStateTarget {
   connect(database: string): PgConfig;
   database: string;
   passwords: PasswordStore;
+  /** lock_timeout for migrations and index/view changes (settings.migrations.lockTimeout). */
+  lockTimeout: string;
   logger: Logger;
 }
 
@@ -50,7 +52,7 @@ export async function migrationsStep(target: DesiredStateTarget): Promise<Desire
 function ownerConfig(target: DesiredStateTarget): PgConfig {
   const password = target.passwords.get(declarations.migrator);
   if (!password) throw failed(`no password for ${declarations.migrator} in the secrets file`, 'run roles:apply first');
-  return migratorConfig(target.connect(target.database), password);
+  return migratorConfig(target.connect(target.database), password, { lockTimeout: target.lockTimeout });
 }
 
 export async function objectsStep(target: DesiredStateTarget): Promise<DesiredStateStep> {

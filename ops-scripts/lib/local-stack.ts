@@ -9,7 +9,7 @@ import {
 import { withClient, type PgConfig } from './db.ts';
 import { applyDesiredState } from './desired-state.ts';
 import { ensurePrivateDir } from './files.ts';
-import { secretsFileStore } from './roles/index.ts';
+import { secretsFileStore } from './roles/password-store.ts';
 import { withLockFile } from './lock-file.ts';
 import type { StepStatus } from './logger.ts';
 import { configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
@@ -117,6 +117,7 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
       connect: (database) => localPgConfig(ctx, secrets, database),
       database: ctx.settings.postgres.database,
       passwords: secretsFileStore(ctx.paths.secretsFile, ctx.as),
+      lockTimeout: ctx.settings.migrations.lockTimeout,
       logger: ctx.logger,
     })) steps.add(s.name, s.status, s.detail);
     return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };

@@ -5,13 +5,14 @@ import { declarations } from '../../roles/declarations.ts';
 import { connections } from './connection.ts';
 import type { PgConfig } from './db.ts';
 import { badInput } from './errors.ts';
-import { migratorConfig } from './migrate.ts';
+import { migratorConfig } from '../../migrations/engine/migrate.ts';
 import { readSecrets } from './secrets.ts';
+import { settingsFromEnv } from './stack-context.ts';
 import { statePaths } from './state.ts';
 
 export function migratorTarget(env: Readonly<Record<string, string | undefined>> = process.env): PgConfig {
   const file = statePaths(env).secretsFile;
   const password = readSecrets(file)?.roles[declarations.migrator];
   if (!password) throw badInput(`no password for ${declarations.migrator} in ${file}`, 'run `npm run up` (or roles:apply) first');
-  return migratorConfig(connections(env).pg, password);
+  return migratorConfig(connections(env).pg, password, { lockTimeout: settingsFromEnv(env).migrations.lockTimeout });
 }

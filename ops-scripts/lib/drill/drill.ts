@@ -16,7 +16,7 @@ import { processAlive } from '../process.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { newBackupId } from '../backup/repository.ts';
-import { auditRoles } from '../roles/index.ts';
+import { auditRoles } from '../../../roles/engine/index.ts';
 import { writeCanary } from '../restore/restore-points.ts';
 import { restore, type RestoreResult } from '../restore/restore.ts';
 import { archiveUpToNow } from '../restore/archive-now.ts';

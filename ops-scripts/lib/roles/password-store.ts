@@ -2,7 +2,7 @@
 import { badInput } from '../errors.ts';
 import type { OsUser } from '../run.ts';
 import { readSecrets, writeSecrets } from '../secrets.ts';
-import type { PasswordStore } from './apply.ts';
+import type { PasswordStore } from '../../../roles/engine/apply.ts';
 
 export function secretsFileStore(file: string, owner?: OsUser): PasswordStore {
   const load = () => {

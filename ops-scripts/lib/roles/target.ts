@@ -5,7 +5,7 @@ import { connections } from '../connection.ts';
 import type { PgConfig } from '../db.ts';
 import { serviceUser } from '../os-user.ts';
 import { statePaths } from '../state.ts';
-import type { PasswordStore } from './apply.ts';
+import type { PasswordStore } from '../../../roles/engine/apply.ts';
 import { secretsFileStore } from './password-store.ts';
 
 export function rolesTarget(env: Readonly<Record<string, string | undefined>> = process.env): { pg: PgConfig; passwords: PasswordStore } {

@@ -3,10 +3,10 @@
 // transaction each, every statement under lock_timeout. A step that cannot
 // get its lock fails naming the table and who holds it, and leaves nothing
 // half-made behind (an invalid index it started is dropped).
-import { indexes as declaredIndexes, loadViews, type IndexDecl, type ViewDecl } from '../../../views/index.ts';
-import { withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
-import { describeError, failed, ToolkitError } from '../errors.ts';
-import type { StepStatus } from '../logger.ts';
+import { indexes as declaredIndexes, loadViews, type IndexDecl, type ViewDecl } from '../index.ts';
+import { withClient, withTransaction, type PgClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { describeError, failed, ToolkitError } from '../../ops-scripts/lib/errors.ts';
+import type { StepStatus } from '../../ops-scripts/lib/logger.ts';
 import { liveIndex, readObjects, viewFingerprint } from './catalog.ts';
 import { describeAction, plan, type Action, type Declared } from './plan.ts';
 import * as sql from './sql.ts';

@@ -1,7 +1,7 @@
 // Reads what the live catalog says about the managed roles: attributes,
 // memberships, direct grants (aclexplode of the ACLs, so ownership and
 // inheritance do not blur the picture) and default privileges.
-import type { PgClient } from '../db.ts';
+import type { PgClient } from '../../ops-scripts/lib/db.ts';
 
 export interface RoleRow {
   name: string; superuser: boolean; inherit: boolean; createrole: boolean; createdb: boolean;

@@ -3,16 +3,16 @@
 // they create belongs to the owner role; node-pg-migrate takes its advisory
 // lock; lock_timeout makes a migration stuck behind a busy table fail fast.
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RunnerOption } from 'node-pg-migrate';
 import { declarations } from '../../roles/declarations.ts';
-import { withClient, type PgConfig } from './db.ts';
-import { badInput, failed, ToolkitError } from './errors.ts';
-import type { Logger } from './logger.ts';
-import { CODE_ROOT } from './state.ts';
+import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { badInput, failed, ToolkitError } from '../../ops-scripts/lib/errors.ts';
+import type { Logger } from '../../ops-scripts/lib/logger.ts';
 
 /** Compiled migrations when running compiled (node-pg-migrate then needs no TypeScript loader). */
-export const MIGRATIONS_DIR = join(CODE_ROOT, 'migrations');
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** node-pg-migrate's history table lives outside `public`, where app_user and readonly have no grants. */
 export const MIGRATIONS_SCHEMA = 'edupulse_meta';
 export const MIGRATIONS_TABLE = 'pgmigrations';
@@ -21,10 +21,9 @@ export const DEFAULT_LOCK_TIMEOUT = '5s';
 /** The migrator's connection: it becomes the owner role at connection start. */
 export function migratorConfig(base: PgConfig, password: string, opts: { lockTimeout?: string } = {}): PgConfig {
   if (!/^[a-z_][a-z0-9_]*$/.test(declarations.owner)) throw badInput(`owner role name "${declarations.owner}" must be a plain identifier`);
-  const lockTimeout = opts.lockTimeout ?? process.env.EDUPULSE_MIGRATE_LOCK_TIMEOUT ?? DEFAULT_LOCK_TIMEOUT;
-  if (!/^\d+(ms|s|min)?$/.test(lockTimeout)) {
-    throw badInput(`EDUPULSE_MIGRATE_LOCK_TIMEOUT=${lockTimeout} is not a duration`, 'use for example 5s or 500ms');
-  }
+  // An input (the settings' migrations.lockTimeout), never read from the environment here: the Pulumi provider runs this too.
+  const lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
+  if (!/^\d+(ms|s|min)?$/.test(lockTimeout)) throw badInput(`lock timeout "${lockTimeout}" is not a duration`, 'use for example 5s or 500ms');
   return {
     ...base, user: declarations.migrator, password, application_name: 'edupulse-db migrate',
     options: `-c role=${declarations.owner} -c lock_timeout=${lockTimeout}`,

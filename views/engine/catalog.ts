@@ -4,7 +4,7 @@
 // pg_get_indexdef / pg_get_viewdef, which lock the table: reading must not
 // wait behind a session holding a table, or plan would hang where apply is
 // meant to fail fast naming the table.
-import type { PgClient } from '../db.ts';
+import type { PgClient } from '../../ops-scripts/lib/db.ts';
 
 export interface LiveIndex { schema: string; name: string; table: string; valid: boolean; fingerprint: string; comment: string | null }
 export interface LiveView { schema: string; name: string; fingerprint: string; comment: string | null }

@@ -2,10 +2,10 @@
 // the fixes in one transaction, sets login passwords from the password store
 // as SCRAM verifiers (the plaintext never leaves this process), then audits
 // again: it ends clean or fails.
-import { declarations as projectDeclarations, type RoleDeclarations } from '../../../roles/declarations.ts';
-import { withTransaction, type PgClient } from '../db.ts';
-import { badInput, failed } from '../errors.ts';
-import { generatePassword } from '../secrets.ts';
+import { declarations as projectDeclarations, type RoleDeclarations } from '../declarations.ts';
+import { withTransaction, type PgClient } from '../../ops-scripts/lib/db.ts';
+import { badInput, failed } from '../../ops-scripts/lib/errors.ts';
+import { generatePassword } from '../../ops-scripts/lib/secrets.ts';
 import { readCatalog } from './catalog.ts';
 import { diffRoles, managedRoleNames, type Difference } from './diff.ts';
 import { scramVerifier, verifierMatches } from './scram.ts';

@@ -1,7 +1,7 @@
 // Declarations against the live catalog, in both directions: what is missing
 // and what a managed role holds beyond its declaration. Pure: each difference
 // carries the statement that fixes it, so audit and apply are one computation.
-import type { RoleDecl, RoleDeclarations } from '../../../roles/declarations.ts';
+import type { RoleDecl, RoleDeclarations } from '../declarations.ts';
 import type { CatalogSnapshot, ObjectKind, RoleRow } from './catalog.ts';
 import * as sql from './sql.ts';
 

@@ -1,7 +1,7 @@
 // Pure SQL builders for roles and privileges: text in, text out, tested by
 // exact string. Every identifier goes through quoteIdent.
-import type { RoleDecl } from '../../../roles/declarations.ts';
-import { quoteIdent as qi } from '../db.ts';
+import type { RoleDecl } from '../declarations.ts';
+import { quoteIdent as qi } from '../../ops-scripts/lib/db.ts';
 import type { ObjectKind } from './catalog.ts';
 
 /** The full attribute list, so ALTER ROLE also takes back what someone added (SUPERUSER, CREATEROLE...). */

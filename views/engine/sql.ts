@@ -1,7 +1,7 @@
 // Pure SQL builders for declared indexes and views, tested by exact string.
 import { createHash } from 'node:crypto';
-import type { IndexDecl, ViewDecl } from '../../../views/index.ts';
-import { quoteIdent as qi, quoteLiteral, quoteQualified } from '../db.ts';
+import type { IndexDecl, ViewDecl } from '../index.ts';
+import { quoteIdent as qi, quoteLiteral, quoteQualified } from '../../ops-scripts/lib/db.ts';
 
 export const MARK = 'edupulse-db managed';
 /** A rebuilt index is built under this suffix, then swapped in. */

@@ -4,7 +4,7 @@
 // invalid index with a declared name (or a declared name plus NEW_SUFFIX) is
 // also ours. Anything else is never touched: a declared name taken by an
 // object we did not create is a conflict, reported, not overwritten.
-import type { IndexDecl, ViewDecl } from '../../../views/index.ts';
+import type { IndexDecl, ViewDecl } from '../index.ts';
 import type { LiveIndex, LiveObjects, LiveView } from './catalog.ts';
 import { indexHash, NEW_SUFFIX, parseMarker, viewHash } from './sql.ts';
 
