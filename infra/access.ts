@@ -14,6 +14,21 @@ export interface DatabaseAccessArgs {
   username: string;
   password: pulumi.Input<string>;
   sslmode: string;
+  /**
+   * Whether the admin login is a superuser: true for our container, false for
+   * a managed server (RDS, Cloud SQL, Azure), whose admin is not one. The
+   * provider then does not read pg_authid, and attributes only a superuser
+   * can give (REPLICATION) are left out, with a warning.
+   */
+  superuser: boolean;
+  /** Adopt the existing database (managed servers usually have it) rather than create it. */
+  adoptDatabase?: boolean;
+  /**
+   * What must be up before the provider connects (the container, healthy).
+   * On the provider itself: a component's dependsOn does not reach its
+   * children, and everything here connects through the provider.
+   */
+  serverReady?: pulumi.Resource[];
 }
 
 export class DatabaseAccess extends pulumi.ComponentResource {
@@ -29,8 +44,8 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const d = args.declarations;
     this.provider = new postgresql.Provider(`${name}-provider`, {
       host: args.host, port: args.port, username: args.username, password: args.password,
-      sslmode: args.sslmode, superuser: true, database: 'postgres',
-    }, { parent: this });
+      sslmode: args.sslmode, superuser: args.superuser, database: 'postgres',
+    }, { parent: this, dependsOn: args.serverReady ?? [] });
     const res = { parent: this, provider: this.provider };
     for (const r of d.roles) {
       let password: pulumi.Output<string> | undefined;
@@ -38,16 +53,24 @@ export class DatabaseAccess extends pulumi.ComponentResource {
         password = new random.RandomPassword(`${name}-${r.name}-password`, { length: 32, special: false }, { parent: this }).result;
         this.passwords[r.name] = pulumi.secret(password);
       }
+      const replication = (r.replication ?? false) && args.superuser;
+      if (r.replication && !args.superuser) {
+        pulumi.log.warn(`role ${r.name}: REPLICATION needs a superuser to grant; on a managed server grant the provider's replication role instead (RDS: rds_replication), or take physical backups with the provider's own snapshots`, this);
+      }
+      // Memberships are declared on the Role itself: the provider's Role update revokes every membership
+      // not in \`roles\` (postgresql provider, resource_postgresql_role.go, setRoleMemberships), so a
+      // separate GrantRole would be dropped by the next change to the role (a password rotation, say).
+      // Roles are declared in order: a group of ours comes before its members.
       this.roles[r.name] = new postgresql.Role(`${name}-role-${r.name}`, {
-        name: r.name, login: r.login, inherit: r.inherit, replication: r.replication ?? false,
+        name: r.name, login: r.login, inherit: r.inherit, replication,
         connectionLimit: r.connectionLimit, superuser: false, createDatabase: false, createRole: false,
-        bypassRowLevelSecurity: false, password,
-      }, res);
+        bypassRowLevelSecurity: false, password, roles: r.memberOf,
+      }, { ...res, dependsOn: r.memberOf.flatMap((g) => (this.roles[g] ? [this.roles[g]!] : [])) });
     }
-    const memberships = d.roles.flatMap((r) => r.memberOf.map((group) => new postgresql.GrantRole(`${name}-member-${r.name}-${group}`, {
-      role: r.name, grantRole: group,
-    }, { ...res, dependsOn: [this.roles[r.name]!, ...(this.roles[group] ? [this.roles[group]!] : [])] })));
-    this.database = new postgresql.Database(`${name}-database`, { name: args.database, owner: d.owner }, { ...res, dependsOn: [this.roles[d.owner]!] });
+    // retainOnDelete: `pulumi destroy` (or a replacement) forgets the database instead of running DROP DATABASE.
+    this.database = new postgresql.Database(`${name}-database`, { name: args.database, owner: d.owner }, {
+      ...res, dependsOn: [this.roles[d.owner]!], retainOnDelete: true, ...(args.adoptDatabase ? { import: args.database } : {}),
+    });
     const after = { ...res, dependsOn: [this.database, ...Object.values(this.roles)] };
     // PUBLIC keeps nothing on the database nor on schema public.
     const publicGrants = [
@@ -60,7 +83,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
     const defaults = d.defaultPrivileges.map((p) => new postgresql.DefaultPrivileges(`${name}-default-${p.role}-${p.on}-${p.schema}`, {
       database: args.database, owner: p.owner, role: p.role, schema: p.schema, objectType: p.on, privileges: p.privileges,
     }, after));
-    this.ready.push(this.database, ...Object.values(this.roles), ...memberships, ...publicGrants, ...early, ...defaults);
+    this.ready.push(this.database, ...Object.values(this.roles), ...publicGrants, ...early, ...defaults);
     this.registerOutputs({ database: this.database.name });
   }
 

@@ -30,6 +30,8 @@ export interface StackConfig {
   postgresAdminPort?: number;
   postgresAdminUser: string;
   sslmode: string;
+  /** Existing mode: the database exists and is adopted (imported), not created. */
+  adoptDatabase: boolean;
 }
 
 export class ConfigError extends Error {
@@ -94,6 +96,7 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
     return {
       mode, settings, postgresPassword, redisPassword, postgresHost: host, postgresAdminPort: port(cfg, 'postgresPort') ?? 5432,
       postgresAdminUser: cfg.get('postgresAdminUser') ?? 'postgres', sslmode: oneOf(cfg, 'sslmode', ['disable', 'require', 'verify-ca', 'verify-full'] as const, 'require'),
+      adoptDatabase: oneOf(cfg, 'adoptDatabase', ['true', 'false'] as const, 'true') === 'true',
     };
   }
   const postgresPort = port(cfg, 'postgresPort');
@@ -110,6 +113,6 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       postgresPort, redisPort: port(cfg, 'redisPort'), bindAddress,
       networkName: cfg.get('networkName') ?? 'edupulse',
     },
-    postgresAdminUser: 'postgres', sslmode: 'disable',
+    postgresAdminUser: 'postgres', sslmode: 'disable', adoptDatabase: false,
   };
 }

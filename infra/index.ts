@@ -1,7 +1,8 @@
 // The Pulumi program: reads the stack's configuration, composes the
 // components, exports the outputs. Everything it declares comes from the
 // desired state (infra/settings.ts, roles/, migrations/, views/).
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
@@ -13,7 +14,21 @@ import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
 import { RedisServer } from './redis-server.ts';
 import { hashDir, IndexesAndViews, Migrations } from './sql-objects.ts';
 
-const root = join(fileURLToPath(import.meta.url), '..', '..');
+// Pulumi.yaml runs the compiled program (dist/infra/index.js); the tests also import the source.
+const code = join(fileURLToPath(import.meta.url), '..', '..');
+const root = basename(code) === 'dist' ? dirname(code) : code;
+if (code !== root) {
+  // The dynamic providers run dist/ too: a build older than the sources would deploy what is no longer written.
+  const built = existsSync(join(code, '.built')) ? statSync(join(code, '.built')).mtimeMs : 0;
+  const stale = ['infra', 'roles', 'views', 'migrations', 'ops-scripts'].some((d) => newerThan(join(root, d), built));
+  if (stale) throw new Error('edupulse-db: dist/ is older than the TypeScript sources; run `npm run build`, then pulumi again');
+}
+
+function newerThan(dir: string, t: number): boolean {
+  return readdirSync(dir, { withFileTypes: true }).some((e) => e.isDirectory()
+    ? newerThan(join(dir, e.name), t)
+    : /\.(ts|sql)$/.test(e.name) && statSync(join(dir, e.name)).mtimeMs > t);
+}
 const config = readConfig();
 const stack = pulumi.getStack();
 const database = config.settings.postgres.database;
@@ -51,7 +66,8 @@ if (config.mode === 'docker') {
 
 const access = new DatabaseAccess('access', {
   declarations, database, host, port, username: config.postgresAdminUser, password: postgresPassword, sslmode: config.sslmode,
-}, { dependsOn });
+  superuser: config.mode === 'docker', adoptDatabase: config.adoptDatabase, serverReady: dependsOn,
+});
 
 const connection = pulumi.secret(pulumi.all([host, port, access.passwords[declarations.migrator]!]).apply(([h, p, pw]) => ({
   host: h, port: p, database, migratorPassword: pw, sslmode: config.sslmode, lockTimeout: config.settings.migrations.lockTimeout,

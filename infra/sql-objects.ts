@@ -1,23 +1,43 @@
-// Dynamic resources for what lives inside the database: the migrations
-// (node-pg-migrate's runner) and the declared indexes and views (the reconcile
-// engine). They call the same modules the local stack runs and the tests run
-// against real servers. Providers are closure-serialized by Pulumi, so they
-// hold no live object: clients are made inside each method, and the modules
-// are imported there by absolute URL.
+// Dynamic resources for what lives inside the database: the migrations and
+// the declared indexes and views, applied by the same engines the local stack
+// runs (see sql-objects-impl.ts).
+//
+// Pulumi serializes each provider's methods as text and runs them in its
+// dynamic-provider host: a plain `node` process (CommonJS, no TypeScript
+// loader, no nodeargs), started by the engine as
+// `node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider` from the project
+// directory. So the methods capture nothing but `implementation` below: no
+// import.meta, no module bindings, no checkout path (state written from one
+// checkout must work from another). They find the package from the host's own
+// path and load its compiled JavaScript (dist/, built by `npm ci`).
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
+import type { OwnerConnection } from './sql-objects-impl.ts';
 
-const MIGRATE_MODULE = new URL('../migrations/engine/migrate.ts', import.meta.url).href;
-const RECONCILE_MODULE = new URL('../views/engine/index.ts', import.meta.url).href;
+export type { OwnerConnection };
 
-/** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
-export interface OwnerConnection { host: string; port: number; database: string; migratorPassword: string; sslmode?: string; lockTimeout?: string }
-
-async function ownerConfig(c: OwnerConnection) {
-  const { migratorConfig } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
-  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: c.sslmode && c.sslmode !== 'disable' ? { rejectUnauthorized: c.sslmode === 'verify-full' } : undefined }, c.migratorPassword, { lockTimeout: c.lockTimeout });
+/** The compiled implementation, found by walking up from the host's entry (or the current directory) to this package. */
+async function implementation(): Promise<typeof import('./sql-objects-impl.ts')> {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const url = await import('node:url');
+  for (const start of [process.argv[1], process.cwd()]) {
+    let dir = start ?? '';
+    for (;;) {
+      const pkg = path.join(dir, 'package.json');
+      if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'edupulse-db') {
+        const file = path.join(dir, 'dist', 'infra', 'sql-objects-impl.js');
+        if (!fs.existsSync(file)) throw new Error(`edupulse-db: ${file} is missing; run \`npm ci\` (or \`npm run build\`) in ${dir}`);
+        return import(url.pathToFileURL(file).href);
+      }
+      const up = path.dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
+  }
+  throw new Error('edupulse-db: the provider host found no edupulse-db package above its own path or the current directory; run pulumi in the project directory after `npm ci`');
 }
 
 /** A hash of the files of a directory: a change means there is something to apply. */
@@ -31,18 +51,18 @@ interface MigrationsInputs { connection: OwnerConnection; migrationsHash: string
 
 export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: MigrationsInputs) {
-    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
-    const ran = await migrate(await ownerConfig(inputs.connection), { direction: 'up' });
-    return { id: `migrations-${inputs.connection.database}`, outs: { ...inputs, applied: ran.map((m) => m.name) } };
+    const impl = await implementation();
+    return { id: `migrations-${inputs.connection.database}`, outs: { ...inputs, applied: await impl.applyMigrations(inputs.connection) } };
   },
   async diff(_id: string, olds: MigrationsInputs, news: MigrationsInputs) {
-    const changes = olds.migrationsHash !== news.migrationsHash || JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
-    return { changes };
+    const impl = await implementation();
+    // In a preview, inputs not known yet: a change, and nothing to connect to.
+    if (impl.hasUnknown(news)) return { changes: true };
+    return { changes: olds.migrationsHash !== news.migrationsHash || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) };
   },
   async update(_id: string, _olds: MigrationsInputs, news: MigrationsInputs) {
-    const { migrate } = (await import(MIGRATE_MODULE)) as typeof import('../migrations/engine/migrate.ts');
-    const ran = await migrate(await ownerConfig(news.connection), { direction: 'up' });
-    return { outs: { ...news, applied: ran.map((m) => m.name) } };
+    const impl = await implementation();
+    return { outs: { ...news, applied: await impl.applyMigrations(news.connection) } };
   },
   // Destroying the stack does not roll the schema back: the data stays with it.
   async delete() {},
@@ -57,32 +77,26 @@ export class Migrations extends pulumi.dynamic.Resource {
 
 interface ObjectsInputs { connection: OwnerConnection; declarationsHash: string }
 
-async function apply(c: OwnerConnection, declaredNothing = false): Promise<string[]> {
-  const { reconcile } = (await import(RECONCILE_MODULE)) as typeof import('../views/engine/index.ts');
-  const steps = await reconcile(await ownerConfig(c), declaredNothing ? { declared: { indexes: [], views: [] } } : {});
-  const bad = steps.filter((s) => s.status === 'failed');
-  if (bad.length) throw new Error(`indexes and views: ${bad.map((s) => `${s.action}: ${s.detail}`).join('; ')}`);
-  return steps.map((s) => s.action);
-}
-
 export const objectsProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: ObjectsInputs) {
-    return { id: `objects-${inputs.connection.database}`, outs: { ...inputs, applied: await apply(inputs.connection) } };
+    const impl = await implementation();
+    return { id: `objects-${inputs.connection.database}`, outs: { ...inputs, applied: await impl.applyObjects(inputs.connection) } };
   },
   /** Changed declarations, or drift in the live catalog (the engine's plan is not empty). */
   async diff(_id: string, olds: ObjectsInputs, news: ObjectsInputs) {
+    const impl = await implementation();
+    if (impl.hasUnknown(news)) return { changes: true };
     if (olds.declarationsHash !== news.declarationsHash) return { changes: true };
-    const { planReconcile } = (await import(RECONCILE_MODULE)) as typeof import('../views/engine/index.ts');
-    const { withClient } = await import(new URL('../ops-scripts/lib/db.ts', import.meta.url).href) as typeof import('../ops-scripts/lib/db.ts');
-    const actions = await withClient(await ownerConfig(news.connection), (c) => planReconcile(c));
-    return { changes: actions.length > 0 };
+    return { changes: await impl.objectsDrift(news.connection) };
   },
   async update(_id: string, _olds: ObjectsInputs, news: ObjectsInputs) {
-    return { outs: { ...news, applied: await apply(news.connection) } };
+    const impl = await implementation();
+    return { outs: { ...news, applied: await impl.applyObjects(news.connection) } };
   },
   /** Removes only the indexes and views the engine created (its marker comment). */
   async delete(_id: string, olds: ObjectsInputs) {
-    await apply(olds.connection, true);
+    const impl = await implementation();
+    await impl.applyObjects(olds.connection, true);
   },
 };
 

@@ -50,7 +50,7 @@ test('Redis has a secret password (not on its command line) and maxmemory', () =
   assert.ok(redis.inputs.ports.length === 0, 'not published unless configured');
 });
 
-test('each declared role has a Role, each membership a GrantRole, with the declared attributes', () => {
+test('each declared role has a Role with the declared attributes and memberships', () => {
   const roles = of('postgresql:index/role:Role');
   assert.equal(roles.map((r) => r.inputs.name).sort(), declarations.roles.map((r) => r.name).sort());
   for (const d of declarations.roles) {
@@ -61,8 +61,9 @@ test('each declared role has a Role, each membership a GrantRole, with the decla
     assert.is(Boolean(r.inputs.password), d.login, `${d.name}: a login role has a password`);
     if (d.login) assert.ok(wasSecret(r.inputs.password), `${d.name}: its password is a secret`);
   }
-  const memberships = of('postgresql:index/grantRole:GrantRole').map((g) => `${g.inputs.role}>${g.inputs.grantRole}`).sort();
+  const memberships = roles.flatMap((r) => (r.inputs.roles ?? []).map((g: string) => `${r.inputs.name}>${g}`)).sort();
   assert.equal(memberships, declarations.roles.flatMap((r) => r.memberOf.map((m) => `${r.name}>${m}`)).sort());
+  assert.is(roles.find((r) => r.inputs.name === 'edupulse_backup')!.inputs.replication, true, 'the backup login may stream WAL');
 });
 
 test('each declared grant has a Grant with exactly the declared privileges; PUBLIC keeps nothing', () => {

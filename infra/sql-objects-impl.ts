@@ -1,0 +1,62 @@
+// The work of the dynamic providers in sql-objects.ts: migrations (the runner
+// in migrations/engine) and indexes and views (the reconcile engine in
+// views/engine). Pulumi's dynamic-provider host loads this module compiled,
+// from dist/infra/, in a plain node process; the tests call it in-process.
+import { migrate, migratorConfig } from '../migrations/engine/migrate.ts';
+import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { planReconcile, reconcile } from '../views/engine/index.ts';
+
+/** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
+export interface OwnerConnection {
+  host: string; port: number; database: string; migratorPassword: string; sslmode?: string; lockTimeout?: string;
+  /** PEM of the CA that signs the server's certificate (verify-ca, verify-full). */
+  sslrootcert?: string;
+}
+
+/** The engine's marker for a value not known yet (a preview before its inputs exist); see @pulumi/pulumi runtime/rpc. */
+export const UNKNOWN = '04da6b54-80e4-46f7-96ec-b56ff0331ba9';
+
+export function hasUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(hasUnknown);
+  if (v && typeof v === 'object') return Object.values(v).some(hasUnknown);
+  return false;
+}
+
+/**
+ * node-postgres' TLS options for a libpq sslmode, honestly: require encrypts
+ * without verifying (as libpq does), verify-ca checks the chain, verify-full
+ * the chain and the host name. prefer/allow cannot be expressed (no fallback
+ * to plaintext in node-postgres), so they are refused.
+ */
+export function sslOptions(c: Pick<OwnerConnection, 'sslmode' | 'sslrootcert'>): PgConfig['ssl'] {
+  switch (c.sslmode ?? 'disable') {
+    case 'disable': return undefined;
+    case 'require': return { rejectUnauthorized: false };
+    case 'verify-ca':
+      // The chain is verified; the name in the certificate is not compared with the host.
+      return { rejectUnauthorized: true, ca: c.sslrootcert, checkServerIdentity: () => undefined };
+    case 'verify-full': return { rejectUnauthorized: true, ca: c.sslrootcert };
+    default: throw new Error(`sslmode "${c.sslmode}" is not supported here: use disable, require, verify-ca or verify-full`);
+  }
+}
+
+export function ownerConfig(c: OwnerConnection): PgConfig {
+  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: sslOptions(c) }, c.migratorPassword, { lockTimeout: c.lockTimeout });
+}
+
+export async function applyMigrations(c: OwnerConnection): Promise<string[]> {
+  return (await migrate(ownerConfig(c), { direction: 'up' })).map((m) => m.name);
+}
+
+export async function applyObjects(c: OwnerConnection, declaredNothing = false): Promise<string[]> {
+  const steps = await reconcile(ownerConfig(c), declaredNothing ? { declared: { indexes: [], views: [] } } : {});
+  const bad = steps.filter((s) => s.status === 'failed');
+  if (bad.length) throw new Error(`indexes and views: ${bad.map((s) => `${s.action}: ${s.detail}`).join('; ')}`);
+  return steps.map((s) => s.action);
+}
+
+/** Whether the live catalog differs from the declarations (the engine's plan is not empty). */
+export async function objectsDrift(c: OwnerConnection): Promise<boolean> {
+  return (await withClient(ownerConfig(c), (client) => planReconcile(client))).length > 0;
+}
