@@ -5,6 +5,7 @@
 // repository's wal/ with basic_archive, a pg_isready healthcheck.
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
+import { renderHba } from '../roles/hba.ts';
 import { postgresParameters, type PostgresSettings } from './settings.ts';
 
 export interface PostgresServerArgs {
@@ -21,13 +22,26 @@ export interface PostgresServerArgs {
 /** Inside the container the repository is at /backup; archived WAL goes to /backup/wal. */
 export const CONTAINER_REPO = '/backup';
 const CONTAINER_DATA = '/var/lib/postgresql/data';
+/** The container's pg_hba.conf, uploaded into it and named by hba_file (the image's own, in PGDATA, is then unused). */
+export const CONTAINER_HBA = '/etc/edupulse/pg_hba.conf';
+/** initdb's arguments in the container (POSTGRES_INITDB_ARGS). */
+export const INITDB_ARGS = '--data-checksums --auth-host=scram-sha-256 --auth-local=peer';
+
+/**
+ * The container's pg_hba: the image's own rule (`host all all all
+ * scram-sha-256`) plus replication for the backup login, which the image's
+ * rule does not cover ("all" does not match replication connections), so
+ * host-side pg_basebackup through the published port is accepted, and no
+ * other role may replicate.
+ */
+export const containerHba = () => renderHba({ superuser: 'postgres', addresses: ['all'] });
 
 /** The server's parameters as `-c name=value` arguments, from the one place they are written. */
 export function postgresFlags(settings: PostgresSettings): string[] {
   const params = postgresParameters(settings, {
     walArchiveDir: `${CONTAINER_REPO}/wal`, archiveMethod: 'basic_archive', port: 5432, listenAddresses: '*',
   });
-  return Object.entries(params).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  return [...Object.entries(params), ['hba_file', CONTAINER_HBA]].flatMap(([k, v]) => ['-c', `${k}=${v}`]);
 }
 
 export class PostgresServer extends pulumi.ComponentResource {
@@ -50,10 +64,11 @@ export class PostgresServer extends pulumi.ComponentResource {
       command: ['postgres', ...postgresFlags(args.settings)],
       envs: [
         pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`,
-        'POSTGRES_INITDB_ARGS=--data-checksums --auth-host=scram-sha-256 --auth-local=peer',
+        `POSTGRES_INITDB_ARGS=${INITDB_ARGS}`,
         'POSTGRES_HOST_AUTH_METHOD=scram-sha-256',
         `PGDATA=${CONTAINER_DATA}/pgdata`,
       ],
+      uploads: [{ file: CONTAINER_HBA, content: containerHba(), permissions: '0644' }],
       volumes: [
         { hostPath: args.dataDir, containerPath: CONTAINER_DATA },
         { hostPath: args.repoDir, containerPath: CONTAINER_REPO },

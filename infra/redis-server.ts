@@ -15,6 +15,22 @@ export interface RedisServerArgs {
   bindAddress: string;
 }
 
+/** Where the container's entrypoint writes the password's config file (inside the container only). */
+export const REDIS_CONF = '/tmp/edupulse-redis.conf';
+
+/**
+ * The container's entrypoint: write the password into a config file readable
+ * by the redis user only, then hand over to the official image's own
+ * entrypoint (docker-entrypoint.sh), which chowns the data directory and drops
+ * from root to the redis user (gosu) before starting redis-server.
+ */
+export const REDIS_ENTRYPOINT = [
+  'sh', '-c',
+  'umask 077 && printf "requirepass %s\\n" "$REDIS_PASSWORD" > "$REDIS_CONF_FILE" && chown redis:redis "$REDIS_CONF_FILE" ' +
+  '&& exec docker-entrypoint.sh redis-server "$REDIS_CONF_FILE" "$@"',
+  '--',
+];
+
 /** The non-secret directives as redis-server arguments. */
 export function redisFlags(settings: RedisSettings): string[] {
   return redisDirectives({ ...settings, port: 6379 }).flatMap(([k, v]) => [`--${k}`, v]);
@@ -31,9 +47,9 @@ export class RedisServer extends pulumi.ComponentResource {
     this.container = new docker.Container(containerName, {
       name: containerName,
       image: image.imageId,
-      entrypoints: ['sh', '-c', 'umask 077 && printf "requirepass %s\\n" "$REDIS_PASSWORD" > /tmp/redis.conf && exec redis-server /tmp/redis.conf "$@"', '--'],
+      entrypoints: REDIS_ENTRYPOINT,
       command: redisFlags(args.settings),
-      envs: [pulumi.interpolate`REDIS_PASSWORD=${args.password}`],
+      envs: [pulumi.interpolate`REDIS_PASSWORD=${args.password}`, `REDIS_CONF_FILE=${REDIS_CONF}`],
       volumes: args.settings.persistence === 'none' ? [] : [{ hostPath: args.dataDir, containerPath: '/data' }],
       networksAdvanced: [{ name: args.network.name, aliases: ['redis'] }],
       ports: args.publishPort ? [{ internal: 6379, external: args.publishPort, ip: args.bindAddress }] : [],

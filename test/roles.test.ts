@@ -188,6 +188,11 @@ test('roles:rotate: the old password stops working, the new one works, the file 
   }
   assert.is(statSync(stack.ctx.paths.secretsFile).mode & 0o777, 0o600);
   assert.is((await runJob('roles:rotate', ['no_such_role'], stack.env)).code, 2);
+  // pg_stat_statements (readable by the monitor login) holds no verifier of the rotation.
+  await withClient({ ...stack.pg, database: 'postgres' }, async (c) => {
+    const { rows } = await c.query("SELECT count(*)::int AS n FROM pg_stat_statements WHERE query ILIKE '%SCRAM-SHA-256%' OR query ILIKE '%ALTER ROLE%PASSWORD%'");
+    assert.is(rows[0].n, 0, 'no password statement tracked');
+  });
 });
 
 test('a role name with a quote and a semicolon is quoted, not executed', async () => {

@@ -12,6 +12,7 @@ import { currentUserName, serviceUser } from './os-user.ts';
 import type { RedisSpec } from './redis.ts';
 import { run, type OsUser } from './run.ts';
 import { SUPERUSER } from './secrets.ts';
+import { renderHba } from '../../roles/hba.ts';
 import { dataDirMajor, statePaths, type StatePaths } from './state.ts';
 
 export interface StackContext {
@@ -110,18 +111,9 @@ export function localParameters(ctx: StackContext): Record<string, string> {
   };
 }
 
-/** TCP only with scram-sha-256; the local socket only for the cluster's OS owner, as the superuser. */
+/** TCP on loopback with scram-sha-256, replication only for the backup login; the socket only for the cluster's OS owner, as the superuser. */
 export function localHba(): string {
-  return [
-    '# Written by edupulse-db; changes here are overwritten.',
-    '# TYPE  DATABASE     USER      ADDRESS        METHOD',
-    `local   all          ${SUPERUSER}  peer map=owner`,
-    'host    all          all       127.0.0.1/32   scram-sha-256',
-    'host    all          all       ::1/128        scram-sha-256',
-    'host    replication  all       127.0.0.1/32   scram-sha-256',
-    'host    replication  all       ::1/128        scram-sha-256',
-    '',
-  ].join('\n');
+  return renderHba({ superuser: SUPERUSER, identMap: 'owner', addresses: ['127.0.0.1/32', '::1/128'] });
 }
 
 export function localIdent(ctx: StackContext): string {

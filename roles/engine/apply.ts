@@ -9,7 +9,7 @@ import { generatePassword } from '../../ops-scripts/lib/secrets.ts';
 import { readCatalog } from './catalog.ts';
 import { diffRoles, managedRoleNames, type Difference } from './diff.ts';
 import { scramVerifier, verifierMatches } from './scram.ts';
-import { setPasswordVerifier } from './sql.ts';
+import { setPasswordVerifier, UNTRACKED_PASSWORD_STATEMENTS } from './sql.ts';
 
 /** Where login passwords live: the local stack's secrets file, or a test's map. */
 export interface PasswordStore {
@@ -45,7 +45,8 @@ export async function applyRoles(client: PgClient, passwords: PasswordStore,
   const result: ApplyRolesResult = { statements: [], passwordsSet: [] };
   await withTransaction(client, async () => {
     // Keep the password statements out of the server log whatever its settings.
-    await client.query("SET LOCAL lock_timeout = '10s'; SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1");
+    await client.query("SET LOCAL lock_timeout = '10s'");
+    for (const s of UNTRACKED_PASSWORD_STATEMENTS) await client.query(s);
     for (const statement of fixes) {
       await client.query(statement);
       result.statements.push(statement);
@@ -75,7 +76,7 @@ export async function rotatePassword(client: PgClient, passwords: PasswordStore,
   }
   const password = generatePassword();
   await withTransaction(client, async () => {
-    await client.query("SET LOCAL log_statement = 'none'; SET LOCAL log_min_duration_statement = -1");
+    for (const s of UNTRACKED_PASSWORD_STATEMENTS) await client.query(s);
     await client.query(setPasswordVerifier(role, scramVerifier(password)));
     // Saved inside the transaction: if the save fails, the server keeps the old password.
     passwords.save({ [role]: password });

@@ -57,3 +57,19 @@ grantDefault.reverse = revokeDefault;
 
 export const setPasswordVerifier = (role: string, verifier: string) =>
   `ALTER ROLE ${qi(role)} PASSWORD '${verifier.replace(/'/g, "''")}'`;
+
+/**
+ * Run first in a transaction that sets passwords: keeps the statements (which
+ * carry a SCRAM verifier, never the password) out of the server log and out
+ * of pg_stat_statements, which the monitoring login can read. Turning
+ * pg_stat_statements' tracking off needs a superuser; a managed admin that
+ * is not one gets the log settings only (the DO block swallows the refusal).
+ */
+export const UNTRACKED_PASSWORD_STATEMENTS = [
+  "SET LOCAL log_statement = 'none'",
+  'SET LOCAL log_min_duration_statement = -1',
+  `DO $$ BEGIN
+  PERFORM set_config('pg_stat_statements.track_utility', 'off', true);
+  PERFORM set_config('pg_stat_statements.track', 'none', true);
+EXCEPTION WHEN insufficient_privilege OR undefined_object THEN NULL; END $$`,
+];

@@ -1,0 +1,30 @@
+// pg_hba.conf from the role declarations, for both appliers: TCP with
+// scram-sha-256 only, replication only for the roles declared with
+// REPLICATION (the backup login), the local socket only for the superuser by
+// peer authentication. The local stack listens on loopback; the container on
+// its network, so the host-side backup job's replication connection (arriving
+// from the Docker network's gateway) matches a line.
+import { declarations as projectDeclarations, type RoleDeclarations } from './declarations.ts';
+
+export interface HbaOptions {
+  /** The superuser allowed on the local socket, by peer authentication. */
+  superuser: string;
+  /** A pg_ident map for the peer line (the local stack maps its OS user), if any. */
+  identMap?: string;
+  /** The client addresses (CIDR or `all`). */
+  addresses: string[];
+}
+
+export function renderHba(opts: HbaOptions, declarations: RoleDeclarations = projectDeclarations): string {
+  const col = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd([8, 13, 17, 15][i] ?? 0) : c)).join('');
+  const replication = declarations.roles.filter((r) => r.replication && r.login).map((r) => r.name);
+  return [
+    '# Written by edupulse-db from roles/declarations.ts; changes here are overwritten.',
+    col(['# TYPE', 'DATABASE', 'USER', 'ADDRESS', 'METHOD']),
+    // A local line has no address column; the blank keeps the method in line.
+    col(['local', 'all', opts.superuser, '', `peer${opts.identMap ? ` map=${opts.identMap}` : ''}`]),
+    ...opts.addresses.map((a) => col(['host', 'all', 'all', a, 'scram-sha-256'])),
+    ...replication.flatMap((role) => opts.addresses.map((a) => col(['host', 'replication', role, a, 'scram-sha-256']))),
+    '',
+  ].join('\n');
+}
