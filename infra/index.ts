@@ -12,7 +12,7 @@ import { DatabaseAccess } from './access.ts';
 import { readConfig } from './config.ts';
 import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
 import { RedisServer } from './redis-server.ts';
-import { hashDir, IndexesAndViews, Migrations } from './sql-objects.ts';
+import { hashDir, IndexesAndViews, Migrations, SuperuserPassword } from './sql-objects.ts';
 
 // Pulumi.yaml runs the compiled program (dist/infra/index.js); the tests also import the source.
 const code = join(fileURLToPath(import.meta.url), '..', '..');
@@ -57,7 +57,12 @@ if (config.mode === 'docker') {
   host = pg.host;
   port = pg.port;
   containers = { postgres: pg.containerName, redis: redis.containerName };
-  dependsOn = [pg.container];
+  // A changed password is set with ALTER ROLE before the provider logs in with it; the container stays.
+  const superuser = new SuperuserPassword('postgres-superuser', {
+    connection: pulumi.all([pg.host, pg.port]).apply(([h, p]) => ({ host: h, port: p, user: 'postgres', sslmode: 'disable' })),
+    password: pulumi.secret(postgresPassword),
+  }, { dependsOn: [pg.container] });
+  dependsOn = [pg.container, superuser];
   redisPasswordOut = pulumi.secret(redisPassword);
 } else {
   host = pulumi.output(config.postgresHost!);

@@ -85,7 +85,12 @@ export class PostgresServer extends pulumi.ComponentResource {
       stopTimeout: 120,
       wait: true,
       waitTimeout: 120,
-    }, { parent: this, additionalSecretOutputs: ['envs'] });
+    }, {
+      parent: this, additionalSecretOutputs: ['envs'],
+      // The environment matters only at initdb (POSTGRES_PASSWORD, POSTGRES_INITDB_ARGS, PGDATA): a change must not
+      // replace the container; the superuser's password is rotated in place by SuperuserPassword.
+      ignoreChanges: ['envs'],
+    });
     this.containerName = this.container.name;
     this.host = args.publishPort
       ? pulumi.output(args.bindAddress === '0.0.0.0' ? '127.0.0.1' : args.bindAddress)

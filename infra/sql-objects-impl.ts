@@ -3,7 +3,9 @@
 // views/engine). Pulumi's dynamic-provider host loads this module compiled,
 // from dist/infra/, in a plain node process; the tests call it in-process.
 import { migrate, migratorConfig } from '../migrations/engine/migrate.ts';
-import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { withClient, withTransaction, type PgConfig } from '../ops-scripts/lib/db.ts';
+import { scramVerifier } from '../roles/engine/scram.ts';
+import { setPasswordVerifier, UNTRACKED_PASSWORD_STATEMENTS } from '../roles/engine/sql.ts';
 import { planReconcile, reconcile } from '../views/engine/index.ts';
 
 /** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
@@ -59,4 +61,40 @@ export async function applyObjects(c: OwnerConnection, declaredNothing = false):
 /** Whether the live catalog differs from the declarations (the engine's plan is not empty). */
 export async function objectsDrift(c: OwnerConnection): Promise<boolean> {
   return (await withClient(ownerConfig(c), (client) => planReconcile(client))).length > 0;
+}
+
+/** How the superuser-password resource reaches the server (the container's published port or address). */
+export interface AdminConnection { host: string; port: number; user: string; sslmode?: string; sslrootcert?: string }
+
+const adminConfig = (c: AdminConnection, password: string): PgConfig =>
+  ({ host: c.host, port: c.port, user: c.user, password, database: 'postgres', ssl: sslOptions(c), application_name: 'edupulse-db pulumi' });
+
+async function canLogin(c: AdminConnection, password: string): Promise<boolean> {
+  return withClient(adminConfig(c, password), async () => true).catch((err: { code?: string }) => {
+    if (err.code === '28P01') return false; // password authentication failed
+    throw err;
+  });
+}
+
+/** A fresh container got the password at initdb; a data directory kept from another stack may hold another one. */
+export async function checkSuperuser(c: AdminConnection, password: string): Promise<void> {
+  if (!(await canLogin(c, password))) {
+    throw new Error(`the server at ${c.host}:${c.port} refuses the configured password for ${c.user}: its data directory was initialized with another one ` +
+      '(the image applies POSTGRES_PASSWORD only at initdb); set edupulse:postgresPassword to the one it has, then rotate');
+  }
+}
+
+/**
+ * Rotates the superuser's password with ALTER ROLE (a SCRAM verifier, kept
+ * out of logs and pg_stat_statements), logged in with the old one. The
+ * container is not replaced: the image would not apply a new POSTGRES_PASSWORD
+ * to an existing cluster anyway. Idempotent: a retry after the change finds
+ * the new password working and does nothing.
+ */
+export async function rotateSuperuser(c: AdminConnection, oldPassword: string, newPassword: string): Promise<void> {
+  if (await canLogin(c, newPassword)) return;
+  await withClient(adminConfig(c, oldPassword), (client) => withTransaction(client, async () => {
+    for (const s of UNTRACKED_PASSWORD_STATEMENTS) await client.query(s);
+    await client.query(setPasswordVerifier(c.user, scramVerifier(newPassword)));
+  }));
 }

@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import type { OwnerConnection } from './sql-objects-impl.ts';
+import type { AdminConnection, OwnerConnection } from './sql-objects-impl.ts';
 
-export type { OwnerConnection };
+export type { AdminConnection, OwnerConnection };
 
 /** The compiled implementation, found by walking up from the host's entry (or the current directory) to this package. */
 async function implementation(): Promise<typeof import('./sql-objects-impl.ts')> {
@@ -104,5 +104,35 @@ export class IndexesAndViews extends pulumi.dynamic.Resource {
   declare readonly applied: pulumi.Output<string[]>;
   constructor(name: string, args: { connection: pulumi.Input<OwnerConnection>; declarationsHash: string }, opts?: pulumi.CustomResourceOptions) {
     super(objectsProvider, name, { ...args, applied: undefined }, { ...opts, additionalSecretOutputs: ['connection'] });
+  }
+}
+
+interface SuperuserInputs { connection: AdminConnection; password: string }
+
+export const superuserPasswordProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: SuperuserInputs) {
+    const impl = await implementation();
+    await impl.checkSuperuser(inputs.connection, inputs.password);
+    return { id: `superuser-${inputs.connection.user}`, outs: inputs };
+  },
+  async diff(_id: string, olds: SuperuserInputs, news: SuperuserInputs) {
+    const impl = await implementation();
+    if (impl.hasUnknown(news)) return { changes: true };
+    return { changes: olds.password !== news.password || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) };
+  },
+  /** A new password: set with ALTER ROLE, logged in with the old one. */
+  async update(_id: string, olds: SuperuserInputs, news: SuperuserInputs) {
+    const impl = await implementation();
+    await impl.rotateSuperuser(news.connection, olds.password, news.password);
+    return { outs: news };
+  },
+  // The role stays with the cluster.
+  async delete() {},
+};
+
+/** The superuser's password, rotated in place (the container keeps running, its data untouched). */
+export class SuperuserPassword extends pulumi.dynamic.Resource {
+  constructor(name: string, args: { connection: pulumi.Input<AdminConnection>; password: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+    super(superuserPasswordProvider, name, args, { ...opts, additionalSecretOutputs: ['password'] });
   }
 }

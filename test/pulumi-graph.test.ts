@@ -25,6 +25,13 @@ test('the postgresql provider waits for the Postgres container (healthy: wait an
   assert.match(plain(c.inputs.envs).find((e: unknown) => typeof e === 'string' && e.startsWith('POSTGRES_INITDB_ARGS=')), /--data-checksums/);
 });
 
+test('a new superuser password is set in place before the provider logs in with it; the container is not replaced for it', () => {
+  const container = named('docker:index/container:Container').find((n) => n.endsWith('-postgres'))!;
+  assert.ok(waitsFor(graph, 'postgres-superuser', container));
+  assert.ok(waitsFor(graph, 'access-provider', 'postgres-superuser'), 'the provider after the rotation');
+  assert.equal(graph.get(container)!.ignoreChanges, ['envs'], 'POSTGRES_PASSWORD (read only at initdb) does not replace the container');
+});
+
 test('roles before migrations, migrations before indexes and views, both before the table and sequence grants', () => {
   for (const r of roles()) assert.ok(waitsFor(graph, 'migrations', r), `migrations after ${r}`);
   assert.ok(waitsFor(graph, 'migrations', 'access-database'));

@@ -14,6 +14,7 @@ export interface RecordedOptions {
   retainOnDelete?: boolean;
   protect?: boolean;
   import?: string;
+  ignoreChanges?: string[];
 }
 
 /**
@@ -32,7 +33,7 @@ export function recordOptions(): Map<string, RecordedOptions> {
     out.set(args.name, {
       type: args.type, dependsOn: (deps as unknown[]).map(nameOf), parent: o.parent ? nameOf(o.parent) : undefined,
       provider: o.provider ? nameOf(o.provider) : undefined, retainOnDelete: o.retainOnDelete, protect: o.protect,
-      import: o.import,
+      import: o.import, ignoreChanges: o.ignoreChanges,
     });
     return undefined;
   });

@@ -59,6 +59,10 @@ test.before(logged(async () => {
   for (const r of recorded.filter((x) => x.type.startsWith('pulumi-nodejs:dynamic'))) {
     serialized[r.name] = { ...plain(r.inputs), connection };
   }
+  serialized['postgres-superuser'] = {
+    ...serialized['postgres-superuser'], connection: { host: '127.0.0.1', port: stack.ctx.settings.postgres.port, user: stack.secrets.postgres.superuser, sslmode: 'disable' },
+    password: stack.secrets.postgres.password,
+  };
   cwd = mkdtempSync(join(tmpdir(), 'edupulse-provider-host-'));
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
@@ -82,7 +86,7 @@ test.after(async () => {
 });
 
 test('the serialized providers carry no checkout path, no file URL and no import.meta', () => {
-  assert.equal(Object.keys(serialized).sort(), ['indexes-and-views', 'migrations']);
+  assert.equal(Object.keys(serialized).sort(), ['indexes-and-views', 'migrations', 'postgres-superuser']);
   for (const [name, inputs] of Object.entries(serialized)) {
     const text = inputs.__provider as string;
     assert.type(text, 'string');
@@ -120,6 +124,22 @@ test('IndexesAndViews in the provider host: create, drift seen by diff, update, 
     assert.is(rows[0].n, 0, 'every managed index and view is gone');
     assert.ok((await c.query("SELECT to_regclass('public.hand_made_index') IS NOT NULL AS ok")).rows[0].ok, 'a hand-made index stays');
   });
+});
+
+test('SuperuserPassword in the provider host: a new password is set in place (old one refused after), a wrong one is named', async () => {
+  const s = serialized['postgres-superuser']!;
+  const login = (password: string) => withClient({ ...stack.pg, password, database: 'postgres' }, async () => 'ok').catch((e: { code?: string }) => e.code);
+  const created = (await call<any>('create', createReq(s))).getProperties().toJavaScript();
+  const rotated = { ...s, password: `rotated-${process.pid}` };
+  assert.is((await call<any>('diff', diffReq(created, rotated))).getChanges(), DiffChanges.DIFF_SOME);
+  await call('update', updateReq(created, rotated));
+  assert.is(await login(rotated.password), 'ok', 'the new password works');
+  assert.is(await login(s.password), '28P01', 'the old one is refused');
+  await call('update', updateReq(created, rotated)); // a retry: nothing to do, no error
+  await call('update', updateReq(rotated, s)); // and back, for the other tests
+  assert.is(await login(s.password), 'ok');
+  const refused = await call('create', createReq({ ...s, password: 'not-the-one' })).catch((e: Error) => e.message);
+  assert.match(String(refused), /initialized with another one/);
 });
 
 test.run();
