@@ -40,7 +40,12 @@ export interface RedisSettings {
 export type BackupCompression = 'server-zstd:1' | 'server-zstd' | 'server-lz4' | 'client-gzip:1' | 'client-gzip' | 'client-lz4' | 'none';
 export const BACKUP_COMPRESSIONS: readonly BackupCompression[] = ['server-zstd:1', 'server-zstd', 'server-lz4', 'client-gzip:1', 'client-gzip', 'client-lz4', 'none'];
 
+export const REPO_MODES = ['local', 'copy', 'remote'] as const;
+export type RepoMode = (typeof REPO_MODES)[number];
+
 export interface BackupSettings {
+  /** Where backups live: the local repository only, also a copy in the object store, or the store only. */
+  repoMode: RepoMode;
   /** Physical base backups kept by retention (at least 1). */
   keepPhysical: number;
   /** Logical dumps kept by retention (at least 1). */
@@ -108,6 +113,7 @@ export const defaultSettings: Settings = {
     cacheTtlSeconds: 3600,
   },
   backup: {
+    repoMode: 'local',
     keepPhysical: 7,
     keepLogical: 14,
     // Measured (BENCHMARKS.md): server-side zstd level 1 is the fastest with a good ratio.
@@ -238,6 +244,7 @@ export function loadSettings(env: Env = {}): Settings {
       cacheTtlSeconds: d.redis.cacheTtlSeconds,
     },
     backup: {
+      repoMode: oneOf(env, 'REPO_MODE', d.backup.repoMode, REPO_MODES),
       keepPhysical: intIn(env, 'BACKUP_KEEP_PHYSICAL', d.backup.keepPhysical, 1, 1000),
       keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),

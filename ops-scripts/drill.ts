@@ -7,6 +7,7 @@ import { drill } from './lib/drill/drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
 import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
+import { pickBackup } from './lib/restore/restore.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
 import { withLockFile } from './lib/lock-file.ts';
@@ -43,6 +44,11 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
   const ctx = backupContext(stack);
   ctx.repo.ensureLayout();
   const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
+  // A mistyped --backup, or a target before every backup, is bad input: refused before the drill starts, so no
+  // failed drill is recorded (history, metrics) for it.
+  if (opened && (args.backup || targetTime)) {
+    try { pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup); } catch (err) { opened.close(); throw err; }
+  }
   const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
     ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
     : drill(ctx, {

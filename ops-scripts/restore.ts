@@ -4,6 +4,7 @@ import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
 import { archiveNow } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
+import { liveDirs } from './lib/state.ts';
 import { restore } from './lib/restore/restore.ts';
 import { parseTarget } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
@@ -50,7 +51,7 @@ await command({
   try {
     r = await restore(ctx, {
       target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
-      liveDataDir: stack.paths.dataDir, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
+      liveDataDir: stack.paths.dataDir, protectedDirs: liveDirs(stack.paths), superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
       archiveNow: archiveNow(ctx, catalog, stack.paths.root),
     });
   } finally {

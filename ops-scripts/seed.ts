@@ -1,5 +1,6 @@
 // npm run seed: realistic synthetic data, loaded with COPY.
 import { command } from './lib/cli.ts';
+import { isCalendarDate } from './lib/restore/target.ts';
 import { withClient } from './lib/db.ts';
 import { badInput } from './lib/errors.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
@@ -25,7 +26,7 @@ await command({ name: 'seed', usage, boolean: ['append', 'truncate'], string: ['
     throw badInput(`--students ${args.students} is not a whole number from 1 to 10000000`);
   }
   const yearEnd = (args['year-end'] as string | undefined) ?? new Date().toISOString().slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(yearEnd) || Number.isNaN(Date.parse(`${yearEnd}T00:00:00Z`))) {
+  if (!isCalendarDate(yearEnd)) {
     throw badInput(`--year-end ${yearEnd} is not a date`, 'use YYYY-MM-DD');
   }
   if (args.append && args.truncate) throw badInput('--append and --truncate exclude each other');

@@ -91,16 +91,25 @@ test('fingerprint comparison names what differs', () => {
 
 test('bad input exits 2 and changes nothing', async () => {
   const before = JSON.stringify(await list());
-  for (const args of [['--type', 'incremental'], ['--keep-physical', '0'], ['--keep-physical', '-1'], ['--compression', 'rar']]) {
+  const metrics = () => readdirSync(stack.ctx.paths.metricsDir).map((f) => readFileSync(join(stack.ctx.paths.metricsDir, f), 'utf8')).join('');
+  const metricsBefore = existsSync(stack.ctx.paths.metricsDir) ? metrics() : '';
+  for (const args of [['--type', 'incremental'], ['--keep-physical', '0'], ['--keep-physical=-1'], ['--keep-physical', '-1'], ['--compression', 'rar'],
+    ['--max-rate', '0'], ['--max-rate', '16k'], ['--max-rate', '2048M']]) {
     const r = await runJob('backup', args, stack.env);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
   }
-  const file = join(mkdtempSync(join(tmpdir(), 'edupulse-notdir-')), 'repo');
+  const bogus = await runJob('backup', ['--type', 'logical'], { ...stack.env, EDUPULSE_REPO_MODE: 'bogus' });
+  assert.is(bogus.code, 2, bogus.stderr);
+  assert.match(bogus.stderr, /EDUPULSE_REPO_MODE/);
+  assert.is(existsSync(stack.ctx.paths.metricsDir) ? metrics() : '', metricsBefore, 'no run recorded');
+  const notdir = mkdtempSync(join(tmpdir(), 'edupulse-notdir-'));
+  const file = join(notdir, 'repo');
   writeFileSync(file, 'not a directory');
   const r = await runJob('backup', ['--type', 'logical'], { ...stack.env, EDUPULSE_REPO_DIR: file });
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /not a directory/);
   assert.is(readFileSync(file, 'utf8'), 'not a directory');
+  rmSync(notdir, { recursive: true, force: true });
   assert.is(JSON.stringify(await list()), before);
 });
 

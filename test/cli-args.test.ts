@@ -91,4 +91,10 @@ test('a job given arguments it does not take exits 2 naming them', async () => {
   assert.is(unknown.stderr.split('\n')[0], 'backup: unknown option --nope', 'the job is named once');
 });
 
+test('an impossible date is bad input, not rolled over to the next month', async () => {
+  const r = await runJob('seed', ['--year-end', '2000-02-30']);
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--year-end 2000-02-30 is not a date/);
+});
+
 test.run();

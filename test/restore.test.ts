@@ -1,6 +1,6 @@
 // Point-in-time restore and drills against a live cluster written to
 // continuously, with every row's commit window recorded.
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, symlinkSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
@@ -91,9 +91,15 @@ test.after(async () => { writing = false; await stack?.stop(); });
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-test('a target before the backup ended is refused (exit 2), naming the oldest backup', async () => {
-  const r = await runJob('drill', ['--target-time', iso(backupEnded - 1500)], stack.env);
-  assert.is(r.code, 1, 'a drill that cannot restore fails');
+test('a target before the backup ended is refused (exit 2), naming the oldest backup; a mistyped drill records nothing', async () => {
+  const history = join(repo, 'drill-history.md');
+  const metrics = join(stack.ctx.paths.metricsDir, 'edupulse_drill.prom');
+  const before = [history, metrics].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : 'absent'));
+  for (const args of [['--target-time', iso(backupEnded - 1500)], ['--backup', '19990101T000000Z'], ['--target-time', '2026-02-30T10:00:00Z']]) {
+    const r = await runJob('drill', args, stack.env);
+    assert.is(r.code, 2, `drill ${args.join(' ')} is bad input: ${r.stderr}`);
+  }
+  assert.equal([history, metrics].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : 'absent')), before, 'no failed drill recorded, no false page');
   const direct = await runJob('restore', ['--target-time', iso(backupEnded - 1500), '--to', join(tmpdir(), 'never-made')], stack.env);
   assert.is(direct.code, 2, direct.stderr);
   assert.match(direct.stderr, /before the end of the oldest backup/);
@@ -158,6 +164,19 @@ test('restore refuses a non-empty directory and the live data directory (exit 3)
   const live = await runJob('restore', ['--target', 'immediate', '--to', stack.ctx.paths.dataDir], stack.env);
   assert.is(live.code, 3, live.stderr);
   assert.match(live.stderr, /live cluster's data directory/);
+  // Inside or around a live directory, also through a symlink: refused before anything is written.
+  const link = join(dir, 'to-repo');
+  symlinkSync(join(repo, 'wal'), link);
+  for (const [to, what] of [[join(stack.ctx.paths.dataDir, 'restored'), /inside the live cluster's data directory/],
+    [join(repo, 'wal', 'restored'), /inside the (backup repository|WAL archive)/], [join(link, 'x'), /inside the (backup repository|WAL archive)/],
+    [stack.ctx.paths.root, /contains the live cluster's data directory/]] as const) {
+    const walBefore = readdirSync(join(repo, 'wal')).length;
+    const r = await runJob('restore', ['--target', 'immediate', '--to', to], stack.env);
+    assert.is(r.code, 3, `${to}: ${r.stderr}`);
+    assert.match(r.stderr, what);
+    assert.not.ok(existsSync(to) && to !== stack.ctx.paths.root, `${to} not created`);
+    assert.is(readdirSync(join(repo, 'wal')).length, walBefore);
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -169,6 +188,7 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
   const cases: Array<[string[], RegExp]> = [
     [['--target-time', 'yesterday-ish'], /is not a time/],
     [['--target-time', '2026-11-24 12:00:00'], /no time zone/],
+    [['--target-time', '2000-02-30T00:00:00Z'], /not a valid time/],
     [['--target-time', iso(Date.now() + 3_600_000)], /in the future/],
     [['--target-time', iso(end - 100_000_000)], /before the end of the oldest backup/],
     [['--target', 'immediate', '--backup', '19990101T000000Z'], /no complete physical backup with id/],

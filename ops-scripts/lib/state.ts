@@ -54,3 +54,11 @@ export function dataDirMajor(dataDir: string): number | undefined {
   const f = join(dataDir, 'PG_VERSION');
   return existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : undefined;
 }
+
+/** The directories a restore must never write into or around, by what they are. */
+export function liveDirs(p: StatePaths): Record<string, string> {
+  return {
+    'the backup repository': p.repoDir, 'the WAL archive': p.walArchiveDir, "the cluster's socket directory": p.socketDir,
+    'the logs directory': p.logDir, "Redis's directory": p.redisDir, 'the metrics directory': p.metricsDir,
+  };
+}

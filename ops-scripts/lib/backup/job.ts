@@ -55,7 +55,14 @@ export function validateBackupOptions(o: BackupJobOptions): void {
     throw badInput(`unknown compression "${o.compression}"`, `use one of ${BACKUP_COMPRESSIONS.join(', ')}`);
   }
   if (o.checkpoint !== undefined && !['fast', 'spread'].includes(o.checkpoint)) throw badInput(`--checkpoint must be fast or spread, not "${o.checkpoint}"`);
-  if (o.maxRate !== undefined && !/^\d+[kM]?$/.test(o.maxRate)) throw badInput(`--max-rate ${o.maxRate} is not a rate`, 'use for example 32k or 10M (bytes per second)');
+  if (o.maxRate !== undefined) {
+    // pg_basebackup's own limits: kilobytes per second (k optional, M for megabytes), from 32 kB/s to 1 GB/s.
+    const m = /^(\d+)([kM]?)$/.exec(o.maxRate);
+    const kB = m ? Number(m[1]) * (m[2] === 'M' ? 1024 : 1) : NaN;
+    if (!(kB >= 32 && kB <= 1048576)) {
+      throw badInput(`--max-rate ${o.maxRate} is not a rate pg_basebackup accepts`, 'use 32k to 1024M (kilobytes per second, M for megabytes), for example 10M');
+    }
+  }
   for (const [kind, n] of Object.entries(o.keep)) {
     if (!Number.isInteger(n) || n < 1) throw badInput(`--keep-${kind} must be a whole number of at least 1, not ${n}`, 'retention never removes the last backup');
   }
@@ -63,6 +70,8 @@ export function validateBackupOptions(o: BackupJobOptions): void {
 
 export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Promise<BackupJobResult> {
   validateBackupOptions(opts);
+  // The object store's settings too, before anything is taken: a bad one is exit 2 with nothing changed.
+  const remote = remoteSettings();
   ctx.repo.ensureLayout();
   return withLockFile(lockPath(ctx), `backup --type ${opts.type}`, async () => {
     const cleaned = cleanPartials(ctx);
@@ -81,7 +90,6 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
     }
     const pruned = prune(ctx, opts.keep);
     let offload: OffloadResult | undefined;
-    const remote = remoteSettings();
     if (remote) {
       const store = new RemoteStore(remote);
       try {

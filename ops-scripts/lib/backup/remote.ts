@@ -14,7 +14,9 @@ import { badInput, failed } from '../errors.ts';
 // The SDK warns at every client that its releases after January 2027 need Node 22; the version here is pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export type RepoMode = 'local' | 'copy' | 'remote';
+import { REPO_MODES, type RepoMode } from '../../../infra/settings.ts';
+
+export type { RepoMode };
 
 export interface RemoteSettings { endpoint?: string; region: string; bucket: string; prefix: string; mode: RepoMode }
 
@@ -23,7 +25,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 /** The remote settings from EDUPULSE_S3_* and EDUPULSE_REPO_MODE; undefined when the repository is local only. */
 export function remoteSettings(env: Env = process.env): RemoteSettings | undefined {
   const mode = (env.EDUPULSE_REPO_MODE ?? 'local') as RepoMode;
-  if (!['local', 'copy', 'remote'].includes(mode)) throw badInput(`EDUPULSE_REPO_MODE: unknown value "${mode}"`, 'use local, copy or remote');
+  if (!(REPO_MODES as readonly string[]).includes(mode)) throw badInput(`EDUPULSE_REPO_MODE: unknown value "${mode}"`, 'use local, copy or remote');
   if (mode === 'local') return undefined;
   const bucket = env.EDUPULSE_S3_BUCKET;
   if (!bucket || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {

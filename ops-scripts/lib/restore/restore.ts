@@ -5,7 +5,7 @@
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
 import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
@@ -31,6 +31,8 @@ export interface RestoreOptions {
   pause?: boolean;
   /** The live cluster's data directory, which is never a target. */
   liveDataDir?: string;
+  /** Other live directories a target may not be inside or contain (the repository, the state's parts), by what they are. */
+  protectedDirs?: Record<string, string>;
   /** Superuser credentials (the restored cluster has the backup's roles). */
   superuser: { user: string; password: string };
   timeoutSeconds?: number;
@@ -60,8 +62,12 @@ export interface RestoreResult {
   spec: ClusterSpec;
 }
 
-/** The backup to restore from, and the checks that the target is reachable from it. */
-export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
+/**
+ * The backup a target restores from: the named one (refused if unknown or
+ * ended after the target) or the newest that ended at or before it (refused if
+ * the target precedes every backup). Bad input, before anything is done.
+ */
+export function pickBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string): BackupRecord {
   const all = catalog.backups;
   if (!all.length) throw badInput(`the ${catalog.source} repository holds no physical backup`, 'take one with `npm run backup -- --type physical`');
   let limitLsn: bigint | undefined;
@@ -86,6 +92,12 @@ export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?
         'choose a later target');
     }
   }
+  return chosen;
+}
+
+/** The backup to restore from, and the checks that the target is reachable from it. */
+export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
+  const chosen = pickBackup(catalog, target, backupId);
   // The upper end: what the archive holds.
   const seg = chosen.server.walSegmentBytes;
   const archive = checkArchive(catalog.walFiles, catalog.histories, parseSegment(chosen.physical!.startSegment, seg)!, seg);
@@ -95,14 +107,18 @@ export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?
     if (target.time > now) throw badInput(`the target ${target.time.toISOString()} is in the future`, `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`);
     // Object stores keep LastModified to the second: a second of slack for them.
     if (newestTime && target.time.getTime() > Date.parse(newestTime) + (catalog.source === 'remote' ? 1000 : 0)) {
-      const why = archive.missing.length ? `the archive has a gap: segment ${archive.missing[0]} is missing` : 'a later target needs WAL that has not been archived yet';
+      // A gap is damage to the repository (exit 1, naming the segment); a target newer than the archive is bad input.
+      if (archive.missing.length) {
+        throw failed(`the WAL archive has a gap: segment ${archive.missing[0]} is missing, so nothing after ${newestTime} (segment ${newest!.name}) is recoverable from backup ${chosen.id}`,
+          `restore the segment into the repository's wal/ if a copy exists (the object store, another host), or choose a target before ${newestTime}`);
+      }
       throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL reachable from backup ${chosen.id}`,
-        `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); ${why}`);
+        `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); a later target needs WAL that has not been archived yet`);
     }
   }
   if (target.kind === 'lsn' && newest) {
     const end = (newest.segno + 1n) * BigInt(seg);
-    if (limitLsn! > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
+    if (parseLsn(target.lsn) > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
   }
   return chosen;
 }
@@ -139,11 +155,42 @@ async function damagedFiles(dir: string, r: BackupRecord): Promise<string[]> {
   return out;
 }
 
-/** Refuses (exit 3) a target that is not empty or that is the live data directory. */
-export function checkTargetDir(to: string, liveDataDir?: string): void {
+/** A path with the symlinks of its nearest existing ancestor resolved (the rest does not exist yet). */
+function realTarget(p: string): string {
+  const rest: string[] = [];
+  let existing = p;
+  while (!existsSync(existing)) { rest.unshift(basename(existing)); existing = dirname(existing); }
+  return join(realpathSync(existing), ...rest);
+}
+
+const within = (a: string, b: string) => a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
+
+/** The live cluster's tablespaces: where the links in pg_tblspc point. */
+export function tablespaceDirs(dataDir: string): string[] {
+  const dir = join(dataDir, 'pg_tblspc');
+  try {
+    return readdirSync(dir).map((l) => realpathSync(join(dir, l)));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Refuses (exit 3) a target that is not empty, or that is inside or contains
+ * a live directory (the data directory, a tablespace, the repository and its
+ * WAL archive, the rest of the state directory), symlinks resolved.
+ */
+export function checkTargetDir(to: string, liveDataDir?: string, protectedDirs: Record<string, string> = {}): void {
   const abs = resolve(to);
-  if (liveDataDir && existsSync(liveDataDir) && existsSync(abs) && realpathSync(abs) === realpathSync(liveDataDir)) {
-    throw refused(`${abs} is the live cluster's data directory; a restore never goes there`, 'restore into a new directory, then swap deliberately');
+  const real = realTarget(abs);
+  const live: Record<string, string> = { ...(liveDataDir ? { "the live cluster's data directory": liveDataDir } : {}), ...protectedDirs };
+  for (const tbs of liveDataDir ? tablespaceDirs(liveDataDir) : []) live[`a tablespace of the live cluster (${tbs})`] = tbs;
+  for (const [what, dir] of Object.entries(live)) {
+    if (!existsSync(dir)) continue;
+    const d = realpathSync(dir);
+    if (real === d) throw refused(`${abs} is ${what}; a restore never goes there`, 'restore into a new directory, then swap deliberately');
+    if (within(real, d)) throw refused(`${abs} is inside ${what} (${d}); a restore never writes there`, 'give --to a new directory outside the live cluster and the repository');
+    if (within(d, real)) throw refused(`${abs} contains ${what} (${d}); a restore never writes around it`, 'give --to a new directory outside the live cluster and the repository');
   }
   if (existsSync(abs) && readdirSync(abs).length > 0) {
     throw refused(`${abs} is not empty; a restore never overwrites a directory`, 'give a new or empty directory with --to');
@@ -175,7 +222,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   const to = resolve(opts.to);
-  checkTargetDir(to, opts.liveDataDir);
+  checkTargetDir(to, opts.liveDataDir, opts.protectedDirs);
   if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
   await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
   const catalog = opts.catalog ?? localCatalog(ctx);

@@ -18,8 +18,18 @@ export function parseTargetTime(raw: string): Date {
     throw badInput(`target time "${raw}" is not a time`, 'use ISO 8601 with a zone, for example 2026-11-24T21:30:00Z');
   }
   const d = new Date(raw.trim().replace(' ', 'T'));
-  if (Number.isNaN(d.getTime())) throw badInput(`target time "${raw}" is not a valid time`);
+  if (Number.isNaN(d.getTime()) || !isCalendarDate(raw.trim().slice(0, 10))) {
+    throw badInput(`target time "${raw}" is not a valid time (no such day or hour)`, 'use a real date and time, for example 2026-11-24T21:30:00Z');
+  }
   return d;
+}
+
+/** YYYY-MM-DD naming a day that exists (Date would roll 2000-02-30 over to March 1st). */
+export function isCalendarDate(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]);
 }
 
 export function parseTarget(flags: { time?: string; lsn?: string; name?: string; target?: string }): RecoveryTarget {
