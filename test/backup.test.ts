@@ -125,7 +125,19 @@ test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the nex
   await sleep(1000);
   process.kill(child.pid!, 'SIGKILL');
   await new Promise((r) => child.on('exit', r));
-  await sleep(300);
+  // Everything the killed job started dies with it: pg_basebackup and its forked WAL streamer, their walsenders and slot.
+  const leftovers = async () => ({
+    processes: readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('pg_basebackup') && !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
+      } catch { return false; }
+    }).length,
+    ...(await withClient(stack.pg, async (c) => (await c.query(`SELECT (SELECT count(*)::int FROM pg_stat_replication WHERE usename = 'edupulse_backup') AS walsenders,
+      (SELECT count(*)::int FROM pg_replication_slots WHERE active) AS slots`)).rows[0])),
+  });
+  let left = await leftovers();
+  for (let i = 0; i < 50 && (left.processes || left.walsenders || left.slots); i++) { await sleep(100); left = await leftovers(); }
+  assert.equal(left, { processes: 0, walsenders: 0, slots: 0 }, 'no pg_basebackup, walsender or active slot of the killed run');
   const partial = readdirSync(join(repo, 'base')).filter((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
   assert.is(partial.length, 1, 'the killed run left its directory, without backup.json');
   const listed = await list();

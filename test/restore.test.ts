@@ -185,6 +185,7 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
   const busy = createServer();
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
   const busyPort = String((busy.address() as { port: number }).port);
+  const privateDir = mkdtempSync(join(tmpdir(), 'edupulse-private-'));
   const cases: Array<[string[], RegExp]> = [
     [['--target-time', 'yesterday-ish'], /is not a time/],
     [['--target-time', '2026-11-24 12:00:00'], /no time zone/],
@@ -195,7 +196,7 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
     [['--target', 'immediate', '--port', busyPort], /already in use/],
     [['--target-name', 'never-marked'], /no restore point named/],
     [['--target-lsn', 'zz'], /not an LSN/],
-    ...(stack.ctx.as ? [[['--target', 'immediate', '--to', join(mkdtempSync(join(tmpdir(), 'edupulse-private-')), 'x')], /not reachable/] as [string[], RegExp]] : []),
+    ...(stack.ctx.as ? [[['--target', 'immediate', '--to', join(privateDir, 'x')], /not reachable/] as [string[], RegExp]] : []),
   ];
   try {
     for (const [args, message] of cases) {
@@ -206,6 +207,7 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
     }
   } finally {
     busy.close();
+    rmSync(privateDir, { recursive: true, force: true });
   }
 });
 

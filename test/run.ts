@@ -3,6 +3,7 @@
 // last line "N passed, N failed, N skipped" summed from uvu's own totals.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 
@@ -17,6 +18,9 @@ function testFiles(dir: string): string[] {
 }
 
 const filter = process.argv[2];
+// Whatever the tests and the jobs they run create in the temp directory, they remove (a passfile left behind once held a real password).
+const TMP_PREFIX = 'edupulse-';
+const tmpBefore = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith(TMP_PREFIX)));
 let passed = 0, failed = 0, skipped = 0;
 
 const tsc = spawnSync(process.execPath, [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', PROJECT_ROOT], { stdio: 'inherit' });
@@ -49,6 +53,12 @@ for (const file of testFiles(join(PROJECT_ROOT, 'test'))) {
   skipped += skip;
   failed += total - ok;
   if (r.status !== 0 && total === ok) failed++; // a failing hook or a late crash
+}
+
+const leftInTmp = readdirSync(tmpdir()).filter((n) => n.startsWith(TMP_PREFIX) && !tmpBefore.has(n));
+if (!filter) {
+  if (leftInTmp.length) { failed++; console.log(`\n!! the suite left ${leftInTmp.length} entries in ${tmpdir()} (counted as one failure): ${leftInTmp.join(', ')}`); }
+  else console.log(`\ntemp directory: nothing left behind in ${tmpdir()}`);
 }
 
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);

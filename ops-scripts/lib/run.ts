@@ -27,13 +27,25 @@ export interface RunOptions {
   /** Called with stderr as it arrives (progress output). */
   onStderr?: (chunk: string) => void;
   /**
-   * The program is killed if this process dies (setpriv --pdeathsig), so a
-   * job killed mid-way leaves no orphan still writing into its output.
+   * The program and everything it forks die with this process, so a job
+   * killed mid-way (even by SIGKILL) leaves no orphan still writing into its
+   * output or holding a replication connection. See GROUP_WRAPPER.
    */
   dieWithParent?: boolean;
 }
 
 const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * How a child and its whole process tree die with the job. The parent-death
+ * signal (setpriv --pdeathsig) reaches only the direct child, and is cleared
+ * in anything it forks: pg_basebackup's forked WAL streamer outlived a killed
+ * backup, its replication slot and walsenders with it. So the child is a
+ * small shell in a process group of its own (spawned detached), told by
+ * SIGTERM when the job dies, which then kills its whole group; the program
+ * runs inside it and its forks stay in the group.
+ */
+const GROUP_WRAPPER = 'trap "kill -KILL 0" TERM; "$@" & wait $!';
 
 export interface RunResult {
   code: number;
@@ -57,9 +69,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     env.LOGNAME = opts.as.name;
   }
   return new Promise((resolve, reject) => {
-    const [file, argv] = opts.dieWithParent && existsSync(SETPRIV)
-      ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+    // A program reading stdin keeps the simpler form: a background job's stdin is /dev/null.
+    const group = Boolean(opts.dieWithParent && existsSync(SETPRIV) && opts.input === undefined);
+    const [file, argv] = group ? [SETPRIV, ['--pdeathsig', 'TERM', '--', '/bin/sh', '-c', GROUP_WRAPPER, 'sh', cmd, ...args]]
+      : opts.dieWithParent && existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
     const child = spawn(file, argv, {
+      detached: group,
       cwd: opts.cwd,
       env,
       uid: opts.as?.uid,

@@ -11,7 +11,7 @@ import { clusterRunning, postmasterPid, stopCluster } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { describeError } from '../errors.ts';
 import { ensurePrivateDir } from '../files.ts';
-import { withPassfile } from '../passfile.ts';
+import { withPgPassword } from '../pg-password.ts';
 import { processAlive } from '../process.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -88,7 +88,7 @@ async function checkCanaries(live: PgConfig, restored: PgConfig, target: Date): 
 async function checkIndexes(r: RestoreResult, restored: PgConfig): Promise<DrillCheck> {
   const bin = r.spec.pg.bin('pg_amcheck');
   if (existsSync(bin)) {
-    const out = await withPassfile(restored, undefined, (env) =>
+    const out = await withPgPassword(restored, undefined, (env) =>
       run(bin, ['--install-missing', '-d', String(restored.database)], { env, nothrow: true }));
     const count = await withClient(restored, async (c) => Number((await c.query(
       "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'")).rows[0].count));

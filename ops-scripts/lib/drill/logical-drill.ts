@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { withClient, quoteIdent, type PgConfig } from '../db.ts';
 import { badInput, describeError } from '../errors.ts';
-import { withPassfile } from '../passfile.ts';
+import { withPgPassword } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { compareFingerprints, fingerprintTables } from '../backup/fingerprint.ts';
@@ -27,7 +27,7 @@ export async function logicalDrill(ctx: BackupContext, opts: { backupId?: string
   try {
     await withClient(admin, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`));
     const r0 = performance.now();
-    const restored = await withPassfile(admin, undefined, (env) => run(ctx.pg.bin('pg_restore'),
+    const restored = await withPgPassword(admin, undefined, (env) => run(ctx.pg.bin('pg_restore'),
       // Triggers off while data loads: derived tables (latest_predictions) come from the dump as they were.
       ['--exit-on-error', '--disable-triggers', '-j', '2', '-d', scratch, join(ctx.repo.backupDir('logical', dump.id), DUMP_FILE)],
       { env, nothrow: true, dieWithParent: true }));
