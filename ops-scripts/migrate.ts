@@ -28,9 +28,11 @@ await command({ name: 'migrate', usage, boolean: ['dry-run'], positionals: { max
   const [action, countArg] = args._;
   const config = migratorTarget();
   const dryRun = Boolean(args['dry-run']);
-  const report = (ran: Array<{ name: string; direction: string }>) =>
-    out(json ? JSON.stringify({ ran }, null, 2)
-      : ran.length ? ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n') : 'nothing to migrate');
+  const report = (ran: Array<{ name: string; direction: string; sql?: string }>) =>
+    out(json ? JSON.stringify({ ran, dryRun }, null, 2)
+      : !ran.length ? 'nothing to migrate'
+      : dryRun ? ran.map((m) => `-- ${m.direction} ${m.name} (dry run: not applied)\n${m.sql ?? ''}`).join('\n\n')
+      : ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n'));
   switch (action) {
     case 'up':
       report(await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }));

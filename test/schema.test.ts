@@ -182,6 +182,14 @@ test('npm run migrate and node-pg-migrate\'s own CLI run the same migrations', a
   const down = await runJob('migrate', ['down', '2'], stack.env);
   assert.is(down.code, 0, down.stderr);
   assert.is((await appliedMigrations(migrator())).length, migrationNames().length - 2);
+  // --dry-run prints the SQL node-pg-migrate would run, and runs none of it.
+  const dry = await runJob('migrate', ['up', '--dry-run'], stack.env);
+  assert.is(dry.code, 0, dry.stderr);
+  const last = migrationNames().at(-1)!;
+  assert.match(dry.stdout, new RegExp(`-- up ${last} \\(dry run: not applied\\)`));
+  assert.match(dry.stdout, /CREATE TABLE "edupulse_meta"\."drill_canaries"/);
+  assert.match(dry.stdout, new RegExp(`INSERT INTO "edupulse_meta"\\."pgmigrations" \\(name, run_on\\) VALUES \\('${last}'`));
+  assert.is((await appliedMigrations(migrator())).length, migrationNames().length - 2, 'nothing applied by the dry run');
   const cli = await run(join(PROJECT_ROOT, 'node_modules/.bin/node-pg-migrate'), ['up', '--config-file', 'pgmigrate.config.ts'],
     { cwd: PROJECT_ROOT, env: { ...stack.env, DATABASE_URL: undefined }, nothrow: true });
   assert.is(cli.code, 0, cli.stdout + cli.stderr);

@@ -30,7 +30,12 @@ export function migratorConfig(base: PgConfig, password: string, opts: { lockTim
   };
 }
 
-export interface MigrationRun { name: string; direction: 'up' | 'down' }
+export interface MigrationRun {
+  name: string;
+  direction: 'up' | 'down';
+  /** With dryRun: the SQL node-pg-migrate would run for it (nothing is run). */
+  sql?: string;
+}
 
 /** The migration files, in order (node-pg-migrate's names: file name without extension). */
 export function migrationNames(dir = MIGRATIONS_DIR): string[] {
@@ -50,6 +55,9 @@ export async function migrate(config: PgConfig, opts: {
   direction: 'up' | 'down'; count?: number; dir?: string; logger?: Logger; dryRun?: boolean;
 }): Promise<MigrationRun[]> {
   let lastStatement = '';
+  // node-pg-migrate names each migration (info) and then passes its SQL to the debug logger, dry run or not.
+  const sql = new Map<string, string>();
+  let current = '';
   const options: RunnerOption = {
     databaseUrl: config,
     dir: opts.dir ?? MIGRATIONS_DIR,
@@ -62,8 +70,12 @@ export async function migrate(config: PgConfig, opts: {
     singleTransaction: true,
     dryRun: opts.dryRun ?? false,
     ignorePattern: '(\\..*)|(.*\\.d\\.ts)',
+    // Without verbose node-pg-migrate drops the debug logger, which is where each migration's SQL goes.
+    verbose: true,
     logger: {
-      debug: () => {}, info: () => {}, warn: (m: string) => opts.logger?.log({ event: 'warn', message: m }),
+      debug: (m: string) => { if (current) sql.set(current, `${sql.get(current) ?? ''}${m}`); },
+      info: (m: string) => { const name = /^### MIGRATION (\S+) \((UP|DOWN)\) ###$/.exec(m)?.[1]; if (name) current = name; },
+      warn: (m: string) => opts.logger?.log({ event: 'warn', message: m }),
       error: (m: string) => { lastStatement = m; },
     },
   };
@@ -71,7 +83,7 @@ export async function migrate(config: PgConfig, opts: {
     // Loaded here, not at the top: only jobs that migrate pay for it.
     const { runner } = await import('node-pg-migrate');
     const ran = await runner(options);
-    return ran.map((m) => ({ name: m.name, direction: opts.direction }));
+    return ran.map((m) => ({ name: m.name, direction: opts.direction, ...(opts.dryRun ? { sql: (sql.get(m.name) ?? '').trim() } : {}) }));
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === '55P03') {
