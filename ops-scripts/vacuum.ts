@@ -70,8 +70,8 @@ await command({
   }
   if (json) { out(JSON.stringify(report, null, 2)); return report.tables.some((t) => t.status === 'failed') ? 1 : 0; }
   out(report.horizon.blocked
-    ? `xmin horizon held back: dead rows newer than these cannot be removed until they end:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
-    : 'xmin horizon: nothing holds it back');
+    ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
+    : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back');
   const shown = report.tables.filter((t) => t.status !== 'none');
   out(shown.length ? table([['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
     ...shown.map((t) => [t.table, t.action, t.status, t.detail ?? t.reason, t.seconds?.toFixed(2) ?? '-', String(t.deadBefore), t.deadAfter === undefined ? '-' : String(t.deadAfter)])])

@@ -82,6 +82,29 @@ test('an open transaction holding back the xmin horizon is detected and named', 
   }
 });
 
+test('a young transaction still running a query holds the horizon too, and is reported with its age', async () => {
+  const holder = new pg.Client(stack.pg);
+  await holder.connect();
+  holder.on('error', () => {});
+  try {
+    await holder.query("SET application_name = 'short-report'");
+    await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await holder.query('SELECT count(*) FROM students');
+    const pid = (await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+    const sleeping = holder.query('SELECT pg_sleep(30)').catch(() => {});
+    await sleep(500);
+    const r = await vacuum(['--dry-run']);
+    const line = r.report!.horizon.holders.find((h) => h.includes(`pid ${pid}`));
+    assert.ok(line, `an active transaction a second old is a holder: ${r.report!.horizon.holders.join('\n')}`);
+    assert.match(line!, /short-report, active, transaction open \d+s/);
+    await withClient(stack.pg, (c) => c.query('SELECT pg_cancel_backend($1)', [pid]));
+    await sleeping;
+  } finally {
+    await holder.query('ROLLBACK').catch(() => {});
+    await holder.end();
+  }
+});
+
 test('a table held under ACCESS EXCLUSIVE is skipped, not waited on, and reported', async () => {
   await dirty('UPDATE grades SET grade_value = grade_value');
   const holder = new pg.Client(stack.pg);

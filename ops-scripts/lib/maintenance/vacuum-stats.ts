@@ -43,34 +43,39 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
   }));
 }
 
-export interface HorizonHolder { kind: 'transaction' | 'prepared' | 'slot'; name: string; xidAge: number; application?: string; since?: string; state?: string; query?: string }
+export interface HorizonHolder {
+  kind: 'transaction' | 'prepared' | 'slot'; name: string; xidAge: number; application?: string; since?: string;
+  /** How long it has held its snapshot, in seconds (transactions and prepared ones). */
+  seconds?: number; state?: string; query?: string;
+}
 
 /**
- * What holds the xmin horizon back so VACUUM cannot remove dead rows: open
- * transactions (idle in transaction, or running longer than minSeconds),
- * prepared transactions, replication slots with an xmin.
+ * What holds the xmin horizon back, so VACUUM cannot remove rows deleted
+ * after it: every open transaction with a snapshot (whatever its age: an 18 s
+ * one holds cleanup back as surely as an hour-long one, only for less time),
+ * prepared transactions, replication slots with an xmin. Oldest first.
  */
-export async function readHorizonHolders(c: PgClient, minSeconds = 60): Promise<HorizonHolder[]> {
+export async function readHorizonHolders(c: PgClient, minSeconds = 0): Promise<HorizonHolder[]> {
   const { rows } = await c.query(`
     SELECT 'transaction' AS kind, pid::text AS name, age(backend_xmin)::float8 AS age, application_name AS app,
-           xact_start AS since, state, left(query, 200) AS query
+           xact_start AS since, extract(epoch FROM now() - xact_start)::float8 AS seconds, state, left(query, 200) AS query
       FROM pg_stat_activity
      WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-       AND (state LIKE 'idle in transaction%' OR xact_start < now() - make_interval(secs => $1))
+       AND coalesce(xact_start, now()) <= now() - make_interval(secs => $1)
     UNION ALL
-    SELECT 'prepared', gid, age(transaction)::float8, NULL, prepared, NULL, NULL FROM pg_prepared_xacts
+    SELECT 'prepared', gid, age(transaction)::float8, NULL, prepared, extract(epoch FROM now() - prepared)::float8, NULL, NULL FROM pg_prepared_xacts
     UNION ALL
-    SELECT 'slot', slot_name::text, greatest(age(xmin), age(catalog_xmin))::float8, NULL, NULL, NULL, NULL
+    SELECT 'slot', slot_name::text, greatest(age(xmin), age(catalog_xmin))::float8, NULL, NULL, NULL, NULL, NULL
       FROM pg_replication_slots WHERE xmin IS NOT NULL OR catalog_xmin IS NOT NULL
     ORDER BY 3 DESC`, [minSeconds]);
   return rows.map((r) => ({ kind: r.kind, name: r.name, xidAge: r.age, application: r.app ?? undefined,
-    since: r.since?.toISOString(), state: r.state ?? undefined, query: r.query ?? undefined }));
+    since: r.since?.toISOString(), seconds: r.seconds ?? undefined, state: r.state ?? undefined, query: r.query ?? undefined }));
 }
 
 export function describeHolder(h: HorizonHolder): string {
   switch (h.kind) {
-    case 'transaction': return `pid ${h.name} (${h.application || 'no application name'}, ${h.state}, transaction since ${h.since}, xmin age ${h.xidAge}): ${h.query ?? ''}`;
-    case 'prepared': return `prepared transaction "${h.name}" (since ${h.since}, xmin age ${h.xidAge})`;
+    case 'transaction': return `pid ${h.name} (${h.application || 'no application name'}, ${h.state}, transaction open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions): ${h.query ?? ''}`;
+    case 'prepared': return `prepared transaction "${h.name}" (open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions)`;
     case 'slot': return `replication slot "${h.name}" (xmin age ${h.xidAge})`;
   }
 }
