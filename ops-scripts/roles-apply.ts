@@ -1,7 +1,7 @@
 // npm run roles:apply: make roles and grants match roles/declarations.ts.
 import { command } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
-import { applyRoles, auditRoles } from '../roles/engine/index.ts';
+import { applicable, applyRoles, auditRoles } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
 
 const usage = `Usage: edupulse-db roles:apply [--dry-run] [--json]
@@ -12,18 +12,26 @@ beyond it, sets default privileges, and gives each login role its password
 from the secrets file (generated when new; sent as a SCRAM verifier). Running
 it again changes nothing.
 
-  --dry-run   print the statements that would run; change nothing`;
+  --dry-run           print the statements that would run; change nothing
+  --drop-undeclared   also drop login roles (and roles with privileges here)
+                      that nobody declared: destructive, so never without it;
+                      roles:audit reports them either way`;
 
-await command({ name: 'roles:apply', usage, boolean: ['dry-run'] }, async ({ args, json, out }) => {
+await command({ name: 'roles:apply', usage, boolean: ['dry-run', 'drop-undeclared'] }, async ({ args, json, logger, out }) => {
   const target = rolesTarget();
+  const opts = { dropUndeclared: Boolean(args['drop-undeclared']) };
   await withClient(target.pg, async (c) => {
     if (args['dry-run']) {
       const diffs = await auditRoles(c);
-      const statements = [...new Set(diffs.map((d) => d.fix))];
-      out(json ? JSON.stringify({ statements }, null, 2) : statements.length ? statements.map((s) => `${s};`).join('\n') : '-- nothing to do');
+      const statements = [...new Set(applicable(diffs, opts).map((d) => d.fix))];
+      const held = diffs.filter((d) => !applicable([d], opts).length).map((d) => `-- not without --drop-undeclared: ${d.role}: ${d.what}`);
+      out(json ? JSON.stringify({ statements, notApplied: held }, null, 2)
+        : [...(statements.length ? statements.map((s) => `${s};`) : ['-- nothing to do']), ...held].join('\n'));
       return;
     }
-    const result = await applyRoles(c, target.passwords);
+    const undeclared = opts.dropUndeclared ? [] : (await auditRoles(c)).filter((d) => d.destructive);
+    const result = await applyRoles(c, target.passwords, undefined, opts);
+    for (const d of undeclared) logger.log({ event: 'warn', message: `left in place (give --drop-undeclared to drop): ${d.role}: ${d.what}` });
     out(json ? JSON.stringify(result, null, 2)
       : result.statements.length ? `${result.statements.map((s) => `${s};`).join('\n')}\nroles applied: ${result.statements.length} statements`
       : 'roles are as declared; nothing to do');

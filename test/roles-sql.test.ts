@@ -40,7 +40,7 @@ const empty: CatalogSnapshot = {
   relations: [{ schema: 'public', name: 'students', kind: 'table' }], acl: [
     { kind: 'database', schema: '', name: 'edupulse', grantee: 'PUBLIC', privilege: 'CONNECT' },
     { kind: 'schema', schema: 'public', name: 'public', grantee: 'PUBLIC', privilege: 'USAGE' },
-  ], defaultAcl: [],
+  ], defaultAcl: [], undeclared: [],
 };
 
 test('on an empty cluster the diff creates everything, then takes PUBLIC\'s defaults away', () => {
@@ -83,6 +83,13 @@ test('SCRAM verifiers match their password only', () => {
   assert.not.ok(verifierMatches(v, 'correct horsE'));
   assert.not.ok(verifierMatches('md5abc', 'correct horse'));
   assert.not.ok(verifierMatches(null, 'x'));
+});
+
+test('an undeclared login role is reported with the statements that remove it, marked destructive', () => {
+  const diffs = diffRoles(declarations, { ...empty, undeclared: [{ name: 'intruder', login: true, privileges: 2 }] });
+  const d = diffs.find((x) => x.role === 'intruder')!;
+  assert.equal(d, { kind: 'extra', role: 'intruder', destructive: true, what: 'undeclared login role with 2 privilege entries on edupulse', fix: 'DROP OWNED BY "intruder"; DROP ROLE "intruder"' });
+  assert.ok(diffs.filter((x) => x.role !== 'intruder').every((x) => !x.destructive), 'nothing else is destructive');
 });
 
 test.run();

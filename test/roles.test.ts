@@ -172,6 +172,28 @@ test('hand-made drift is reported by the audit, removed by roles:apply, and a se
   assert.equal(JSON.parse(again.stdout).statements, []);
 });
 
+test('an undeclared login role is reported by the audit; roles:apply leaves it unless told --drop-undeclared', async () => {
+  await withClient(stack.pg, async (c) => {
+    await c.query("CREATE ROLE intruder LOGIN PASSWORD 'intruder-pw'");
+    await c.query('GRANT SELECT ON students TO intruder');
+  });
+  const audit = await runJob('roles:audit', ['--json'], stack.env);
+  assert.is(audit.code, 1);
+  const d = (JSON.parse(audit.stdout).differences as Array<{ role: string; what: string; fix: string }>).find((x) => x.role === 'intruder');
+  assert.ok(d, audit.stdout);
+  assert.match(d!.what, /undeclared login role with 1 privilege entries/);
+  assert.is(d!.fix, 'DROP OWNED BY "intruder"; DROP ROLE "intruder"');
+  const kept = await runJob('roles:apply', [], stack.env);
+  assert.is(kept.code, 0, kept.stderr);
+  assert.match(kept.stderr, /left in place \(give --drop-undeclared to drop\): intruder/);
+  const exists = () => withClient(stack.pg, async (c) => (await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'intruder'")).rows[0].n);
+  assert.is(await exists(), 1, 'dropping a role is never implied');
+  const dropped = await runJob('roles:apply', ['--drop-undeclared'], stack.env);
+  assert.is(dropped.code, 0, dropped.stderr);
+  assert.is(await exists(), 0);
+  assert.is((await runJob('roles:audit', [], stack.env)).code, 0);
+});
+
 test('roles:rotate: the old password stops working, the new one works, the file stays 0600', async () => {
   const old = as('reporting').password;
   const r = await runJob('roles:rotate', ['reporting'], stack.env);

@@ -34,9 +34,17 @@ async function storedVerifiers(client: PgClient, roles: string[]): Promise<Map<s
   return new Map(rows.map((r) => [r.name, r.verifier]));
 }
 
+export interface ApplyRolesOptions {
+  /** Also drop roles nobody declared (destructive: their objects in this database go with them). */
+  dropUndeclared?: boolean;
+}
+
+/** The differences apply acts on: all but dropping undeclared roles, unless asked. */
+export const applicable = (diffs: Difference[], opts: ApplyRolesOptions = {}) => diffs.filter((x) => !x.destructive || opts.dropUndeclared);
+
 export async function applyRoles(client: PgClient, passwords: PasswordStore,
-  d: RoleDeclarations = projectDeclarations): Promise<ApplyRolesResult> {
-  const fixes = [...new Set((await auditRoles(client, d)).map((x) => x.fix))];
+  d: RoleDeclarations = projectDeclarations, opts: ApplyRolesOptions = {}): Promise<ApplyRolesResult> {
+  const fixes = [...new Set(applicable(await auditRoles(client, d), opts).map((x) => x.fix))];
   const logins = d.roles.filter((r) => r.login).map((r) => r.name);
   const fresh: Record<string, string> = {};
   for (const role of logins) if (!passwords.get(role)) fresh[role] = generatePassword();
@@ -60,7 +68,7 @@ export async function applyRoles(client: PgClient, passwords: PasswordStore,
       result.passwordsSet.push(role);
     }
   });
-  const left = await auditRoles(client, d);
+  const left = applicable(await auditRoles(client, d), opts);
   if (left.length) {
     throw failed(`roles still differ from the declarations after apply:\n${left.map((x) => `  ${x.role}: ${x.what}`).join('\n')}`);
   }

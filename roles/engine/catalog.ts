@@ -26,6 +26,12 @@ export interface CatalogSnapshot {
   relations: Relation[];
   acl: AclEntry[];
   defaultAcl: DefaultAclEntry[];
+  /**
+   * Roles nobody declared that can log in, or hold a privilege on this
+   * database or its objects (the bootstrap superuser, the session's own login
+   * and PostgreSQL's predefined roles aside).
+   */
+  undeclared: Array<{ name: string; login: boolean; privileges: number }>;
 }
 
 const USER_SCHEMA = `n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'`;
@@ -72,5 +78,15 @@ export async function readCatalog(client: PgClient, managed: string[]): Promise<
        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace, aclexplode(d.defaclacl) a
       WHERE d.defaclobjtype IN ('r', 'S') AND ${ours} AND a.grantee <> d.defaclrole
       ORDER BY 1, 2, 3, 4, 5`, [managed]);
-  return { database: db!.database, databaseOwner: db!.owner, schemas, roles, memberships, relations, acl, defaultAcl };
+  const undeclared = await q<{ name: string; login: boolean; privileges: number }>(
+    `WITH grants AS (
+       SELECT a.grantee FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database()
+       UNION ALL SELECT a.grantee FROM pg_namespace n, aclexplode(n.nspacl) a WHERE ${USER_SCHEMA}
+       UNION ALL SELECT a.grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a WHERE ${USER_SCHEMA})
+     SELECT r.rolname AS name, r.rolcanlogin AS login, (SELECT count(*)::int FROM grants g WHERE g.grantee = r.oid) AS privileges
+       FROM pg_roles r
+      WHERE r.oid <> 10 AND r.rolname <> session_user AND r.rolname NOT LIKE 'pg\\_%' AND NOT r.rolname = ANY($1)
+        AND (r.rolcanlogin OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = r.oid))
+      ORDER BY 1`, [managed]);
+  return { database: db!.database, databaseOwner: db!.owner, schemas, roles, memberships, relations, acl, defaultAcl, undeclared };
 }

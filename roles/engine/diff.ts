@@ -11,6 +11,8 @@ export interface Difference {
   role: string;
   what: string;
   fix: string;
+  /** The fix drops a role nobody declared: roles:apply runs it only when told (--drop-undeclared). */
+  destructive?: boolean;
 }
 
 /** The order privileges are written in, so statements are stable. */
@@ -139,5 +141,11 @@ export function diffRoles(d: RoleDeclarations, snap: CatalogSnapshot): Differenc
     const [member, role] = m.split(SEP) as [string, string];
     diffs.push({ kind: 'extra', role: member, what: `member of ${role}`, fix: sql.revokeMembership(role, member) });
   }
-  return [...diffs, ...aclDiffs(d, snap), ...defaultAclDiffs(d, snap)];
+  const undeclared: Difference[] = snap.undeclared.map((r) => ({
+    kind: 'extra', role: r.name, destructive: true,
+    what: [r.login ? 'undeclared login role' : 'undeclared role', r.privileges ? `with ${r.privileges} privilege entries on ${snap.database}` : ''].filter(Boolean).join(' '),
+    // DROP OWNED revokes its privileges in this database (and drops what it owns here) so the role can go.
+    fix: `${sql.dropOwned(r.name)}; ${sql.dropRole(r.name)}`,
+  }));
+  return [...diffs, ...aclDiffs(d, snap), ...defaultAclDiffs(d, snap), ...undeclared];
 }

@@ -16,6 +16,7 @@ export function roleAttributes(r: RoleDecl): string {
 export const createRole = (r: RoleDecl) => `CREATE ROLE ${qi(r.name)} WITH ${roleAttributes(r)}`;
 export const alterRole = (r: RoleDecl) => `ALTER ROLE ${qi(r.name)} WITH ${roleAttributes(r)}`;
 export const dropRole = (name: string) => `DROP ROLE ${qi(name)}`;
+export const dropOwned = (name: string) => `DROP OWNED BY ${qi(name)}`;
 createRole.reverse = (r: RoleDecl) => dropRole(r.name);
 
 export const grantMembership = (role: string, member: string) => `GRANT ${qi(role)} TO ${qi(member)}`;
