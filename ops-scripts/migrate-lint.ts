@@ -1,5 +1,7 @@
 // npm run migrate:lint: flag dangerous migration patterns before they run.
+import { existsSync, statSync } from 'node:fs';
 import { command } from './lib/cli.ts';
+import { badInput } from './lib/errors.ts';
 import { MIGRATIONS_DIR } from '../migrations/engine/migrate.ts';
 import { lintMigrations, RULES } from './lib/migration-lint.ts';
 
@@ -12,7 +14,8 @@ A reviewed exception is a comment in the migration:
 Exit 0 when nothing unallowed is found, 1 otherwise.`;
 
 await command({ name: 'migrate:lint', usage, positionals: { max: 1, name: 'directory' } }, async ({ args, json, out }) => {
-  const dir = (args._[0] as string | undefined) ?? MIGRATIONS_DIR;
+  const dir = args._[0] ?? MIGRATIONS_DIR;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw badInput(`${dir} is not a directory of migrations`, 'give the folder that holds them, or nothing for migrations/');
   const findings = await lintMigrations(dir);
   const bad = findings.filter((f) => !f.allowed);
   if (json) out(JSON.stringify({ findings }, null, 2));

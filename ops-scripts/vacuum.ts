@@ -58,6 +58,10 @@ await command({
     if (args[f] !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(args[f]))) throw badInput(`--${f} ${args[f]} is not a duration`, 'e.g. 5s or 500ms');
   }
   if (args.force && !args.full) throw badInput('--force only goes with --full <table>');
+  // A table name, optionally schema-qualified; anything else never reaches the server.
+  if (args.full !== undefined && !/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/.test(args.full)) {
+    throw badInput(`--full ${args.full} is not a table name`, 'name one table, for example students or public.students');
+  }
   const report = await runVacuum(connections().pg, {
     dryRun: Boolean(args['dry-run']), maxDurationSeconds: seconds(args['max-duration']), costDelayMs: costDelay,
     lockTimeout: args['lock-timeout'] as string | undefined, statementTimeout: args['statement-timeout'] as string | undefined,

@@ -91,6 +91,18 @@ test('a job given arguments it does not take exits 2 naming them', async () => {
   assert.is(unknown.stderr.split('\n')[0], 'backup: unknown option --nope', 'the job is named once');
 });
 
+test('bad values that used to reach the server or the file system are exit 2 with one line', async () => {
+  for (const [job, args, message] of [
+    ['apply', ['--lock-timeout', 'banana'], /--lock-timeout banana is not a duration/],
+    ['migrate:lint', ['/nonexistent'], /\/nonexistent is not a directory of migrations/],
+    ['vacuum', ['--full', 'students; drop table students'], /is not a table name/],
+  ] as const) {
+    const r = await runJob(job, [...args], { EDUPULSE_REPO_MODE: 'local' });
+    assert.is(r.code, 2, `${job} ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});
+
 test('an impossible date is bad input, not rolled over to the next month', async () => {
   const r = await runJob('seed', ['--year-end', '2000-02-30']);
   assert.is(r.code, 2, r.stderr);
