@@ -134,6 +134,30 @@ test('the documented usage patterns work, as app_user', async () => {
   });
 });
 
+test('an ORM that sends every mapped column (explicit NULLs for the defaults) works as app_user; the stored values are not NULL', async () => {
+  // What SQLAlchemy sends for the documented models: every column, NULL where the Python object has no value.
+  await withClient(app(), async (c) => {
+    await c.query(`INSERT INTO students (student_id, first_name, last_name, grade_level, enrollment_date, date_of_birth, gender, ethnicity,
+                     special_ed_status, english_learner_status, socioeconomic_status, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`, ['STU-ORM', 'John', 'Doe', 10]);
+    await c.query(`INSERT INTO attendance_records (student_id, date, status, period, minutes_late, reason, created_at)
+                   VALUES ('STU-ORM', current_date, 'tardy', NULL, NULL, NULL, NULL)`);
+    await c.query(`INSERT INTO grades (student_id, course_id, assignment_id, assignment_type, grade_value, max_grade_value, submission_date, semester, academic_year, created_at)
+                   VALUES ('STU-ORM', 'MATH', NULL, NULL, 91, 100, NULL, NULL, NULL, NULL)`);
+    await c.query(`INSERT INTO discipline_incidents (student_id, incident_date, incident_type, severity_level, description, action_taken, reported_by, created_at)
+                   VALUES ('STU-ORM', current_date, 'tardiness', 1, NULL, NULL, NULL, NULL)`);
+    await c.query(`INSERT INTO predictions (student_id, risk_score, risk_category, confidence, risk_factors, model_version, prediction_date, created_at)
+                   VALUES ('STU-ORM', 0.3, 'low', NULL, NULL, NULL, now(), NULL)`);
+    const { rows } = await c.query(`SELECT s.created_at IS NOT NULL AND s.updated_at IS NOT NULL AS student, a.minutes_late, a.created_at IS NOT NULL AS attendance,
+        (SELECT created_at IS NOT NULL FROM grades WHERE student_id = 'STU-ORM') AS grade,
+        (SELECT created_at IS NOT NULL FROM discipline_incidents WHERE student_id = 'STU-ORM') AS incident,
+        (SELECT created_at IS NOT NULL FROM predictions WHERE student_id = 'STU-ORM') AS prediction
+      FROM students s JOIN attendance_records a USING (student_id) WHERE s.student_id = 'STU-ORM'`);
+    assert.equal(rows[0], { student: true, minutes_late: 0, attendance: true, grade: true, incident: true, prediction: true });
+    await c.query("DELETE FROM students WHERE student_id = 'STU-ORM'");
+  });
+});
+
 test('updated_at follows updates; a removed student takes their records along', async () => {
   await withClient(app(), async (c) => {
     const before = (await c.query("SELECT updated_at FROM students WHERE student_id = 'STU001'")).rows[0].updated_at as Date;
