@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseXactRecords, resolveTime, type CommitsAround } from '../ops-scripts/lib/restore/commits.ts';
+import { checkWalEvidence } from '../ops-scripts/lib/drill/drill.ts';
 
 const DUMP = `rmgr: Transaction len (rec/tot):     34/    34, tx:        735, lsn: 0/0D0000D8, prev 0/0D0000A0, desc: COMMIT 2026-11-25 08:39:00.964019 UTC
 rmgr: Transaction len (rec/tot):     82/    82, tx:        736, lsn: 0/0D000160, prev 0/0D000118, desc: COMMIT 2026-11-25 08:39:03.3 UTC; inval msgs: catcache 11
@@ -45,6 +46,20 @@ test('nothing after the target and the last commit before the backup ended: reco
   const r = resolveTime(T, { atOrBefore: rec('0/0B000010', 'x'), scanned: 1, through: 'S' }, '0/0C000100');
   assert.equal(r.target, { kind: 'immediate' });
   assert.equal(resolveTime(T, { scanned: 4, through: 'S' }, '0/0C000100').target, { kind: 'immediate' });
+});
+
+test('WAL evidence: the last replayed transaction must be the archive\'s last at or before the target, to the microsecond', () => {
+  const T = new Date('2026-11-25T08:40:00.000Z');
+  const us = (d: number) => String(BigInt(T.getTime()) * 1000n + BigInt(d));
+  const ev = { atOrBefore: { time: '2026-11-25T08:39:59.999500Z', lsn: '0/5000100', micros: us(-500) },
+    after: { time: '2026-11-25T08:40:00.250000Z', lsn: '0/5000200', micros: us(250000) }, through: 'S' };
+  const ok = checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(-500) }, T);
+  assert.is(ok.status, 'passed');
+  assert.match(ok.detail, /0\.000500s before it\); the first after it .* 0\.250000s after the target\) was not replayed/);
+  assert.is(checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(250000) }, T).status, 'failed', 'one later replayed');
+  assert.is(checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(-501) }, T).status, 'failed', 'one microsecond off');
+  assert.is(checkWalEvidence({ walEvidence: { through: 'S' }, lastReplayedMicros: null }, T).status, 'passed', 'nothing to replay, nothing replayed');
+  assert.is(checkWalEvidence({ lastReplayedMicros: null }, T).status, 'skipped');
 });
 
 test.run();

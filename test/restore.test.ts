@@ -125,6 +125,24 @@ for (const [label, at] of [['just after the backup', () => backupEnded + 300], [
   });
 }
 
+test('a drill to a time with no canary before it is proven exact by the archived WAL, and says so', async () => {
+  await withClient(stack.pg, (c) => c.query('DELETE FROM edupulse_meta.drill_canaries'));
+  const target = Math.round((backupEnded + mark.time) / 2);
+  const r = await runJob('drill', ['--target-time', iso(target), '--keep', '--json'], stack.env);
+  const report = JSON.parse(r.stdout);
+  try {
+    assert.is(r.code, 0, JSON.stringify(report.checks, null, 1));
+    const byName = (n: string) => report.checks.find((c: { name: string }) => c.name.startsWith(n));
+    assert.is(byName('data exactness (canaries)').status, 'skipped');
+    assert.match(byName('data exactness (canaries)').detail, /not proven by canaries/);
+    assert.is(byName('data exactness (WAL evidence)').status, 'passed');
+    assert.match(byName('data exactness (WAL evidence)').detail, /the last transaction replayed is the last the archived WAL holds at or before the target .*s before it\); the first after it .* was not replayed/);
+    await assertExact({ ...stack.pg, port: report.kept.port }, target, 'WAL evidence');
+  } finally {
+    if (report.kept) await stopKept(report.kept.dataDir);
+  }
+});
+
 test('restore to a named restore point holds exactly the rows committed before the mark', async () => {
   const to = join(tempStateDir(), 'data');
   const r = await runJob('restore', ['--target-name', mark.name, '--to', to, '--start', '--json'], stack.env);

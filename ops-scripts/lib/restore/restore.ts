@@ -19,7 +19,7 @@ import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
 import { freePort, portFree } from '../ports.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
-import { commitsAround, resolveTime, type ResolvedTime } from './commits.ts';
+import { commitsAround, resolveTime, type CommitsAround, type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
 
 export interface RestoreOptions {
@@ -59,6 +59,10 @@ export interface RestoreResult {
   recoveredTo?: string;
   /** Set when nothing was committed after a time target: how the exact stop point was found. */
   quiet?: ResolvedTime['quiet'];
+  /** For a time target: the transaction ends the archived WAL holds around it (pg_waldump), the evidence a drill checks. */
+  walEvidence?: { atOrBefore?: { time: string; lsn: string; micros: string }; after?: { time: string; lsn: string; micros: string }; through?: string };
+  /** The last replayed transaction end, in microseconds since the epoch (exact, unlike lastReplayedCommit). */
+  lastReplayedMicros?: string | null;
   spec: ClusterSpec;
 }
 
@@ -135,14 +139,14 @@ function newestArchivedAt(catalog: Catalog): number | undefined {
 }
 
 /** A time target as PostgreSQL can reach it, read from the archived WAL around it (see commits.ts). */
-async function resolveTarget(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget, pg: PgBinaries): Promise<ResolvedTime | undefined> {
+async function resolveTarget(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget, pg: PgBinaries): Promise<(ResolvedTime & { around: CommitsAround }) | undefined> {
   if (target.kind !== 'time') return undefined;
   const seg = backup.server.walSegmentBytes;
   const { segments } = checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
   const around = await commitsAround(pg.bin('pg_waldump'), {
     segments, archivedAt: (n) => catalog.walTime(n), path: (n) => catalog.walPath(n), slackMs: 1000,
   }, target.time, seg);
-  return resolveTime(target.time, around, backup.physical!.stopLsn);
+  return { ...resolveTime(target.time, around, backup.physical!.stopLsn), around };
 }
 
 /** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
@@ -281,6 +285,11 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       target: describeTarget(opts.target), dataDir: to, port, promoted: false, paused: false,
       timings: { chooseSeconds, extractSeconds }, spec,
       ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
+      ...(resolved ? { walEvidence: {
+        ...(resolved.around.atOrBefore ? { atOrBefore: { ...resolved.around.atOrBefore, micros: resolved.around.atOrBefore.micros.toString() } } : {}),
+        ...(resolved.around.after ? { after: { ...resolved.around.after, micros: resolved.around.after.micros.toString() } } : {}),
+        through: resolved.around.through,
+      } } : {}),
     };
     if (!opts.start) return result;
     const s0 = Date.now();
@@ -313,9 +322,10 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
     if (times.redoDone && times.ready && result.promoted) result.timings.promoteSeconds = Math.max(0, (times.ready - times.redoDone) / 1000);
     await withClient(admin, async (c) => {
       const { rows } = await c.query(`SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn()), $1)::bigint AS bytes,
-        pg_last_xact_replay_timestamp() AS last`, [backup.physical!.startLsn]);
+        pg_last_xact_replay_timestamp() AS last, (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint::text AS us`, [backup.physical!.startLsn]);
       result.replayedWalBytes = Number(rows[0].bytes);
       result.lastReplayedCommit = rows[0].last ? (rows[0].last as Date).toISOString() : null;
+      result.lastReplayedMicros = rows[0].us ?? null;
     });
     return result;
   } catch (err) {
