@@ -56,7 +56,7 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
     // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
     afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
     targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep),
-    scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir,
+    scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir, logDir: stack.paths.logDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,
   })).finally(() => opened?.close());
   const metricsFile = join(ctx.metricsDir, 'edupulse_drill.prom');

@@ -52,7 +52,7 @@ await command({
     r = await restore(ctx, {
       target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
       liveDataDir: stack.paths.dataDir, protectedDirs: liveDirs(stack.paths), superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
-      archiveNow: archiveNow(ctx, catalog, stack.paths.root),
+      archiveNow: archiveNow(ctx, catalog, stack.paths.root), logDir: stack.paths.logDir,
     });
   } finally {
     close();

@@ -293,6 +293,10 @@ test('a WAL segment the server cannot read stops the restore naming it, instead 
     assert.is(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`could not restore file "${victim}" from archive`));
     assert.not.ok(existsSync(to));
+    // The server's log outlives the removed directory, and the message points there.
+    const log = /see (\S+restore-[^\s]+\.log)/.exec(r.stderr)?.[1];
+    assert.ok(log && log.startsWith(stack.ctx.paths.logDir) && existsSync(log), r.stderr);
+    assert.match(readFileSync(log!, 'utf8'), new RegExp(victim));
   } finally {
     if (stack.ctx.as) chownSync(path, stack.ctx.as.uid, stack.ctx.as.gid);
     else chmodSync(path, 0o600);

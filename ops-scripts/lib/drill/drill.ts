@@ -34,6 +34,8 @@ export interface DrillOptions {
   database: string;
   /** Where backups and WAL come from (default: the local repository). */
   catalog?: Catalog;
+  /** Where a failed restore's server log is kept. */
+  logDir?: string;
   /** Run after the target's WAL is archived locally (e.g. push it to the object store). */
   afterArchive?: () => Promise<void>;
 }
@@ -149,7 +151,7 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
     const r0 = performance.now();
     restored = await restore(ctx, {
       target: { kind: 'time', time: target }, to: join(scratch, 'data'), backupId: opts.backupId, start: true,
-      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog,
+      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog, logDir: opts.logDir,
     });
     const restoreSeconds = (performance.now() - r0) / 1000;
     report.backupId = restored.backup.id;

@@ -4,7 +4,7 @@
 // and (with start) start it and wait until it is promoted (or paused).
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
-import { chownSync, existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -13,7 +13,7 @@ import { sha256File, type BackupRecord } from '../backup/repository.ts';
 import { checkArchive, parseLsn, parseSegment, SEGMENT_RE } from '../backup/wal.ts';
 import { clusterRunning, postmasterPid, renderConf, startCluster, stopCluster, type ClusterSpec } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
-import { badInput, describeError, failed, refused } from '../errors.ts';
+import { badInput, describeError, failed, refused, ToolkitError } from '../errors.ts';
 import { processAlive } from '../process.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
@@ -38,6 +38,8 @@ export interface RestoreOptions {
   timeoutSeconds?: number;
   /** Where backups and WAL come from: the local repository by default, or the object store. */
   catalog?: Catalog;
+  /** Where a failed restore's server log is kept (the state's logs directory). */
+  logDir?: string;
   /**
    * Called when a time target is newer than the archived WAL ("restore to just
    * now"): switch the live server's segment and wait for it to be archived.
@@ -329,10 +331,24 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
     });
     return result;
   } catch (err) {
-    // Nothing half-made stays behind: stop what was started, remove what was made.
+    // Nothing half-made stays behind: stop what was started, remove what was made. The server's log is
+    // kept (in the state's logs) and the error points there, not into the directory just removed.
     if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
+    const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
     if (created) rmSync(to, { recursive: true, force: true });
     else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
+    if (kept && err instanceof ToolkitError && (err.message.includes(spec.logFile) || err.hint?.includes(spec.logFile))) {
+      throw new ToolkitError(err.kind, err.message.replaceAll(spec.logFile, kept), err.hint?.replaceAll(spec.logFile, kept), { cause: err.cause });
+    }
     throw err;
   }
+}
+
+/** Copies a failed restore's server log to the logs directory (owner-only), named by time. */
+function keepLog(log: string, logDir: string): string {
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const kept = join(logDir, `restore-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  copyFileSync(log, kept);
+  chmodSync(kept, 0o600);
+  return kept;
 }
