@@ -8,6 +8,8 @@ import { logicalDrill } from './lib/drill/logical-drill.ts';
 import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
 import { pickBackup } from './lib/restore/restore.ts';
+import { keptDrills, stopScratch } from './lib/restore/scratch-clusters.ts';
+import { statePaths } from './lib/state.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
 import { withLockFile } from './lib/lock-file.ts';
@@ -17,6 +19,7 @@ import { resolveStack } from './lib/stack-context.ts';
 
 const usage = `Usage: edupulse-db drill [--target-time T] [--backup <id>] [--keep] [--json]
        edupulse-db drill --logical [<id>] [--json]
+       edupulse-db drill --cleanup [--json]
 
 Restores the newest suitable physical backup into a scratch cluster on a free
 port at a target time, waits for promotion, then verifies: the target was
@@ -31,10 +34,22 @@ it writes just now. Exit 0 only when every check passed, 1 otherwise.
 
 --logical restores the newest (or given) pg_dump into a scratch database on
 the live server and compares every table's row count and fingerprint with
-those taken in the dump's own snapshot; the scratch database is dropped.`;
+those taken in the dump's own snapshot; the scratch database is dropped.
 
-await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'], string: ['target-time', 'backup'],
-  positionals: { max: 1, name: 'backup id (with --logical)' }, conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote']] }, async ({ args, json, logger, out }) => {
+--cleanup stops and removes every scratch cluster an earlier --keep left
+(status lists them; edupulse-db stop <dir> [--remove] does one).`;
+
+await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote', 'cleanup'], string: ['target-time', 'backup'],
+  positionals: { max: 1, name: 'backup id (with --logical)' },
+  conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote'], ['cleanup', 'keep'], ['cleanup', 'logical'], ['cleanup', 'target-time'], ['cleanup', 'backup']] }, async ({ args, json, logger, out }) => {
+  if (args.cleanup) {
+    // The scratch clusters earlier drills kept (--keep): stopped as their OS user and removed.
+    const paths = statePaths();
+    const kept = await keptDrills(join(paths.root, 'drills'));
+    for (const k of kept) await stopScratch(k.dataDir, { liveDataDir: paths.dataDir, remove: true, logger });
+    out(json ? JSON.stringify({ removed: kept.map((k) => k.dataDir) }, null, 2) : kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters');
+    return 0;
+  }
   if (args._.length && !args.logical) throw badInput(`unexpected argument "${args._[0]}"`, 'choose a backup with --backup <id>; a bare id goes only with --logical');
   const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
   if (targetTime && targetTime > new Date()) throw badInput(`the target ${targetTime.toISOString()} is in the future`);

@@ -173,6 +173,27 @@ test('a default drill places its own target, passes, appends history and metrics
   assert.match(metrics, /^edupulse_drill_rto_seconds \d/m);
 });
 
+test('kept clusters: status lists them, stop stops one as its OS user, drill --cleanup removes them; the live cluster is refused', async () => {
+  const kept = JSON.parse((await runJob('drill', ['--keep', '--json'], stack.env)).stdout).kept as { dataDir: string; port: number };
+  try {
+    const status = JSON.parse((await runJob('status', ['--json'], stack.env)).stdout);
+    assert.ok(status.keptDrills.some((k: { dataDir: string; running: boolean; port: number }) => k.dataDir === kept.dataDir && k.running && k.port === kept.port), JSON.stringify(status.keptDrills));
+    const stopped = await runJob('stop', [kept.dataDir, '--json'], stack.env);
+    assert.is(stopped.code, 0, stopped.stderr);
+    assert.is(JSON.parse(stopped.stdout).stopped, true);
+    assert.equal(scratchProcesses(kept.dataDir), []);
+    const live = await runJob('stop', [stack.ctx.paths.dataDir], stack.env);
+    assert.is(live.code, 3, live.stderr);
+    assert.is((await runJob('stop', [join(tmpdir(), 'no-such-cluster')], stack.env)).code, 2);
+    const cleanup = await runJob('drill', ['--cleanup', '--json'], stack.env);
+    assert.is(cleanup.code, 0, cleanup.stderr);
+    assert.ok(JSON.parse(cleanup.stdout).removed.includes(kept.dataDir));
+    assert.not.ok(existsSync(kept.dataDir));
+  } finally {
+    if (existsSync(kept.dataDir)) await stopKept(kept.dataDir);
+  }
+});
+
 test('restore refuses a non-empty directory and the live data directory (exit 3)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edupulse-full-'));
   writeFileSync(join(dir, 'precious.txt'), 'keep me');

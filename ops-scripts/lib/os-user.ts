@@ -17,6 +17,14 @@ export function lookupUser(name: string): OsUser | undefined {
   return undefined;
 }
 
+export function userByUid(uid: number): OsUser | undefined {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const [name, , u, gid, , home] = line.split(':');
+    if (name && Number(u) === uid && gid !== undefined) return { name, uid, gid: Number(gid), home: home || '/' };
+  }
+  return undefined;
+}
+
 /** The user the cluster and Redis run as; `undefined` means "this process's own user". */
 export function serviceUser(): OsUser | undefined {
   if (!isRoot()) return undefined;

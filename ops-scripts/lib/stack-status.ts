@@ -1,10 +1,12 @@
 // What is running, read from the live servers: state, version, where to
 // connect (without the password), and the key settings as the server sees them.
+import { join } from 'node:path';
 import { clusterRunning } from './cluster.ts';
 import { describePg, describeRedis, type Connections } from './connection.ts';
 import { withClient } from './db.ts';
 import { describeError } from './errors.ts';
 import { redisClient } from './redis.ts';
+import { keptDrills, type ScratchCluster } from './restore/scratch-clusters.ts';
 import { clusterSpec, type StackContext } from './stack-context.ts';
 
 export const KEY_SETTINGS = [
@@ -47,6 +49,8 @@ export interface StackStatus {
   source: Connections['source'];
   postgres: PostgresStatus;
   redis: RedisStatus;
+  /** Drill clusters kept with --keep (stop them with `stop <dir> --remove` or `drill --cleanup`). */
+  keptDrills: ScratchCluster[];
 }
 
 async function postgresStatus(conn: Connections, ctx: StackContext | undefined): Promise<PostgresStatus> {
@@ -98,8 +102,8 @@ async function redisStatus(conn: Connections): Promise<RedisStatus> {
 }
 
 export async function stackStatus(conn: Connections, ctx?: StackContext): Promise<StackStatus> {
-  const [postgres, redis] = await Promise.all([postgresStatus(conn, ctx), redisStatus(conn)]);
-  return { source: conn.source, postgres, redis };
+  const [postgres, redis, kept] = await Promise.all([postgresStatus(conn, ctx), redisStatus(conn), ctx ? keptDrills(join(ctx.paths.root, 'drills')) : []]);
+  return { source: conn.source, postgres, redis, keptDrills: kept };
 }
 
 export function formatStatus(s: StackStatus): string {
@@ -114,5 +118,8 @@ export function formatStatus(s: StackStatus): string {
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
   if (s.redis.error) lines.push(`  error: ${s.redis.error}`);
   for (const [k, v] of Object.entries(s.redis.settings ?? {})) lines.push(`  ${k.padEnd(34)} ${v}`);
+  for (const k of s.keptDrills) {
+    lines.push(`kept drill  ${k.running ? `running on 127.0.0.1:${k.port}` : 'stopped'}  ${k.dataDir}  (edupulse-db stop ${k.dataDir} --remove)`);
+  }
   return lines.join('\n');
 }
