@@ -20,7 +20,7 @@ async function insertPath(config: PgConfig): Promise<{ rows: number; seconds: nu
   const t0 = performance.now();
   let rows = 0;
   await withClient(config, (c) => withTransaction(c, async () => {
-    await c.query(`TRUNCATE ${SEED_TABLES.join(', ')} RESTART IDENTITY`);
+    await c.query(`TRUNCATE ${SEED_TABLES.join(', ')} RESTART IDENTITY CASCADE`);
     for (const gen of GENERATORS) {
       const cols = gen.columns.map(quoteIdent).join(', ');
       let batch: Array<string | null> = [];

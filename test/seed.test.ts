@@ -66,6 +66,9 @@ test('seed loads with COPY, reports the counts it made, and leaves every foreign
   await withClient(stack.pg, async (c) => {
     const { rows } = await c.query("SELECT conrelid::regclass::text AS t, convalidated FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass ORDER BY 1");
     assert.equal(rows, [...SEED_TABLES.slice(1), 'edupulse_derived.latest_predictions'].sort().map((t) => ({ t, convalidated: true })));
+    // The NULL-filling triggers the load turned off are on again, one per seeded table.
+    const fills = await c.query("SELECT tgrelid::regclass::text AS t, tgenabled AS e FROM pg_trigger WHERE tgname LIKE '%\\_fill\\_null\\_defaults' ORDER BY 1");
+    assert.equal(fills.rows, [...SEED_TABLES].sort().map((t) => ({ t, e: 'O' })));
     // Realism: a skewed minority is chronically absent (10% or more of days), most are not.
     const chronic = await c.query(`SELECT avg((r >= 0.1)::int) AS share FROM (SELECT avg((status IN ('absent', 'excused'))::int) AS r
       FROM attendance_records GROUP BY student_id) s`);

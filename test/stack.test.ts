@@ -2,6 +2,7 @@
 // real servers they start.
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, mkdirSync, chmodSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
@@ -46,6 +47,23 @@ test('bad settings in the environment exit 2 naming the variable, and create not
     assert.is(r.code, 2, `${name}=${value}: ${r.stderr}`);
     assert.match(r.stderr, name!);
     assert.not.ok(existsSync(root), 'the state directory must not be created');
+  }
+});
+
+test('up with a port held by another process: exit 2 naming the port and its holder, nothing created or started', async () => {
+  for (const variable of ['EDUPULSE_PG_PORT', 'EDUPULSE_REDIS_PORT'] as const) {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const r = await runJob('up', [], { ...env, [variable]: String(port) });
+      assert.is(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`port ${port} for (PostgreSQL|Redis) is already in use by pid ${process.pid}`));
+      assert.match(r.stderr, new RegExp(variable));
+      assert.not.ok(existsSync(root), 'nothing created, nothing started');
+    } finally {
+      busy.close();
+    }
   }
 });
 

@@ -7,6 +7,8 @@ import {
   clusterRunning, configureCluster, initCluster, postmasterPid, reloadCluster, startCluster, stopCluster,
 } from './cluster.ts';
 import { withClient, type PgConfig } from './db.ts';
+import { badInput } from './errors.ts';
+import { portFree, portHolder } from './ports.ts';
 import { applyDesiredState } from './desired-state.ts';
 import { ensurePrivateDir } from './files.ts';
 import { secretsFileStore } from './roles/password-store.ts';
@@ -100,8 +102,29 @@ async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promi
   steps.add('redis', 'done', `${running ? 'restarted with new settings' : 'started'} on port ${ctx.settings.redis.port}`);
 }
 
+/**
+ * Both ports, before anything is created or started: a port another process
+ * holds is bad input naming the port and, when knowable, the holder (a server
+ * of ours already running on it is fine).
+ */
+async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> {
+  const ours = [
+    { name: 'PostgreSQL', port: ctx.settings.postgres.port, variable: 'EDUPULSE_PG_PORT',
+      running: existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx))) },
+    ...(withRedis ? [{ name: 'Redis', port: ctx.settings.redis.port, variable: 'EDUPULSE_REDIS_PORT',
+      running: redisPid({ pidFile: ctx.paths.redisPidFile }) !== undefined }] : []),
+  ];
+  for (const s of ours) {
+    if (s.running || (await portFree(s.port))) continue;
+    const holder = portHolder(s.port);
+    throw badInput(`port ${s.port} for ${s.name} is already in use${holder ? ` by ${holder}` : ''}; nothing was started`,
+      `stop what holds it, or choose another port with ${s.variable}`);
+  }
+}
+
 export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Promise<UpResult> {
   await checkReachable(ctx);
+  await checkPorts(ctx, opts.redis !== false);
   const created = stateDirs(ctx).filter((d) => !existsSync(d));
   for (const dir of stateDirs(ctx)) ensurePrivateDir(dir, ctx.as);
   const steps = new Steps(ctx);
@@ -111,8 +134,15 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
     if (newSecrets) steps.add('secrets', 'done', `generated into ${ctx.paths.secretsFile} (0600)`);
     // A killed initdb leaves only its scratch directory: start that over.
     if (existsSync(ctx.paths.initDir)) rmSync(ctx.paths.initDir, { recursive: true, force: true });
+    const pgWasRunning = existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx)));
     await upPostgres(ctx, secrets, steps);
-    if (opts.redis !== false) await upRedis(ctx, secrets, steps);
+    try {
+      if (opts.redis !== false) await upRedis(ctx, secrets, steps);
+    } catch (err) {
+      // One server failed to start: what this run started goes down again, so a failed up leaves things as they were.
+      if (!pgWasRunning) await stopCluster(clusterSpec(ctx), 'fast').catch(() => {});
+      throw err;
+    }
     for (const s of await applyDesiredState({
       connect: (database) => localPgConfig(ctx, secrets, database),
       database: ctx.settings.postgres.database,

@@ -76,7 +76,14 @@ export async function seed(config: PgConfig, spec: Omit<SeedSpec, 'offset'>, opt
       if (freeze) await client.query(`TRUNCATE ${SEED_TABLES.map(quoteIdent).join(', ')} RESTART IDENTITY CASCADE`);
       const fks = await foreignKeysTo(client, 'students');
       for (const fk of fks) await client.query(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
+      // The seeder never sends a NULL for a defaulted column, so the NULL-filling triggers (migration
+      // fill-null-defaults) have nothing to do here, but a BEFORE ROW trigger makes COPY give up its
+      // multi-row inserts: measured 257k vs 191k rows/s. Off for this transaction only (a rollback restores them).
+      const fills = (await client.query<{ t: string; name: string }>(
+        "SELECT tgrelid::regclass::text AS t, tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%\\_fill\\_null\\_defaults'")).rows;
+      for (const f of fills) await client.query(`ALTER TABLE ${f.t} DISABLE TRIGGER ${quoteIdent(f.name)}`);
       for (const gen of GENERATORS) rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
+      for (const f of fills) await client.query(`ALTER TABLE ${f.t} ENABLE TRIGGER ${quoteIdent(f.name)}`);
       for (const fk of fks) {
         await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition} NOT VALID`);
         await client.query(`ALTER TABLE ${fk.table} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
