@@ -113,6 +113,17 @@ test('up on a fresh state dir: archiving into the repository, Redis only with it
   }
 });
 
+test('status finds the running stack on its own ports when the environment no longer names them, and says so', async () => {
+  const r = await runJob('status', ['--json'], { EDUPULSE_STATE_DIR: root });
+  const s = JSON.parse(r.stdout);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.is(s.postgres.state, 'running');
+  assert.is(s.redis.state, 'running');
+  assert.match(s.postgres.url, new RegExp(`:${env.EDUPULSE_PG_PORT}/`));
+  assert.ok(s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_PG_PORT}`) && n.includes('EDUPULSE_PG_PORT')), JSON.stringify(s.notes));
+  assert.ok(s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_REDIS_PORT}`)), JSON.stringify(s.notes));
+});
+
 test('the secrets file is 0600, the state dir 0700, both owned by the service user', () => {
   assert.is(statSync(root).mode & 0o777, 0o700);
   assert.is(statSync(join(root, 'secrets.json')).mode & 0o777, 0o600);

@@ -1,9 +1,12 @@
 // Connection details for every job, from one place: DATABASE_URL / REDIS_URL
 // when set, the local stack's state otherwise. Descriptions never carry a password.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PgConfig } from './db.ts';
 import { badInput } from './errors.ts';
 import { readSecrets } from './secrets.ts';
-import { statePaths } from './state.ts';
+import { statePaths, type StatePaths } from './state.ts';
+import { processAlive } from './process.ts';
 import { settingsFromEnv } from './stack-context.ts';
 
 export interface RedisTarget {
@@ -17,6 +20,21 @@ export interface Connections {
   pg: PgConfig;
   redis: RedisTarget;
   source: 'environment' | 'local-stack';
+  /** Where the state and the environment disagree (a stack running on other ports than the settings say). */
+  notes?: string[];
+}
+
+/** The ports the local stack's servers are running on, read from what they left in the state directory. */
+export function runningPorts(paths: StatePaths): { pg?: number; redis?: number } {
+  const read = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return undefined; } };
+  const out: { pg?: number; redis?: number } = {};
+  // postmaster.pid: pid, data directory, start time, port, ...
+  const pid = read(join(paths.dataDir, 'postmaster.pid'))?.split('\n');
+  if (pid && processAlive(Number(pid[0])) && Number(pid[3]) > 0) out.pg = Number(pid[3]);
+  const redisPidText = read(paths.redisPidFile);
+  const port = /^port "?(\d+)"?$/m.exec(read(paths.redisConf) ?? '')?.[1];
+  if (redisPidText && processAlive(Number(redisPidText.trim())) && port) out.redis = Number(port);
+  return out;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -59,13 +77,23 @@ export function connections(env: Env = process.env): Connections {
   if (!secrets) {
     throw badInput(`the local stack has no secrets file (${paths.secretsFile})`, 'run `npm run up` first, or set DATABASE_URL');
   }
+  // The state directory knows what it started: a running server is reached on its own port, whatever the environment says now.
+  const running = runningPorts(paths);
+  const notes: string[] = [];
+  if (running.pg !== undefined && running.pg !== settings.postgres.port) {
+    notes.push(`PostgreSQL of ${paths.root} runs on port ${running.pg}; the settings say ${settings.postgres.port} (EDUPULSE_PG_PORT): using ${running.pg}`);
+  }
+  if (!env.REDIS_URL && running.redis !== undefined && running.redis !== settings.redis.port) {
+    notes.push(`Redis of ${paths.root} runs on port ${running.redis}; the settings say ${settings.redis.port} (EDUPULSE_REDIS_PORT): using ${running.redis}`);
+  }
   return {
     pg: {
-      host: '127.0.0.1', port: settings.postgres.port, user: secrets.postgres.superuser,
+      host: '127.0.0.1', port: running.pg ?? settings.postgres.port, user: secrets.postgres.superuser,
       password: secrets.postgres.password, database: settings.postgres.database,
     },
     redis: env.REDIS_URL ? redisFromUrl(env.REDIS_URL)
-      : { host: '127.0.0.1', port: settings.redis.port, password: secrets.redis.password },
+      : { host: '127.0.0.1', port: running.redis ?? settings.redis.port, password: secrets.redis.password },
     source: 'local-stack',
+    ...(notes.length ? { notes } : {}),
   };
 }

@@ -51,6 +51,8 @@ export interface StackStatus {
   redis: RedisStatus;
   /** Drill clusters kept with --keep (stop them with `stop <dir> --remove` or `drill --cleanup`). */
   keptDrills: ScratchCluster[];
+  /** Where the state and the environment disagree. */
+  notes: string[];
 }
 
 async function postgresStatus(conn: Connections, ctx: StackContext | undefined): Promise<PostgresStatus> {
@@ -103,7 +105,7 @@ async function redisStatus(conn: Connections): Promise<RedisStatus> {
 
 export async function stackStatus(conn: Connections, ctx?: StackContext): Promise<StackStatus> {
   const [postgres, redis, kept] = await Promise.all([postgresStatus(conn, ctx), redisStatus(conn), ctx ? keptDrills(join(ctx.paths.root, 'drills')) : []]);
-  return { source: conn.source, postgres, redis, keptDrills: kept };
+  return { source: conn.source, postgres, redis, keptDrills: kept, notes: conn.notes ?? [] };
 }
 
 export function formatStatus(s: StackStatus): string {
@@ -118,6 +120,7 @@ export function formatStatus(s: StackStatus): string {
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
   if (s.redis.error) lines.push(`  error: ${s.redis.error}`);
   for (const [k, v] of Object.entries(s.redis.settings ?? {})) lines.push(`  ${k.padEnd(34)} ${v}`);
+  for (const n of s.notes) lines.push(`note: ${n}`);
   for (const k of s.keptDrills) {
     lines.push(`kept drill  ${k.running ? `running on 127.0.0.1:${k.port}` : 'stopped'}  ${k.dataDir}  (edupulse-db stop ${k.dataDir} --remove)`);
   }
