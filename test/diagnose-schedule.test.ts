@@ -12,6 +12,45 @@ let stack: TestStack;
 test.before(logged(async () => { stack = await startTestStack(); }));
 test.after(async () => { await stack?.stop(); });
 
+test('diagnose answers while a bloated table is held under ACCESS EXCLUSIVE, and shows the lock-wait tree', async () => {
+  await withClient(stack.pg, async (c) => {
+    await c.query('CREATE TABLE held_table AS SELECT g, repeat(\'x\', 100) AS pad FROM generate_series(1, 5000) g');
+    await c.query('ANALYZE held_table');
+    await c.query('DELETE FROM held_table');
+    await c.query('SELECT pg_stat_force_next_flush()');
+  });
+  for (let i = 0; i < 50; i++) {
+    const dead = await withClient(stack.pg, async (c) => (await c.query("SELECT coalesce(n_dead_tup, 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'held_table'")).rows[0]?.n ?? 0);
+    if (dead >= 5000) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const root = new pg.Client(stack.pg);
+  const waiter = new pg.Client(stack.pg);
+  await root.connect(); await waiter.connect();
+  try {
+    await root.query("SET application_name = 'incident-holder'");
+    await root.query('BEGIN');
+    await root.query('LOCK TABLE held_table IN ACCESS EXCLUSIVE MODE');
+    const rootPid = (await root.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+    const waiting = waiter.query('SELECT count(*) FROM held_table').catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const r = await runJob('diagnose', ['--json'], stack.env);
+    assert.is(r.code, 0, r.stderr);
+    assert.ok(Date.now() - t0 < 15_000, 'no wait behind the lock');
+    const findings = JSON.parse(r.stdout).findings as Array<{ section: string; object: string; detail: string }>;
+    assert.ok(findings.some((f) => f.section.startsWith('bloat') && f.object === 'public.held_table'), 'the locked table is still assessed, from statistics');
+    const lock = findings.find((f) => f.section === 'lock waits' && f.object.startsWith(`pid ${rootPid} `))!;
+    assert.ok(lock, JSON.stringify(findings.map((f) => f.object)));
+    assert.match(lock.detail, /waits .*SELECT count\(\*\) FROM held_table/);
+    await root.query('ROLLBACK');
+    await waiting;
+  } finally {
+    await root.end(); await waiter.end();
+    await withClient(stack.pg, (c) => c.query('DROP TABLE IF EXISTS held_table'));
+  }
+});
+
 test('diagnose names the root of a lock wait tree, a redundant index, and suggests actions', async () => {
   await withClient(stack.pg, (c) => c.query('CREATE INDEX redundant_grades_student ON grades (student_id)'));
   const root = new pg.Client(stack.pg);

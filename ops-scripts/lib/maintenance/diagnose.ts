@@ -57,10 +57,13 @@ async function idleInTransaction(c: PgClient): Promise<Finding[]> {
 }
 
 async function bloat(c: PgClient): Promise<Finding[]> {
-  // Statistics-based: dead-row share of tables, and btree indexes against the size their rows need.
-  const tables = (await c.query(`SELECT format('%I.%I', schemaname, relname) AS t, n_dead_tup::float8 AS dead, n_live_tup::float8 AS live,
-      pg_total_relation_size(relid)::float8 AS size FROM pg_stat_user_tables
-     WHERE n_dead_tup > 1000 AND n_dead_tup > 0.2 * greatest(n_live_tup, 1)`)).rows;
+  // Statistics-based: dead-row share of tables, and btree indexes against the size their rows need. Sizes come
+  // from pg_class.relpages, never pg_*_relation_size(), which opens the relation and so waits behind a lock held
+  // on it: diagnose is run exactly when something holds one.
+  const tables = (await c.query(`SELECT format('%I.%I', s.schemaname, s.relname) AS t, s.n_dead_tup::float8 AS dead, s.n_live_tup::float8 AS live,
+      (c.relpages::float8 + coalesce(tc.relpages, 0)) * current_setting('block_size')::float8 AS size
+      FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
+     WHERE s.n_dead_tup > 1000 AND s.n_dead_tup > 0.2 * greatest(s.n_live_tup, 1)`)).rows;
   const indexes = (await c.query(`
     SELECT format('%I.%I', n.nspname, ic.relname) AS i, ic.relpages::float8 AS pages,
            ceil(tc.reltuples * (coalesce((SELECT sum(s.avg_width) FROM pg_attribute a JOIN pg_stats s
@@ -83,7 +86,8 @@ async function bloat(c: PgClient): Promise<Finding[]> {
 
 async function indexUse(c: PgClient, declared: Set<string>): Promise<Finding[]> {
   const unused = (await c.query(`SELECT format('%I.%I', s.schemaname, s.indexrelname) AS i, s.indexrelname AS name,
-      pg_relation_size(s.indexrelid)::float8 AS size FROM pg_stat_user_indexes s JOIN pg_index x ON x.indexrelid = s.indexrelid
+      (SELECT relpages FROM pg_class WHERE oid = s.indexrelid)::float8 * current_setting('block_size')::float8 AS size
+      FROM pg_stat_user_indexes s JOIN pg_index x ON x.indexrelid = s.indexrelid
      WHERE s.idx_scan = 0 AND NOT x.indisunique AND NOT x.indisprimary
        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid) ORDER BY 3 DESC`)).rows;
   const dupes = (await c.query(`
