@@ -163,6 +163,27 @@ test('up twice: the second reports nothing to do', async () => {
   assert.ok((await upJson()).steps.every((s) => s.status === 'skipped'));
 });
 
+test('a changed maxmemory is applied with CONFIG SET, without restarting Redis, and kept for the next start', async () => {
+  const pidFile = join(root, 'redis', 'redis.pid');
+  const before = redisPid({ pidFile })!;
+  const r = await runJob('up', ['--json'], { ...env, EDUPULSE_REDIS_MAXMEMORY: '96mb' });
+  assert.is(r.code, 0, r.stderr);
+  const step = JSON.parse(r.stdout).steps.find((s: { step?: string; name?: string }) => /redis: settings/.test(s.step ?? s.name ?? ''));
+  assert.ok(step, r.stdout);
+  assert.match(JSON.stringify(step), /without a restart/);
+  assert.is(redisPid({ pidFile }), before, 'the same redis-server process');
+  const secrets = readSecrets(join(root, 'secrets.json'))!;
+  const redis = new Redis({ port: Number(env.EDUPULSE_REDIS_PORT), password: secrets.redis.password, lazyConnect: true, retryStrategy: () => null });
+  await redis.connect();
+  try {
+    assert.equal(await redis.config('GET', 'maxmemory'), ['maxmemory', String(96 * 1024 * 1024)]);
+  } finally { redis.disconnect(); }
+  assert.match(readFileSync(join(root, 'redis', 'redis.conf'), 'utf8'), /^maxmemory "96mb"$/m, 'persisted for the next start');
+  // Back to the default, the same way.
+  assert.is((await runJob('up', [], env)).code, 0);
+  assert.is(redisPid({ pidFile }), before);
+});
+
 test('no password in status output, logs, or any server command line', async () => {
   const text = await runJob('status', [], env);
   const json = await runJob('status', ['--json'], env);

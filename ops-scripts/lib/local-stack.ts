@@ -14,7 +14,7 @@ import { ensurePrivateDir } from './files.ts';
 import { secretsFileStore } from './roles/password-store.ts';
 import { withLockFile } from './lock-file.ts';
 import type { StepStatus } from './logger.ts';
-import { configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
+import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import {
   checkReachable, clusterSpec, localHba, localIdent, localParameters, redisSpec, type StackContext,
@@ -91,10 +91,16 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
 
 async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promise<void> {
   const spec = redisSpec(ctx, secrets.redis.password);
-  const changed = configureRedis(spec);
+  const { changed, runtimeOnly } = configureRedis(spec);
   const running = redisPid(spec) !== undefined;
   if (running && !changed) {
     steps.add('redis', 'skipped', `already running on port ${ctx.settings.redis.port}`);
+    return;
+  }
+  if (running && runtimeOnly) {
+    // maxmemory, eviction policy, persistence: set on the running server, no restart; the config file keeps them.
+    await applyRuntimeDirectives(spec, runtimeOnly);
+    steps.add('redis: settings', 'done', `applied without a restart (CONFIG SET ${runtimeOnly.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')})`);
     return;
   }
   if (running) await stopRedis(spec);

@@ -38,12 +38,47 @@ export function renderRedisConf(spec: RedisSpec): string {
     lines.map(([k, v]) => `${k} ${quote(v)}`).join('\n') + '\n';
 }
 
-/** Writes the config file; returns whether it changed. */
-export function configureRedis(spec: RedisSpec): boolean {
+/** Directives redis-server takes at run time with CONFIG SET: a change to only these needs no restart. */
+export const RUNTIME_DIRECTIVES = new Set(['maxmemory', 'maxmemory-policy', 'save', 'appendonly', 'appendfsync']);
+
+function directives(conf: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of conf.split('\n')) {
+    const m = /^([\w-]+) "((?:[^"\\]|\\.)*)"$/.exec(line);
+    if (m) out.set(m[1]!, m[2]!.replace(/\\(.)/g, '$1'));
+  }
+  return out;
+}
+
+/**
+ * Writes the config file (which also persists the settings for the next
+ * start); returns whether it changed and, when only run-time directives did,
+ * those directives with their new values.
+ */
+export function configureRedis(spec: RedisSpec): { changed: boolean; runtimeOnly?: Array<[string, string]> } {
   const content = renderRedisConf(spec);
-  if (existsSync(spec.confFile) && readFileSync(spec.confFile, 'utf8') === content) return false;
+  const before = existsSync(spec.confFile) ? readFileSync(spec.confFile, 'utf8') : undefined;
+  if (before === content) return { changed: false };
   writeFileAtomic(spec.confFile, content, { mode: 0o600, owner: spec.as });
-  return true;
+  if (before === undefined) return { changed: true };
+  const [old, now] = [directives(before), directives(content)];
+  const keys = new Set([...old.keys(), ...now.keys()]);
+  const diff = [...keys].filter((k) => old.get(k) !== now.get(k));
+  return diff.every((k) => RUNTIME_DIRECTIVES.has(k) && now.has(k))
+    ? { changed: true, runtimeOnly: diff.map((k) => [k, now.get(k)!]) }
+    : { changed: true };
+}
+
+/** Applies run-time directives to a running redis-server (CONFIG SET), authenticated with its password. */
+export async function applyRuntimeDirectives(spec: RedisSpec, pairs: Array<[string, string]>): Promise<void> {
+  const client = await redisClient({ port: spec.settings.port, password: spec.password });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    for (const [k, v] of pairs) await client.config('SET', k, v);
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** The pid of our redis-server if it is running (a pid file naming a live redis-server). */
