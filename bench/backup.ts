@@ -12,7 +12,7 @@ import { runBackup } from '../ops-scripts/lib/backup/job.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
 import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { withPgPassword } from '../ops-scripts/lib/pg-password.ts';
+import { pgEnv } from '../ops-scripts/lib/pg-password.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
@@ -42,8 +42,8 @@ try {
       const dir = mkdtempSync(join(tmpdir(), 'edupulse-bare-'));
       ensurePrivateDir(dir, stack.ctx.as);
       const t0 = performance.now();
-      await withPgPassword(ctx.backupLogin, ctx.as, (env) => run(ctx.pg.bin('pg_basebackup'), ['-D', join(dir, 'b'), '-Ft', '-X', 'stream', '-c', 'fast',
-        '--manifest-checksums=SHA256', ...(compression === 'none' ? [] : [`--compress=${compression}`])], { as: ctx.as, env }));
+      await run(ctx.pg.bin('pg_basebackup'), ['-D', join(dir, 'b'), '-Ft', '-X', 'stream', '-c', 'fast',
+        '--manifest-checksums=SHA256', ...(compression === 'none' ? [] : [`--compress=${compression}`])], { as: ctx.as, env: pgEnv(ctx.backupLogin) });
       bare.push((performance.now() - t0) / 1000);
       rmSync(dir, { recursive: true, force: true });
       const r = await runBackup(ctx, { type: 'physical', compression, checkpoint: 'fast', keep: { physical: 1, logical: 1 } });

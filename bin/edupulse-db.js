@@ -8,13 +8,13 @@
 // tsx needs; when a source file is newer than the build (a checkout being
 // edited), it runs the TypeScript source through tsx instead, so a stale build
 // never runs.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildIsFresh } from '../tools/fresh.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sources = join(root, 'ops-scripts');
-const stamp = join(root, 'dist', '.built');
 const jobs = readdirSync(sources).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3).replace(/-/g, ':')).sort();
 const [job, ...rest] = process.argv.slice(2);
 
@@ -28,22 +28,7 @@ if (!/^[a-z:-]+$/.test(job) || !existsSync(join(sources, `${file}.ts`))) {
   process.exit(2);
 }
 
-/** The newest modification time of the TypeScript the build is made from. */
-function newestSource(dirs) {
-  let newest = 0;
-  const walk = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') || e.name.endsWith('.sql')) newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const d of dirs) if (existsSync(d)) walk(d);
-  return newest;
-}
-
-const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
-const fresh = built > 0 && newestSource(['ops-scripts', 'infra', 'roles', 'views', 'migrations'].map((d) => join(root, d))) <= built;
+const fresh = buildIsFresh(root);
 const script = fresh ? join(root, 'dist', 'ops-scripts', `${file}.js`) : join(sources, `${file}.ts`);
 process.argv = [process.argv[0], script, ...rest];
 if (!fresh) (await import('tsx/esm/api')).register();

@@ -1,9 +1,8 @@
 // The Pulumi program: reads the stack's configuration, composes the
 // components, exports the outputs. Everything it declares comes from the
 // desired state (infra/settings.ts, roles/, migrations/, views/).
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
@@ -19,16 +18,10 @@ const code = join(fileURLToPath(import.meta.url), '..', '..');
 const root = basename(code) === 'dist' ? dirname(code) : code;
 if (code !== root) {
   // The dynamic providers run dist/ too: a build older than the sources would deploy what is no longer written.
-  const built = existsSync(join(code, '.built')) ? statSync(join(code, '.built')).mtimeMs : 0;
-  const stale = ['infra', 'roles', 'views', 'migrations', 'ops-scripts'].some((d) => newerThan(join(root, d), built));
-  if (stale) throw new Error('edupulse-db: dist/ is older than the TypeScript sources; run `npm run build`, then pulumi again');
+  const { buildIsFresh } = (await import(pathToFileURL(join(root, 'tools', 'fresh.js')).href)) as { buildIsFresh(root: string): boolean };
+  if (!buildIsFresh(root)) throw new Error('edupulse-db: dist/ is older than the TypeScript sources; run `npm run build`, then pulumi again');
 }
 
-function newerThan(dir: string, t: number): boolean {
-  return readdirSync(dir, { withFileTypes: true }).some((e) => e.isDirectory()
-    ? newerThan(join(dir, e.name), t)
-    : /\.(ts|sql)$/.test(e.name) && statSync(join(dir, e.name)).mtimeMs > t);
-}
 const config = readConfig();
 const stack = pulumi.getStack();
 const database = config.settings.postgres.database;

@@ -8,6 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { BUILD_STAMP } from './fresh.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -15,4 +16,4 @@ rmSync(join(root, 'dist'), { recursive: true, force: true });
 const args = [tsc, '-p', join(root, 'tsconfig.build.json'), ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 if (r.status !== 0) process.exit(r.status ?? 1);
-writeFileSync(join(root, 'dist', '.built'), `${new Date().toISOString()}\n`);
+writeFileSync(join(root, 'dist', BUILD_STAMP), `${new Date().toISOString()}\n`);

@@ -4,13 +4,12 @@
 // password on disk. A process's environment is readable only by its own user
 // and root (/proc/<pid>/environ is 0400) and goes with the process.
 import type { PgConfig } from './db.ts';
-import type { OsUser } from './run.ts';
 
-/** The environment for a client tool connecting as `config`; `fn` passes it to run(). */
-export async function withPgPassword<T>(config: PgConfig, _as: OsUser | undefined, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  return fn({
+/** The environment for a client tool connecting as `config` (pass it to run() as `env`). */
+export function pgEnv(config: PgConfig): Record<string, string> {
+  return {
     PGPASSWORD: String(config.password ?? ''), PGHOST: String(config.host), PGPORT: String(config.port), PGUSER: String(config.user),
     // A passfile or service file from the invoking user's environment must not override ours.
     PGPASSFILE: '/dev/null', PGSERVICEFILE: '/dev/null',
-  });
+  };
 }

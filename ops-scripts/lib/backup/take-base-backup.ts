@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { failed } from '../errors.ts';
-import { withPgPassword } from '../pg-password.ts';
+import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { extractBaseBackup } from './extract.ts';
@@ -36,13 +36,13 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       '-l', opts.label ?? `edupulse-db ${id}`, '-P'];
     if (opts.compression !== 'none') args.push(`--compress=${opts.compression}`);
     if (opts.maxRate) args.push(`--max-rate=${opts.maxRate}`);
-    await withPgPassword(ctx.backupLogin, ctx.as, (env) => run(ctx.pg.bin('pg_basebackup'), args, {
-      as: ctx.as, env, logger: ctx.logger, dieWithParent: true,
+    await run(ctx.pg.bin('pg_basebackup'), args, {
+      as: ctx.as, env: pgEnv(ctx.backupLogin), logger: ctx.logger, dieWithParent: true,
       onStderr: (chunk) => {
         const m = /(\d+)\/(\d+) kB/.exec(chunk.split('\r').filter(Boolean).pop() ?? '');
         if (m) opts.onProgress?.(Number(m[1]) * 1024, Number(m[2]) * 1024);
       },
-    }));
+    });
     const manifest = JSON.parse(readFileSync(join(dir, 'backup_manifest'), 'utf8')) as Manifest;
     const range = manifest['WAL-Ranges'][0]!;
     const backupSeconds = (performance.now() - t0) / 1000;

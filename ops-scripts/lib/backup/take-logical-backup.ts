@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
 import { fingerprintTables } from './fingerprint.ts';
-import { withPgPassword } from '../pg-password.ts';
+import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { sha256File, type BackupRecord } from './repository.ts';
@@ -26,9 +26,8 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
       try {
         const snapshot = (await c.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
         const fingerprints = await fingerprintTables(c);
-        await withPgPassword(ctx.backupLogin, ctx.as, (env) =>
-          run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file, `--snapshot=${snapshot}`],
-            { as: ctx.as, env, logger: ctx.logger, dieWithParent: true }));
+        await run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file, `--snapshot=${snapshot}`],
+          { as: ctx.as, env: pgEnv(ctx.backupLogin), logger: ctx.logger, dieWithParent: true });
         return fingerprints;
       } finally {
         await c.query('COMMIT').catch(() => {});

@@ -11,7 +11,7 @@ import { clusterRunning, postmasterPid, stopCluster } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { describeError } from '../errors.ts';
 import { ensurePrivateDir } from '../files.ts';
-import { withPgPassword } from '../pg-password.ts';
+import { pgEnv } from '../pg-password.ts';
 import { processAlive } from '../process.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -117,8 +117,7 @@ export function checkWalEvidence(r: Pick<RestoreResult, 'walEvidence' | 'lastRep
 async function checkIndexes(r: RestoreResult, restored: PgConfig): Promise<DrillCheck> {
   const bin = r.spec.pg.bin('pg_amcheck');
   if (existsSync(bin)) {
-    const out = await withPgPassword(restored, undefined, (env) =>
-      run(bin, ['--install-missing', '-d', String(restored.database)], { env, nothrow: true }));
+    const out = await run(bin, ['--install-missing', '-d', String(restored.database)], { env: pgEnv(restored), nothrow: true });
     const count = await withClient(restored, async (c) => Number((await c.query(
       "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'")).rows[0].count));
     return out.code === 0

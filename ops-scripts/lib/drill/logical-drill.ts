@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { withClient, quoteIdent, type PgConfig } from '../db.ts';
 import { badInput, describeError } from '../errors.ts';
-import { withPgPassword } from '../pg-password.ts';
+import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { compareFingerprints, fingerprintTables } from '../backup/fingerprint.ts';
@@ -27,10 +27,10 @@ export async function logicalDrill(ctx: BackupContext, opts: { backupId?: string
   try {
     await withClient(admin, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`));
     const r0 = performance.now();
-    const restored = await withPgPassword(admin, undefined, (env) => run(ctx.pg.bin('pg_restore'),
+    const restored = await run(ctx.pg.bin('pg_restore'),
       // Triggers off while data loads: derived tables (latest_predictions) come from the dump as they were.
       ['--exit-on-error', '--disable-triggers', '-j', '2', '-d', scratch, join(ctx.repo.backupDir('logical', dump.id), DUMP_FILE)],
-      { env, nothrow: true, dieWithParent: true }));
+      { env: pgEnv(admin), nothrow: true, dieWithParent: true });
     report.rto.extractSeconds = (performance.now() - r0) / 1000;
     if (restored.code !== 0) {
       report.checks.push({ name: 'pg_restore into a scratch database', status: 'failed', detail: restored.stderr.trim().split('\n').slice(-5).join('; ') });

@@ -69,7 +69,7 @@ async function recordsIn(waldump: string, src: WalSource, i: number, segSize: nu
   try {
     for (const f of files) symlinkSync(f, join(dir, basename(f)));
     const r = await run(waldump, ['--rmgr=Transaction', '--path', dir, basename(files[0]!), basename(files[files.length - 1]!)],
-      { env: { TZ: 'UTC' }, nothrow: true });
+      { env: { TZ: 'UTC' }, nothrow: true, dieWithParent: true });
     // It ends with an error at the end of the WAL it was given ("invalid record length"); a file it cannot read is real.
     if (r.code !== 0 && /could not (open|read)|Permission denied|No such file/i.test(r.stderr)) {
       throw failed(`pg_waldump could not read archived WAL segment ${name}: ${r.stderr.trim().split('\n').pop()}`);

@@ -232,6 +232,8 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
   await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
   const catalog = opts.catalog ?? localCatalog(ctx);
+  // The backup choice is bad input or not before the live server is asked for anything.
+  pickBackup(catalog, opts.target, opts.backupId);
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
     // The WAL up to "just now" is still in the live server's current segment: have it archived (bounded) rather than refuse.
     await opts.archiveNow().catch((err: unknown) => ctx.logger.log({ event: 'warn', message: `could not archive the live server's current WAL: ${describeError(err)}` }));
