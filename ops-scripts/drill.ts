@@ -9,6 +9,7 @@ import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
 import { pickBackup } from './lib/restore/restore.ts';
 import { keptDrills, stopScratch } from './lib/restore/scratch-clusters.ts';
+import { phasedProgress } from './lib/progress.ts';
 import { statePaths } from './lib/state.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
@@ -28,7 +29,8 @@ the data is exact (canary rows committed before the target present, after it
 absent); every index passes pg_amcheck; roles and grants match the
 declarations. Reports the RTO broken down (choose, extract, replay, promote,
 verify), appends to the repository's drill-history.md, writes Prometheus
-metrics, and removes the scratch cluster (--keep leaves it up).
+metrics, and removes the scratch cluster (--keep leaves it up). On a
+terminal it shows the restore's progress (extract, replay); not with --json.
 Without --target-time the drill places its own target between two canaries
 it writes just now. Exit 0 only when every check passed, 1 otherwise.
 
@@ -64,16 +66,17 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
   if (opened && (args.backup || targetTime)) {
     try { pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup); } catch (err) { opened.close(); throw err; }
   }
+  const progress = phasedProgress();
   const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
     ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
     : drill(ctx, {
     catalog: opened?.catalog,
     // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
     afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
-    targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep),
+    targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep), onProgress: json ? undefined : progress.report,
     scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir, logDir: stack.paths.logDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,
-  })).finally(() => opened?.close());
+  })).finally(() => { progress.end(); opened?.close(); });
   const metricsFile = join(ctx.metricsDir, 'edupulse_drill.prom');
   const previous = existsSync(metricsFile) ? Number(/edupulse_drill_last_success_timestamp_seconds (\S+)/.exec(readFileSync(metricsFile, 'utf8'))?.[1]) || undefined : undefined;
   writeDrillMetrics(ctx, report, previous);

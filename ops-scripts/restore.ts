@@ -4,6 +4,7 @@ import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
 import { archiveNow } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
+import { phasedProgress } from './lib/progress.ts';
 import { liveDirs } from './lib/state.ts';
 import { restore } from './lib/restore/restore.ts';
 import { parseTarget } from './lib/restore/target.ts';
@@ -21,6 +22,8 @@ wal/, the recovery target (timeline latest) and recovery.signal, archiving
 off, TCP only on a port. With --start, starts it and waits until recovery
 ended and the server was promoted (--pause: until it paused at the target,
 to inspect first). Uses the binaries of the backup's major version.
+On a terminal it shows each phase's progress (bytes extracted; WAL replayed
+of the WAL to replay); none when output is not a terminal or with --json.
 
   --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused.
                      When nothing committed after T in the archived WAL (a quiet
@@ -47,14 +50,17 @@ await command({
   if (!secrets) throw badInput('no secrets file; run `npm run up` first');
   const ctx = backupContext(stack);
   const { catalog, close } = await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
+  const progress = phasedProgress();
   let r;
   try {
     r = await restore(ctx, {
       target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
       liveDataDir: stack.paths.dataDir, protectedDirs: liveDirs(stack.paths), superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
       archiveNow: archiveNow(ctx, catalog, stack.paths.root), logDir: stack.paths.logDir,
+      onProgress: json ? undefined : progress.report,
     });
   } finally {
+    progress.end();
     close();
   }
   const { spec: _spec, ...report } = r;

@@ -9,3 +9,14 @@ export function runJob(job: string, args: string[], env: Record<string, string |
   return run(process.execPath, [join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args],
     { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
 }
+
+const shellQuote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The same, on a terminal: util-linux `script` gives the job a pseudo-terminal
+ * (stdout and stderr both go to it, so both arrive in stdout).
+ */
+export function runJobOnTerminal(job: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
+  const line = [process.execPath, join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args].map(shellQuote).join(' ');
+  return run('script', ['-q', '-e', '-c', line, '/dev/null'], { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
+}

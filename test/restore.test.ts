@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
 import { writeCanary } from '../ops-scripts/lib/restore/restore-points.ts';
 import { run } from '../ops-scripts/lib/run.ts';
-import { runJob } from './cli.ts';
+import { runJob, runJobOnTerminal } from './cli.ts';
 import { declarations } from '../roles/declarations.ts';
 import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
@@ -153,6 +153,22 @@ test('restore to a named restore point holds exactly the rows committed before t
     await assertExact({ ...stack.pg, port: res.port }, mark.time, 'named restore point');
     const restoredConf = readFileSync(join(to, 'edupulse.conf'), 'utf8');
     assert.match(restoredConf, /archive_mode = 'off'/, 'a restored cluster never archives into the live repository');
+  } finally {
+    await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+  assert.not.match(r.stderr, /extract|replay|\r/, 'no progress with --json or without a terminal');
+});
+
+test('on a terminal, restore shows its phases with progress: bytes extracted, WAL replayed', async () => {
+  const to = join(tempStateDir(), 'data');
+  const r = await runJobOnTerminal('restore', ['--target-name', mark.name, '--to', to, '--start'], stack.env);
+  try {
+    assert.is(r.code, 0, r.stdout);
+    assert.match(r.stdout, /\rextract +\[[#.]+\] +\d+% [\d,]+ bytes/, 'an extract bar counting bytes');
+    assert.match(r.stdout, /\rreplay +\[#+\] 100% [\d,]+ WAL bytes/, 'a replay bar that ends at the target');
+    assert.ok(r.stdout.indexOf('extract') < r.stdout.indexOf('replay'), 'extract, then replay');
+    assert.match(r.stdout, /restored backup \S+ .* target restore point/);
   } finally {
     await stopKept(to);
     rmSync(dirname(to), { recursive: true, force: true });

@@ -13,17 +13,41 @@ export function tarArgs(file: string): string[] {
   return [];
 }
 
-/** Extracts a base backup directory's base.tar* into `target` and pg_wal.tar* into target/pg_wal; copies backup_manifest when asked. */
-export async function extractBaseBackup(dir: string, target: string, opts: { as?: OsUser; withManifest?: boolean } = {}): Promise<void> {
+// GNU tar counts records of 512-byte blocks times its default blocking factor (20) read from the
+// (decompressed) archive; a checkpoint every 500 records reports about every 5 MB.
+const RECORD_BYTES = 10240;
+const CHECKPOINT_RECORDS = 500;
+
+/** tar, with its own checkpoints turned into a count of archive bytes read when asked. */
+function untar(file: string, into: string, as: OsUser | undefined, onBytes?: (bytes: number) => void) {
+  const progress = onBytes ? [`--checkpoint=${CHECKPOINT_RECORDS}`, '--checkpoint-action=echo=%u'] : [];
+  return run('tar', ['-x', ...tarArgs(file), ...progress, '-f', file, '-C', into], {
+    as, dieWithParent: true,
+    onStderr: onBytes && ((chunk) => {
+      for (const m of chunk.matchAll(/tar: (\d+)\n/g)) onBytes(Number(m[1]) * RECORD_BYTES);
+    }),
+  });
+}
+
+/**
+ * Extracts a base backup directory's base.tar* into `target` and pg_wal.tar* into target/pg_wal;
+ * copies backup_manifest when asked. `onBytes` hears the uncompressed bytes extracted so far.
+ */
+export async function extractBaseBackup(dir: string, target: string,
+  opts: { as?: OsUser; withManifest?: boolean; onBytes?: (bytes: number) => void } = {}): Promise<void> {
   const files = readdirSync(dir);
   const base = files.find((f) => /^base\.tar(\.\w+)?$/.test(f));
   if (!base) throw failed(`no base.tar file in ${dir}`);
   ensurePrivateDir(target, opts.as);
-  await run('tar', ['-x', ...tarArgs(base), '-f', join(dir, base), '-C', target], { as: opts.as, dieWithParent: true });
+  // The second archive's count continues from where the first one's ended.
+  let before = 0, seen = 0;
+  const onBytes = opts.onBytes && ((n: number) => { seen = before + n; opts.onBytes!(seen); });
+  await untar(join(dir, base), target, opts.as, onBytes);
+  before = seen;
   const wal = files.find((f) => /^pg_wal\.tar(\.\w+)?$/.test(f));
   if (wal) {
     ensurePrivateDir(join(target, 'pg_wal'), opts.as);
-    await run('tar', ['-x', ...tarArgs(wal), '-f', join(dir, wal), '-C', join(target, 'pg_wal')], { as: opts.as, dieWithParent: true });
+    await untar(join(dir, wal), join(target, 'pg_wal'), opts.as, onBytes);
   }
   if (opts.withManifest && existsSync(join(dir, 'backup_manifest'))) {
     copyFileSync(join(dir, 'backup_manifest'), join(target, 'backup_manifest'));

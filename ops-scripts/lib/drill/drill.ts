@@ -18,7 +18,7 @@ import type { BackupContext } from '../backup/context.ts';
 import { newBackupId } from '../backup/repository.ts';
 import { auditRoles } from '../../../roles/engine/index.ts';
 import { writeCanary } from '../restore/restore-points.ts';
-import { restore, type RestoreResult } from '../restore/restore.ts';
+import { restore, type RestoreOptions, type RestoreResult } from '../restore/restore.ts';
 import { archiveUpToNow } from '../restore/archive-now.ts';
 import type { Catalog } from '../restore/catalog.ts';
 import type { StepStatus } from '../logger.ts';
@@ -38,6 +38,8 @@ export interface DrillOptions {
   logDir?: string;
   /** Run after the target's WAL is archived locally (e.g. push it to the object store). */
   afterArchive?: () => Promise<void>;
+  /** Hears the restore's progress (extract, replay). */
+  onProgress?: RestoreOptions['onProgress'];
 }
 
 export interface DrillCheck { name: string; status: StepStatus | 'passed'; detail: string }
@@ -150,7 +152,7 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
     const r0 = performance.now();
     restored = await restore(ctx, {
       target: { kind: 'time', time: target }, to: join(scratch, 'data'), backupId: opts.backupId, start: true,
-      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog, logDir: opts.logDir,
+      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog, logDir: opts.logDir, onProgress: opts.onProgress,
     });
     const restoreSeconds = (performance.now() - r0) / 1000;
     report.backupId = restored.backup.id;

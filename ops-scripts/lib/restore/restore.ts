@@ -18,6 +18,7 @@ import { processAlive } from '../process.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { tail } from '../run.ts';
 import { freePort, portFree } from '../ports.ts';
+import type { PhaseProgress } from '../progress.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
 import { commitsAround, resolveTime, type CommitsAround, type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
@@ -45,6 +46,8 @@ export interface RestoreOptions {
    * now"): switch the live server's segment and wait for it to be archived.
    */
   archiveNow?: () => Promise<void>;
+  /** Hears each phase's progress (extract: bytes unpacked; replay: WAL bytes replayed of those to replay). */
+  onProgress?: (p: PhaseProgress) => void;
 }
 
 export interface RestoreResult {
@@ -151,6 +154,17 @@ async function resolveTarget(catalog: Catalog, backup: BackupRecord, target: Rec
   return { ...resolveTime(target.time, around, backup.physical!.stopLsn), around };
 }
 
+/** The WAL position recovery will stop at, as far as it is known before it starts (for progress). */
+function replayEnd(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget): bigint {
+  const seg = backup.server.walSegmentBytes;
+  if (target.kind === 'immediate') return parseLsn(backup.physical!.stopLsn);
+  if (target.kind === 'lsn') return parseLsn(target.lsn);
+  const point = target.kind === 'name' ? catalog.restorePoints.find((p) => p.name === target.name) : undefined;
+  if (point) return parseLsn(point.lsn);
+  const { newest } = checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
+  return newest ? (newest.segno + 1n) * BigInt(seg) : parseLsn(backup.physical!.stopLsn);
+}
+
 /** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
 async function damagedFiles(dir: string, r: BackupRecord): Promise<string[]> {
   const out: string[] = [];
@@ -242,6 +256,10 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   const pg = await binariesFor(backup.server.major);
   const resolved = await resolveTarget(catalog, backup, opts.target, pg);
   const recoveryTarget: RecoveryTarget = resolved?.target ?? opts.target;
+  const replayFrom = parseLsn(backup.physical!.startLsn);
+  const replayTo = resolved?.around.after ? parseLsn(resolved.around.after.lsn) : replayEnd(catalog, backup, recoveryTarget);
+  // What extraction unpacks: the data files the manifest lists and the WAL the backup streamed.
+  const extractTotal = backup.sizes.rawBytes + Number(parseLsn(backup.physical!.stopLsn) - replayFrom) + backup.server.walSegmentBytes;
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -253,7 +271,8 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
       // fails here, named, instead of starting a cluster with corrupt pages.
       const [extractError, damaged] = await Promise.all([
-        extractBaseBackup(dir, to, { as: ctx.as }).then(() => undefined, (err: unknown) => err),
+        extractBaseBackup(dir, to, { as: ctx.as, onBytes: opts.onProgress && ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })) })
+          .then(() => undefined, (err: unknown) => err),
         damagedFiles(dir, backup),
       ]);
       if (damaged.length) {
@@ -307,7 +326,8 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
         throw failed(`the restored server stopped during recovery:\n${tail(readFileSync(spec.logFile, 'utf8'), 12)}`, `see ${spec.logFile}`);
       }
       const state = await withClient(admin, async (c) => (await c.query(
-        `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause`)).rows[0])
+        `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause,
+          pg_last_wal_replay_lsn()::text AS replayed`)).rows[0])
         .catch((err: unknown) => {
           // "Starting up" (57P03) or not listening yet is waited out; anything else, persistently, is a failure.
           const transient = (err as { code?: string }).code === '57P03' || /ECONNREFUSED|starting up|not yet accepting/i.test(String((err as Error).message));
@@ -316,6 +336,10 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
           return undefined;
         });
       if (refusals >= 30) throw failed(`the restored server is running but refuses connections: ${lastRefusal}\n${tail(readFileSync(spec.logFile, 'utf8'), 6)}`, `see ${spec.logFile}`);
+      if (state?.replayed && opts.onProgress) {
+        const total = Number(replayTo - replayFrom);
+        opts.onProgress({ phase: 'replay', done: Math.min(total, Number(parseLsn(state.replayed) - replayFrom)), total, unit: 'WAL bytes' });
+      }
       if (state && !state.recovering) { result.promoted = true; break; }
       if (state && opts.pause && state.pause === 'paused') { result.paused = true; break; }
       if (Date.now() > deadline) throw failed(`recovery did not finish within ${opts.timeoutSeconds ?? 3600}s`, `see ${spec.logFile}`);
