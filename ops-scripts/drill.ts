@@ -13,7 +13,6 @@ import { phasedProgress } from './lib/progress.ts';
 import { statePaths } from './lib/state.ts';
 import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { badInput } from './lib/errors.ts';
-import { withLockFile } from './lib/lock-file.ts';
 import { parseTargetTime } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { resolveStack } from './lib/stack-context.ts';
@@ -67,7 +66,7 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
     try { pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup); } catch (err) { opened.close(); throw err; }
   }
   const progress = phasedProgress();
-  const report = await withLockFile(join(stack.paths.root, 'drill.lock'), 'drill', () => args.logical
+  const report = await (args.logical
     ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
     : drill(ctx, {
     catalog: opened?.catalog,

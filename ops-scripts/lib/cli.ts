@@ -8,6 +8,7 @@
 // read as another flag, and it loads nothing, so `--help` answers fast.
 import { parseArgs } from 'node:util';
 import { badInput, describeError, exitCodeFor, ExitCode } from './errors.ts';
+import { acquireJobLocks } from './locks.ts';
 import { silentLogger, stderrLogger, type Logger } from './logger.ts';
 
 export interface CommandSpec {
@@ -102,7 +103,13 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
     const args = parseCommandArgs(spec, argv);
     const json = Boolean(args.json);
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
-    code = (await handler({ args, json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;
+    // The locks ./locks.ts declares for this job, held while it runs; the holder is named by its command line.
+    const release = acquireJobLocks(spec.name, [spec.name, ...argv.filter((a) => a !== '--json')].join(' ').slice(0, 200));
+    try {
+      code = (await handler({ args, json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;
+    } finally {
+      release();
+    }
   } catch (err) {
     process.stderr.write(`${spec.name}: ${describeError(err)}\n`);
     code = spec.errorExitCode ?? exitCodeFor(err);

@@ -12,7 +12,6 @@ import { portFree, portHolder } from './ports.ts';
 import { applyDesiredState } from './desired-state.ts';
 import { ensurePrivateDir } from './files.ts';
 import { secretsFileStore } from './roles/password-store.ts';
-import { withLockFile } from './lock-file.ts';
 import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
@@ -135,29 +134,27 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
   for (const dir of stateDirs(ctx)) ensurePrivateDir(dir, ctx.as);
   const steps = new Steps(ctx);
   if (created.length) steps.add('state directory', 'done', ctx.paths.root);
-  return withLockFile(join(ctx.paths.root, 'up.lock'), 'up', async () => {
-    const { secrets, created: newSecrets } = loadOrCreateSecrets(ctx.paths.secretsFile, ctx.as);
-    if (newSecrets) steps.add('secrets', 'done', `generated into ${ctx.paths.secretsFile} (0600)`);
-    // A killed initdb leaves only its scratch directory: start that over.
-    if (existsSync(ctx.paths.initDir)) rmSync(ctx.paths.initDir, { recursive: true, force: true });
-    const pgWasRunning = existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx)));
-    await upPostgres(ctx, secrets, steps);
-    try {
-      if (opts.redis !== false) await upRedis(ctx, secrets, steps);
-    } catch (err) {
-      // One server failed to start: what this run started goes down again, so a failed up leaves things as they were.
-      if (!pgWasRunning) await stopCluster(clusterSpec(ctx), 'fast').catch(() => {});
-      throw err;
-    }
-    for (const s of await applyDesiredState({
-      connect: (database) => localPgConfig(ctx, secrets, database),
-      database: ctx.settings.postgres.database,
-      passwords: secretsFileStore(ctx.paths.secretsFile, ctx.as),
-      lockTimeout: ctx.settings.migrations.lockTimeout,
-      logger: ctx.logger,
-    })) steps.add(s.name, s.status, s.detail);
-    return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
-  });
+  const { secrets, created: newSecrets } = loadOrCreateSecrets(ctx.paths.secretsFile, ctx.as);
+  if (newSecrets) steps.add('secrets', 'done', `generated into ${ctx.paths.secretsFile} (0600)`);
+  // A killed initdb leaves only its scratch directory: start that over.
+  if (existsSync(ctx.paths.initDir)) rmSync(ctx.paths.initDir, { recursive: true, force: true });
+  const pgWasRunning = existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx)));
+  await upPostgres(ctx, secrets, steps);
+  try {
+    if (opts.redis !== false) await upRedis(ctx, secrets, steps);
+  } catch (err) {
+    // One server failed to start: what this run started goes down again, so a failed up leaves things as they were.
+    if (!pgWasRunning) await stopCluster(clusterSpec(ctx), 'fast').catch(() => {});
+    throw err;
+  }
+  for (const s of await applyDesiredState({
+    connect: (database) => localPgConfig(ctx, secrets, database),
+    database: ctx.settings.postgres.database,
+    passwords: secretsFileStore(ctx.paths.secretsFile, ctx.as),
+    lockTimeout: ctx.settings.migrations.lockTimeout,
+    logger: ctx.logger,
+  })) steps.add(s.name, s.status, s.detail);
+  return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
 }
 
 export async function down(ctx: StackContext): Promise<Step[]> {

@@ -34,11 +34,8 @@ function acquire(path: string, info: LockInfo): void {
   throw refused(`could not take the lock ${path}: another run took it at the same moment`, 'run again');
 }
 
-export async function withLockFile<T>(path: string, job: string, fn: () => Promise<T>): Promise<T> {
+/** Takes the lock for `job` (or refuses, exit 3); returns its release. */
+export function acquireLockFile(path: string, job: string): () => void {
   acquire(path, { pid: process.pid, startedAt: new Date().toISOString(), job });
-  try {
-    return await fn();
-  } finally {
-    if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
-  }
+  return () => { if (readLock(path)?.pid === process.pid) rmSync(path, { force: true }); };
 }

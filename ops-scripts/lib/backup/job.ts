@@ -5,7 +5,6 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BACKUP_COMPRESSIONS } from '../../../infra/settings.ts';
 import { badInput } from '../errors.ts';
-import { withLockFile } from '../lock-file.ts';
 import { offloadAll, type OffloadResult } from './offload.ts';
 import { pruneRemote } from './remote-catalog.ts';
 import { RemoteStore, remoteSettings } from './remote.ts';
@@ -31,7 +30,6 @@ export interface BackupJobResult {
   offload?: OffloadResult;
 }
 
-export const lockPath = (ctx: BackupContext) => join(ctx.repo.root, '.backup.lock');
 
 /** Under the lock, anything half-made belongs to a run that died: remove it. */
 function cleanPartials(ctx: BackupContext): string[] {
@@ -73,40 +71,38 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
   // The object store's settings too, before anything is taken: a bad one is exit 2 with nothing changed.
   const remote = remoteSettings();
   ctx.repo.ensureLayout();
-  return withLockFile(lockPath(ctx), `backup --type ${opts.type}`, async () => {
-    const cleaned = cleanPartials(ctx);
-    let record: BackupRecord;
+  const cleaned = cleanPartials(ctx);
+  let record: BackupRecord;
+  try {
+    record = opts.type === 'physical'
+      ? await takePhysicalBackup(ctx, {
+          compression: opts.compression ?? ctx.settings.backup.compression,
+          checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
+          label: opts.label, maxRate: opts.maxRate, onProgress: opts.onProgress,
+        })
+      : await takeLogicalBackup(ctx, { label: opts.label });
+  } catch (err) {
+    writeBackupMetrics(ctx, opts.type, false);
+    throw err;
+  }
+  const pruned = prune(ctx, opts.keep);
+  let offload: OffloadResult | undefined;
+  if (remote) {
+    const store = new RemoteStore(remote);
     try {
-      record = opts.type === 'physical'
-        ? await takePhysicalBackup(ctx, {
-            compression: opts.compression ?? ctx.settings.backup.compression,
-            checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
-            label: opts.label, maxRate: opts.maxRate, onProgress: opts.onProgress,
-          })
-        : await takeLogicalBackup(ctx, { label: opts.label });
+      offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
+      if (offload.ok) await pruneRemote(store, opts.keep);
     } catch (err) {
-      writeBackupMetrics(ctx, opts.type, false);
-      throw err;
+      offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
+    } finally {
+      store.close();
     }
-    const pruned = prune(ctx, opts.keep);
-    let offload: OffloadResult | undefined;
-    if (remote) {
-      const store = new RemoteStore(remote);
-      try {
-        offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
-        if (offload.ok) await pruneRemote(store, opts.keep);
-      } catch (err) {
-        offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
-      } finally {
-        store.close();
-      }
-    }
-    return { record, cleaned, pruned, offload, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
-  });
+  }
+  return { record, cleaned, pruned, offload, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
 }
 
-/** backup:prune: retention on its own, under the same lock. */
+/** backup:prune: retention on its own (the command layer holds the repository lock, as for backup). */
 export async function runPrune(ctx: BackupContext, keep: { physical: number; logical: number }, dryRun: boolean): Promise<PruneResult> {
   ctx.repo.ensureLayout();
-  return withLockFile(lockPath(ctx), 'backup:prune', async () => prune(ctx, keep, { dryRun }));
+  return prune(ctx, keep, { dryRun });
 }

@@ -2,13 +2,12 @@
 // with SKIP_LOCKED, lock_timeout and statement_timeout, within a time budget.
 // VACUUM FULL only when asked for one named table, and refused (exit 3) for a
 // table above the size limit unless forced. One run at a time (advisory lock).
+import { SERVER_LOCKS } from '../locks.ts';
 import { quoteQualified, withAdvisoryLock, withClient, type PgClient, type PgConfig } from '../db.ts';
 import { badInput, describeError, refused } from '../errors.ts';
 import { describeHolder, readHorizonHolders, readTableStats, readVacuumSettings, type HorizonHolder } from './vacuum-stats.ts';
 import { planVacuum, type PlannedTable, type VacuumAction } from './vacuum-plan.ts';
 
-/** The advisory lock key of the vacuum job ('edupvac' in ASCII). */
-export const VACUUM_LOCK = 0x65647570766163n;
 
 export interface VacuumOptions {
   dryRun?: boolean;
@@ -82,7 +81,7 @@ export async function runVacuum(config: PgConfig, opts: VacuumOptions): Promise<
   return withClient({ ...config, application_name: 'edupulse-db vacuum' }, async (c) => {
     const notices: string[] = [];
     c.on('notice', (n) => notices.push(n.message ?? ''));
-    return withAdvisoryLock(c, VACUUM_LOCK, 'another vacuum run', async () => {
+    return withAdvisoryLock(c, SERVER_LOCKS.vacuum, 'another vacuum run', async () => {
       await c.query(`SET lock_timeout = '${(opts.lockTimeout ?? '5s').replace(/'/g, '')}'`);
       await c.query(`SET statement_timeout = '${(opts.statementTimeout ?? '1h').replace(/'/g, '')}'`);
       if (opts.costDelayMs !== undefined) await c.query(`SET vacuum_cost_delay = ${Number(opts.costDelayMs)}`);
