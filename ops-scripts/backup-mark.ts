@@ -1,12 +1,12 @@
 // npm run backup:mark -- <name>: a named restore point.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { command } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
-import { markRestorePoint } from './lib/restore/restore-points.ts';
+import { markRestorePoint, restorePointsFile } from './lib/restore/restore-points.ts';
 import { resolveStack } from './lib/stack-context.ts';
+import { LAYOUT } from './lib/backup/layout.ts';
 
 const usage = `Usage: edupulse-db backup:mark <name> [--json]
 
@@ -25,7 +25,7 @@ await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name:
   const remote = remoteSettings();
   if (remote) {
     const store = new RemoteStore(remote);
-    try { await store.putText('restore-points.json', readFileSync(join(ctx.repo.root, 'restore-points.json'), 'utf8')); } finally { store.close(); }
+    try { await store.putText(LAYOUT.restorePoints, readFileSync(restorePointsFile(ctx.repo), 'utf8')); } finally { store.close(); }
   }
   out(json ? JSON.stringify(point, null, 2) : `restore point "${point.name}" at ${point.lsn} (${point.time}, timeline ${point.timeline})`);
 });

@@ -1,5 +1,4 @@
 // npm run drill -- [--target-time T] [--keep] [--backup <id>]
-import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { command } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
@@ -11,7 +10,8 @@ import { pickBackup } from './lib/restore/restore.ts';
 import { keptDrills, stopScratch } from './lib/restore/scratch-clusters.ts';
 import { phasedProgress } from './lib/progress.ts';
 import { statePaths } from './lib/state.ts';
-import { appendHistory, formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
+import { formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
+import { recordDrill } from './lib/drill/records.ts';
 import { badInput } from './lib/errors.ts';
 import { parseTargetTime } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
@@ -27,7 +27,8 @@ reached (last replayed commit at or before it; the gap is the achieved RPO);
 the data is exact (canary rows committed before the target present, after it
 absent); every index passes pg_amcheck; roles and grants match the
 declarations. Reports the RTO broken down (choose, extract, replay, promote,
-verify), appends to the repository's drill-history.md, writes Prometheus
+verify), records it in the repository (drills/<id>.json, and drill-history.md
+rendered from the records), writes Prometheus
 metrics, and removes the scratch cluster (--keep leaves it up). On a
 terminal it shows the restore's progress (extract, replay); not with --json.
 Without --target-time the drill places its own target between two canaries
@@ -76,10 +77,8 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
     scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir, logDir: stack.paths.logDir,
     superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,
   })).finally(() => { progress.end(); opened?.close(); });
-  const metricsFile = join(ctx.metricsDir, 'edupulse_drill.prom');
-  const previous = existsSync(metricsFile) ? Number(/edupulse_drill_last_success_timestamp_seconds (\S+)/.exec(readFileSync(metricsFile, 'utf8'))?.[1]) || undefined : undefined;
-  writeDrillMetrics(ctx, report, previous);
-  const history = appendHistory(ctx, report);
+  const history = recordDrill(ctx.repo, report);
+  writeDrillMetrics(ctx, report);
   out(json ? JSON.stringify({ ...report, history }, null, 2) : `${formatDrill(report)}\n  history: ${history}`);
   return report.passed ? 0 : 1;
 });

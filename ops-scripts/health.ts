@@ -1,12 +1,10 @@
 // npm run health: Postgres, Redis and backup checks, graded against settings.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { command } from './lib/cli.ts';
-import { writeFileAtomic } from './lib/files.ts';
 import { connections } from './lib/connection.ts';
 import { table } from './lib/format.ts';
 import { LocalRepository } from './lib/backup/repository.ts';
-import { postgresChecks, redisChecks, repositoryChecks, toPrometheus, type Check } from './lib/maintenance/health.ts';
+import { postgresChecks, redisChecks, repositoryChecks, healthSamples, type Check } from './lib/maintenance/health.ts';
+import { renderMetrics, writeMetricsFile } from './lib/metrics.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { settingsFromEnv } from './lib/stack-context.ts';
 import { statePaths } from './lib/state.ts';
@@ -39,11 +37,8 @@ await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conf
   ]);
   const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];
   const critical = checks.some((c) => c.level === 'critical');
-  if (args.textfile) {
-    mkdirSync(paths.metricsDir, { recursive: true, mode: 0o755 });
-    writeFileAtomic(join(paths.metricsDir, 'edupulse_health.prom'), toPrometheus(checks), { mode: 0o644 });
-  }
-  if (args.prometheus) out(toPrometheus(checks));
+  if (args.textfile) writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
+  if (args.prometheus) out(renderMetrics(healthSamples(checks)));
   else if (json) out(JSON.stringify({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks }, null, 2));
   else out(table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]));
   return critical ? 1 : 0;

@@ -1,11 +1,9 @@
 // npm run vacuum: plan from the server's statistics, then vacuum/analyze what needs it.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { command } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { badInput } from './lib/errors.ts';
-import { writeFileAtomic } from './lib/files.ts';
 import { table } from './lib/format.ts';
+import { writeMetricsFile, type Sample } from './lib/metrics.ts';
 import { runVacuum, type VacuumReport } from './lib/maintenance/vacuum-run.ts';
 import { settingsFromEnv } from './lib/stack-context.ts';
 import { statePaths } from './lib/state.ts';
@@ -33,18 +31,14 @@ function seconds(raw: unknown): number | undefined {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'] ?? 1);
 }
 
-function metrics(r: VacuumReport): string {
+function samples(r: VacuumReport): Sample[] {
   const count = (s: string) => r.tables.filter((t) => t.status === s).length;
   return [
-    '# HELP edupulse_vacuum_last_run_timestamp_seconds When the vacuum job last ran.', '# TYPE edupulse_vacuum_last_run_timestamp_seconds gauge',
-    `edupulse_vacuum_last_run_timestamp_seconds ${Date.now() / 1000}`,
-    '# HELP edupulse_vacuum_tables Tables by outcome in the last run.', '# TYPE edupulse_vacuum_tables gauge',
-    ...['done', 'skipped', 'failed'].map((s) => `edupulse_vacuum_tables{status="${s}"} ${count(s)}`),
-    '# HELP edupulse_vacuum_duration_seconds Duration of the last run.', '# TYPE edupulse_vacuum_duration_seconds gauge',
-    `edupulse_vacuum_duration_seconds ${r.seconds.toFixed(3)}`,
-    '# HELP edupulse_vacuum_xmin_horizon_blocked 1 if something held the xmin horizon back.', '# TYPE edupulse_vacuum_xmin_horizon_blocked gauge',
-    `edupulse_vacuum_xmin_horizon_blocked ${r.horizon.blocked ? 1 : 0}`, '',
-  ].join('\n');
+    { name: 'edupulse_vacuum_last_run_timestamp_seconds', value: Date.now() / 1000 },
+    ...(['done', 'skipped', 'failed'] as const).map((status) => ({ name: 'edupulse_vacuum_tables' as const, labels: { status }, value: count(status) })),
+    { name: 'edupulse_vacuum_duration_seconds', value: Number(r.seconds.toFixed(3)) },
+    { name: 'edupulse_vacuum_xmin_horizon_blocked', value: r.horizon.blocked ? 1 : 0 },
+  ];
 }
 
 await command({
@@ -68,9 +62,7 @@ await command({
     full: args.full as string | undefined, force: Boolean(args.force), fullMaxBytes: settings.maintenance.vacuumFullMaxMb * 1048576,
   });
   if (!args['dry-run']) {
-    const dir = statePaths().metricsDir;
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    writeFileAtomic(join(dir, 'edupulse_vacuum.prom'), metrics(report), { mode: 0o644 });
+    writeMetricsFile(statePaths().metricsDir, 'edupulse_vacuum.prom', samples(report));
   }
   if (json) { out(JSON.stringify(report, null, 2)); return report.tables.some((t) => t.status === 'failed') ? 1 : 0; }
   out(report.horizon.blocked

@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { command } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { badInput } from './lib/errors.ts';
+import { walPath } from './lib/backup/layout.ts';
 
 const usage = `Usage: edupulse-db wal:fetch <file> <path>
 
@@ -24,9 +25,9 @@ await command({ name: 'wal:fetch', usage, positionals: { min: 2, max: 2, name: '
   if (!settings) throw badInput('needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
   const store = new RemoteStore(settings);
   try {
-    if (!(await store.head(`wal/${file}`))) return 1;
+    if (!(await store.head(walPath(file)))) return 1;
     try {
-      await store.download(`wal/${file}`, path);
+      await store.download(walPath(file), path);
     } catch (err) {
       rmSync(path, { force: true });
       throw err;

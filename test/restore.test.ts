@@ -182,6 +182,8 @@ test('a default drill places its own target, passes, appends history and metrics
   assert.is(report.kept, undefined);
   assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
   assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
+  const record = JSON.parse(readFileSync(join(repo, 'drills', `${report.id}.json`), 'utf8'));
+  assert.equal({ id: record.id, passed: record.passed, target: record.target }, { id: report.id, passed: true, target: report.target }, 'the drill is recorded as JSON');
   const history = readFileSync(join(repo, 'drill-history.md'), 'utf8');
   assert.match(history, new RegExp(`\\| ${report.startedAt} \\| ${report.target} \\| ${report.backupId} \\|.*\\| passed \\|`));
   const metrics = readFileSync(join(stack.ctx.paths.metricsDir, 'edupulse_drill.prom'), 'utf8');

@@ -15,6 +15,7 @@ import { secretsFileStore } from './roles/password-store.ts';
 import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
+import { LAYOUT } from './backup/layout.ts';
 import {
   checkReachable, clusterSpec, localHba, localIdent, localParameters, redisSpec, type StackContext,
 } from './stack-context.ts';
@@ -44,7 +45,7 @@ class Steps {
 function stateDirs(ctx: StackContext): string[] {
   const p = ctx.paths;
   return [p.root, join(p.root, 'pg'), p.logDir, p.socketDir, p.redisDir, p.repoDir, p.walArchiveDir,
-    join(p.repoDir, 'base'), join(p.repoDir, 'logical')];
+    ...Object.values(LAYOUT.kinds).map((d) => join(p.repoDir, d))];
 }
 
 /** The superuser's connection to a database of the local cluster. */

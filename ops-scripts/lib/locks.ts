@@ -8,12 +8,13 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireLockFile } from './lock-file.ts';
 import { statePaths, type StatePaths } from './state.ts';
+import { LAYOUT } from './backup/layout.ts';
 
 export const FILE_LOCKS = {
   /** The local stack: its servers, state directory and the desired state applied to them. */
   stack: { dir: (p: StatePaths) => p.root, file: 'up.lock' },
   /** The backup repository: a new backup and retention (which removes backups and WAL). */
-  repository: { dir: (p: StatePaths) => p.repoDir, file: '.backup.lock' },
+  repository: { dir: (p: StatePaths) => p.repoDir, file: LAYOUT.lock },
   /** Recovery drills: their canaries, scratch clusters, history and metrics. */
   drill: { dir: (p: StatePaths) => p.root, file: 'drill.lock' },
 } as const;

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAYOUT } from './backup/layout.ts';
 
 /** Where the running modules are: the checkout (run by tsx) or its compiled copy in dist/. */
 export const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,7 +45,7 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
     redisLog: join(root, 'logs', 'redis.log'),
     secretsFile: join(root, 'secrets.json'),
     repoDir,
-    walArchiveDir: join(repoDir, 'wal'),
+    walArchiveDir: join(repoDir, LAYOUT.wal),
     metricsDir: resolve(env.EDUPULSE_METRICS_DIR || join(root, 'metrics')),
   };
 }

@@ -12,7 +12,7 @@ import { killProcessesNaming } from '../process.ts';
 import type { BackupContext } from './context.ts';
 import { writeBackupMetrics } from './metrics.ts';
 import { prune, type PruneResult } from './prune.ts';
-import type { BackupKind, BackupRecord } from './repository.ts';
+import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { takePhysicalBackup, type PhysicalOptions } from './take-base-backup.ts';
 import { takeLogicalBackup } from './take-logical-backup.ts';
 
@@ -38,7 +38,7 @@ function cleanPartials(ctx: BackupContext): string[] {
     ctx.repo.remove(p.kind, p.id);
     return `${p.kind}/${p.id}`;
   });
-  for (const kind of ['physical', 'logical'] as const) {
+  for (const kind of BACKUP_KINDS) {
     for (const name of readdirSync(ctx.repo.kindDir(kind)).filter((n) => n.startsWith('.verify-'))) {
       rmSync(join(ctx.repo.kindDir(kind), name), { recursive: true, force: true });
       cleaned.push(`${kind}/${name}`);
@@ -48,7 +48,7 @@ function cleanPartials(ctx: BackupContext): string[] {
 }
 
 export function validateBackupOptions(o: BackupJobOptions): void {
-  if (!['physical', 'logical'].includes(o.type)) throw badInput(`unknown backup type "${o.type}"`, 'use --type physical or --type logical');
+  if (!(BACKUP_KINDS as readonly string[]).includes(o.type)) throw badInput(`unknown backup type "${o.type}"`, `use --type ${BACKUP_KINDS.join(' or --type ')}`);
   if (o.compression !== undefined && !(BACKUP_COMPRESSIONS as readonly string[]).includes(o.compression)) {
     throw badInput(`unknown compression "${o.compression}"`, `use one of ${BACKUP_COMPRESSIONS.join(', ')}`);
   }

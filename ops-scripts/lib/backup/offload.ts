@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../files.ts';
 import type { BackupContext } from './context.ts';
 import type { RemoteStore } from './remote.ts';
-import { RECORD_FILE, type BackupKind, type BackupRecord } from './repository.ts';
+import { RECORD_FILE, type BackupRecord } from './repository.ts';
 import { SEGMENT_RE, HISTORY_RE } from './wal.ts';
+import { backupPath, walPath } from './layout.ts';
 
 export const OFFLOADED_FILE = 'offloaded.json';
 export const OBJECTS_FILE = 'objects.json';
 
-export const remoteDir = (kind: BackupKind, id: string) => `${kind === 'physical' ? 'base' : 'logical'}/${id}`;
+export const remoteDir = backupPath;
 
 export const isOffloaded = (ctx: BackupContext, r: BackupRecord) => existsSync(join(ctx.repo.backupDir(r.kind, r.id), OFFLOADED_FILE));
 
@@ -34,19 +35,19 @@ export interface WalPushResult { pushed: string[]; alreadyThere: number; removed
 /** Pushes archived segments (and history files) the store lacks, in order, a few at a time. */
 export async function pushWal(ctx: BackupContext, store: RemoteStore, opts: { deleteLocal: boolean; concurrency?: number }): Promise<WalPushResult> {
   const local = ctx.repo.walFiles().filter((f) => SEGMENT_RE.test(f) || HISTORY_RE.test(f) || /^[0-9A-F]{24}\.partial$/.test(f));
-  const remote = await store.list('wal/');
-  const missing = local.filter((f) => !remote.has(`wal/${f}`));
+  const remote = await store.list(walPath(''));
+  const missing = local.filter((f) => !remote.has(walPath(f)));
   const pushed: string[] = [];
   const width = opts.concurrency ?? 4;
   for (let i = 0; i < missing.length; i += width) {
     const batch = missing.slice(i, i + width);
-    await Promise.all(batch.map((f) => store.upload(join(ctx.repo.walDir, f), `wal/${f}`)));
+    await Promise.all(batch.map((f) => store.upload(join(ctx.repo.walDir, f), walPath(f))));
     pushed.push(...batch);
   }
   let removedLocal = 0;
   if (opts.deleteLocal) {
     // Only what the store now holds; history files stay (they are small and restores read them).
-    for (const f of local) if (SEGMENT_RE.test(f) && (remote.has(`wal/${f}`) || pushed.includes(f))) { rmSync(join(ctx.repo.walDir, f)); removedLocal++; }
+    for (const f of local) if (SEGMENT_RE.test(f) && (remote.has(walPath(f)) || pushed.includes(f))) { rmSync(join(ctx.repo.walDir, f)); removedLocal++; }
   }
   return { pushed, alreadyThere: local.length - missing.length, removedLocal };
 }

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { badInput } from '../errors.ts';
 import type { BackupContext } from './context.ts';
-import type { BackupKind, BackupRecord } from './repository.ts';
+import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { parseSegment } from './wal.ts';
 
 export interface PruneResult { removed: Array<{ kind: BackupKind; id: string }>; walRemoved: string[]; dryRun: boolean }
@@ -22,7 +22,7 @@ export function validateKeep(keep: Keep): void {
 export function retentionPlan(records: BackupRecord[], walFiles: string[], keep: Keep): Omit<PruneResult, 'dryRun'> {
   validateKeep(keep);
   const removed: PruneResult['removed'] = [];
-  for (const kind of ['physical', 'logical'] as const) {
+  for (const kind of BACKUP_KINDS) {
     const all = records.filter((r) => r.kind === kind);
     for (const r of all.slice(0, Math.max(0, all.length - keep[kind]))) removed.push({ kind, id: r.id });
   }

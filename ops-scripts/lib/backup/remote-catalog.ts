@@ -2,11 +2,12 @@
 // last); verified against objects.json (sizes and ETags recorded at upload)
 // and the WAL listing; retention applied with the same plan as locally.
 import type { RemoteStore } from './remote.ts';
-import { RECORD_FILE, type BackupRecord } from './repository.ts';
+import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
 import { OBJECTS_FILE, remoteDir } from './offload.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
+import { LAYOUT, walFileOf, walPath } from './layout.ts';
 
 export interface RemoteListing { records: BackupRecord[]; objects: Map<string, { bytes: number; modified: string }>; walFiles: string[] }
 
@@ -14,12 +15,12 @@ export async function readRemote(store: RemoteStore): Promise<RemoteListing> {
   const objects = await store.listDetailed('');
   const records: BackupRecord[] = [];
   for (const key of objects.keys()) {
-    if (!/^(base|logical)\/[^/]+\/backup\.json$/.test(key)) continue;
+    if (!BACKUP_KINDS.some((k) => key.startsWith(`${LAYOUT.kinds[k]}/`) && key.endsWith(`/${LAYOUT.record}`) && key.split('/').length === 3)) continue;
     const text = await store.getText(key);
     if (text) records.push(JSON.parse(text) as BackupRecord);
   }
   records.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  const walFiles = [...objects.keys()].filter((k) => k.startsWith('wal/')).map((k) => k.slice(4)).sort();
+  const walFiles = [...objects.keys()].map(walFileOf).filter((f): f is string => Boolean(f)).sort();
   return { records, objects, walFiles };
 }
 
@@ -27,7 +28,7 @@ export async function remoteHistories(store: RemoteStore, walFiles: string[]): P
   const out = new Map<number, HistoryEntry[]>();
   for (const f of walFiles) {
     const m = HISTORY_RE.exec(f);
-    if (m) out.set(parseInt(m[1]!, 16), parseHistory((await store.getText(`wal/${f}`)) ?? ''));
+    if (m) out.set(parseInt(m[1]!, 16), parseHistory((await store.getText(walPath(f))) ?? ''));
   }
   return out;
 }
@@ -60,6 +61,6 @@ export async function pruneRemote(store: RemoteStore, keep: Keep, dryRun = false
   const prefixes = plan.removed.map((r) => `${remoteDir(r.kind, r.id)}/`);
   const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
   await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));
-  await store.remove([...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)), ...plan.walRemoved.map((f) => `wal/${f}`)]);
+  await store.remove([...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)), ...plan.walRemoved.map(walPath)]);
   return plan;
 }

@@ -1,7 +1,4 @@
-// The backup repository on disk:
-//   <repo>/base/<id>/      base backup tar files, backup_manifest, backup.json
-//   <repo>/logical/<id>/   pg_dump custom-format archive, backup.json
-//   <repo>/wal/            archived WAL segments and timeline history files
+// The backup repository on disk (its layout: ./layout.ts).
 // backup.json is written last (temp file, fsync, rename): a directory without
 // it is not a backup. Directories 0700, files 0600.
 import { createHash } from 'node:crypto';
@@ -12,9 +9,10 @@ import { ensurePrivateDir, writeFileAtomic } from '../files.ts';
 import type { OsUser } from '../run.ts';
 import type { Fingerprints } from './fingerprint.ts';
 import { HISTORY_RE, parseHistory, type HistoryEntry } from './wal.ts';
+import { backupPath, LAYOUT } from './layout.ts';
 
-export type BackupKind = 'physical' | 'logical';
-export const BACKUP_KINDS: readonly BackupKind[] = ['physical', 'logical'];
+export const BACKUP_KINDS = ['physical', 'logical'] as const;
+export type BackupKind = (typeof BACKUP_KINDS)[number];
 
 export interface BackupFile { name: string; bytes: number; sha256: string }
 
@@ -41,7 +39,7 @@ export interface BackupRecord {
   verification: { tool: string; ok: boolean; seconds: number };
 }
 
-export const RECORD_FILE = 'backup.json';
+export const RECORD_FILE = LAYOUT.record;
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -57,9 +55,9 @@ export function newBackupId(now = new Date()): string {
 export class LocalRepository {
   constructor(readonly root: string, readonly owner?: OsUser) {}
 
-  get walDir(): string { return join(this.root, 'wal'); }
-  kindDir(kind: BackupKind): string { return join(this.root, kind === 'physical' ? 'base' : 'logical'); }
-  backupDir(kind: BackupKind, id: string): string { return join(this.kindDir(kind), id); }
+  get walDir(): string { return join(this.root, LAYOUT.wal); }
+  kindDir(kind: BackupKind): string { return join(this.root, LAYOUT.kinds[kind]); }
+  backupDir(kind: BackupKind, id: string): string { return join(this.root, backupPath(kind, id)); }
 
   /** Creates the layout; a repository path that is a file is bad input. */
   ensureLayout(): void {

@@ -1,10 +1,10 @@
 // Health checks for Postgres (as the monitoring login), Redis and the backup
 // repository, each graded ok / warn / critical against thresholds from
 // settings. Rendered as a table, JSON or Prometheus text.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HealthThresholds } from '../../../infra/settings.ts';
-import type { LocalRepository } from '../backup/repository.ts';
+import type { BackupKind, LocalRepository } from '../backup/repository.ts';
+import type { Sample } from '../metrics.ts';
+import { lastPassingDrill } from '../drill/records.ts';
 import type { RedisTarget } from '../connection.ts';
 import { withClient, type PgConfig } from '../db.ts';
 import { describeError } from '../errors.ts';
@@ -112,21 +112,12 @@ export async function redisChecks(target: RedisTarget, prefix: string, th: Healt
   return checks;
 }
 
-/** The newest passing drill, from the history the drill appends to. */
-function lastPassingDrill(repo: LocalRepository): number | undefined {
-  const file = join(repo.root, 'drill-history.md');
-  if (!existsSync(file)) return undefined;
-  const rows = readFileSync(file, 'utf8').split('\n').filter((l) => /\| passed \|/.test(l));
-  const date = rows.length ? /^\| (\S+) \|/.exec(rows[rows.length - 1]!)?.[1] : undefined;
-  return date ? Date.parse(date) : undefined;
-}
-
 /**
  * Ages of the newest physical backup, logical dump and passing drill. A new
  * cluster has until the warn threshold after its initdb before a missing one counts.
  */
 export function repositoryChecks(repo: LocalRepository, th: HealthThresholds, bornAt: number | undefined, now = Date.now()): Check[] {
-  const newest = (kind: 'physical' | 'logical') => { const r = repo.list(kind).pop(); return r ? Date.parse(r.finishedAt) : undefined; };
+  const newest = (kind: BackupKind) => { const r = repo.list(kind).pop(); return r ? Date.parse(r.finishedAt) : undefined; };
   const check = (name: string, at: number | undefined, what: string, unitSeconds: number, limits: [number, number]): Check => {
     const since = at ?? bornAt ?? 0;
     const age = (now - since) / 1000 / unitSeconds;
@@ -142,10 +133,11 @@ export function repositoryChecks(repo: LocalRepository, th: HealthThresholds, bo
 
 const LEVEL_VALUE: Record<Level, number> = { ok: 0, warn: 1, critical: 2 };
 
-export function toPrometheus(checks: Check[]): string {
-  const lines = ['# HELP edupulse_health_check Health of each check: 0 ok, 1 warn, 2 critical.', '# TYPE edupulse_health_check gauge'];
-  for (const c of checks) lines.push(`edupulse_health_check{component="${c.component}",check="${c.name}"} ${LEVEL_VALUE[c.level]}`);
-  lines.push('# HELP edupulse_health_value The measured value of each numeric check.', '# TYPE edupulse_health_value gauge');
-  for (const c of checks) if (c.value !== null && Number.isFinite(c.value)) lines.push(`edupulse_health_value{component="${c.component}",check="${c.name}"} ${c.value}`);
-  return lines.join('\n') + '\n';
+/** Each check's level, and its value where it has one, as metric samples. */
+export function healthSamples(checks: Check[]): Sample[] {
+  return checks.flatMap((c): Sample[] => {
+    const labels = { component: c.component, check: c.name };
+    const level: Sample = { name: 'edupulse_health_check', labels, value: LEVEL_VALUE[c.level] };
+    return c.value !== null && Number.isFinite(c.value) ? [level, { name: 'edupulse_health_value', labels, value: c.value }] : [level];
+  });
 }

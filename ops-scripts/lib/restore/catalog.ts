@@ -13,6 +13,7 @@ import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
+import { LAYOUT, walPath } from '../backup/layout.ts';
 
 export interface Catalog {
   source: 'local' | 'remote';
@@ -51,7 +52,7 @@ export function localCatalog(ctx: BackupContext): Catalog {
 export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, staging: string): Promise<Catalog> {
   const { records, objects, walFiles } = await readRemote(store);
   const histories = await remoteHistories(store, walFiles);
-  const points = await store.getText('restore-points.json');
+  const points = await store.getText(LAYOUT.restorePoints);
   const { settings } = store;
   const envs = [`EDUPULSE_REPO_MODE=${settings.mode}`, `EDUPULSE_S3_BUCKET=${settings.bucket}`, `EDUPULSE_S3_PREFIX=${settings.prefix}`,
     `EDUPULSE_S3_REGION=${settings.region}`, ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : [])];
@@ -59,13 +60,13 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     source: 'remote',
     backups: records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
     walFiles, histories,
-    walTime: (name) => objects.get(`wal/${name}`)?.modified,
+    walTime: (name) => objects.get(walPath(name))?.modified,
     async walPath(name) {
-      const dir = join(staging, 'wal');
+      const dir = join(staging, LAYOUT.wal);
       const path = join(dir, name);
       if (!existsSync(path)) {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        await store.download(`wal/${name}`, path);
+        await store.download(walPath(name), path);
       }
       return path;
     },

@@ -7,10 +7,12 @@ import { withClient, type PgConfig } from '../db.ts';
 import { badInput } from '../errors.ts';
 import { writeFileAtomic } from '../files.ts';
 import type { LocalRepository } from '../backup/repository.ts';
+import { LAYOUT } from '../backup/layout.ts';
 
 export interface RestorePoint { name: string; lsn: string; time: string; timeline: number }
 
-const file = (repo: LocalRepository) => join(repo.root, 'restore-points.json');
+export const restorePointsFile = (repo: LocalRepository) => join(repo.root, LAYOUT.restorePoints);
+const file = restorePointsFile;
 
 export function readRestorePoints(repo: LocalRepository): RestorePoint[] {
   return existsSync(file(repo)) ? (JSON.parse(readFileSync(file(repo), 'utf8')) as RestorePoint[]) : [];
