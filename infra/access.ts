@@ -5,6 +5,7 @@ import * as postgresql from '@pulumi/postgresql';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import type { Grant, RoleDeclarations } from '../roles/declarations.ts';
+import { IndexesAndViews, Migrations } from './sql-objects.ts';
 
 export interface DatabaseAccessArgs {
   declarations: RoleDeclarations;
@@ -29,6 +30,8 @@ export interface DatabaseAccessArgs {
    * children, and everything here connects through the provider.
    */
   serverReady?: pulumi.Resource[];
+  /** The schema on top: migrations (as the migrator), then indexes and views, then the table and sequence grants. */
+  schema: { migrationsHash: string; declarationsHash: string; lockTimeout: string };
 }
 
 export class DatabaseAccess extends pulumi.ComponentResource {
@@ -38,6 +41,8 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly passwords: Record<string, pulumi.Output<string>> = {};
   /** What must exist before migrations run: roles, the database, CONNECT, USAGE, default privileges. */
   readonly ready: pulumi.Resource[] = [];
+  readonly migrations: Migrations;
+  readonly objects: IndexesAndViews;
 
   constructor(name: string, args: DatabaseAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super('edupulse:infra:DatabaseAccess', name, {}, opts);
@@ -84,7 +89,17 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       database: args.database, owner: p.owner, role: p.role, schema: p.schema, objectType: p.on, privileges: p.privileges,
     }, after));
     this.ready.push(this.database, ...Object.values(this.roles), ...publicGrants, ...early, ...defaults);
-    this.registerOutputs({ database: this.database.name });
+
+    const connection = pulumi.secret(pulumi.all([args.host, args.port, this.passwords[d.migrator]!]).apply(([host, port, pw]) => ({
+      host, port, database: args.database, migratorPassword: pw, sslmode: args.sslmode, lockTimeout: args.schema.lockTimeout,
+    })));
+    // Top-level resources before they were children here: the alias keeps their URNs, so no replacement.
+    const child = { parent: this, aliases: [{ parent: pulumi.rootStackResource }] };
+    this.migrations = new Migrations('migrations', { connection, migrationsHash: args.schema.migrationsHash }, { ...child, dependsOn: this.ready });
+    this.objects = new IndexesAndViews('indexes-and-views', { connection, declarationsHash: args.schema.declarationsHash },
+      { ...child, dependsOn: [this.migrations] });
+    this.objectGrants(name, args.database, d, [this.migrations, this.objects]);
+    this.registerOutputs({ database: this.database.name, appliedMigrations: this.migrations.applied });
   }
 
   grant(name: string, database: string, g: Grant, opts: pulumi.CustomResourceOptions): postgresql.Grant {
@@ -97,7 +112,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   }
 
   /** Table and sequence grants, once the objects they cover exist. */
-  objectGrants(name: string, database: string, declarations: RoleDeclarations, dependsOn: pulumi.Resource[]): postgresql.Grant[] {
+  private objectGrants(name: string, database: string, declarations: RoleDeclarations, dependsOn: pulumi.Resource[]): postgresql.Grant[] {
     return declarations.grants.filter((g) => g.on === 'table' || g.on === 'sequence')
       .map((g) => this.grant(name, database, g, { dependsOn: [...this.ready, ...dependsOn] }));
   }

@@ -1,15 +1,29 @@
 // The stack's configuration, read once, typed and validated: a bad value
 // fails with a message naming the key. Server settings come from
-// infra/settings.ts; the stack only says where and how to run them.
+// infra/settings.ts, checked by the same pure checks as its EDUPULSE_*
+// variables; the stack only says where and how to run them.
 import * as pulumi from '@pulumi/pulumi';
-import { defaultSettings, EVICTION_POLICIES, REDIS_PERSISTENCE, type Settings } from './settings.ts';
+import { check, CONTAINER_PORTS, defaultSettings, EVICTION_POLICIES, PATTERNS, REDIS_PERSISTENCE, type Settings } from './settings.ts';
 
-export type StackMode = 'docker' | 'existing';
+export const STACK_MODES = ['docker', 'existing'] as const;
+export type StackMode = (typeof STACK_MODES)[number];
+export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
 
-export interface StackConfig {
-  mode: StackMode;
+interface CommonConfig {
   settings: Settings;
-  docker?: {
+  /** The superuser's password; generated (random.RandomPassword) when unset. */
+  postgresPassword?: pulumi.Output<string>;
+  redisPassword?: pulumi.Output<string>;
+  postgresAdminUser: string;
+  sslmode: (typeof SSL_MODES)[number];
+  /** Existing mode: the database exists and is adopted (imported), not created. */
+  adoptDatabase: boolean;
+}
+
+/** Containers on a Docker host, created by the program. */
+export interface DockerConfig extends CommonConfig {
+  mode: 'docker';
+  docker: {
     postgresImage: string;
     redisImage: string;
     /** Host paths bind-mounted into the containers, so host-side jobs read the repository. */
@@ -22,17 +36,16 @@ export interface StackConfig {
     bindAddress: string;
     networkName: string;
   };
-  /** The superuser's password; generated (random.RandomPassword) when unset. */
-  postgresPassword?: pulumi.Output<string>;
-  redisPassword?: pulumi.Output<string>;
-  /** How the provider reaches an existing server; in docker mode the container's published port or its address. */
-  postgresHost?: string;
-  postgresAdminPort?: number;
-  postgresAdminUser: string;
-  sslmode: string;
-  /** Existing mode: the database exists and is adopted (imported), not created. */
-  adoptDatabase: boolean;
 }
+
+/** A server that exists already (a managed service): the program manages what is on it. */
+export interface ExistingConfig extends CommonConfig {
+  mode: 'existing';
+  postgresHost: string;
+  postgresAdminPort: number;
+}
+
+export type StackConfig = DockerConfig | ExistingConfig;
 
 export class ConfigError extends Error {
   constructor(readonly key: string, message: string) {
@@ -41,52 +54,38 @@ export class ConfigError extends Error {
   }
 }
 
-function port(cfg: pulumi.Config, key: string): number | undefined {
+/** A config key through one of the settings' checks; the error names the key. */
+function get<T>(cfg: pulumi.Config, key: string, parse: (raw: string) => T): T | undefined {
   const raw = cfg.get(key);
   if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(key, `"${raw}" is not a port (1-65535)`);
-  return n;
+  try {
+    return parse(raw);
+  } catch (err) {
+    throw new ConfigError(key, (err as Error).message);
+  }
 }
 
-function oneOf<T extends string>(cfg: pulumi.Config, key: string, allowed: readonly T[], fallback: T): T {
-  const raw = cfg.get(key);
-  if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(key, `"${raw}" is not one of ${allowed.join(', ')}`);
-  return raw as T;
-}
-
-function absolutePath(cfg: pulumi.Config, key: string, fallback: string): string {
-  const raw = cfg.get(key) ?? fallback;
-  if (!raw.startsWith('/')) throw new ConfigError(key, `"${raw}" is not an absolute host path`);
-  return raw;
-}
-
-function image(cfg: pulumi.Config, key: string, fallback: string): string {
-  const raw = cfg.get(key) ?? fallback;
-  if (!/^[\w.\/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/.test(raw)) throw new ConfigError(key, `"${raw}" is not an image reference`);
-  return raw;
-}
+const port = (cfg: pulumi.Config, key: string) => get(cfg, key, (r) => check.int(r, 1, 65535));
+const oneOf = <T extends string>(cfg: pulumi.Config, key: string, allowed: readonly T[], fallback: T) => get(cfg, key, (r) => check.oneOf(r, allowed)) ?? fallback;
+const shaped = (cfg: pulumi.Config, key: string, [pattern, what]: readonly [RegExp, string], fallback: string) =>
+  get(cfg, key, (r) => check.match(r, pattern, what)) ?? fallback;
+const absolutePath = (cfg: pulumi.Config, key: string, fallback: string) => shaped(cfg, key, [/^\//, 'an absolute host path'], fallback);
 
 export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
-  const mode = oneOf(cfg, 'mode', ['docker', 'existing'] as const, 'docker');
-  const maxmemory = cfg.get('redisMaxmemory') ?? defaultSettings.redis.maxmemory;
-  if (!/^\d+(kb|mb|gb)?$/i.test(maxmemory)) throw new ConfigError('redisMaxmemory', `"${maxmemory}" is not a size such as 256mb`);
+  const mode = oneOf(cfg, 'mode', STACK_MODES, 'docker');
+  const d = defaultSettings;
   const settings: Settings = {
-    ...defaultSettings,
-    postgres: { ...defaultSettings.postgres, imageTag: image(cfg, 'postgresImage', defaultSettings.postgres.imageTag), port: 5432 },
+    ...d,
+    postgres: {
+      ...d.postgres, imageTag: shaped(cfg, 'postgresImage', PATTERNS.image, d.postgres.imageTag), port: CONTAINER_PORTS.postgres,
+      archiveTimeoutSeconds: get(cfg, 'archiveTimeoutSeconds', (r) => check.int(r, 0, 86400)) ?? d.postgres.archiveTimeoutSeconds,
+    },
     redis: {
-      ...defaultSettings.redis, port: 6379, maxmemory,
-      maxmemoryPolicy: oneOf(cfg, 'redisEvictionPolicy', EVICTION_POLICIES, defaultSettings.redis.maxmemoryPolicy),
-      persistence: oneOf(cfg, 'redisPersistence', REDIS_PERSISTENCE, defaultSettings.redis.persistence),
+      ...d.redis, port: CONTAINER_PORTS.redis, maxmemory: shaped(cfg, 'redisMaxmemory', PATTERNS.size, d.redis.maxmemory),
+      maxmemoryPolicy: oneOf(cfg, 'redisEvictionPolicy', EVICTION_POLICIES, d.redis.maxmemoryPolicy),
+      persistence: oneOf(cfg, 'redisPersistence', REDIS_PERSISTENCE, d.redis.persistence),
     },
   };
-  const archiveTimeout = cfg.get('archiveTimeoutSeconds');
-  if (archiveTimeout !== undefined) {
-    const n = Number(archiveTimeout);
-    if (!Number.isInteger(n) || n < 0 || n > 86400) throw new ConfigError('archiveTimeoutSeconds', `"${archiveTimeout}" is not a whole number of seconds (0-86400)`);
-    settings.postgres.archiveTimeoutSeconds = n;
-  }
   const postgresPassword = cfg.getSecret('postgresPassword');
   const redisPassword = cfg.getSecret('redisPassword');
   if (mode === 'existing') {
@@ -94,23 +93,21 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
     if (!host) throw new ConfigError('postgresHost', 'is required when mode is existing (the server to manage)');
     if (!postgresPassword) throw new ConfigError('postgresPassword', 'is required (as a secret) when mode is existing');
     return {
-      mode, settings, postgresPassword, redisPassword, postgresHost: host, postgresAdminPort: port(cfg, 'postgresPort') ?? 5432,
-      postgresAdminUser: cfg.get('postgresAdminUser') ?? 'postgres', sslmode: oneOf(cfg, 'sslmode', ['disable', 'require', 'verify-ca', 'verify-full'] as const, 'require'),
+      mode, settings, postgresPassword, redisPassword, postgresHost: host, postgresAdminPort: port(cfg, 'postgresPort') ?? CONTAINER_PORTS.postgres,
+      postgresAdminUser: cfg.get('postgresAdminUser') ?? 'postgres', sslmode: oneOf(cfg, 'sslmode', SSL_MODES, 'require'),
       adoptDatabase: oneOf(cfg, 'adoptDatabase', ['true', 'false'] as const, 'true') === 'true',
     };
   }
-  const postgresPort = port(cfg, 'postgresPort');
-  const bindAddress = cfg.get('bindAddress') ?? '127.0.0.1';
-  if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(bindAddress)) throw new ConfigError('bindAddress', `"${bindAddress}" is not an IPv4 address`);
   return {
     mode, settings, postgresPassword, redisPassword,
     docker: {
       postgresImage: settings.postgres.imageTag,
-      redisImage: image(cfg, 'redisImage', 'redis:7'),
+      redisImage: shaped(cfg, 'redisImage', PATTERNS.image, 'redis:7'),
       dataDir: absolutePath(cfg, 'dataDir', '/var/lib/edupulse/pgdata'),
       repoDir: absolutePath(cfg, 'repoDir', '/var/lib/edupulse/repo'),
       redisDataDir: absolutePath(cfg, 'redisDataDir', '/var/lib/edupulse/redis'),
-      postgresPort, redisPort: port(cfg, 'redisPort'), bindAddress,
+      postgresPort: port(cfg, 'postgresPort'), redisPort: port(cfg, 'redisPort'),
+      bindAddress: shaped(cfg, 'bindAddress', [/^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address'], '127.0.0.1'),
       networkName: cfg.get('networkName') ?? 'edupulse',
     },
     postgresAdminUser: 'postgres', sslmode: 'disable', adoptDatabase: false,

@@ -11,7 +11,7 @@ import { DatabaseAccess } from './access.ts';
 import { readConfig } from './config.ts';
 import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
 import { RedisServer } from './redis-server.ts';
-import { hashDir, IndexesAndViews, Migrations, SuperuserPassword } from './sql-objects.ts';
+import { hashDir, SuperuserPassword } from './sql-objects.ts';
 
 // Pulumi.yaml runs the compiled program (dist/infra/index.js); the tests also import the source.
 const code = join(fileURLToPath(import.meta.url), '..', '..');
@@ -36,7 +36,7 @@ let dependsOn: pulumi.Resource[] = [];
 let redisPasswordOut: pulumi.Output<string> | undefined;
 
 if (config.mode === 'docker') {
-  const d = config.docker!;
+  const d = config.docker;
   const network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
   const pg = new PostgresServer(`edupulse-${stack}`, {
     settings: config.settings.postgres, image: d.postgresImage, network, password: postgresPassword,
@@ -58,32 +58,25 @@ if (config.mode === 'docker') {
   dependsOn = [pg.container, superuser];
   redisPasswordOut = pulumi.secret(redisPassword);
 } else {
-  host = pulumi.output(config.postgresHost!);
-  port = pulumi.output(config.postgresAdminPort!);
+  host = pulumi.output(config.postgresHost);
+  port = pulumi.output(config.postgresAdminPort);
 }
 
 const access = new DatabaseAccess('access', {
   declarations, database, host, port, username: config.postgresAdminUser, password: postgresPassword, sslmode: config.sslmode,
   superuser: config.mode === 'docker', adoptDatabase: config.adoptDatabase, serverReady: dependsOn,
+  schema: {
+    migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/), declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
+    lockTimeout: config.settings.migrations.lockTimeout,
+  },
 });
-
-const connection = pulumi.secret(pulumi.all([host, port, access.passwords[declarations.migrator]!]).apply(([h, p, pw]) => ({
-  host: h, port: p, database, migratorPassword: pw, sslmode: config.sslmode, lockTimeout: config.settings.migrations.lockTimeout,
-})));
-const migrations = new Migrations('migrations', {
-  connection, migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/),
-}, { dependsOn: access.ready });
-const objects = new IndexesAndViews('indexes-and-views', {
-  connection, declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
-}, { dependsOn: [migrations] });
-access.objectGrants('access', database, declarations, [migrations, objects]);
 
 export const mode = config.mode;
 export const postgresEndpoint = pulumi.interpolate`postgres://${config.postgresAdminUser}@${host}:${port}/${database}`;
 export const containerNames = containers;
-export const archiveLocation = config.mode === 'docker' ? `${config.docker!.repoDir}/wal (${CONTAINER_REPO}/wal in the container)` : 'the managed service\'s own';
-export const backupRepository = config.mode === 'docker' ? config.docker!.repoDir : undefined;
+export const archiveLocation = config.mode === 'docker' ? `${config.docker.repoDir}/wal (${CONTAINER_REPO}/wal in the container)` : 'the managed service\'s own';
+export const backupRepository = config.mode === 'docker' ? config.docker.repoDir : undefined;
 export const superuserPassword = pulumi.secret(postgresPassword);
 export const redisPassword = redisPasswordOut;
 export const rolePasswords = pulumi.secret(pulumi.output(access.passwords));
-export const appliedMigrations = migrations.applied;
+export const appliedMigrations = access.migrations.applied;

@@ -6,7 +6,7 @@
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { renderHba } from '../roles/hba.ts';
-import { postgresParameters, type PostgresSettings } from './settings.ts';
+import { CONTAINER_PORTS, postgresParameters, type PostgresSettings } from './settings.ts';
 
 export interface PostgresServerArgs {
   settings: PostgresSettings;
@@ -39,7 +39,7 @@ export const containerHba = () => renderHba({ superuser: 'postgres', addresses: 
 /** The server's parameters as `-c name=value` arguments, from the one place they are written. */
 export function postgresFlags(settings: PostgresSettings): string[] {
   const params = postgresParameters(settings, {
-    walArchiveDir: `${CONTAINER_REPO}/wal`, archiveMethod: 'basic_archive', port: 5432, listenAddresses: '*',
+    walArchiveDir: `${CONTAINER_REPO}/wal`, archiveMethod: 'basic_archive', port: CONTAINER_PORTS.postgres, listenAddresses: '*',
   });
   return [...Object.entries(params), ['hba_file', CONTAINER_HBA]].flatMap(([k, v]) => ['-c', `${k}=${v}`]);
 }
@@ -74,9 +74,9 @@ export class PostgresServer extends pulumi.ComponentResource {
         { hostPath: args.repoDir, containerPath: CONTAINER_REPO },
       ],
       networksAdvanced: [{ name: args.network.name, aliases: ['postgres'] }],
-      ports: args.publishPort ? [{ internal: 5432, external: args.publishPort, ip: args.bindAddress }] : [],
+      ports: args.publishPort ? [{ internal: CONTAINER_PORTS.postgres, external: args.publishPort, ip: args.bindAddress }] : [],
       healthcheck: {
-        tests: ['CMD-SHELL', 'pg_isready -U postgres -d postgres -h 127.0.0.1 -p 5432'],
+        tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
         interval: '10s', timeout: '5s', retries: 5, startPeriod: '30s',
       },
       restart: 'unless-stopped',
@@ -95,7 +95,7 @@ export class PostgresServer extends pulumi.ComponentResource {
     this.host = args.publishPort
       ? pulumi.output(args.bindAddress === '0.0.0.0' ? '127.0.0.1' : args.bindAddress)
       : this.container.networkDatas.apply((n) => n?.[0]?.ipAddress ?? '');
-    this.port = pulumi.output(args.publishPort ?? 5432);
+    this.port = pulumi.output(args.publishPort ?? CONTAINER_PORTS.postgres);
     this.registerOutputs({ containerName: this.containerName, host: this.host, port: this.port });
   }
 }

@@ -3,7 +3,7 @@
 // maxmemory and eviction policy and persistence from infra/settings.ts.
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
-import { redisDirectives, type RedisSettings } from './settings.ts';
+import { CONTAINER_PORTS, redisDirectives, type RedisSettings } from './settings.ts';
 
 export interface RedisServerArgs {
   settings: RedisSettings;
@@ -33,7 +33,7 @@ export const REDIS_ENTRYPOINT = [
 
 /** The non-secret directives as redis-server arguments. */
 export function redisFlags(settings: RedisSettings): string[] {
-  return redisDirectives({ ...settings, port: 6379 }).flatMap(([k, v]) => [`--${k}`, v]);
+  return redisDirectives({ ...settings, port: CONTAINER_PORTS.redis }).flatMap(([k, v]) => [`--${k}`, v]);
 }
 
 export class RedisServer extends pulumi.ComponentResource {
@@ -52,7 +52,7 @@ export class RedisServer extends pulumi.ComponentResource {
       envs: [pulumi.interpolate`REDIS_PASSWORD=${args.password}`, `REDIS_CONF_FILE=${REDIS_CONF}`],
       volumes: args.settings.persistence === 'none' ? [] : [{ hostPath: args.dataDir, containerPath: '/data' }],
       networksAdvanced: [{ name: args.network.name, aliases: ['redis'] }],
-      ports: args.publishPort ? [{ internal: 6379, external: args.publishPort, ip: args.bindAddress }] : [],
+      ports: args.publishPort ? [{ internal: CONTAINER_PORTS.redis, external: args.publishPort, ip: args.bindAddress }] : [],
       healthcheck: {
         tests: ['CMD-SHELL', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
         interval: '10s', timeout: '5s', retries: 5,

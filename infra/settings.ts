@@ -43,9 +43,20 @@ export const BACKUP_COMPRESSIONS: readonly BackupCompression[] = ['server-zstd:1
 export const REPO_MODES = ['local', 'copy', 'remote'] as const;
 export type RepoMode = (typeof REPO_MODES)[number];
 
+/** The S3-compatible object store (repoMode copy or remote); credentials come from the AWS SDK's own chain, never from here. */
+export interface StoreSettings {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Key prefix, '' or ending in '/'. */
+  prefix: string;
+}
+
 export interface BackupSettings {
   /** Where backups live: the local repository only, also a copy in the object store, or the store only. */
   repoMode: RepoMode;
+  /** The object store, when repoMode is not local. */
+  store?: StoreSettings;
   /** Physical base backups kept by retention (at least 1). */
   keepPhysical: number;
   /** Logical dumps kept by retention (at least 1). */
@@ -83,7 +94,24 @@ export interface MigrationSettings {
   lockTimeout: string;
 }
 
+/** Where the ops layer keeps things on this host and which programs it runs. */
+export interface HostSettings {
+  /** The state directory; unset means .edupulse in the checkout (the ops layer knows where that is). */
+  stateDir?: string;
+  /** The backup repository; unset means repo/ in the state directory. */
+  repoDir?: string;
+  /** The Prometheus textfile directory; unset means metrics/ in the state directory. */
+  metricsDir?: string;
+  /** PostgreSQL's bin directory; unset means the newest installed one. */
+  pgBinDir?: string;
+  /** The redis-server program; unset means the one on PATH. */
+  redisServer?: string;
+  /** The unprivileged OS user the servers run as when the toolkit runs as root. */
+  serviceUser: string;
+}
+
 export interface Settings {
+  host: HostSettings;
   postgres: PostgresSettings;
   migrations: MigrationSettings;
   redis: RedisSettings;
@@ -91,7 +119,11 @@ export interface Settings {
   maintenance: MaintenanceSettings;
 }
 
+/** The ports the servers listen on inside their containers (the images' own); published ports are config. */
+export const CONTAINER_PORTS = { postgres: 5432, redis: 6379 } as const;
+
 export const defaultSettings: Settings = {
+  host: { serviceUser: 'postgres' },
   postgres: {
     minMajorVersion: 15,
     imageTag: 'postgres:17',
@@ -155,34 +187,66 @@ export class SettingsError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function intIn(env: Env, name: string, fallback: number, min: number, max: number): number {
+/**
+ * Pure checks of one raw value, shared by the environment (EDUPULSE_*) and the
+ * Pulumi stack config: each returns the value or throws a message saying what
+ * is allowed; the caller names the variable or key.
+ */
+export const check = {
+  int(raw: string, min: number, max: number): number {
+    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`"${raw}" is not a whole number`);
+    const value = Number(raw);
+    if (value < min || value > max) throw new Error(`${value} is out of range; use a value from ${min} to ${max}`);
+    return value;
+  },
+  oneOf<T extends string>(raw: string, allowed: readonly T[]): T {
+    if (!(allowed as readonly string[]).includes(raw)) throw new Error(`unknown value "${raw}"; use one of ${allowed.join(', ')}`);
+    return raw as T;
+  },
+  match(raw: string, pattern: RegExp, what: string): string {
+    if (!pattern.test(raw)) throw new Error(`"${raw}" is not ${what}`);
+    return raw;
+  },
+};
+
+/** The shapes of values, each written once. */
+export const PATTERNS = {
+  image: [/^[\w.\/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/, 'an image reference such as postgres:17'],
+  size: [/^\d+(kb|mb|gb)?$/i, 'a size such as 256mb'],
+  duration: [/^\d+(ms|s|min)?$/, 'a duration such as 5s or 500ms'],
+  database: [/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case database name'],
+} as const satisfies Record<string, readonly [RegExp, string]>;
+
+function fromEnv<T>(env: Env, name: string, fallback: T, parse: (raw: string) => T): T {
   const variable = ENV_PREFIX + name;
   const raw = env[variable];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^-?\d+$/.test(raw.trim())) throw new SettingsError(variable, `"${raw}" is not a whole number`);
-  const value = Number(raw);
-  if (value < min || value > max) {
-    throw new SettingsError(variable, `${value} is out of range; use a value from ${min} to ${max}`);
+  try {
+    return parse(raw);
+  } catch (err) {
+    throw new SettingsError(variable, (err as Error).message);
   }
-  return value;
 }
 
-function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
-  const variable = ENV_PREFIX + name;
-  const raw = env[variable];
-  if (raw === undefined || raw === '') return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new SettingsError(variable, `unknown value "${raw}"; use one of ${allowed.join(', ')}`);
-  }
-  return raw as T;
-}
+const intIn = (env: Env, name: string, fallback: number, min: number, max: number) => fromEnv(env, name, fallback, (r) => check.int(r, min, max));
+const oneOf = <T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]) => fromEnv(env, name, fallback, (r) => check.oneOf(r, allowed));
+const matching = (env: Env, name: string, fallback: string, pattern: RegExp, what: string) => fromEnv(env, name, fallback, (r) => check.match(r, pattern, what));
+const shaped = (env: Env, name: string, fallback: string, [pattern, what]: readonly [RegExp, string]) => matching(env, name, fallback, pattern, what);
 
-function matching(env: Env, name: string, fallback: string, pattern: RegExp, what: string): string {
-  const variable = ENV_PREFIX + name;
-  const raw = env[variable];
-  if (raw === undefined || raw === '') return fallback;
-  if (!pattern.test(raw)) throw new SettingsError(variable, `"${raw}" is not ${what}`);
-  return raw;
+const optional = (env: Env, name: string): string | undefined => env[ENV_PREFIX + name] || undefined;
+
+function storeSettings(env: Env, mode: RepoMode): StoreSettings | undefined {
+  if (mode === 'local') return undefined;
+  const bucket = optional(env, 'S3_BUCKET');
+  if (!bucket) throw new SettingsError(`${ENV_PREFIX}S3_BUCKET`, `is required when ${ENV_PREFIX}REPO_MODE=${mode}`);
+  matching(env, 'S3_BUCKET', '', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name (3-63 lower-case letters, digits, dots, dashes)');
+  const prefix = (env[`${ENV_PREFIX}S3_PREFIX`] ?? 'edupulse/').replace(/^\/+/, '');
+  const endpoint = optional(env, 'S3_ENDPOINT');
+  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new SettingsError(`${ENV_PREFIX}S3_ENDPOINT`, `"${endpoint}" is not an http(s) URL`);
+  return {
+    ...(endpoint ? { endpoint } : {}), region: optional(env, 'S3_REGION') ?? 'us-east-1', bucket,
+    prefix: prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix,
+  };
 }
 
 /** Every EDUPULSE_* variable the toolkit reads: the settings here, and the paths, binaries and store the ops layer reads. */
@@ -222,29 +286,37 @@ export function checkVariables(env: Env): void {
 export function loadSettings(env: Env = {}): Settings {
   checkVariables(env);
   const d = defaultSettings;
+  const repoMode = oneOf(env, 'REPO_MODE', d.backup.repoMode, REPO_MODES);
+  const store = storeSettings(env, repoMode);
   return {
+    host: {
+      ...Object.fromEntries(([['stateDir', 'STATE_DIR'], ['repoDir', 'REPO_DIR'], ['metricsDir', 'METRICS_DIR'], ['pgBinDir', 'PG_BINDIR'],
+        ['redisServer', 'REDIS_SERVER']] as const).flatMap(([key, name]) => (optional(env, name) ? [[key, optional(env, name)]] : []))),
+      serviceUser: matching(env, 'SERVICE_USER', d.host.serviceUser, /^[a-z_][a-z0-9_-]{0,31}$/, 'an OS user name'),
+    },
     postgres: {
       minMajorVersion: d.postgres.minMajorVersion,
-      imageTag: matching(env, 'PG_IMAGE', d.postgres.imageTag, /^[\w.\/-]+(:[\w.-]+)?$/, 'an image reference such as postgres:17'),
+      imageTag: shaped(env, 'PG_IMAGE', d.postgres.imageTag, PATTERNS.image),
       port: intIn(env, 'PG_PORT', d.postgres.port, 1, 65535),
-      database: matching(env, 'PG_DATABASE', d.postgres.database, /^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case database name'),
+      database: shaped(env, 'PG_DATABASE', d.postgres.database, PATTERNS.database),
       archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
       logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
       dataChecksums: d.postgres.dataChecksums,
     },
     migrations: {
-      lockTimeout: matching(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, /^\d+(ms|s|min)?$/, 'a duration such as 5s or 500ms'),
+      lockTimeout: shaped(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, PATTERNS.duration),
     },
     redis: {
       port: intIn(env, 'REDIS_PORT', d.redis.port, 1, 65535),
-      maxmemory: matching(env, 'REDIS_MAXMEMORY', d.redis.maxmemory, /^\d+(kb|mb|gb)?$/i, 'a size such as 256mb'),
+      maxmemory: shaped(env, 'REDIS_MAXMEMORY', d.redis.maxmemory, PATTERNS.size),
       maxmemoryPolicy: oneOf(env, 'REDIS_EVICTION_POLICY', d.redis.maxmemoryPolicy, EVICTION_POLICIES),
       persistence: oneOf(env, 'REDIS_PERSISTENCE', d.redis.persistence, REDIS_PERSISTENCE),
       cacheKeyPrefix: d.redis.cacheKeyPrefix,
       cacheTtlSeconds: d.redis.cacheTtlSeconds,
     },
     backup: {
-      repoMode: oneOf(env, 'REPO_MODE', d.backup.repoMode, REPO_MODES),
+      repoMode,
+      ...(store ? { store } : {}),
       keepPhysical: intIn(env, 'BACKUP_KEEP_PHYSICAL', d.backup.keepPhysical, 1, 1000),
       keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),

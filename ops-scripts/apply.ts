@@ -1,5 +1,5 @@
 // npm run apply: make the declared indexes and views real.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { badInput } from './lib/errors.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
 import { reconcile } from '../views/engine/index.ts';
@@ -13,13 +13,11 @@ the columns change); drops only objects edupulse-db created and no longer
 declares. Every statement runs under lock_timeout. Runs as the owner role.
 Exit 0 when every step succeeded, 1 otherwise.`;
 
-await command({ name: 'apply', usage, string: ['lock-timeout'] }, async ({ args, json, out }) => {
+await command({ name: 'apply', usage, string: ['lock-timeout'] }, async ({ args }) => {
   if (args['lock-timeout'] !== undefined && !/^\d+(ms|s|min)?$/.test(args['lock-timeout'])) {
     throw badInput(`--lock-timeout ${args['lock-timeout']} is not a duration`, 'use for example 5s, 500ms or 2min');
   }
   const steps = await reconcile(migratorTarget(), { lockTimeout: args['lock-timeout'] as string | undefined });
-  if (json) out(JSON.stringify({ steps }, null, 2));
-  else out(steps.length ? steps.map((s) => `${s.status.padEnd(7)} ${s.action}${s.detail ? `\n        ${s.detail}` : ''}`).join('\n')
-    : 'indexes and views are as declared; nothing to do');
-  return steps.some((s) => s.status === 'failed') ? 1 : 0;
+  return outcome({ steps }, () => steps.length ? steps.map((s) => `${s.status.padEnd(7)} ${s.action}${s.detail ? `\n        ${s.detail}` : ''}`).join('\n')
+    : 'indexes and views are as declared; nothing to do', steps.some((s) => s.status === 'failed') ? 1 : 0);
 });

@@ -1,6 +1,6 @@
 // npm run backup:mark -- <name>: a named restore point.
 import { readFileSync } from 'node:fs';
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
@@ -15,7 +15,7 @@ with drill canary rows committed just before and just after it, and records
 its name, LSN, time and timeline in the repository's restore-points.json, so
 \`restore --target-name <name>\` can pick its backup. Names are unique.`;
 
-await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name: 'name' } }, async ({ args, json, logger, out }) => {
+await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name: 'name' } }, async ({ args, logger }) => {
   const name = args._[0];
   if (typeof name !== 'string' || args._.length !== 1) throw badInput('takes exactly one name');
   const ctx = backupContext(await resolveStack({ logger }));
@@ -27,5 +27,5 @@ await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name:
     const store = new RemoteStore(remote);
     try { await store.putText(LAYOUT.restorePoints, readFileSync(restorePointsFile(ctx.repo), 'utf8')); } finally { store.close(); }
   }
-  out(json ? JSON.stringify(point, null, 2) : `restore point "${point.name}" at ${point.lsn} (${point.time}, timeline ${point.timeline})`);
+  return outcome(point, (p) => `restore point "${p.name}" at ${p.lsn} (${p.time}, timeline ${p.timeline})`);
 });

@@ -1,5 +1,5 @@
 // npm run backup -- --type physical|logical
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { runBackup, type BackupJobOptions } from './lib/backup/job.ts';
 import { bytes } from './lib/format.ts';
@@ -29,7 +29,7 @@ const intFlag = (v: unknown, fallback: number) => (v === undefined ? fallback : 
 await command({
   name: 'backup', usage,
   string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical'],
-}, async ({ args, json, logger, out }) => {
+}, async ({ args, logger }) => {
   const stack = await resolveStack({ logger });
   const opts: BackupJobOptions = {
     type: (args.type ?? 'physical') as BackupJobOptions['type'],
@@ -47,8 +47,7 @@ await command({
   const result = await runBackup(backupContext(stack), opts);
   bar?.done();
   const r = result.record;
-  if (json) { out(JSON.stringify(result, null, 2)); return result.offload && !result.offload.ok ? 1 : 0; }
-  out([
+  return outcome(result, () => [
     `backup ${r.id} (${r.kind}) complete: ${bytes(r.sizes.rawBytes)} read, ${bytes(r.sizes.storedBytes)} stored, ` +
       `${r.durationSeconds.toFixed(1)}s, ${r.throughputMBps.toFixed(1)} MB/s; ${r.verification.tool}: ok`,
     ...(r.physical ? [`  WAL ${r.physical.startLsn} .. ${r.physical.stopLsn} on timeline ${r.physical.timeline} (included)`] : []),
@@ -59,6 +58,5 @@ await command({
       ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}`
       : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`] : []),
     `  metrics: ${result.metricsFile}`,
-  ].join('\n'));
-  return result.offload && !result.offload.ok ? 1 : 0;
+  ].join('\n'), result.offload && !result.offload.ok ? 1 : 0);
 });

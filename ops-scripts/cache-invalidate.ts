@@ -1,8 +1,8 @@
 // npm run cache:invalidate: drop the cached predictions (after a restore).
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { invalidatePredictions } from './lib/cache-invalidate.ts';
-import { settingsFromEnv } from './lib/stack-context.ts';
+import { settingsFromEnv } from './lib/settings.ts';
 
 const usage = `Usage: edupulse-db cache:invalidate [--json]
 
@@ -11,8 +11,8 @@ leaving other keys alone (never FLUSHALL or FLUSHDB), and says how many went.
 Run it after a real restore: cached predictions no longer match the database.
 Targets REDIS_URL when set, the local stack's Redis otherwise.`;
 
-await command({ name: 'cache:invalidate', usage }, async ({ json, out }) => {
+await command({ name: 'cache:invalidate', usage }, async () => {
   const prefix = settingsFromEnv(process.env).redis.cacheKeyPrefix;
   const removed = await invalidatePredictions(connections().redis, prefix);
-  out(json ? JSON.stringify({ removed, prefix }) : `removed ${removed} ${prefix}* keys`);
+  return outcome({ removed, prefix }, () => `removed ${removed} ${prefix}* keys`);
 });

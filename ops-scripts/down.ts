@@ -1,5 +1,5 @@
 // npm run down: stop the local stack (fast shutdown). Data stays.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { down } from './lib/local-stack.ts';
 import { resolveStack } from './lib/stack-context.ts';
 
@@ -8,9 +8,8 @@ const usage = `Usage: edupulse-db down [--json]
 Stops the local stack's PostgreSQL (fast shutdown) and Redis. Data, backups
 and secrets stay in the state directory; \`up\` starts them again.`;
 
-await command({ name: 'down', usage }, async ({ json, logger, out }) => {
+await command({ name: 'down', usage }, async ({ logger }) => {
   const ctx = await resolveStack({ logger });
   const steps = await down(ctx);
-  out(json ? JSON.stringify({ steps }, null, 2)
-    : steps.every((s) => s.status === 'skipped') ? 'stack was not running; nothing to do' : 'stack stopped');
+  return outcome({ steps }, () => steps.every((s) => s.status === 'skipped') ? 'stack was not running; nothing to do' : 'stack stopped');
 });

@@ -1,6 +1,6 @@
 // npm run drill -- [--target-time T] [--keep] [--backup <id>]
 import { join } from 'node:path';
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { drill } from './lib/drill/drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
@@ -43,14 +43,13 @@ those taken in the dump's own snapshot; the scratch database is dropped.
 
 await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote', 'cleanup'], string: ['target-time', 'backup'],
   positionals: { max: 1, name: 'backup id (with --logical)' },
-  conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote'], ['cleanup', 'keep'], ['cleanup', 'logical'], ['cleanup', 'target-time'], ['cleanup', 'backup']] }, async ({ args, json, logger, out }) => {
+  conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote'], ['cleanup', 'keep'], ['cleanup', 'logical'], ['cleanup', 'target-time'], ['cleanup', 'backup']] }, async ({ args, json, logger }) => {
   if (args.cleanup) {
     // The scratch clusters earlier drills kept (--keep): stopped as their OS user and removed.
     const paths = statePaths();
     const kept = await keptDrills(join(paths.root, 'drills'));
     for (const k of kept) await stopScratch(k.dataDir, { liveDataDir: paths.dataDir, remove: true, logger });
-    out(json ? JSON.stringify({ removed: kept.map((k) => k.dataDir) }, null, 2) : kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters');
-    return 0;
+    return outcome({ removed: kept.map((k) => k.dataDir) }, () => kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters');
   }
   if (args._.length && !args.logical) throw badInput(`unexpected argument "${args._[0]}"`, 'choose a backup with --backup <id>; a bare id goes only with --logical');
   const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
@@ -79,6 +78,5 @@ await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote'
   })).finally(() => { progress.end(); opened?.close(); });
   const history = recordDrill(ctx.repo, report);
   writeDrillMetrics(ctx, report);
-  out(json ? JSON.stringify({ ...report, history }, null, 2) : `${formatDrill(report)}\n  history: ${history}`);
-  return report.passed ? 0 : 1;
+  return outcome({ ...report, history }, () => `${formatDrill(report)}\n  history: ${history}`, report.passed ? 0 : 1);
 });

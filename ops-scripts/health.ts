@@ -1,12 +1,12 @@
 // npm run health: Postgres, Redis and backup checks, graded against settings.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { table } from './lib/format.ts';
 import { LocalRepository } from './lib/backup/repository.ts';
 import { postgresChecks, redisChecks, repositoryChecks, healthSamples, type Check } from './lib/maintenance/health.ts';
 import { renderMetrics, writeMetricsFile } from './lib/metrics.ts';
 import { readSecrets } from './lib/secrets.ts';
-import { settingsFromEnv } from './lib/stack-context.ts';
+import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
 
 const usage = `Usage: edupulse-db health [--json | --prometheus]
@@ -24,7 +24,7 @@ thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.
   --prometheus   print Prometheus text
   --textfile     also write it to <metrics dir>/edupulse_health.prom`;
 
-await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] }, async ({ args, json, out }) => {
+await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] }, async ({ args, out }) => {
   const settings = settingsFromEnv(process.env);
   const th = settings.maintenance.health;
   const conn = connections();
@@ -38,8 +38,9 @@ await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conf
   const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];
   const critical = checks.some((c) => c.level === 'critical');
   if (args.textfile) writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
-  if (args.prometheus) out(renderMetrics(healthSamples(checks)));
-  else if (json) out(JSON.stringify({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks }, null, 2));
-  else out(table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]));
-  return critical ? 1 : 0;
+  // --prometheus is its own format (it conflicts with --json): printed here, not rendered by the layer.
+  if (args.prometheus) { out(renderMetrics(healthSamples(checks))); return critical ? 1 : 0; }
+  return outcome({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks },
+    () => table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]),
+    critical ? 1 : 0);
 });

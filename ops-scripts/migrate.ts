@@ -1,5 +1,5 @@
 // npm run migrate -- up|down|redo|status [N|all]
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { badInput } from './lib/errors.ts';
 import { appliedMigrations, migrate, migrationNames } from '../migrations/engine/migrate.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
@@ -24,34 +24,28 @@ function parseCount(raw: unknown, fallback: number): number {
   return n;
 }
 
-await command({ name: 'migrate', usage, boolean: ['dry-run'], positionals: { max: 2, name: 'argument' } }, async ({ args, json, logger, out }) => {
+await command({ name: 'migrate', usage, boolean: ['dry-run'], positionals: { max: 2, name: 'argument' } }, async ({ args, logger }) => {
   const [action, countArg] = args._;
   const config = migratorTarget();
   const dryRun = Boolean(args['dry-run']);
   const report = (ran: Array<{ name: string; direction: string; sql?: string }>) =>
-    out(json ? JSON.stringify({ ran, dryRun }, null, 2)
-      : !ran.length ? 'nothing to migrate'
+    outcome({ ran, dryRun }, () => !ran.length ? 'nothing to migrate'
       : dryRun ? ran.map((m) => `-- ${m.direction} ${m.name} (dry run: not applied)\n${m.sql ?? ''}`).join('\n\n')
       : ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n'));
   switch (action) {
     case 'up':
-      report(await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }));
-      return;
+      return report(await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }));
     case 'down':
-      report(await migrate(config, { direction: 'down', count: parseCount(countArg, 1), logger, dryRun }));
-      return;
+      return report(await migrate(config, { direction: 'down', count: parseCount(countArg, 1), logger, dryRun }));
     case 'redo': {
       const count = parseCount(countArg, 1);
       const down = await migrate(config, { direction: 'down', count, logger });
-      report([...down, ...(await migrate(config, { direction: 'up', count: down.length, logger }))]);
-      return;
+      return report([...down, ...(await migrate(config, { direction: 'up', count: down.length, logger }))]);
     }
     case 'status': {
       const applied = new Set(await appliedMigrations(config));
       const rows = migrationNames().map((name) => ({ name, applied: applied.has(name) }));
-      out(json ? JSON.stringify({ migrations: rows }, null, 2)
-        : rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.name}`).join('\n'));
-      return;
+      return outcome({ migrations: rows }, () => rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.name}`).join('\n'));
     }
     default:
       throw badInput(`unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');

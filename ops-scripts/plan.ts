@@ -1,7 +1,7 @@
 // npm run plan: the differences between the declared indexes and views and
 // the live catalog. Changes nothing. Exit 0 when none, 1 when some (a drift
 // check for CI).
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
 import { describeAction, planReconcile } from '../views/engine/index.ts';
@@ -15,9 +15,9 @@ the indexes of views/indexes.ts and the views of views/*.sql real:
   ! conflict (a declared name taken by an object edupulse-db did not create)
 Changes nothing. Exit 0 when there is nothing to do, 1 otherwise.`;
 
-await command({ name: 'plan', usage }, async ({ json, out }) => {
+await command({ name: 'plan', usage }, async () => {
   const actions = await withClient(migratorTarget(), (c) => planReconcile(c));
-  if (json) out(JSON.stringify({ actions: actions.map((a) => ({ kind: a.kind, description: describeAction(a) })) }, null, 2));
-  else out(actions.length ? actions.map(describeAction).join('\n') : 'indexes and views are as declared; nothing to do');
-  return actions.length ? 1 : 0;
+  return outcome({ actions: actions.map((a) => ({ kind: a.kind, description: describeAction(a) })) },
+    (r) => r.actions.length ? r.actions.map((a) => a.description).join('\n') : 'indexes and views are as declared; nothing to do',
+    actions.length ? 1 : 0);
 });

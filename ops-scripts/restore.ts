@@ -1,5 +1,5 @@
 // npm run restore -- --target-time T --to <dir> [...]
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
 import { archiveNow } from './lib/restore/archive-now.ts';
@@ -40,7 +40,7 @@ of the WAL to replay); none when output is not a terminal or with --json.
 await command({
   name: 'restore', usage, boolean: ['start', 'pause', 'from-remote'],
   string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
-}, async ({ args, json, logger, out }) => {
+}, async ({ args, json, logger }) => {
   const target = parseTarget({ time: args['target-time'], lsn: args['target-lsn'], name: args['target-name'], target: args.target });
   if (!args.to) throw badInput('needs --to <dir>', 'a new or empty directory for the restored cluster');
   const port = args.port === undefined ? undefined : Number(args.port);
@@ -64,8 +64,7 @@ await command({
     close();
   }
   const { spec: _spec, ...report } = r;
-  if (json) { out(JSON.stringify(report, null, 2)); return; }
-  out([`restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,
+  return outcome(report, () => [`restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,
     r.promoted ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
     : r.paused ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
     : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,

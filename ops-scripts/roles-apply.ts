@@ -1,5 +1,5 @@
 // npm run roles:apply: make roles and grants match roles/declarations.ts.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
 import { applicable, applyRoles, auditRoles } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
@@ -17,23 +17,22 @@ it again changes nothing.
                       that nobody declared: destructive, so never without it;
                       roles:audit reports them either way`;
 
-await command({ name: 'roles:apply', usage, boolean: ['dry-run', 'drop-undeclared'] }, async ({ args, json, logger, out }) => {
+await command({ name: 'roles:apply', usage, boolean: ['dry-run', 'drop-undeclared'] }, async ({ args, logger }) => {
   const target = rolesTarget();
   const opts = { dropUndeclared: Boolean(args['drop-undeclared']) };
-  await withClient(target.pg, async (c) => {
+  return withClient(target.pg, async (c) => {
     if (args['dry-run']) {
       const diffs = await auditRoles(c);
       const statements = [...new Set(applicable(diffs, opts).map((d) => d.fix))];
       const held = diffs.filter((d) => !applicable([d], opts).length).map((d) => `-- not without --drop-undeclared: ${d.role}: ${d.what}`);
-      out(json ? JSON.stringify({ statements, notApplied: held }, null, 2)
-        : [...(statements.length ? statements.map((s) => `${s};`) : ['-- nothing to do']), ...held].join('\n'));
-      return;
+      return outcome({ statements, notApplied: held },
+        () => [...(statements.length ? statements.map((s) => `${s};`) : ['-- nothing to do']), ...held].join('\n'));
     }
     const undeclared = opts.dropUndeclared ? [] : (await auditRoles(c)).filter((d) => d.destructive);
     const result = await applyRoles(c, target.passwords, undefined, opts);
     for (const d of undeclared) logger.log({ event: 'warn', message: `left in place (give --drop-undeclared to drop): ${d.role}: ${d.what}` });
-    out(json ? JSON.stringify(result, null, 2)
-      : result.statements.length ? `${result.statements.map((s) => `${s};`).join('\n')}\nroles applied: ${result.statements.length} statements`
+    return outcome(result, () => result.statements.length
+      ? `${result.statements.map((s) => `${s};`).join('\n')}\nroles applied: ${result.statements.length} statements`
       : 'roles are as declared; nothing to do');
   });
 });

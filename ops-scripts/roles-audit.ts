@@ -1,6 +1,6 @@
 // npm run roles:audit: every difference between the live roles and grants
 // and roles/declarations.ts, both ways. Exit 1 on drift.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { withClient } from './lib/db.ts';
 import { auditRoles } from '../roles/engine/index.ts';
 import { rolesTarget } from './lib/roles/target.ts';
@@ -13,10 +13,8 @@ roles/declarations.ts: what is missing and what a managed role (or PUBLIC)
 holds beyond its declaration, each with the statement that fixes it.
 Exit 0 when clean, 1 on drift.`;
 
-await command({ name: 'roles:audit', usage }, async ({ json, out }) => {
+await command({ name: 'roles:audit', usage }, async () => {
   const diffs = await withClient(rolesTarget().pg, (c) => auditRoles(c));
-  if (json) out(JSON.stringify({ clean: diffs.length === 0, differences: diffs }, null, 2));
-  else if (!diffs.length) out('roles and grants are as declared');
-  else out(diffs.map((d) => `${d.kind.padEnd(7)} ${d.role}: ${d.what}\n        fix: ${d.fix};`).join('\n'));
-  return diffs.length ? 1 : 0;
+  return outcome({ clean: diffs.length === 0, differences: diffs }, () => !diffs.length ? 'roles and grants are as declared'
+    : diffs.map((d) => `${d.kind.padEnd(7)} ${d.role}: ${d.what}\n        fix: ${d.fix};`).join('\n'), diffs.length ? 1 : 0);
 });

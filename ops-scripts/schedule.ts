@@ -5,7 +5,7 @@ import { command } from './lib/cli.ts';
 import { crontab, runScheduler, scheduledJobs, systemdUnits } from './lib/maintenance/schedule.ts';
 import { run } from './lib/run.ts';
 import { PROJECT_ROOT, statePaths } from './lib/state.ts';
-import { settingsFromEnv } from './lib/stack-context.ts';
+import { settingsFromEnv } from './lib/settings.ts';
 
 const usage = `Usage: edupulse-db schedule [--systemd] | --run
 

@@ -1,5 +1,5 @@
 // npm run seed: realistic synthetic data, loaded with COPY.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { isCalendarDate } from './lib/restore/target.ts';
 import { withClient } from './lib/db.ts';
 import { badInput } from './lib/errors.ts';
@@ -20,7 +20,7 @@ data is refused (exit 3) unless --append (more students) or --truncate
   --seed S           the seed (default edupulse)
   --year-end DATE    the last school day (default today, UTC)`;
 
-await command({ name: 'seed', usage, boolean: ['append', 'truncate'], string: ['students', 'seed', 'year-end'] }, async ({ args, json, out }) => {
+await command({ name: 'seed', usage, boolean: ['append', 'truncate'], string: ['students', 'seed', 'year-end'] }, async ({ args, json }) => {
   const students = args.students === undefined ? 1000 : Number(args.students);
   if (!Number.isInteger(students) || students < 1 || students > 10_000_000) {
     throw badInput(`--students ${args.students} is not a whole number from 1 to 10000000`);
@@ -30,14 +30,13 @@ await command({ name: 'seed', usage, boolean: ['append', 'truncate'], string: ['
     throw badInput(`--year-end ${yearEnd} is not a date`, 'use YYYY-MM-DD');
   }
   if (args.append && args.truncate) throw badInput('--append and --truncate exclude each other');
-  const bar = progressBar(estimateRows(students), 'rows');
+  const bar = json ? undefined : progressBar(estimateRows(students), 'rows');
   const result = await seed(migratorTarget(), { seed: String(args.seed ?? 'edupulse'), students, yearEnd },
-    { existing: args.append ? 'append' : args.truncate ? 'truncate' : 'refuse', onRows: (n) => bar.tick(n) });
-  bar.done();
+    { existing: args.append ? 'append' : args.truncate ? 'truncate' : 'refuse', onRows: (n) => bar?.tick(n) });
+  bar?.done();
   await withClient(migratorTarget(), (c) => c.query(`ANALYZE ${SEED_TABLES.join(', ')}`));
-  if (json) out(JSON.stringify(result, null, 2));
-  else {
-    for (const [t, n] of Object.entries(result.rows)) out(`${t.padEnd(22)} ${n.toLocaleString().padStart(12)} rows`);
-    out(`loaded ${result.totalRows.toLocaleString()} rows in ${result.seconds.toFixed(1)}s (${Math.round(result.rowsPerSecond).toLocaleString()} rows/s)`);
-  }
+  return outcome(result, (r) => [
+    ...Object.entries(r.rows).map(([t, n]) => `${t.padEnd(22)} ${n.toLocaleString().padStart(12)} rows`),
+    `loaded ${r.totalRows.toLocaleString()} rows in ${r.seconds.toFixed(1)}s (${Math.round(r.rowsPerSecond).toLocaleString()} rows/s)`,
+  ].join('\n'));
 });

@@ -1,5 +1,5 @@
 // npm run up: bring the local stack up (idempotent).
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { up } from './lib/local-stack.ts';
 import { resolveStack } from './lib/stack-context.ts';
 
@@ -15,16 +15,12 @@ migrations, indexes, views). On a running stack it changes nothing.
   --json       print the steps as JSON
   --verbose    log every command run`;
 
-await command({ name: 'up', usage, boolean: ['redis'], defaults: { redis: true } }, async ({ args, json, logger, out }) => {
+await command({ name: 'up', usage, boolean: ['redis'], defaults: { redis: true } }, async ({ args, logger }) => {
   const started = performance.now();
   const ctx = await resolveStack({ logger, install: true });
   const result = await up(ctx, { redis: args.redis !== false });
   const seconds = (performance.now() - started) / 1000;
-  if (json) {
-    out(JSON.stringify({ ...result, seconds }, null, 2));
-  } else {
-    out(result.changed
-      ? `stack is up (${seconds.toFixed(1)}s); state in ${ctx.paths.root}`
-      : `stack is already up; nothing to do (${seconds.toFixed(1)}s)`);
-  }
+  return outcome({ ...result, seconds }, () => result.changed
+    ? `stack is up (${seconds.toFixed(1)}s); state in ${ctx.paths.root}`
+    : `stack is already up; nothing to do (${seconds.toFixed(1)}s)`);
 });

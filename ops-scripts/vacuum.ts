@@ -1,11 +1,11 @@
 // npm run vacuum: plan from the server's statistics, then vacuum/analyze what needs it.
-import { command } from './lib/cli.ts';
+import { command, outcome } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { badInput } from './lib/errors.ts';
 import { table } from './lib/format.ts';
 import { writeMetricsFile, type Sample } from './lib/metrics.ts';
 import { runVacuum, type VacuumReport } from './lib/maintenance/vacuum-run.ts';
-import { settingsFromEnv } from './lib/stack-context.ts';
+import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
 
 const usage = `Usage: edupulse-db vacuum [--dry-run] [--max-duration S] [--cost-delay MS] [--lock-timeout 5s]
@@ -44,7 +44,7 @@ function samples(r: VacuumReport): Sample[] {
 await command({
   name: 'vacuum', usage, boolean: ['dry-run', 'force'],
   string: ['max-duration', 'cost-delay', 'lock-timeout', 'statement-timeout', 'full'],
-}, async ({ args, json, out }) => {
+}, async ({ args }) => {
   const settings = settingsFromEnv(process.env);
   const costDelay = args['cost-delay'] === undefined ? undefined : Number(args['cost-delay']);
   if (costDelay !== undefined && (!Number.isFinite(costDelay) || costDelay < 0 || costDelay > 100)) throw badInput(`--cost-delay ${args['cost-delay']} must be 0-100 ms`);
@@ -61,17 +61,16 @@ await command({
     lockTimeout: args['lock-timeout'] as string | undefined, statementTimeout: args['statement-timeout'] as string | undefined,
     full: args.full as string | undefined, force: Boolean(args.force), fullMaxBytes: settings.maintenance.vacuumFullMaxMb * 1048576,
   });
+  const shown = report.tables.filter((t) => t.status !== 'none');
   if (!args['dry-run']) {
     writeMetricsFile(statePaths().metricsDir, 'edupulse_vacuum.prom', samples(report));
   }
-  if (json) { out(JSON.stringify(report, null, 2)); return report.tables.some((t) => t.status === 'failed') ? 1 : 0; }
-  out(report.horizon.blocked
+  return outcome(report, () => [report.horizon.blocked
     ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
-    : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back');
-  const shown = report.tables.filter((t) => t.status !== 'none');
-  out(shown.length ? table([['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
+    : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back',
+  shown.length ? table([['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
     ...shown.map((t) => [t.table, t.action, t.status, t.detail ?? t.reason, t.seconds?.toFixed(2) ?? '-', String(t.deadBefore), t.deadAfter === undefined ? '-' : String(t.deadAfter)])])
-    : 'every table is below its thresholds; nothing to do');
-  if (report.budgetSpent) out('time budget spent: the remaining tables were not started');
-  return report.tables.some((t) => t.status === 'failed') ? 1 : 0;
+    : 'every table is below its thresholds; nothing to do',
+  ...(report.budgetSpent ? ['time budget spent: the remaining tables were not started'] : []),
+  ].join('\n'), report.tables.some((t) => t.status === 'failed') ? 1 : 0);
 });

@@ -14,11 +14,11 @@ test('a valid configuration loads', async () => {
 });
 
 for (const [key, value, message] of [
-  ['postgresPort', '70000', /not a port/],
-  ['mode', 'kubernetes', /not one of docker, existing/],
+  ['postgresPort', '70000', /70000 is out of range; use a value from 1 to 65535/],
+  ['mode', 'kubernetes', /unknown value "kubernetes"; use one of docker, existing/],
   ['redisMaxmemory', 'plenty', /not a size/],
   ['repoDir', 'relative/path', /not an absolute host path/],
-  ['archiveTimeoutSeconds', '-1', /not a whole number of seconds/],
+  ['archiveTimeoutSeconds', '-1', /-1 is out of range; use a value from 0 to 86400/],
   ['bindAddress', 'everywhere', /not an IPv4 address/],
 ] as const) {
   test(`edupulse:${key}=${value} fails naming the key`, async () => {

@@ -69,6 +69,7 @@ test('a preview with unknown passwords: the dynamic resources get an unknown con
   for (const [name, o] of graph) {
     if (o.type.startsWith('postgresql:') || o.type.startsWith('pulumi:providers:')) assert.is(o.parent, 'access', `${name} is a child of DatabaseAccess`);
   }
+  for (const name of ['migrations', 'indexes-and-views']) assert.is(graph.get(name)!.parent, 'access', `${name} is a child of DatabaseAccess`);
 });
 
 test.run();

@@ -46,6 +46,20 @@ test('invalid values are rejected naming the variable', () => {
   rejects({ EDUPULSE_REDIS_MAXMEMORY: 'lots' }, 'EDUPULSE_REDIS_MAXMEMORY', /size/);
 });
 
+test('paths, programs, the service user and the object store are parsed with the rest, once', () => {
+  const s = loadSettings({
+    EDUPULSE_STATE_DIR: '/srv/edupulse', EDUPULSE_PG_BINDIR: '/usr/lib/postgresql/15/bin', EDUPULSE_SERVICE_USER: 'edupulse',
+    EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'backups-1', EDUPULSE_S3_PREFIX: '/district/a', EDUPULSE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+  });
+  assert.equal(s.host, { stateDir: '/srv/edupulse', pgBinDir: '/usr/lib/postgresql/15/bin', serviceUser: 'edupulse' });
+  assert.equal(s.backup.store, { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', bucket: 'backups-1', prefix: 'district/a/' });
+  assert.is(loadSettings({ EDUPULSE_S3_BUCKET: 'ignored-when-local' }).backup.store, undefined);
+  rejects({ EDUPULSE_REPO_MODE: 'remote' }, 'EDUPULSE_S3_BUCKET', /required when EDUPULSE_REPO_MODE=remote/);
+  rejects({ EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'Bad_Bucket' }, 'EDUPULSE_S3_BUCKET', /bucket name/);
+  rejects({ EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'ok-bucket', EDUPULSE_S3_ENDPOINT: 'minio:9000' }, 'EDUPULSE_S3_ENDPOINT', /URL/);
+  rejects({ EDUPULSE_SERVICE_USER: 'root; rm' }, 'EDUPULSE_SERVICE_USER', /OS user name/);
+});
+
 test('postgres parameters archive with basic_archive into the repository', () => {
   const p = postgresParameters(defaultSettings.postgres, { walArchiveDir: '/repo/wal', archiveMethod: 'basic_archive' });
   assert.is(p.wal_level, 'replica');

@@ -7,6 +7,7 @@ import { badInput } from './errors.ts';
 import { isRoot } from './os-user.ts';
 import type { Logger } from './logger.ts';
 import { run } from './run.ts';
+import { settingsFromEnv } from './settings.ts';
 
 /** The server and client programs a cluster needs, all from one directory. */
 export const PG_PROGRAMS = ['postgres', 'initdb', 'pg_ctl', 'pg_isready', 'psql', 'pg_dump', 'pg_basebackup'] as const;
@@ -78,7 +79,7 @@ export async function listPgInstallations(): Promise<PgBinaries[]> {
 }
 
 export async function findPgBinaries(opts: { minMajor: number; major?: number }): Promise<PgBinaries | undefined> {
-  const override = process.env.EDUPULSE_PG_BINDIR;
+  const override = settingsFromEnv().host.pgBinDir;
   if (override) {
     const b = await describeBindir(override);
     if (!b) {
@@ -92,7 +93,7 @@ export async function findPgBinaries(opts: { minMajor: number; major?: number })
 }
 
 export async function findRedisServer(): Promise<string | undefined> {
-  const override = process.env.EDUPULSE_REDIS_SERVER;
+  const override = settingsFromEnv().host.redisServer;
   if (override) {
     if (!isExecutable(override)) {
       throw badInput(`EDUPULSE_REDIS_SERVER=${override} is not an executable`, 'point it at redis-server, or unset it');

@@ -41,6 +41,22 @@ export interface CommandIO {
   out(text: string): void;
 }
 
+/**
+ * What a job returns: its result (printed as JSON with --json), how it reads
+ * as text for people, and the exit code it means. The layer renders it.
+ */
+export interface Outcome<T = unknown> {
+  result: T;
+  text: (result: T) => string;
+  exitCode: number;
+}
+
+export function outcome<T>(result: T, text: (result: T) => string, exitCode: number = ExitCode.ok): Outcome<T> {
+  return { result, text, exitCode };
+}
+
+const isOutcome = (v: unknown): v is Outcome => typeof v === 'object' && v !== null && 'result' in v && 'text' in v;
+
 /** Flags and positionals from argv, validated against the spec; throws bad input. */
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
   const booleans = ['json', 'verbose', ...(spec.boolean ?? [])];
@@ -91,7 +107,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
   return args;
 }
 
-export async function command(spec: CommandSpec, handler: (io: CommandIO) => Promise<number | void>,
+export async function command(spec: CommandSpec, handler: (io: CommandIO) => Promise<Outcome<any> | number | void>,
   argv: string[] = process.argv.slice(2)): Promise<void> {
   let code: number;
   try {
@@ -105,8 +121,13 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
     // The locks ./locks.ts declares for this job, held while it runs; the holder is named by its command line.
     const release = acquireJobLocks(spec.name, [spec.name, ...argv.filter((a) => a !== '--json')].join(' ').slice(0, 200));
+    const out = (t: string) => process.stdout.write(t.endsWith('\n') ? t : t + '\n');
     try {
-      code = (await handler({ args, json, logger, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') })) ?? ExitCode.ok;
+      const done = await handler({ args, json, logger, out });
+      if (isOutcome(done)) {
+        out(json ? JSON.stringify(done.result, null, 2) : done.text(done.result));
+        code = done.exitCode;
+      } else code = done ?? ExitCode.ok;
     } finally {
       release();
     }

@@ -7,7 +7,7 @@ import { badInput } from './errors.ts';
 import { readSecrets } from './secrets.ts';
 import { statePaths, type StatePaths } from './state.ts';
 import { processAlive } from './process.ts';
-import { settingsFromEnv } from './stack-context.ts';
+import { settingsFromEnv } from './settings.ts';
 
 export interface RedisTarget {
   host: string;

@@ -7,7 +7,7 @@ import type { PgConfig } from './db.ts';
 import { badInput } from './errors.ts';
 import { migratorConfig } from '../../migrations/engine/migrate.ts';
 import { readSecrets } from './secrets.ts';
-import { settingsFromEnv } from './stack-context.ts';
+import { settingsFromEnv } from './settings.ts';
 import { statePaths } from './state.ts';
 
 export function migratorTarget(env: Readonly<Record<string, string | undefined>> = process.env): PgConfig {

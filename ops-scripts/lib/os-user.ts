@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { badInput } from './errors.ts';
 import type { OsUser } from './run.ts';
+import { settingsFromEnv } from './settings.ts';
 
 export const isRoot = () => process.getuid?.() === 0;
 
@@ -28,7 +29,7 @@ export function userByUid(uid: number): OsUser | undefined {
 /** The user the cluster and Redis run as; `undefined` means "this process's own user". */
 export function serviceUser(): OsUser | undefined {
   if (!isRoot()) return undefined;
-  const name = process.env.EDUPULSE_SERVICE_USER || 'postgres';
+  const name = settingsFromEnv().host.serviceUser;
   const user = lookupUser(name);
   if (!user) {
     throw badInput(`running as root, but the OS user "${name}" to run PostgreSQL as does not exist`,

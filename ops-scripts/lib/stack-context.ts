@@ -3,7 +3,7 @@
 // binaries and the OS user the servers run as.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadSettings, postgresParameters, SettingsError, type Settings } from '../../infra/settings.ts';
+import { postgresParameters, type Settings } from '../../infra/settings.ts';
 import { ensureStackBinaries, findPgBinaries, findRedisServer, type PgBinaries } from './binaries.ts';
 import type { ClusterSpec } from './cluster.ts';
 import { badInput } from './errors.ts';
@@ -13,6 +13,7 @@ import type { RedisSpec } from './redis.ts';
 import { run, type OsUser } from './run.ts';
 import { SUPERUSER } from './secrets.ts';
 import { renderHba } from '../../roles/hba.ts';
+import { settingsFromEnv } from './settings.ts';
 import { dataDirMajor, statePaths, type StatePaths } from './state.ts';
 
 export interface StackContext {
@@ -26,17 +27,6 @@ export interface StackContext {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-export function settingsFromEnv(env: Env): Settings {
-  try {
-    return loadSettings(env);
-  } catch (err) {
-    if (err instanceof SettingsError) {
-      throw badInput(`invalid setting ${err.message}`, `fix or unset ${err.variable}; the settings are listed in the README`);
-    }
-    throw err;
-  }
-}
 
 /**
  * Resolves the stack. `install` allows installing missing packages (up);

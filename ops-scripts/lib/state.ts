@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LAYOUT } from './backup/layout.ts';
+import { settingsFromEnv } from './settings.ts';
 
 /** Where the running modules are: the checkout (run by tsx) or its compiled copy in dist/. */
 export const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,8 +31,9 @@ export interface StatePaths {
 }
 
 export function statePaths(env: Readonly<Record<string, string | undefined>> = process.env): StatePaths {
-  const root = resolve(env.EDUPULSE_STATE_DIR || join(PROJECT_ROOT, '.edupulse'));
-  const repoDir = resolve(env.EDUPULSE_REPO_DIR || join(root, 'repo'));
+  const host = settingsFromEnv(env).host;
+  const root = resolve(host.stateDir ?? join(PROJECT_ROOT, '.edupulse'));
+  const repoDir = resolve(host.repoDir ?? join(root, 'repo'));
   return {
     root,
     dataDir: join(root, 'pg', 'data'),
@@ -46,7 +48,7 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
     secretsFile: join(root, 'secrets.json'),
     repoDir,
     walArchiveDir: join(repoDir, LAYOUT.wal),
-    metricsDir: resolve(env.EDUPULSE_METRICS_DIR || join(root, 'metrics')),
+    metricsDir: resolve(host.metricsDir ?? join(root, 'metrics')),
   };
 }
 

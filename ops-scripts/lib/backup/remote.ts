@@ -9,12 +9,13 @@ import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { badInput, failed } from '../errors.ts';
+import { failed } from '../errors.ts';
 
 // The SDK warns at every client that its releases after January 2027 need Node 22; the version here is pinned.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-import { REPO_MODES, type RepoMode } from '../../../infra/settings.ts';
+import type { RepoMode } from '../../../infra/settings.ts';
+import { settingsFromEnv } from '../settings.ts';
 
 export type { RepoMode };
 
@@ -24,15 +25,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** The remote settings from EDUPULSE_S3_* and EDUPULSE_REPO_MODE; undefined when the repository is local only. */
 export function remoteSettings(env: Env = process.env): RemoteSettings | undefined {
-  const mode = (env.EDUPULSE_REPO_MODE ?? 'local') as RepoMode;
-  if (!(REPO_MODES as readonly string[]).includes(mode)) throw badInput(`EDUPULSE_REPO_MODE: unknown value "${mode}"`, 'use local, copy or remote');
-  if (mode === 'local') return undefined;
-  const bucket = env.EDUPULSE_S3_BUCKET;
-  if (!bucket || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw badInput(`EDUPULSE_S3_BUCKET ${bucket ? `"${bucket}" is not a bucket name` : 'is required'} when EDUPULSE_REPO_MODE=${mode}`);
-  }
-  const prefix = (env.EDUPULSE_S3_PREFIX ?? 'edupulse/').replace(/^\/+/, '');
-  return { endpoint: env.EDUPULSE_S3_ENDPOINT, region: env.EDUPULSE_S3_REGION ?? 'us-east-1', bucket, prefix: prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix, mode };
+  const { repoMode, store } = settingsFromEnv(env).backup;
+  return store ? { ...store, mode: repoMode } : undefined;
 }
 
 const PART = 8 * 1024 * 1024;
