@@ -5,6 +5,7 @@ import { table } from './lib/format.ts';
 import { LocalRepository } from './lib/backup/repository.ts';
 import { postgresChecks, redisChecks, repositoryChecks, healthSamples, type Check } from './lib/maintenance/health.ts';
 import { renderMetrics, writeMetricsFile } from './lib/metrics.ts';
+import { declarations } from '../roles/declarations.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
@@ -32,7 +33,7 @@ await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conf
   const roles = readSecrets(paths.secretsFile)?.roles ?? {};
   const login = (user: string) => (roles[user] ? { ...conn.pg, user, password: roles[user] } : undefined);
   const [pg, redis] = await Promise.all([
-    postgresChecks(login('edupulse_monitor') ?? conn.pg, login('reporting'), th),
+    postgresChecks(login(declarations.monitor) ?? conn.pg, login(declarations.reporting), th),
     redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
   ]);
   const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];

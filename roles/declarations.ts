@@ -39,6 +39,12 @@ export interface RoleDeclarations {
   owner: string;
   /** The login migrations run as; it SETs ROLE to the owner. */
   migrator: string;
+  /** The login backups run as (REPLICATION, pg_read_all_data). */
+  backup: string;
+  /** The login health checks and metrics run as (pg_monitor). */
+  monitor: string;
+  /** The read-only login reports (and the health check's latency probe) run as. */
+  reporting: string;
   roles: RoleDecl[];
   grants: Grant[];
   defaultPrivileges: DefaultPrivilege[];
@@ -55,6 +61,9 @@ const APP_SEQUENCE: SequencePrivilege[] = ['USAGE', 'SELECT'];
 export const declarations: RoleDeclarations = {
   owner: OWNER,
   migrator: 'edupulse_migrator',
+  backup: 'edupulse_backup',
+  monitor: 'edupulse_monitor',
+  reporting: 'reporting',
   roles: [
     { name: OWNER, login: false, inherit: true, connectionLimit: -1, memberOf: [], purpose: 'owns the schema objects' },
     { name: 'edupulse_migrator', login: true, inherit: false, connectionLimit: 5, memberOf: [OWNER], purpose: 'runs migrations (SET ROLE edupulse_owner)' },

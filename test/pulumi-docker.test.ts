@@ -1,7 +1,7 @@
 // The Pulumi program (docker mode) under pulumi.runtime.setMocks: the graph it declares.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
+import { declarations, loginRoles } from '../roles/declarations.ts';
 import { mockProgram, plain, resolve, settle, wasSecret, type Recorded } from './pulumi-mocks.ts';
 
 const recorded = mockProgram({
@@ -95,7 +95,7 @@ test('passwords are secret outputs', async () => {
     assert.ok(secret, `${key} is secret`);
   }
   const roles = await resolve<Record<string, string>>(program.rolePasswords);
-  assert.equal(Object.keys(roles.value).sort(), declarations.roles.filter((r) => r.login).map((r) => r.name).sort());
+  assert.equal(Object.keys(roles.value).sort(), loginRoles().sort());
   const endpoint = await resolve<string>(program.postgresEndpoint);
   assert.is(endpoint.value, 'postgres://postgres@127.0.0.1:55432/edupulse');
   assert.not.ok(endpoint.value.includes('password'));

@@ -92,4 +92,15 @@ test('an undeclared login role is reported with the statements that remove it, m
   assert.ok(diffs.filter((x) => x.role !== 'intruder').every((x) => !x.destructive), 'nothing else is destructive');
 });
 
+test('each named slot (owner, migrator, backup, monitor, reporting) is a declared role; all but the owner log in', () => {
+  const byName = new Map(declarations.roles.map((r) => [r.name, r]));
+  for (const slot of ['owner', 'migrator', 'backup', 'monitor', 'reporting'] as const) {
+    const role = byName.get(declarations[slot]);
+    assert.ok(role, `${slot} names ${declarations[slot]}, which is declared`);
+    assert.is(role!.login, slot !== 'owner', `${slot}: login`);
+  }
+  assert.ok(byName.get(declarations.backup)!.replication, 'the backup slot has REPLICATION');
+  assert.ok(byName.get(declarations.monitor)!.memberOf.includes('pg_monitor'));
+});
+
 test.run();

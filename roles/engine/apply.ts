@@ -2,7 +2,7 @@
 // the fixes in one transaction, sets login passwords from the password store
 // as SCRAM verifiers (the plaintext never leaves this process), then audits
 // again: it ends clean or fails.
-import { declarations as projectDeclarations, type RoleDeclarations } from '../declarations.ts';
+import { declarations as projectDeclarations, loginRoles, type RoleDeclarations } from '../declarations.ts';
 import { withTransaction, type PgClient } from '../../ops-scripts/lib/db.ts';
 import { badInput, failed } from '../../ops-scripts/lib/errors.ts';
 import { generatePassword } from '../../ops-scripts/lib/secrets.ts';
@@ -45,7 +45,7 @@ export const applicable = (diffs: Difference[], opts: ApplyRolesOptions = {}) =>
 export async function applyRoles(client: PgClient, passwords: PasswordStore,
   d: RoleDeclarations = projectDeclarations, opts: ApplyRolesOptions = {}): Promise<ApplyRolesResult> {
   const fixes = [...new Set(applicable(await auditRoles(client, d), opts).map((x) => x.fix))];
-  const logins = d.roles.filter((r) => r.login).map((r) => r.name);
+  const logins = loginRoles(d);
   const fresh: Record<string, string> = {};
   for (const role of logins) if (!passwords.get(role)) fresh[role] = generatePassword();
   if (Object.keys(fresh).length) passwords.save(fresh);
@@ -78,7 +78,7 @@ export async function applyRoles(client: PgClient, passwords: PasswordStore,
 /** A new password for one login role: stored first, then set; the old one stops working. */
 export async function rotatePassword(client: PgClient, passwords: PasswordStore, role: string,
   d: RoleDeclarations = projectDeclarations): Promise<void> {
-  const logins = d.roles.filter((r) => r.login).map((r) => r.name);
+  const logins = loginRoles(d);
   if (!logins.includes(role)) {
     throw badInput(`"${role}" is not a declared login role`, `rotate one of: ${logins.join(', ')}`);
   }

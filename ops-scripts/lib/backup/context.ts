@@ -11,8 +11,10 @@ import type { OsUser } from '../run.ts';
 import { readSecrets } from '../secrets.ts';
 import type { StackContext } from '../stack-context.ts';
 import { LocalRepository } from './repository.ts';
+import { declarations } from '../../../roles/declarations.ts';
 
-export const BACKUP_ROLE = 'edupulse_backup';
+/** The backup login: its slot in the role declarations. */
+export const BACKUP_ROLE = declarations.backup;
 
 export interface BackupContext {
   repo: LocalRepository;
