@@ -14,6 +14,8 @@ import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
 import { serviceUser } from '../ops-scripts/lib/os-user.ts';
 import { redisPid } from '../ops-scripts/lib/redis.ts';
 import type { PgConfig } from '../ops-scripts/lib/db.ts';
+import { migratorConfig } from '../migrations/engine/migrate.ts';
+import { declarations } from '../roles/declarations.ts';
 
 import { freePort } from '../ops-scripts/lib/ports.ts';
 
@@ -51,6 +53,10 @@ export interface TestStack {
   secrets: Secrets;
   /** Superuser connection to the application database. */
   pg: PgConfig;
+  /** A declared login's connection, with its password as the secrets file holds it now (after a rotation too). */
+  login(role: string, database?: string): PgConfig;
+  /** The migrator's connection, as migrations run (SET ROLE to the owner, lock_timeout). */
+  owner(opts?: { lockTimeout?: string }): PgConfig;
   stop(): Promise<void>;
 }
 
@@ -80,9 +86,16 @@ export async function startTestStack(opts: { redis?: boolean; env?: Record<strin
     throw err;
   }
   const secrets = readSecrets(ctx.paths.secretsFile)!;
+  const pg = localPgConfig(ctx, secrets, ctx.settings.postgres.database);
+  const password = (role: string) => {
+    const p = readSecrets(ctx.paths.secretsFile)!.roles[role];
+    if (p === undefined) throw new Error(`no password for ${role} in the test stack's secrets`);
+    return p;
+  };
   return {
-    ctx, env, secrets,
-    pg: localPgConfig(ctx, secrets, ctx.settings.postgres.database),
+    ctx, env, secrets, pg,
+    login: (role, database = pg.database) => ({ ...pg, user: role, password: password(role), database }),
+    owner: (opts = {}) => migratorConfig(pg, password(declarations.migrator), opts),
     stop: () => stopStack(ctx),
   };
 }

@@ -31,7 +31,9 @@ const build = spawnSync(process.execPath, [join(PROJECT_ROOT, 'tools/build.js'),
 if (build.status === 0) console.log('build: ok');
 else { failed++; console.log('build: FAILED (counted as one failure)'); }
 
-for (const file of testFiles(join(PROJECT_ROOT, 'test'))) {
+// Unit tests (pure code, the Pulumi graph under mocks) first: seconds, and they fail fast; then the integration
+// tests against servers the harness starts.
+for (const file of ['unit', 'integration'].flatMap((d) => testFiles(join(PROJECT_ROOT, 'test', d)))) {
   const name = relative(PROJECT_ROOT, file);
   if (filter && !name.includes(filter)) continue;
   const started = Date.now();

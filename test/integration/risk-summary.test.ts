@@ -4,18 +4,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { declarations } from '../roles/declarations.ts';
-import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
-import { Rng } from '../ops-scripts/lib/seed/random.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { Rng } from '../../ops-scripts/lib/seed/random.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
-const secret = (role: string) => readSecrets(stack.ctx.paths.secretsFile)!.roles[role]!;
-const owner = () => migratorConfig(stack.pg, secret(declarations.migrator));
-const app = (): PgConfig => ({ ...stack.pg, user: 'app_user', password: secret('app_user') });
+const owner = () => stack.owner();
+const app = (): PgConfig => stack.login('app_user');
 
 const DOCUMENTED = `
   SELECT s.student_id, s.first_name, s.last_name, p.risk_score, p.risk_category

@@ -5,25 +5,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
-import { clusterSpec } from '../ops-scripts/lib/stack-context.ts';
-import { startCluster, stopCluster } from '../ops-scripts/lib/cluster.ts';
-import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
-import { runJob } from './cli.ts';
-import { compareFingerprints } from '../ops-scripts/lib/backup/fingerprint.ts';
-import { LocalRepository } from '../ops-scripts/lib/backup/repository.ts';
-import { extractBaseBackup } from '../ops-scripts/lib/backup/extract.ts';
-import { freePort, logged, startTestStack, type TestStack } from './harness.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
+import { clusterSpec } from '../../ops-scripts/lib/stack-context.ts';
+import { startCluster, stopCluster } from '../../ops-scripts/lib/cluster.ts';
+import { ensurePrivateDir } from '../../ops-scripts/lib/files.ts';
+import { runJob } from '../cli.ts';
+import { compareFingerprints } from '../../ops-scripts/lib/backup/fingerprint.ts';
+import { LocalRepository } from '../../ops-scripts/lib/backup/repository.ts';
+import { extractBaseBackup } from '../../ops-scripts/lib/backup/extract.ts';
+import { freePort, logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 let repo = '';
-const owner = () => migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+const owner = () => stack.owner();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Listed { id: string; kind: string; physical?: { startSegment: string }; verification: { ok: boolean } }

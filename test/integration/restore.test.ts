@@ -7,14 +7,11 @@ import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
-import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { writeCanary } from '../ops-scripts/lib/restore/restore-points.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { runJob, runJobOnTerminal } from './cli.ts';
-import { declarations } from '../roles/declarations.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
+import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { writeCanary } from '../../ops-scripts/lib/restore/restore-points.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { runJob, runJobOnTerminal } from '../cli.ts';
+import { logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 let repo = '';
@@ -65,7 +62,7 @@ test.before(logged(async () => {
   stack = await startTestStack({ redis: true });
   repo = stack.ctx.paths.repoDir;
   // Made as a migration would make it (by the owner), so the declared grants cover it and the roles audit stays clean.
-  const owner = migratorConfig(stack.pg, stack.secrets.roles[declarations.migrator] ?? readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+  const owner = stack.owner();
   await withClient(owner, (c) => c.query('CREATE TABLE probe (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())'));
   await writeCanary(stack.pg, 'test-start', 'before');
   writing = true;

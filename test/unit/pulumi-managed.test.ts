@@ -1,9 +1,9 @@
 // The managed-Postgres stack (mode existing): no containers; provider, roles, schema, objects only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
-import { loadProgram, mockProgram, plain, resolve, type RecordedOptions } from './pulumi-mocks.ts';
-import { sslOptions } from '../infra/sql-objects-impl.ts';
+import { declarations } from '../../roles/declarations.ts';
+import { loadProgram, mockProgram, plain, resolve, type RecordedOptions } from '../pulumi-mocks.ts';
+import { sslOptions } from '../../infra/sql-objects-impl.ts';
 
 const recorded = mockProgram({
   'edupulse:mode': 'existing',

@@ -2,11 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { defaultSettings } from '../infra/settings.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { crontab, onCalendar, runScheduler, scheduledJobs, systemdUnits } from '../ops-scripts/lib/maintenance/schedule.ts';
-import { runJob } from './cli.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { defaultSettings } from '../../infra/settings.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { crontab, onCalendar, runScheduler, scheduledJobs, systemdUnits } from '../../ops-scripts/lib/maintenance/schedule.ts';
+import { runJob } from '../cli.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 test.before(logged(async () => { stack = await startTestStack(); }));

@@ -3,16 +3,16 @@
 // already there.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { GENERATORS, schoolDays, tableChunks } from '../ops-scripts/lib/seed/generate.ts';
-import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
-import { runJob } from './cli.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { declarations } from '../../roles/declarations.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { migratorConfig } from '../../migrations/engine/migrate.ts';
+import { readSecrets } from '../../ops-scripts/lib/secrets.ts';
+import { GENERATORS, schoolDays, tableChunks } from '../../ops-scripts/lib/seed/generate.ts';
+import { seed, SEED_TABLES } from '../../ops-scripts/lib/seed/load.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
+import { runJob } from '../cli.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 const YEAR_END = '2026-06-12';

@@ -4,8 +4,8 @@
 // program happened to register things. Also a preview with unknown inputs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
-import { loadProgram, mockProgram, plain, waitsFor, type RecordedOptions } from './pulumi-mocks.ts';
+import { declarations } from '../../roles/declarations.ts';
+import { loadProgram, mockProgram, plain, waitsFor, type RecordedOptions } from '../pulumi-mocks.ts';
 
 const recorded = mockProgram({ 'edupulse:postgresPort': '55432' }, [], { preview: true, unknown: (t) => t.startsWith('random:') });
 let graph: Map<string, RecordedOptions>;

@@ -1,11 +1,11 @@
 // The pure part of roles: SQL text by exact string, and the diff in both directions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations } from '../roles/declarations.ts';
-import type { CatalogSnapshot } from '../roles/engine/catalog.ts';
-import { diffRoles } from '../roles/engine/diff.ts';
-import * as sql from '../roles/engine/sql.ts';
-import { scramVerifier, verifierMatches } from '../roles/engine/scram.ts';
+import { declarations } from '../../roles/declarations.ts';
+import type { CatalogSnapshot } from '../../roles/engine/catalog.ts';
+import { diffRoles } from '../../roles/engine/diff.ts';
+import * as sql from '../../roles/engine/sql.ts';
+import { scramVerifier, verifierMatches } from '../../roles/engine/scram.ts';
 
 const appUser = declarations.roles.find((r) => r.name === 'app_user')!;
 

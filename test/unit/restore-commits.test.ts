@@ -2,8 +2,8 @@
 // point for a time target: pure functions, exact values.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseXactRecords, resolveTime, type CommitsAround } from '../ops-scripts/lib/restore/commits.ts';
-import { checkWalEvidence } from '../ops-scripts/lib/drill/drill.ts';
+import { parseXactRecords, resolveTime, type CommitsAround } from '../../ops-scripts/lib/restore/commits.ts';
+import { checkWalEvidence } from '../../ops-scripts/lib/drill/drill.ts';
 
 const DUMP = `rmgr: Transaction len (rec/tot):     34/    34, tx:        735, lsn: 0/0D0000D8, prev 0/0D0000A0, desc: COMMIT 2026-11-25 08:39:00.964019 UTC
 rmgr: Transaction len (rec/tot):     82/    82, tx:        736, lsn: 0/0D000160, prev 0/0D000118, desc: COMMIT 2026-11-25 08:39:03.3 UTC; inval msgs: catcache 11

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { command, parseCommandArgs, type CommandIO, type CommandSpec } from '../ops-scripts/lib/cli.ts';
-import { ToolkitError } from '../ops-scripts/lib/errors.ts';
-import { runJob } from './cli.ts';
+import { command, parseCommandArgs, type CommandIO, type CommandSpec } from '../../ops-scripts/lib/cli.ts';
+import { ToolkitError } from '../../ops-scripts/lib/errors.ts';
+import { runJob } from '../cli.ts';
 
 async function parsed(argv: string[], spec: { string?: string[] } = {}): Promise<CommandIO['args']> {
   let seen: CommandIO['args'] | undefined;

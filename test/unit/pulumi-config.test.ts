@@ -2,8 +2,8 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { run } from '../ops-scripts/lib/run.ts';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 
 const load = (config: Record<string, string>) => run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/pulumi-load.ts')],
   { env: { PULUMI_TEST_CONFIG: JSON.stringify(config) }, nothrow: true });

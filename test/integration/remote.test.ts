@@ -7,16 +7,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import S3rver from 's3rver';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { declarations } from '../roles/declarations.ts';
-import { RemoteStore, remoteSettings } from '../ops-scripts/lib/backup/remote.ts';
-import { checkArchive, parseSegment } from '../ops-scripts/lib/backup/wal.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
-import { runJob } from './cli.ts';
-import { archiveUpToNow } from '../ops-scripts/lib/restore/archive-now.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { freePort, logged, startTestStack, tempStateDir, type TestStack } from './harness.ts';
+import { RemoteStore, remoteSettings } from '../../ops-scripts/lib/backup/remote.ts';
+import { checkArchive, parseSegment } from '../../ops-scripts/lib/backup/wal.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { runJob } from '../cli.ts';
+import { archiveUpToNow } from '../../ops-scripts/lib/restore/archive-now.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { freePort, logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
 
 // Set before any S3 client exists (the SDK's Node 22 notice is about versions not used here).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -57,7 +55,7 @@ test.before(logged(async () => {
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   client.destroy();
   Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' });
-  await seed(migratorConfig(stack.pg, stack.secrets.roles[declarations.migrator] ?? ''), { seed: 'remote', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  await seed(stack.owner(), { seed: 'remote', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
 }));
 test.after(async () => {
   await stopStore();

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ExitCode, exitCodeFor } from '../ops-scripts/lib/errors.ts';
-import { acquireJobLocks } from '../ops-scripts/lib/locks.ts';
-import { statePaths } from '../ops-scripts/lib/state.ts';
+import { ExitCode, exitCodeFor } from '../../ops-scripts/lib/errors.ts';
+import { acquireJobLocks } from '../../ops-scripts/lib/locks.ts';
+import { statePaths } from '../../ops-scripts/lib/state.ts';
 
 function withState(fn: (paths: ReturnType<typeof statePaths>) => void): void {
   const root = mkdtempSync(join(tmpdir(), 'edupulse-locks-'));

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultSettings, KNOWN_VARIABLES, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../infra/settings.ts';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
+import { defaultSettings, KNOWN_VARIABLES, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../../infra/settings.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 
 test('defaults need no environment and use non-standard ports', () => {
   const s = loadSettings({});

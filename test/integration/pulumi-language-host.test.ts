@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 
 const require = createRequire(import.meta.url);
 const grpc = require('@grpc/grpc-js');

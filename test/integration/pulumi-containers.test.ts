@@ -7,17 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { REDIS_ENTRYPOINT, redisFlags } from '../infra/redis-server.ts';
-import { defaultSettings } from '../infra/settings.ts';
-import { findRedisServer } from '../ops-scripts/lib/binaries.ts';
-import { redisPing } from '../ops-scripts/lib/redis.ts';
-import { CONTAINER_HBA, INITDB_ARGS } from '../infra/postgres-server.ts';
-import { findPgBinaries } from '../ops-scripts/lib/binaries.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { serviceUser } from '../ops-scripts/lib/os-user.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { freePort, tempStateDir } from './harness.ts';
-import { loadProgram, mockProgram, plain } from './pulumi-mocks.ts';
+import { REDIS_ENTRYPOINT, redisFlags } from '../../infra/redis-server.ts';
+import { defaultSettings } from '../../infra/settings.ts';
+import { findRedisServer } from '../../ops-scripts/lib/binaries.ts';
+import { redisPing } from '../../ops-scripts/lib/redis.ts';
+import { CONTAINER_HBA, INITDB_ARGS } from '../../infra/postgres-server.ts';
+import { findPgBinaries } from '../../ops-scripts/lib/binaries.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { serviceUser } from '../../ops-scripts/lib/os-user.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { freePort, tempStateDir } from '../harness.ts';
+import { loadProgram, mockProgram, plain } from '../pulumi-mocks.ts';
 
 const recorded = mockProgram({ 'edupulse:postgresPort': '55432', 'edupulse:postgresPassword': 'container-superuser-pw' }, ['edupulse:postgresPassword']);
 

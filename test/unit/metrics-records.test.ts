@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalRepository } from '../ops-scripts/lib/backup/repository.ts';
-import type { DrillReport } from '../ops-scripts/lib/drill/drill.ts';
-import { drillRecords, lastPassingDrill, LEGACY_HISTORY, recordDrill } from '../ops-scripts/lib/drill/records.ts';
-import { renderMetrics, writeMetricsFile } from '../ops-scripts/lib/metrics.ts';
+import { LocalRepository } from '../../ops-scripts/lib/backup/repository.ts';
+import type { DrillReport } from '../../ops-scripts/lib/drill/drill.ts';
+import { drillRecords, lastPassingDrill, LEGACY_HISTORY, recordDrill } from '../../ops-scripts/lib/drill/records.ts';
+import { renderMetrics, writeMetricsFile } from '../../ops-scripts/lib/metrics.ts';
 
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'edupulse-records-'));

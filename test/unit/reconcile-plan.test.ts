@@ -1,10 +1,10 @@
 // The pure part of the reconcile engine: SQL text by exact string, and plans.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { IndexDecl, ViewDecl } from '../views/index.ts';
-import type { LiveObjects } from '../views/engine/catalog.ts';
-import { plan } from '../views/engine/plan.ts';
-import * as sql from '../views/engine/sql.ts';
+import type { IndexDecl, ViewDecl } from '../../views/index.ts';
+import type { LiveObjects } from '../../views/engine/catalog.ts';
+import { plan } from '../../views/engine/plan.ts';
+import * as sql from '../../views/engine/sql.ts';
 
 const idx: IndexDecl = { name: 'idx_a', schema: 'public', table: 'attendance_records', columns: ['date', 'student_id DESC'], include: ['status'], where: "status IN ('absent')", purpose: 't' };
 const view: ViewDecl = { name: 'v', schema: 'public', query: 'SELECT 1 AS one' };

@@ -5,19 +5,17 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { declarations, type RoleDeclarations } from '../roles/declarations.ts';
-import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
-import { applyRoles, auditRoles, type PasswordStore } from '../roles/engine/index.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { runJob } from './cli.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { declarations, type RoleDeclarations } from '../../roles/declarations.ts';
+import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { applyRoles, auditRoles, type PasswordStore } from '../../roles/engine/index.ts';
+import { readSecrets } from '../../ops-scripts/lib/secrets.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { runJob } from '../cli.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 
-const as = (role: string, database = 'edupulse'): PgConfig => ({
-  ...stack.pg, user: role, password: readSecrets(stack.ctx.paths.secretsFile)!.roles[role], database,
-});
+const as = (role: string, database = 'edupulse'): PgConfig => stack.login(role, database);
 
 /** Runs `sql` as `role`; resolves to the SQLSTATE of the error, or 'ok'. */
 async function outcome(role: string, sql: string): Promise<string> {

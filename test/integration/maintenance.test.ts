@@ -5,14 +5,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { declarations } from '../roles/declarations.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { redisSpec } from '../ops-scripts/lib/stack-context.ts';
-import { startRedis, stopRedis } from '../ops-scripts/lib/redis.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
-import { runJob } from './cli.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { redisSpec } from '../../ops-scripts/lib/stack-context.ts';
+import { startRedis, stopRedis } from '../../ops-scripts/lib/redis.ts';
+import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { runJob } from '../cli.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 const su = (sql: string) => withClient(stack.pg, (c) => c.query(sql));
@@ -28,7 +26,7 @@ const planned = (rows: Row[]) => rows.filter((t) => t.action !== 'none');
 
 test.before(logged(async () => {
   stack = await startTestStack({ redis: true });
-  const owner = migratorConfig(stack.pg, stack.secrets.roles[declarations.migrator] ?? '');
+  const owner = stack.owner();
   await seed(owner, { seed: 'maint', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
   // Autovacuum off for the tables the tests dirty, so only our job acts on them; then a clean baseline.
   await su('ALTER TABLE grades SET (autovacuum_enabled = false); ALTER TABLE discipline_incidents SET (autovacuum_enabled = false)');

@@ -3,18 +3,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { declarations } from '../roles/declarations.ts';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
-import { planReconcile, reconcile, readObjects } from '../views/engine/index.ts';
-import { indexes, loadViews } from '../views/index.ts';
-import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
-import { runJob } from './cli.ts';
-import { logged, startTestStack, type TestStack } from './harness.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { planReconcile, reconcile, readObjects } from '../../views/engine/index.ts';
+import { indexes, loadViews } from '../../views/index.ts';
+import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { runJob } from '../cli.ts';
+import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
-const owner = () => migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+const owner = () => stack.owner();
 const kinds = async () => withClient(owner(), async (c) => (await planReconcile(c)).map((a) => `${a.kind} ${'decl' in a ? a.decl.name : 'view' in a ? a.view.name : 'name' in a ? a.name : a.object}`));
 const su = (sql: string) => withClient(stack.pg, (c) => c.query(sql));
 

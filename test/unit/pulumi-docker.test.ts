@@ -1,8 +1,8 @@
 // The Pulumi program (docker mode) under pulumi.runtime.setMocks: the graph it declares.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { declarations, loginRoles } from '../roles/declarations.ts';
-import { mockProgram, plain, resolve, settle, wasSecret, type Recorded } from './pulumi-mocks.ts';
+import { declarations, loginRoles } from '../../roles/declarations.ts';
+import { mockProgram, plain, resolve, settle, wasSecret, type Recorded } from '../pulumi-mocks.ts';
 
 const recorded = mockProgram({
   'edupulse:postgresPort': '55432',
@@ -13,7 +13,7 @@ const recorded = mockProgram({
 
 let program: Record<string, any>;
 test.before(async () => {
-  program = await import('../infra/index.ts');
+  program = await import('../../infra/index.ts');
   await settle(recorded);
 });
 

@@ -2,11 +2,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { withClient } from '../ops-scripts/lib/db.ts';
-import { redisPing } from '../ops-scripts/lib/redis.ts';
-import { run } from '../ops-scripts/lib/run.ts';
-import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
-import { startTestStack } from './harness.ts';
+import { withClient } from '../../ops-scripts/lib/db.ts';
+import { redisPing } from '../../ops-scripts/lib/redis.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
+import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
+import { startTestStack } from '../harness.ts';
 
 /** Processes whose command line mentions `needle` (our servers carry their data dir or port). */
 function processesMentioning(needle: string): string[] {
