@@ -28,34 +28,73 @@ try {
   const owner = migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
   await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: '2026-06-12' }, { existing: 'refuse' });
   await withClient(stack.pg, (c) => c.query('CHECKPOINT'));
-  const size = await withClient(stack.pg, async (c) => Number((await c.query('SELECT sum(pg_database_size(oid)) AS s FROM pg_database')).rows[0].s));
+  const size = await withClient(stack.pg, async (c) =>
+    Number((await c.query('SELECT sum(pg_database_size(oid)) AS s FROM pg_database')).rows[0].s),
+  );
   const mb = size / 1048576;
-  console.log(`bench:backup: cluster of ${mb.toFixed(0)} MB, PostgreSQL ${stack.ctx.pg.version}, ${ROUNDS} rounds, median`);
+  console.log(
+    `bench:backup: cluster of ${mb.toFixed(0)} MB, PostgreSQL ${stack.ctx.pg.version}, ${ROUNDS} rounds, median`,
+  );
   const ctx = backupContext(stack.ctx, { ...process.env, ...stack.env });
   const rows: string[] = [];
   // One discarded run first, so neither side pays for a cold cache.
-  await runBackup(ctx, { type: 'physical', compression: 'none', checkpoint: 'fast', keep: { physical: 1, logical: 1 } });
+  await runBackup(ctx, {
+    type: 'physical',
+    compression: 'none',
+    checkpoint: 'fast',
+    keep: { physical: 1, logical: 1 },
+  });
   for (const compression of COMPRESSIONS) {
-    const bare: number[] = [], ours: number[] = [], verify: number[] = [];
+    const bare: number[] = [],
+      ours: number[] = [],
+      verify: number[] = [];
     let stored = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const dir = mkdtempSync(join(tmpdir(), 'edupulse-bare-'));
       ensurePrivateDir(dir, stack.ctx.as);
       const t0 = performance.now();
-      await run(ctx.pg.bin('pg_basebackup'), ['-D', join(dir, 'b'), '-Ft', '-X', 'stream', '-c', 'fast',
-        '--manifest-checksums=SHA256', ...(compression === 'none' ? [] : [`--compress=${compression}`])], { as: ctx.as, env: pgEnv(ctx.backupLogin) });
+      await run(
+        ctx.pg.bin('pg_basebackup'),
+        [
+          '-D',
+          join(dir, 'b'),
+          '-Ft',
+          '-X',
+          'stream',
+          '-c',
+          'fast',
+          '--manifest-checksums=SHA256',
+          ...(compression === 'none' ? [] : [`--compress=${compression}`]),
+        ],
+        { as: ctx.as, env: pgEnv(ctx.backupLogin) },
+      );
       bare.push((performance.now() - t0) / 1000);
       rmSync(dir, { recursive: true, force: true });
-      const r = await runBackup(ctx, { type: 'physical', compression, checkpoint: 'fast', keep: { physical: 1, logical: 1 } });
+      const r = await runBackup(ctx, {
+        type: 'physical',
+        compression,
+        checkpoint: 'fast',
+        keep: { physical: 1, logical: 1 },
+      });
       ours.push(r.record.sizes.rawBytes / 1048576 / r.record.throughputMBps);
       verify.push(r.record.verification.seconds);
       stored = r.record.sizes.storedBytes;
     }
-    const b = median(bare), o = median(ours);
-    rows.push(`| ${compression} | ${(stored / 1048576).toFixed(0)} MB | ${b.toFixed(2)} s (${(mb / b).toFixed(0)} MB/s) | ${o.toFixed(2)} s (${(mb / o).toFixed(0)} MB/s) | ${(b / o).toFixed(2)}x | ${median(verify).toFixed(2)} s |`);
+    const b = median(bare),
+      o = median(ours);
+    rows.push(
+      `| ${compression} | ${(stored / 1048576).toFixed(0)} MB | ${b.toFixed(2)} s (${(mb / b).toFixed(0)} MB/s) | ${o.toFixed(2)} s (${(mb / o).toFixed(0)} MB/s) | ${(b / o).toFixed(2)}x | ${median(verify).toFixed(2)} s |`,
+    );
     console.log(rows[rows.length - 1]);
   }
-  console.log(['', '| compression | stored | bare pg_basebackup | ours (backup phase) | ours/bare throughput | pg_verifybackup pass |', '|---|---|---|---|---|---|', ...rows].join('\n'));
+  console.log(
+    [
+      '',
+      '| compression | stored | bare pg_basebackup | ours (backup phase) | ours/bare throughput | pg_verifybackup pass |',
+      '|---|---|---|---|---|---|',
+      ...rows,
+    ].join('\n'),
+  );
 } finally {
   await stack.stop();
 }

@@ -28,9 +28,22 @@ const DOCUMENTED = `SELECT s.student_id, s.first_name, s.last_name, p.risk_score
 const QUERIES: Array<{ name: string; sql: string; params?: unknown[]; target?: string }> = [
   { name: 'documented student_risk_summary (correlated subquery), full', sql: DOCUMENTED },
   { name: 'student_risk_summary, full', sql: 'SELECT * FROM student_risk_summary' },
-  { name: "latest risk high or critical", sql: "SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')", target: '< 20 ms' },
-  { name: "one student's row", sql: 'SELECT * FROM student_risk_summary WHERE student_id = $1', params: ['STU0012345'], target: '< 1 ms' },
-  { name: 'more than five absences/tardies in 30 days', sql: 'SELECT * FROM student_attendance_concerns', target: '< 100 ms' },
+  {
+    name: 'latest risk high or critical',
+    sql: "SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')",
+    target: '< 20 ms',
+  },
+  {
+    name: "one student's row",
+    sql: 'SELECT * FROM student_risk_summary WHERE student_id = $1',
+    params: ['STU0012345'],
+    target: '< 1 ms',
+  },
+  {
+    name: 'more than five absences/tardies in 30 days',
+    sql: 'SELECT * FROM student_attendance_concerns',
+    target: '< 100 ms',
+  },
 ];
 
 async function time(c: PgClient, sql: string, params: unknown[] = []): Promise<{ ms: number; rows: number }> {
@@ -48,9 +61,27 @@ async function serverMs(c: PgClient, sql: string, params: unknown[] = []): Promi
 async function psqlMs(sql: string, params: unknown[] = []): Promise<number[]> {
   const literal = params.reduce<string>((q, p, i) => q.replace(`$${i + 1}`, `'${String(p).replace(/'/g, "''")}'`), sql);
   const script = ['\\timing on', ...Array.from({ length: RUNS + 1 }, () => `${literal};`)].join('\n');
-  const r = await run(stack.ctx.pg.bin('psql'), ['-X', '-q', '-A', '-o', '/dev/null', '-h', '127.0.0.1', '-p', String(stack.ctx.settings.postgres.port),
-    '-U', stack.secrets.postgres.superuser, '-d', stack.ctx.settings.postgres.database, '-f', '-'],
-    { input: script, env: { PGPASSWORD: stack.secrets.postgres.password } });
+  const r = await run(
+    stack.ctx.pg.bin('psql'),
+    [
+      '-X',
+      '-q',
+      '-A',
+      '-o',
+      '/dev/null',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(stack.ctx.settings.postgres.port),
+      '-U',
+      stack.secrets.postgres.superuser,
+      '-d',
+      stack.ctx.settings.postgres.database,
+      '-f',
+      '-',
+    ],
+    { input: script, env: { PGPASSWORD: stack.secrets.postgres.password } },
+  );
   return [...r.stdout.matchAll(/Time: ([\d.]+) ms/g)].map((m) => Number(m[1])).slice(1);
 }
 
@@ -60,8 +91,12 @@ try {
   const today = new Date().toISOString().slice(0, 10);
   console.log(`bench:queries: seeding ${STUDENTS.toLocaleString()} students (school year up to ${today})...`);
   const loaded = await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: today }, { existing: 'refuse' });
-  console.log(`  ${loaded.totalRows.toLocaleString()} rows in ${loaded.seconds.toFixed(1)} s (indexes and triggers in place)`);
-  await withClient(stack.pg, (c) => c.query(`VACUUM ANALYZE ${SEED_TABLES.join(', ')}, edupulse_derived.latest_predictions`));
+  console.log(
+    `  ${loaded.totalRows.toLocaleString()} rows in ${loaded.seconds.toFixed(1)} s (indexes and triggers in place)`,
+  );
+  await withClient(stack.pg, (c) =>
+    c.query(`VACUUM ANALYZE ${SEED_TABLES.join(', ')}, edupulse_derived.latest_predictions`),
+  );
   const lines: string[] = [];
   const plans: string[] = [];
   const server: Record<string, number> = {};
@@ -73,22 +108,37 @@ try {
       const serverRuns: number[] = [];
       let rows = 0;
       for (let i = 0; i < RUNS; i++) {
-        const t = await time(c, q.sql, q.params); runs.push(t.ms); rows = t.rows;
+        const t = await time(c, q.sql, q.params);
+        runs.push(t.ms);
+        rows = t.rows;
         serverRuns.push(await serverMs(c, q.sql, q.params));
       }
       server[q.name] = median(serverRuns);
       psql[q.name] = median(await psqlMs(q.sql, q.params));
-      lines.push(`| ${q.name} | ${rows.toLocaleString()} | ${server[q.name]!.toFixed(2)} ms | ${psql[q.name]!.toFixed(2)} ms | ${median(runs).toFixed(2)} ms | ${q.target ?? ''} |`);
+      lines.push(
+        `| ${q.name} | ${rows.toLocaleString()} | ${server[q.name]!.toFixed(2)} ms | ${psql[q.name]!.toFixed(2)} ms | ${median(runs).toFixed(2)} ms | ${q.target ?? ''} |`,
+      );
       const plan = await c.query(`EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`, q.params ?? []);
       plans.push(`### ${q.name}\n\n\`\`\`\n${q.sql}\n\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}\n\`\`\`\n`);
     }
   });
   const [doc, ours] = [QUERIES[0]!.name, QUERIES[1]!.name];
   const ratio = `server ${(server[doc]! / server[ours]!).toFixed(1)}x, psql end to end ${(psql[doc]! / psql[ours]!).toFixed(1)}x`;
-  const report = [`# bench:queries, ${new Date().toISOString()}`, '',
-    `${STUDENTS.toLocaleString()} students, ${loaded.rows.attendance_records!.toLocaleString()} attendance rows, ${loaded.rows.predictions!.toLocaleString()} predictions; PostgreSQL ${stack.ctx.pg.version}; median of ${RUNS} runs, client-side, all rows fetched.`, '',
-    HEADER, '|---|---|---|---|---|---|', ...lines, '',
-    `student_risk_summary full scan vs the documented definition: ${ratio} faster (target: at least 20x)`, '', '## Plans', '', ...plans].join('\n');
+  const report = [
+    `# bench:queries, ${new Date().toISOString()}`,
+    '',
+    `${STUDENTS.toLocaleString()} students, ${loaded.rows.attendance_records!.toLocaleString()} attendance rows, ${loaded.rows.predictions!.toLocaleString()} predictions; PostgreSQL ${stack.ctx.pg.version}; median of ${RUNS} runs, client-side, all rows fetched.`,
+    '',
+    HEADER,
+    '|---|---|---|---|---|---|',
+    ...lines,
+    '',
+    `student_risk_summary full scan vs the documented definition: ${ratio} faster (target: at least 20x)`,
+    '',
+    '## Plans',
+    '',
+    ...plans,
+  ].join('\n');
   const dir = join(PROJECT_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'queries.md'), report);

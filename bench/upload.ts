@@ -27,24 +27,51 @@ await server.run();
 const endpoint = `http://127.0.0.1:${port}`;
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' });
-const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+const client = new S3Client({
+  endpoint,
+  region: 'us-east-1',
+  forcePathStyle: true,
+  credentials,
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
+});
 await client.send(new CreateBucketCommand({ Bucket: 'edupulse-bench' }));
-const store = new RemoteStore({ endpoint, region: 'us-east-1', bucket: 'edupulse-bench', prefix: 'bench/', mode: 'copy' });
-const bare: number[] = [], ours: number[] = [];
+const store = new RemoteStore({
+  endpoint,
+  region: 'us-east-1',
+  bucket: 'edupulse-bench',
+  prefix: 'bench/',
+  mode: 'copy',
+});
+const bare: number[] = [],
+  ours: number[] = [];
 try {
   for (let round = 0; round < ROUNDS; round++) {
     let t0 = performance.now();
-    await new Upload({ client, params: { Bucket: 'edupulse-bench', Key: `bare/${round}`, Body: createReadStream(file, { highWaterMark: 1 << 20 }) }, partSize: 8 * 1048576, queueSize: 4 }).done();
+    await new Upload({
+      client,
+      params: {
+        Bucket: 'edupulse-bench',
+        Key: `bare/${round}`,
+        Body: createReadStream(file, { highWaterMark: 1 << 20 }),
+      },
+      partSize: 8 * 1048576,
+      queueSize: 4,
+    }).done();
     bare.push((performance.now() - t0) / 1000);
     t0 = performance.now();
     await store.upload(file, `ours/${round}`);
     ours.push((performance.now() - t0) / 1000);
     console.log(`round ${round + 1}: bare ${bare[round]!.toFixed(2)}s, ours ${ours[round]!.toFixed(2)}s`);
   }
-  const b = median(bare), o = median(ours);
-  console.log(`${MB} MB: bare lib-storage ${(MB / b).toFixed(0)} MB/s, ours (hashing + verify) ${(MB / o).toFixed(0)} MB/s, ratio ${(b / o).toFixed(3)}x (target >= 0.95x)`);
+  const b = median(bare),
+    o = median(ours);
+  console.log(
+    `${MB} MB: bare lib-storage ${(MB / b).toFixed(0)} MB/s, ours (hashing + verify) ${(MB / o).toFixed(0)} MB/s, ratio ${(b / o).toFixed(3)}x (target >= 0.95x)`,
+  );
 } finally {
-  store.close(); client.destroy();
+  store.close();
+  client.destroy();
   await server.close();
   rmSync(dir, { recursive: true, force: true });
 }

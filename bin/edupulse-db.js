@@ -15,11 +15,16 @@ import { buildIsFresh } from '../tools/fresh.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sources = join(root, 'ops-scripts');
-const jobs = readdirSync(sources).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3).replace(/-/g, ':')).sort();
+const jobs = readdirSync(sources)
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.slice(0, -3).replace(/-/g, ':'))
+  .sort();
 const [job, ...rest] = process.argv.slice(2);
 
 if (!job || job === '--help' || job === '-h') {
-  process.stdout.write(`Usage: edupulse-db <job> [flags]   (edupulse-db <job> --help for each)\n\nJobs: ${jobs.join(', ')}\n`);
+  process.stdout.write(
+    `Usage: edupulse-db <job> [flags]   (edupulse-db <job> --help for each)\n\nJobs: ${jobs.join(', ')}\n`,
+  );
   process.exit(job ? 0 : 2);
 }
 const file = `${job.replace(/:/g, '-')}`;

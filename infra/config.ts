@@ -3,7 +3,15 @@
 // infra/settings.ts, checked by the same pure checks as its EDUPULSE_*
 // variables; the stack only says where and how to run them.
 import * as pulumi from '@pulumi/pulumi';
-import { check, CONTAINER_PORTS, defaultSettings, EVICTION_POLICIES, PATTERNS, REDIS_PERSISTENCE, type Settings } from './settings.ts';
+import {
+  check,
+  CONTAINER_PORTS,
+  defaultSettings,
+  EVICTION_POLICIES,
+  PATTERNS,
+  REDIS_PERSISTENCE,
+  type Settings,
+} from './settings.ts';
 
 export const STACK_MODES = ['docker', 'existing'] as const;
 export type StackMode = (typeof STACK_MODES)[number];
@@ -48,7 +56,10 @@ export interface ExistingConfig extends CommonConfig {
 export type StackConfig = DockerConfig | ExistingConfig;
 
 export class ConfigError extends Error {
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(`edupulse:${key}: ${message}`);
     this.name = 'ConfigError';
   }
@@ -66,10 +77,12 @@ function get<T>(cfg: pulumi.Config, key: string, parse: (raw: string) => T): T |
 }
 
 const port = (cfg: pulumi.Config, key: string) => get(cfg, key, (r) => check.int(r, 1, 65535));
-const oneOf = <T extends string>(cfg: pulumi.Config, key: string, allowed: readonly T[], fallback: T) => get(cfg, key, (r) => check.oneOf(r, allowed)) ?? fallback;
+const oneOf = <T extends string>(cfg: pulumi.Config, key: string, allowed: readonly T[], fallback: T) =>
+  get(cfg, key, (r) => check.oneOf(r, allowed)) ?? fallback;
 const shaped = (cfg: pulumi.Config, key: string, [pattern, what]: readonly [RegExp, string], fallback: string) =>
   get(cfg, key, (r) => check.match(r, pattern, what)) ?? fallback;
-const absolutePath = (cfg: pulumi.Config, key: string, fallback: string) => shaped(cfg, key, [/^\//, 'an absolute host path'], fallback);
+const absolutePath = (cfg: pulumi.Config, key: string, fallback: string) =>
+  shaped(cfg, key, [/^\//, 'an absolute host path'], fallback);
 
 export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
   const mode = oneOf(cfg, 'mode', STACK_MODES, 'docker');
@@ -77,11 +90,16 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
   const settings: Settings = {
     ...d,
     postgres: {
-      ...d.postgres, imageTag: shaped(cfg, 'postgresImage', PATTERNS.image, d.postgres.imageTag), port: CONTAINER_PORTS.postgres,
-      archiveTimeoutSeconds: get(cfg, 'archiveTimeoutSeconds', (r) => check.int(r, 0, 86400)) ?? d.postgres.archiveTimeoutSeconds,
+      ...d.postgres,
+      imageTag: shaped(cfg, 'postgresImage', PATTERNS.image, d.postgres.imageTag),
+      port: CONTAINER_PORTS.postgres,
+      archiveTimeoutSeconds:
+        get(cfg, 'archiveTimeoutSeconds', (r) => check.int(r, 0, 86400)) ?? d.postgres.archiveTimeoutSeconds,
     },
     redis: {
-      ...d.redis, port: CONTAINER_PORTS.redis, maxmemory: shaped(cfg, 'redisMaxmemory', PATTERNS.size, d.redis.maxmemory),
+      ...d.redis,
+      port: CONTAINER_PORTS.redis,
+      maxmemory: shaped(cfg, 'redisMaxmemory', PATTERNS.size, d.redis.maxmemory),
       maxmemoryPolicy: oneOf(cfg, 'redisEvictionPolicy', EVICTION_POLICIES, d.redis.maxmemoryPolicy),
       persistence: oneOf(cfg, 'redisPersistence', REDIS_PERSISTENCE, d.redis.persistence),
     },
@@ -93,23 +111,35 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
     if (!host) throw new ConfigError('postgresHost', 'is required when mode is existing (the server to manage)');
     if (!postgresPassword) throw new ConfigError('postgresPassword', 'is required (as a secret) when mode is existing');
     return {
-      mode, settings, postgresPassword, redisPassword, postgresHost: host, postgresAdminPort: port(cfg, 'postgresPort') ?? CONTAINER_PORTS.postgres,
-      postgresAdminUser: cfg.get('postgresAdminUser') ?? 'postgres', sslmode: oneOf(cfg, 'sslmode', SSL_MODES, 'require'),
+      mode,
+      settings,
+      postgresPassword,
+      redisPassword,
+      postgresHost: host,
+      postgresAdminPort: port(cfg, 'postgresPort') ?? CONTAINER_PORTS.postgres,
+      postgresAdminUser: cfg.get('postgresAdminUser') ?? 'postgres',
+      sslmode: oneOf(cfg, 'sslmode', SSL_MODES, 'require'),
       adoptDatabase: oneOf(cfg, 'adoptDatabase', ['true', 'false'] as const, 'true') === 'true',
     };
   }
   return {
-    mode, settings, postgresPassword, redisPassword,
+    mode,
+    settings,
+    postgresPassword,
+    redisPassword,
     docker: {
       postgresImage: settings.postgres.imageTag,
       redisImage: shaped(cfg, 'redisImage', PATTERNS.image, 'redis:7'),
       dataDir: absolutePath(cfg, 'dataDir', '/var/lib/edupulse/pgdata'),
       repoDir: absolutePath(cfg, 'repoDir', '/var/lib/edupulse/repo'),
       redisDataDir: absolutePath(cfg, 'redisDataDir', '/var/lib/edupulse/redis'),
-      postgresPort: port(cfg, 'postgresPort'), redisPort: port(cfg, 'redisPort'),
+      postgresPort: port(cfg, 'postgresPort'),
+      redisPort: port(cfg, 'redisPort'),
       bindAddress: shaped(cfg, 'bindAddress', [/^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address'], '127.0.0.1'),
       networkName: cfg.get('networkName') ?? 'edupulse',
     },
-    postgresAdminUser: 'postgres', sslmode: 'disable', adoptDatabase: false,
+    postgresAdminUser: 'postgres',
+    sslmode: 'disable',
+    adoptDatabase: false,
   };
 }

@@ -18,16 +18,20 @@ const code = join(fileURLToPath(import.meta.url), '..', '..');
 const root = basename(code) === 'dist' ? dirname(code) : code;
 if (code !== root) {
   // The dynamic providers run dist/ too: a build older than the sources would deploy what is no longer written.
-  const { buildIsFresh } = (await import(pathToFileURL(join(root, 'tools', 'fresh.js')).href)) as { buildIsFresh(root: string): boolean };
-  if (!buildIsFresh(root)) throw new Error('edupulse-db: dist/ is older than the TypeScript sources; run `npm run build`, then pulumi again');
+  const { buildIsFresh } = (await import(pathToFileURL(join(root, 'tools', 'fresh.js')).href)) as {
+    buildIsFresh(root: string): boolean;
+  };
+  if (!buildIsFresh(root))
+    throw new Error('edupulse-db: dist/ is older than the TypeScript sources; run `npm run build`, then pulumi again');
 }
 
 const config = readConfig();
 const stack = pulumi.getStack();
 const database = config.settings.postgres.database;
 
-const postgresPassword = config.postgresPassword
-  ?? new random.RandomPassword('postgres-superuser-password', { length: 32, special: false }).result;
+const postgresPassword =
+  config.postgresPassword ??
+  new random.RandomPassword('postgres-superuser-password', { length: 32, special: false }).result;
 
 let host: pulumi.Output<string>;
 let port: pulumi.Output<number>;
@@ -39,22 +43,40 @@ if (config.mode === 'docker') {
   const d = config.docker;
   const network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
   const pg = new PostgresServer(`edupulse-${stack}`, {
-    settings: config.settings.postgres, image: d.postgresImage, network, password: postgresPassword,
-    dataDir: d.dataDir, repoDir: d.repoDir, publishPort: d.postgresPort, bindAddress: d.bindAddress,
+    settings: config.settings.postgres,
+    image: d.postgresImage,
+    network,
+    password: postgresPassword,
+    dataDir: d.dataDir,
+    repoDir: d.repoDir,
+    publishPort: d.postgresPort,
+    bindAddress: d.bindAddress,
   });
-  const redisPassword = config.redisPassword ?? new random.RandomPassword('redis-password', { length: 32, special: false }).result;
+  const redisPassword =
+    config.redisPassword ?? new random.RandomPassword('redis-password', { length: 32, special: false }).result;
   const redis = new RedisServer(`edupulse-${stack}`, {
-    settings: config.settings.redis, image: d.redisImage, network, password: redisPassword,
-    dataDir: d.redisDataDir, publishPort: d.redisPort, bindAddress: d.bindAddress,
+    settings: config.settings.redis,
+    image: d.redisImage,
+    network,
+    password: redisPassword,
+    dataDir: d.redisDataDir,
+    publishPort: d.redisPort,
+    bindAddress: d.bindAddress,
   });
   host = pg.host;
   port = pg.port;
   containers = { postgres: pg.containerName, redis: redis.containerName };
   // A changed password is set with ALTER ROLE before the provider logs in with it; the container stays.
-  const superuser = new SuperuserPassword('postgres-superuser', {
-    connection: pulumi.all([pg.host, pg.port]).apply(([h, p]) => ({ host: h, port: p, user: 'postgres', sslmode: 'disable' })),
-    password: pulumi.secret(postgresPassword),
-  }, { dependsOn: [pg.container] });
+  const superuser = new SuperuserPassword(
+    'postgres-superuser',
+    {
+      connection: pulumi
+        .all([pg.host, pg.port])
+        .apply(([h, p]) => ({ host: h, port: p, user: 'postgres', sslmode: 'disable' })),
+      password: pulumi.secret(postgresPassword),
+    },
+    { dependsOn: [pg.container] },
+  );
   dependsOn = [pg.container, superuser];
   redisPasswordOut = pulumi.secret(redisPassword);
 } else {
@@ -63,10 +85,19 @@ if (config.mode === 'docker') {
 }
 
 const access = new DatabaseAccess('access', {
-  declarations, database, host, port, username: config.postgresAdminUser, password: postgresPassword, sslmode: config.sslmode,
-  superuser: config.mode === 'docker', adoptDatabase: config.adoptDatabase, serverReady: dependsOn,
+  declarations,
+  database,
+  host,
+  port,
+  username: config.postgresAdminUser,
+  password: postgresPassword,
+  sslmode: config.sslmode,
+  superuser: config.mode === 'docker',
+  adoptDatabase: config.adoptDatabase,
+  serverReady: dependsOn,
   schema: {
-    migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/), declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
+    migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/),
+    declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
     lockTimeout: config.settings.migrations.lockTimeout,
   },
 });
@@ -74,7 +105,10 @@ const access = new DatabaseAccess('access', {
 export const mode = config.mode;
 export const postgresEndpoint = pulumi.interpolate`postgres://${config.postgresAdminUser}@${host}:${port}/${database}`;
 export const containerNames = containers;
-export const archiveLocation = config.mode === 'docker' ? `${config.docker.repoDir}/wal (${CONTAINER_REPO}/wal in the container)` : 'the managed service\'s own';
+export const archiveLocation =
+  config.mode === 'docker'
+    ? `${config.docker.repoDir}/wal (${CONTAINER_REPO}/wal in the container)`
+    : "the managed service's own";
 export const backupRepository = config.mode === 'docker' ? config.docker.repoDir : undefined;
 export const superuserPassword = pulumi.secret(postgresPassword);
 export const redisPassword = redisPasswordOut;

@@ -39,7 +39,10 @@ export const containerHba = () => renderHba({ superuser: 'postgres', addresses: 
 /** The server's parameters as `-c name=value` arguments, from the one place they are written. */
 export function postgresFlags(settings: PostgresSettings): string[] {
   const params = postgresParameters(settings, {
-    walArchiveDir: `${CONTAINER_REPO}/wal`, archiveMethod: 'basic_archive', port: CONTAINER_PORTS.postgres, listenAddresses: '*',
+    walArchiveDir: `${CONTAINER_REPO}/wal`,
+    archiveMethod: 'basic_archive',
+    port: CONTAINER_PORTS.postgres,
+    listenAddresses: '*',
   });
   return [...Object.entries(params), ['hba_file', CONTAINER_HBA]].flatMap(([k, v]) => ['-c', `${k}=${v}`]);
 }
@@ -55,42 +58,56 @@ export class PostgresServer extends pulumi.ComponentResource {
     super('edupulse:infra:PostgresServer', name, {}, opts);
     const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
     const containerName = `${name}-postgres`;
-    this.container = new docker.Container(containerName, {
-      name: containerName,
-      image: image.imageId,
-      // The repository's directories must exist, owned by the server, before basic_archive writes there.
-      entrypoints: ['bash', '-c',
-        `install -d -o postgres -g postgres -m 0700 ${CONTAINER_REPO}/wal ${CONTAINER_REPO}/base ${CONTAINER_REPO}/logical && exec docker-entrypoint.sh "$@"`, '--'],
-      command: ['postgres', ...postgresFlags(args.settings)],
-      envs: [
-        pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`,
-        `POSTGRES_INITDB_ARGS=${INITDB_ARGS}`,
-        'POSTGRES_HOST_AUTH_METHOD=scram-sha-256',
-        `PGDATA=${CONTAINER_DATA}/pgdata`,
-      ],
-      uploads: [{ file: CONTAINER_HBA, content: containerHba(), permissions: '0644' }],
-      volumes: [
-        { hostPath: args.dataDir, containerPath: CONTAINER_DATA },
-        { hostPath: args.repoDir, containerPath: CONTAINER_REPO },
-      ],
-      networksAdvanced: [{ name: args.network.name, aliases: ['postgres'] }],
-      ports: args.publishPort ? [{ internal: CONTAINER_PORTS.postgres, external: args.publishPort, ip: args.bindAddress }] : [],
-      healthcheck: {
-        tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
-        interval: '10s', timeout: '5s', retries: 5, startPeriod: '30s',
+    this.container = new docker.Container(
+      containerName,
+      {
+        name: containerName,
+        image: image.imageId,
+        // The repository's directories must exist, owned by the server, before basic_archive writes there.
+        entrypoints: [
+          'bash',
+          '-c',
+          `install -d -o postgres -g postgres -m 0700 ${CONTAINER_REPO}/wal ${CONTAINER_REPO}/base ${CONTAINER_REPO}/logical && exec docker-entrypoint.sh "$@"`,
+          '--',
+        ],
+        command: ['postgres', ...postgresFlags(args.settings)],
+        envs: [
+          pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`,
+          `POSTGRES_INITDB_ARGS=${INITDB_ARGS}`,
+          'POSTGRES_HOST_AUTH_METHOD=scram-sha-256',
+          `PGDATA=${CONTAINER_DATA}/pgdata`,
+        ],
+        uploads: [{ file: CONTAINER_HBA, content: containerHba(), permissions: '0644' }],
+        volumes: [
+          { hostPath: args.dataDir, containerPath: CONTAINER_DATA },
+          { hostPath: args.repoDir, containerPath: CONTAINER_REPO },
+        ],
+        networksAdvanced: [{ name: args.network.name, aliases: ['postgres'] }],
+        ports: args.publishPort
+          ? [{ internal: CONTAINER_PORTS.postgres, external: args.publishPort, ip: args.bindAddress }]
+          : [],
+        healthcheck: {
+          tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
+          interval: '10s',
+          timeout: '5s',
+          retries: 5,
+          startPeriod: '30s',
+        },
+        restart: 'unless-stopped',
+        // Fast shutdown gets time to write its checkpoint.
+        stopSignal: 'SIGINT',
+        stopTimeout: 120,
+        wait: true,
+        waitTimeout: 120,
       },
-      restart: 'unless-stopped',
-      // Fast shutdown gets time to write its checkpoint.
-      stopSignal: 'SIGINT',
-      stopTimeout: 120,
-      wait: true,
-      waitTimeout: 120,
-    }, {
-      parent: this, additionalSecretOutputs: ['envs'],
-      // The environment matters only at initdb (POSTGRES_PASSWORD, POSTGRES_INITDB_ARGS, PGDATA): a change must not
-      // replace the container; the superuser's password is rotated in place by SuperuserPassword.
-      ignoreChanges: ['envs'],
-    });
+      {
+        parent: this,
+        additionalSecretOutputs: ['envs'],
+        // The environment matters only at initdb (POSTGRES_PASSWORD, POSTGRES_INITDB_ARGS, PGDATA): a change must not
+        // replace the container; the superuser's password is rotated in place by SuperuserPassword.
+        ignoreChanges: ['envs'],
+      },
+    );
     this.containerName = this.container.name;
     this.host = args.publishPort
       ? pulumi.output(args.bindAddress === '0.0.0.0' ? '127.0.0.1' : args.bindAddress)

@@ -25,9 +25,10 @@ export const REDIS_CONF = '/tmp/edupulse-redis.conf';
  * from root to the redis user (gosu) before starting redis-server.
  */
 export const REDIS_ENTRYPOINT = [
-  'sh', '-c',
+  'sh',
+  '-c',
   'umask 077 && printf "requirepass %s\\n" "$REDIS_PASSWORD" > "$REDIS_CONF_FILE" && chown redis:redis "$REDIS_CONF_FILE" ' +
-  '&& exec docker-entrypoint.sh redis-server "$REDIS_CONF_FILE" "$@"',
+    '&& exec docker-entrypoint.sh redis-server "$REDIS_CONF_FILE" "$@"',
   '--',
 ];
 
@@ -44,22 +45,30 @@ export class RedisServer extends pulumi.ComponentResource {
     super('edupulse:infra:RedisServer', name, {}, opts);
     const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
     const containerName = `${name}-redis`;
-    this.container = new docker.Container(containerName, {
-      name: containerName,
-      image: image.imageId,
-      entrypoints: REDIS_ENTRYPOINT,
-      command: redisFlags(args.settings),
-      envs: [pulumi.interpolate`REDIS_PASSWORD=${args.password}`, `REDIS_CONF_FILE=${REDIS_CONF}`],
-      volumes: args.settings.persistence === 'none' ? [] : [{ hostPath: args.dataDir, containerPath: '/data' }],
-      networksAdvanced: [{ name: args.network.name, aliases: ['redis'] }],
-      ports: args.publishPort ? [{ internal: CONTAINER_PORTS.redis, external: args.publishPort, ip: args.bindAddress }] : [],
-      healthcheck: {
-        tests: ['CMD-SHELL', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
-        interval: '10s', timeout: '5s', retries: 5,
+    this.container = new docker.Container(
+      containerName,
+      {
+        name: containerName,
+        image: image.imageId,
+        entrypoints: REDIS_ENTRYPOINT,
+        command: redisFlags(args.settings),
+        envs: [pulumi.interpolate`REDIS_PASSWORD=${args.password}`, `REDIS_CONF_FILE=${REDIS_CONF}`],
+        volumes: args.settings.persistence === 'none' ? [] : [{ hostPath: args.dataDir, containerPath: '/data' }],
+        networksAdvanced: [{ name: args.network.name, aliases: ['redis'] }],
+        ports: args.publishPort
+          ? [{ internal: CONTAINER_PORTS.redis, external: args.publishPort, ip: args.bindAddress }]
+          : [],
+        healthcheck: {
+          tests: ['CMD-SHELL', 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
+          interval: '10s',
+          timeout: '5s',
+          retries: 5,
+        },
+        restart: 'unless-stopped',
+        wait: true,
       },
-      restart: 'unless-stopped',
-      wait: true,
-    }, { parent: this, additionalSecretOutputs: ['envs'] });
+      { parent: this, additionalSecretOutputs: ['envs'] },
+    );
     this.containerName = this.container.name;
     this.registerOutputs({ containerName: this.containerName });
   }

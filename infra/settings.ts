@@ -5,11 +5,23 @@
 export const ENV_PREFIX = 'EDUPULSE_';
 
 export type EvictionPolicy =
-  | 'allkeys-lru' | 'allkeys-lfu' | 'allkeys-random'
-  | 'volatile-lru' | 'volatile-lfu' | 'volatile-random' | 'volatile-ttl' | 'noeviction';
+  | 'allkeys-lru'
+  | 'allkeys-lfu'
+  | 'allkeys-random'
+  | 'volatile-lru'
+  | 'volatile-lfu'
+  | 'volatile-random'
+  | 'volatile-ttl'
+  | 'noeviction';
 export const EVICTION_POLICIES: readonly EvictionPolicy[] = [
-  'allkeys-lru', 'allkeys-lfu', 'allkeys-random',
-  'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl', 'noeviction',
+  'allkeys-lru',
+  'allkeys-lfu',
+  'allkeys-random',
+  'volatile-lru',
+  'volatile-lfu',
+  'volatile-random',
+  'volatile-ttl',
+  'noeviction',
 ];
 
 export type RedisPersistence = 'none' | 'rdb' | 'aof';
@@ -37,8 +49,17 @@ export interface RedisSettings {
   cacheTtlSeconds: number;
 }
 
-export type BackupCompression = 'server-zstd:1' | 'server-zstd' | 'server-lz4' | 'client-gzip:1' | 'client-gzip' | 'client-lz4' | 'none';
-export const BACKUP_COMPRESSIONS: readonly BackupCompression[] = ['server-zstd:1', 'server-zstd', 'server-lz4', 'client-gzip:1', 'client-gzip', 'client-lz4', 'none'];
+export type BackupCompression =
+  'server-zstd:1' | 'server-zstd' | 'server-lz4' | 'client-gzip:1' | 'client-gzip' | 'client-lz4' | 'none';
+export const BACKUP_COMPRESSIONS: readonly BackupCompression[] = [
+  'server-zstd:1',
+  'server-zstd',
+  'server-lz4',
+  'client-gzip:1',
+  'client-gzip',
+  'client-lz4',
+  'none',
+];
 
 export const REPO_MODES = ['local', 'copy', 'remote'] as const;
 export type RepoMode = (typeof REPO_MODES)[number];
@@ -179,7 +200,10 @@ export const defaultSettings: Settings = {
 
 /** A setting that cannot be loaded: names the variable, says what is allowed. */
 export class SettingsError extends Error {
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'SettingsError';
   }
@@ -200,7 +224,8 @@ export const check = {
     return value;
   },
   oneOf<T extends string>(raw: string, allowed: readonly T[]): T {
-    if (!(allowed as readonly string[]).includes(raw)) throw new Error(`unknown value "${raw}"; use one of ${allowed.join(', ')}`);
+    if (!(allowed as readonly string[]).includes(raw))
+      throw new Error(`unknown value "${raw}"; use one of ${allowed.join(', ')}`);
     return raw as T;
   },
   match(raw: string, pattern: RegExp, what: string): string {
@@ -228,10 +253,14 @@ function fromEnv<T>(env: Env, name: string, fallback: T, parse: (raw: string) =>
   }
 }
 
-const intIn = (env: Env, name: string, fallback: number, min: number, max: number) => fromEnv(env, name, fallback, (r) => check.int(r, min, max));
-const oneOf = <T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]) => fromEnv(env, name, fallback, (r) => check.oneOf(r, allowed));
-const matching = (env: Env, name: string, fallback: string, pattern: RegExp, what: string) => fromEnv(env, name, fallback, (r) => check.match(r, pattern, what));
-const shaped = (env: Env, name: string, fallback: string, [pattern, what]: readonly [RegExp, string]) => matching(env, name, fallback, pattern, what);
+const intIn = (env: Env, name: string, fallback: number, min: number, max: number) =>
+  fromEnv(env, name, fallback, (r) => check.int(r, min, max));
+const oneOf = <T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]) =>
+  fromEnv(env, name, fallback, (r) => check.oneOf(r, allowed));
+const matching = (env: Env, name: string, fallback: string, pattern: RegExp, what: string) =>
+  fromEnv(env, name, fallback, (r) => check.match(r, pattern, what));
+const shaped = (env: Env, name: string, fallback: string, [pattern, what]: readonly [RegExp, string]) =>
+  matching(env, name, fallback, pattern, what);
 
 const optional = (env: Env, name: string): string | undefined => env[ENV_PREFIX + name] || undefined;
 
@@ -239,23 +268,53 @@ function storeSettings(env: Env, mode: RepoMode): StoreSettings | undefined {
   if (mode === 'local') return undefined;
   const bucket = optional(env, 'S3_BUCKET');
   if (!bucket) throw new SettingsError(`${ENV_PREFIX}S3_BUCKET`, `is required when ${ENV_PREFIX}REPO_MODE=${mode}`);
-  matching(env, 'S3_BUCKET', '', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'a bucket name (3-63 lower-case letters, digits, dots, dashes)');
+  matching(
+    env,
+    'S3_BUCKET',
+    '',
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    'a bucket name (3-63 lower-case letters, digits, dots, dashes)',
+  );
   const prefix = (env[`${ENV_PREFIX}S3_PREFIX`] ?? 'edupulse/').replace(/^\/+/, '');
   const endpoint = optional(env, 'S3_ENDPOINT');
-  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw new SettingsError(`${ENV_PREFIX}S3_ENDPOINT`, `"${endpoint}" is not an http(s) URL`);
+  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint))
+    throw new SettingsError(`${ENV_PREFIX}S3_ENDPOINT`, `"${endpoint}" is not an http(s) URL`);
   return {
-    ...(endpoint ? { endpoint } : {}), region: optional(env, 'S3_REGION') ?? 'us-east-1', bucket,
+    ...(endpoint ? { endpoint } : {}),
+    region: optional(env, 'S3_REGION') ?? 'us-east-1',
+    bucket,
     prefix: prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix,
   };
 }
 
 /** Every EDUPULSE_* variable the toolkit reads: the settings here, and the paths, binaries and store the ops layer reads. */
 export const KNOWN_VARIABLES = [
-  'PG_IMAGE', 'PG_PORT', 'PG_DATABASE', 'PG_ARCHIVE_TIMEOUT', 'PG_LOG_MIN_DURATION_MS', 'MIGRATE_LOCK_TIMEOUT',
-  'REDIS_PORT', 'REDIS_MAXMEMORY', 'REDIS_EVICTION_POLICY', 'REDIS_PERSISTENCE',
-  'BACKUP_KEEP_PHYSICAL', 'BACKUP_KEEP_LOGICAL', 'BACKUP_COMPRESSION', 'BACKUP_CHECKPOINT', 'VACUUM_FULL_MAX_MB',
-  'STATE_DIR', 'REPO_DIR', 'METRICS_DIR', 'PG_BINDIR', 'REDIS_SERVER', 'SERVICE_USER',
-  'REPO_MODE', 'S3_BUCKET', 'S3_PREFIX', 'S3_REGION', 'S3_ENDPOINT',
+  'PG_IMAGE',
+  'PG_PORT',
+  'PG_DATABASE',
+  'PG_ARCHIVE_TIMEOUT',
+  'PG_LOG_MIN_DURATION_MS',
+  'MIGRATE_LOCK_TIMEOUT',
+  'REDIS_PORT',
+  'REDIS_MAXMEMORY',
+  'REDIS_EVICTION_POLICY',
+  'REDIS_PERSISTENCE',
+  'BACKUP_KEEP_PHYSICAL',
+  'BACKUP_KEEP_LOGICAL',
+  'BACKUP_COMPRESSION',
+  'BACKUP_CHECKPOINT',
+  'VACUUM_FULL_MAX_MB',
+  'STATE_DIR',
+  'REPO_DIR',
+  'METRICS_DIR',
+  'PG_BINDIR',
+  'REDIS_SERVER',
+  'SERVICE_USER',
+  'REPO_MODE',
+  'S3_BUCKET',
+  'S3_PREFIX',
+  'S3_REGION',
+  'S3_ENDPOINT',
 ].map((n) => ENV_PREFIX + n);
 
 /** Edit distance, for "did you mean". */
@@ -275,10 +334,15 @@ function distance(a: string, b: string): number {
 
 /** An EDUPULSE_* variable nobody reads is a typo until shown otherwise: EDUPULSE_PG_PORTT would silently leave the port at its default. */
 export function checkVariables(env: Env): void {
-  for (const name of Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX)).sort()) {
+  for (const name of Object.keys(env)
+    .filter((k) => k.startsWith(ENV_PREFIX))
+    .sort()) {
     if (KNOWN_VARIABLES.includes(name)) continue;
     const near = KNOWN_VARIABLES.map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])[0]!;
-    throw new SettingsError(name, `no such setting${near[1] <= 3 ? `; did you mean ${near[0]}?` : ''} (the settings are listed in the README)`);
+    throw new SettingsError(
+      name,
+      `no such setting${near[1] <= 3 ? `; did you mean ${near[0]}?` : ''} (the settings are listed in the README)`,
+    );
   }
 }
 
@@ -290,8 +354,17 @@ export function loadSettings(env: Env = {}): Settings {
   const store = storeSettings(env, repoMode);
   return {
     host: {
-      ...Object.fromEntries(([['stateDir', 'STATE_DIR'], ['repoDir', 'REPO_DIR'], ['metricsDir', 'METRICS_DIR'], ['pgBinDir', 'PG_BINDIR'],
-        ['redisServer', 'REDIS_SERVER']] as const).flatMap(([key, name]) => (optional(env, name) ? [[key, optional(env, name)]] : []))),
+      ...Object.fromEntries(
+        (
+          [
+            ['stateDir', 'STATE_DIR'],
+            ['repoDir', 'REPO_DIR'],
+            ['metricsDir', 'METRICS_DIR'],
+            ['pgBinDir', 'PG_BINDIR'],
+            ['redisServer', 'REDIS_SERVER'],
+          ] as const
+        ).flatMap(([key, name]) => (optional(env, name) ? [[key, optional(env, name)]] : [])),
+      ),
       serviceUser: matching(env, 'SERVICE_USER', d.host.serviceUser, /^[a-z_][a-z0-9_-]{0,31}$/, 'an OS user name'),
     },
     postgres: {
@@ -340,13 +413,13 @@ export function postgresParameters(
   s: PostgresSettings,
   where: { walArchiveDir: string; archiveMethod: ArchiveMethod; port?: number; listenAddresses?: string },
 ): Record<string, string> {
-  const archive: Record<string, string> = where.archiveMethod === 'basic_archive'
-    ? { archive_library: 'basic_archive', 'basic_archive.archive_directory': where.walArchiveDir }
-    // No basic_archive: copy to a temp name and rename, refusing to overwrite a segment already there.
-    : {
-        archive_command:
-          `test ! -f '${where.walArchiveDir}/%f' && cp %p '${where.walArchiveDir}/%f.tmp' && mv '${where.walArchiveDir}/%f.tmp' '${where.walArchiveDir}/%f'`,
-      };
+  const archive: Record<string, string> =
+    where.archiveMethod === 'basic_archive'
+      ? { archive_library: 'basic_archive', 'basic_archive.archive_directory': where.walArchiveDir }
+      : // No basic_archive: copy to a temp name and rename, refusing to overwrite a segment already there.
+        {
+          archive_command: `test ! -f '${where.walArchiveDir}/%f' && cp %p '${where.walArchiveDir}/%f.tmp' && mv '${where.walArchiveDir}/%f.tmp' '${where.walArchiveDir}/%f'`,
+        };
   return {
     port: String(where.port ?? s.port),
     listen_addresses: where.listenAddresses ?? '127.0.0.1',
@@ -366,9 +439,21 @@ export function postgresParameters(
 /** The redis.conf directives (without the password and paths, which the applier adds). */
 export function redisDirectives(s: RedisSettings): Array<[string, string]> {
   const persistence: Array<[string, string]> =
-    s.persistence === 'aof' ? [['appendonly', 'yes'], ['appendfsync', 'everysec'], ['save', '']]
-    : s.persistence === 'rdb' ? [['appendonly', 'no'], ['save', '3600 1 300 100 60 10000']]
-    : [['appendonly', 'no'], ['save', '']];
+    s.persistence === 'aof'
+      ? [
+          ['appendonly', 'yes'],
+          ['appendfsync', 'everysec'],
+          ['save', ''],
+        ]
+      : s.persistence === 'rdb'
+        ? [
+            ['appendonly', 'no'],
+            ['save', '3600 1 300 100 60 10000'],
+          ]
+        : [
+            ['appendonly', 'no'],
+            ['save', ''],
+          ];
   return [
     ['port', String(s.port)],
     ['maxmemory', s.maxmemory],

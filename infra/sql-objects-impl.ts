@@ -10,7 +10,12 @@ import { planReconcile, reconcile } from '../views/engine/index.ts';
 
 /** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
 export interface OwnerConnection {
-  host: string; port: number; database: string; migratorPassword: string; sslmode?: string; lockTimeout?: string;
+  host: string;
+  port: number;
+  database: string;
+  migratorPassword: string;
+  sslmode?: string;
+  lockTimeout?: string;
   /** PEM of the CA that signs the server's certificate (verify-ca, verify-full). */
   sslrootcert?: string;
 }
@@ -33,18 +38,24 @@ export function hasUnknown(v: unknown): boolean {
  */
 export function sslOptions(c: Pick<OwnerConnection, 'sslmode' | 'sslrootcert'>): PgConfig['ssl'] {
   switch (c.sslmode ?? 'disable') {
-    case 'disable': return undefined;
-    case 'require': return { rejectUnauthorized: false };
+    case 'disable':
+      return undefined;
+    case 'require':
+      return { rejectUnauthorized: false };
     case 'verify-ca':
       // The chain is verified; the name in the certificate is not compared with the host.
       return { rejectUnauthorized: true, ca: c.sslrootcert, checkServerIdentity: () => undefined };
-    case 'verify-full': return { rejectUnauthorized: true, ca: c.sslrootcert };
-    default: throw new Error(`sslmode "${c.sslmode}" is not supported here: use disable, require, verify-ca or verify-full`);
+    case 'verify-full':
+      return { rejectUnauthorized: true, ca: c.sslrootcert };
+    default:
+      throw new Error(`sslmode "${c.sslmode}" is not supported here: use disable, require, verify-ca or verify-full`);
   }
 }
 
 export function ownerConfig(c: OwnerConnection): PgConfig {
-  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: sslOptions(c) }, c.migratorPassword, { lockTimeout: c.lockTimeout });
+  return migratorConfig({ host: c.host, port: c.port, database: c.database, ssl: sslOptions(c) }, c.migratorPassword, {
+    lockTimeout: c.lockTimeout,
+  });
 }
 
 export async function applyMigrations(c: OwnerConnection): Promise<string[]> {
@@ -64,10 +75,23 @@ export async function objectsDrift(c: OwnerConnection): Promise<boolean> {
 }
 
 /** How the superuser-password resource reaches the server (the container's published port or address). */
-export interface AdminConnection { host: string; port: number; user: string; sslmode?: string; sslrootcert?: string }
+export interface AdminConnection {
+  host: string;
+  port: number;
+  user: string;
+  sslmode?: string;
+  sslrootcert?: string;
+}
 
-const adminConfig = (c: AdminConnection, password: string): PgConfig =>
-  ({ host: c.host, port: c.port, user: c.user, password, database: 'postgres', ssl: sslOptions(c), application_name: 'edupulse-db pulumi' });
+const adminConfig = (c: AdminConnection, password: string): PgConfig => ({
+  host: c.host,
+  port: c.port,
+  user: c.user,
+  password,
+  database: 'postgres',
+  ssl: sslOptions(c),
+  application_name: 'edupulse-db pulumi',
+});
 
 async function canLogin(c: AdminConnection, password: string): Promise<boolean> {
   return withClient(adminConfig(c, password), async () => true).catch((err: { code?: string }) => {
@@ -79,8 +103,10 @@ async function canLogin(c: AdminConnection, password: string): Promise<boolean> 
 /** A fresh container got the password at initdb; a data directory kept from another stack may hold another one. */
 export async function checkSuperuser(c: AdminConnection, password: string): Promise<void> {
   if (!(await canLogin(c, password))) {
-    throw new Error(`the server at ${c.host}:${c.port} refuses the configured password for ${c.user}: its data directory was initialized with another one ` +
-      '(the image applies POSTGRES_PASSWORD only at initdb); set edupulse:postgresPassword to the one it has, then rotate');
+    throw new Error(
+      `the server at ${c.host}:${c.port} refuses the configured password for ${c.user}: its data directory was initialized with another one ` +
+        '(the image applies POSTGRES_PASSWORD only at initdb); set edupulse:postgresPassword to the one it has, then rotate',
+    );
   }
 }
 
@@ -93,8 +119,10 @@ export async function checkSuperuser(c: AdminConnection, password: string): Prom
  */
 export async function rotateSuperuser(c: AdminConnection, oldPassword: string, newPassword: string): Promise<void> {
   if (await canLogin(c, newPassword)) return;
-  await withClient(adminConfig(c, oldPassword), (client) => withTransaction(client, async () => {
-    for (const s of UNTRACKED_PASSWORD_STATEMENTS) await client.query(s);
-    await client.query(setPasswordVerifier(c.user, scramVerifier(newPassword)));
-  }));
+  await withClient(adminConfig(c, oldPassword), (client) =>
+    withTransaction(client, async () => {
+      for (const s of UNTRACKED_PASSWORD_STATEMENTS) await client.query(s);
+      await client.query(setPasswordVerifier(c.user, scramVerifier(newPassword)));
+    }),
+  );
 }

@@ -29,7 +29,8 @@ async function implementation(): Promise<typeof import('./sql-objects-impl.ts')>
       const pkg = path.join(dir, 'package.json');
       if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'edupulse-db') {
         const file = path.join(dir, 'dist', 'infra', 'sql-objects-impl.js');
-        if (!fs.existsSync(file)) throw new Error(`edupulse-db: ${file} is missing; run \`npm ci\` (or \`npm run build\`) in ${dir}`);
+        if (!fs.existsSync(file))
+          throw new Error(`edupulse-db: ${file} is missing; run \`npm ci\` (or \`npm run build\`) in ${dir}`);
         return import(url.pathToFileURL(file).href);
       }
       const up = path.dirname(dir);
@@ -37,28 +38,43 @@ async function implementation(): Promise<typeof import('./sql-objects-impl.ts')>
       dir = up;
     }
   }
-  throw new Error('edupulse-db: the provider host found no edupulse-db package above its own path or the current directory; run pulumi in the project directory after `npm ci`');
+  throw new Error(
+    'edupulse-db: the provider host found no edupulse-db package above its own path or the current directory; run pulumi in the project directory after `npm ci`',
+  );
 }
 
 /** A hash of the files of a directory: a change means there is something to apply. */
 export function hashDir(dir: string, match: RegExp): string {
   const h = createHash('sha256');
-  for (const f of readdirSync(dir).filter((n) => match.test(n)).sort()) h.update(f).update(readFileSync(join(dir, f)));
+  for (const f of readdirSync(dir)
+    .filter((n) => match.test(n))
+    .sort())
+    h.update(f).update(readFileSync(join(dir, f)));
   return h.digest('hex').slice(0, 16);
 }
 
-interface MigrationsInputs { connection: OwnerConnection; migrationsHash: string }
+interface MigrationsInputs {
+  connection: OwnerConnection;
+  migrationsHash: string;
+}
 
 export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: MigrationsInputs) {
     const impl = await implementation();
-    return { id: `migrations-${inputs.connection.database}`, outs: { ...inputs, applied: await impl.applyMigrations(inputs.connection) } };
+    return {
+      id: `migrations-${inputs.connection.database}`,
+      outs: { ...inputs, applied: await impl.applyMigrations(inputs.connection) },
+    };
   },
   async diff(_id: string, olds: MigrationsInputs, news: MigrationsInputs) {
     const impl = await implementation();
     // In a preview, inputs not known yet: a change, and nothing to connect to.
     if (impl.hasUnknown(news)) return { changes: true };
-    return { changes: olds.migrationsHash !== news.migrationsHash || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) };
+    return {
+      changes:
+        olds.migrationsHash !== news.migrationsHash ||
+        JSON.stringify(olds.connection) !== JSON.stringify(news.connection),
+    };
   },
   async update(_id: string, _olds: MigrationsInputs, news: MigrationsInputs) {
     const impl = await implementation();
@@ -70,17 +86,32 @@ export const migrationsProvider: pulumi.dynamic.ResourceProvider = {
 
 export class Migrations extends pulumi.dynamic.Resource {
   declare readonly applied: pulumi.Output<string[]>;
-  constructor(name: string, args: { connection: pulumi.Input<OwnerConnection>; migrationsHash: string }, opts?: pulumi.CustomResourceOptions) {
-    super(migrationsProvider, name, { ...args, applied: undefined }, { ...opts, additionalSecretOutputs: ['connection'] });
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<OwnerConnection>; migrationsHash: string },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      migrationsProvider,
+      name,
+      { ...args, applied: undefined },
+      { ...opts, additionalSecretOutputs: ['connection'] },
+    );
   }
 }
 
-interface ObjectsInputs { connection: OwnerConnection; declarationsHash: string }
+interface ObjectsInputs {
+  connection: OwnerConnection;
+  declarationsHash: string;
+}
 
 export const objectsProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: ObjectsInputs) {
     const impl = await implementation();
-    return { id: `objects-${inputs.connection.database}`, outs: { ...inputs, applied: await impl.applyObjects(inputs.connection) } };
+    return {
+      id: `objects-${inputs.connection.database}`,
+      outs: { ...inputs, applied: await impl.applyObjects(inputs.connection) },
+    };
   },
   /** Changed declarations, or drift in the live catalog (the engine's plan is not empty). */
   async diff(_id: string, olds: ObjectsInputs, news: ObjectsInputs) {
@@ -102,12 +133,19 @@ export const objectsProvider: pulumi.dynamic.ResourceProvider = {
 
 export class IndexesAndViews extends pulumi.dynamic.Resource {
   declare readonly applied: pulumi.Output<string[]>;
-  constructor(name: string, args: { connection: pulumi.Input<OwnerConnection>; declarationsHash: string }, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<OwnerConnection>; declarationsHash: string },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super(objectsProvider, name, { ...args, applied: undefined }, { ...opts, additionalSecretOutputs: ['connection'] });
   }
 }
 
-interface SuperuserInputs { connection: AdminConnection; password: string }
+interface SuperuserInputs {
+  connection: AdminConnection;
+  password: string;
+}
 
 export const superuserPasswordProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: SuperuserInputs) {
@@ -118,7 +156,9 @@ export const superuserPasswordProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: SuperuserInputs, news: SuperuserInputs) {
     const impl = await implementation();
     if (impl.hasUnknown(news)) return { changes: true };
-    return { changes: olds.password !== news.password || JSON.stringify(olds.connection) !== JSON.stringify(news.connection) };
+    return {
+      changes: olds.password !== news.password || JSON.stringify(olds.connection) !== JSON.stringify(news.connection),
+    };
   },
   /** A new password: set with ALTER ROLE, logged in with the old one. */
   async update(_id: string, olds: SuperuserInputs, news: SuperuserInputs) {
@@ -132,7 +172,11 @@ export const superuserPasswordProvider: pulumi.dynamic.ResourceProvider = {
 
 /** The superuser's password, rotated in place (the container keeps running, its data untouched). */
 export class SuperuserPassword extends pulumi.dynamic.Resource {
-  constructor(name: string, args: { connection: pulumi.Input<AdminConnection>; password: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<AdminConnection>; password: pulumi.Input<string> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super(superuserPasswordProvider, name, args, { ...opts, additionalSecretOutputs: ['password'] });
   }
 }

@@ -3,8 +3,12 @@
 import type { MigrationBuilder } from 'node-pg-migrate';
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
-  pgm.createFunction('set_updated_at', [], { returns: 'trigger', language: 'plpgsql', replace: true },
-    'BEGIN NEW.updated_at := now(); RETURN NEW; END;');
+  pgm.createFunction(
+    'set_updated_at',
+    [],
+    { returns: 'trigger', language: 'plpgsql', replace: true },
+    'BEGIN NEW.updated_at := now(); RETURN NEW; END;',
+  );
   pgm.createTable('students', {
     student_id: { type: 'varchar', primaryKey: true },
     first_name: { type: 'varchar', notNull: true },
@@ -21,7 +25,10 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     updated_at: { type: 'timestamptz', notNull: true, default: pgm.func('now()') },
   });
   pgm.createTrigger('students', 'students_set_updated_at', {
-    when: 'BEFORE', operation: 'UPDATE', level: 'ROW', function: 'set_updated_at',
+    when: 'BEFORE',
+    operation: 'UPDATE',
+    level: 'ROW',
+    function: 'set_updated_at',
   });
 }
 

@@ -9,7 +9,8 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     student_id: { type: 'varchar', notNull: true, references: 'students(student_id)', onDelete: 'CASCADE' },
     date: { type: 'date', notNull: true },
     status: {
-      type: 'varchar(20)', notNull: true,
+      type: 'varchar(20)',
+      notNull: true,
       check: "status IN ('present', 'absent', 'tardy', 'excused')",
     },
     period: { type: 'integer' },

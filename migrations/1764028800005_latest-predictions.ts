@@ -32,16 +32,23 @@ const DEFINER = { language: 'plpgsql', security: 'DEFINER' } as const;
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
   pgm.createSchema(S);
-  pgm.createTable({ schema: S, name: 'latest_predictions' }, {
-    student_id: { type: 'varchar', primaryKey: true, references: 'public.students(student_id)', onDelete: 'CASCADE' },
-    prediction_id: { type: 'integer', notNull: true },
-    prediction_date: { type: 'timestamptz', notNull: true },
-    risk_score: { type: 'double precision', notNull: true },
-    risk_category: { type: 'varchar(20)' },
-    first_name: { type: 'varchar', notNull: true },
-    last_name: { type: 'varchar', notNull: true },
-  });
-  pgm.createFunction({ schema: S, name: 'latest_after_insert' }, [], { ...DEFINER, returns: 'trigger' }, `
+  pgm.createTable(
+    { schema: S, name: 'latest_predictions' },
+    {
+      student_id: { type: 'varchar', primaryKey: true, references: 'public.students(student_id)', onDelete: 'CASCADE' },
+      prediction_id: { type: 'integer', notNull: true },
+      prediction_date: { type: 'timestamptz', notNull: true },
+      risk_score: { type: 'double precision', notNull: true },
+      risk_category: { type: 'varchar(20)' },
+      first_name: { type: 'varchar', notNull: true },
+      last_name: { type: 'varchar', notNull: true },
+    },
+  );
+  pgm.createFunction(
+    { schema: S, name: 'latest_after_insert' },
+    [],
+    { ...DEFINER, returns: 'trigger' },
+    `
 BEGIN
   PERFORM 1 FROM public.students s WHERE s.student_id IN (SELECT n.student_id FROM new_rows n) ORDER BY s.student_id FOR SHARE;
   INSERT INTO ${T} AS l (${COLS})
@@ -49,41 +56,73 @@ BEGIN
   ON CONFLICT (student_id) DO UPDATE SET ${SET_PREDICTION}
     WHERE (EXCLUDED.prediction_date, EXCLUDED.prediction_id) > (l.prediction_date, l.prediction_id);
   RETURN NULL;
-END`);
-  pgm.createFunction({ schema: S, name: 'recompute_latest' }, [{ name: 'ids', type: 'varchar[]' }], { ...DEFINER, returns: 'void' }, `
+END`,
+  );
+  pgm.createFunction(
+    { schema: S, name: 'recompute_latest' },
+    [{ name: 'ids', type: 'varchar[]' }],
+    { ...DEFINER, returns: 'void' },
+    `
 BEGIN
   LOCK TABLE ${T} IN SHARE ROW EXCLUSIVE MODE;
   DELETE FROM ${T} WHERE student_id = ANY (ids);
   INSERT INTO ${T} AS l (${COLS})
   ${PICK('public.predictions', 'WHERE x.student_id = ANY (ids)')}
   ON CONFLICT (student_id) DO UPDATE SET ${SET_PREDICTION}, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name;
-END`);
-  pgm.createFunction({ schema: S, name: 'latest_after_update' }, [], { ...DEFINER, returns: 'trigger' }, `
+END`,
+  );
+  pgm.createFunction(
+    { schema: S, name: 'latest_after_update' },
+    [],
+    { ...DEFINER, returns: 'trigger' },
+    `
 BEGIN
   PERFORM ${S}.recompute_latest(ARRAY(SELECT student_id FROM old_rows UNION SELECT student_id FROM new_rows));
   RETURN NULL;
-END`);
-  pgm.createFunction({ schema: S, name: 'latest_after_delete' }, [], { ...DEFINER, returns: 'trigger' }, `
+END`,
+  );
+  pgm.createFunction(
+    { schema: S, name: 'latest_after_delete' },
+    [],
+    { ...DEFINER, returns: 'trigger' },
+    `
 BEGIN
   PERFORM ${S}.recompute_latest(ARRAY(SELECT DISTINCT student_id FROM old_rows));
   RETURN NULL;
-END`);
-  pgm.createFunction({ schema: S, name: 'latest_after_truncate' }, [], { ...DEFINER, returns: 'trigger' }, `
+END`,
+  );
+  pgm.createFunction(
+    { schema: S, name: 'latest_after_truncate' },
+    [],
+    { ...DEFINER, returns: 'trigger' },
+    `
 BEGIN
   -- DELETE, not TRUNCATE: a TRUNCATE ... CASCADE of predictions may already hold this table in the same statement.
   DELETE FROM ${T};
   RETURN NULL;
-END`);
-  pgm.createFunction({ schema: S, name: 'latest_after_student_update' }, [], { ...DEFINER, returns: 'trigger' }, `
+END`,
+  );
+  pgm.createFunction(
+    { schema: S, name: 'latest_after_student_update' },
+    [],
+    { ...DEFINER, returns: 'trigger' },
+    `
 BEGIN
   UPDATE ${T} l SET first_name = n.first_name, last_name = n.last_name
     FROM new_rows n
    WHERE l.student_id = n.student_id AND (l.first_name, l.last_name) IS DISTINCT FROM (n.first_name, n.last_name);
   RETURN NULL;
-END`);
+END`,
+  );
   // Fixed search_path: a SECURITY DEFINER function must not resolve names through the caller's path.
-  for (const f of ['latest_after_insert()', 'recompute_latest(varchar[])', 'latest_after_update()', 'latest_after_delete()', 'latest_after_truncate()',
-    'latest_after_student_update()']) {
+  for (const f of [
+    'latest_after_insert()',
+    'recompute_latest(varchar[])',
+    'latest_after_update()',
+    'latest_after_delete()',
+    'latest_after_truncate()',
+    'latest_after_student_update()',
+  ]) {
     pgm.sql(`ALTER FUNCTION ${S}.${f} SET search_path = pg_catalog, pg_temp`);
     pgm.sql(`REVOKE ALL ON FUNCTION ${S}.${f} FROM PUBLIC`);
   }
@@ -102,7 +141,8 @@ END`);
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {
-  for (const op of ['insert', 'update', 'delete', 'truncate']) pgm.sql(`DROP TRIGGER predictions_latest_${op} ON public.predictions`);
+  for (const op of ['insert', 'update', 'delete', 'truncate'])
+    pgm.sql(`DROP TRIGGER predictions_latest_${op} ON public.predictions`);
   pgm.sql('DROP TRIGGER IF EXISTS students_latest_names ON public.students');
   pgm.dropSchema(S, { cascade: true });
 }

@@ -6,12 +6,15 @@
 import type { MigrationBuilder } from 'node-pg-migrate';
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
-  pgm.createTable({ schema: 'edupulse_meta', name: 'drill_canaries' }, {
-    id: { type: 'bigserial', primaryKey: true },
-    drill_id: { type: 'text', notNull: true },
-    side: { type: 'text', notNull: true, check: "side IN ('before', 'after')" },
-    committed_at: { type: 'timestamptz', notNull: true, default: pgm.func('clock_timestamp()') },
-  });
+  pgm.createTable(
+    { schema: 'edupulse_meta', name: 'drill_canaries' },
+    {
+      id: { type: 'bigserial', primaryKey: true },
+      drill_id: { type: 'text', notNull: true },
+      side: { type: 'text', notNull: true, check: "side IN ('before', 'after')" },
+      committed_at: { type: 'timestamptz', notNull: true, default: pgm.func('clock_timestamp()') },
+    },
+  );
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {

@@ -11,8 +11,14 @@ import type { MigrationBuilder } from 'node-pg-migrate';
 
 /** Per table: the NOT NULL columns with a default that the documented DDL leaves nullable, and that default. */
 export const FILLED: Record<string, Array<[column: string, value: string]>> = {
-  students: [['created_at', 'now()'], ['updated_at', 'now()']],
-  attendance_records: [['created_at', 'now()'], ['minutes_late', '0']],
+  students: [
+    ['created_at', 'now()'],
+    ['updated_at', 'now()'],
+  ],
+  attendance_records: [
+    ['created_at', 'now()'],
+    ['minutes_late', '0'],
+  ],
   grades: [['created_at', 'now()']],
   discipline_incidents: [['created_at', 'now()']],
   predictions: [['created_at', 'now()']],
@@ -22,10 +28,17 @@ const fn = (table: string) => `${table}_fill_null_defaults`;
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
   for (const [table, columns] of Object.entries(FILLED)) {
-    pgm.createFunction(fn(table), [], { returns: 'trigger', language: 'plpgsql', replace: true },
-      `BEGIN ${columns.map(([c, v]) => `NEW.${c} := coalesce(NEW.${c}, ${v});`).join(' ')} RETURN NEW; END;`);
+    pgm.createFunction(
+      fn(table),
+      [],
+      { returns: 'trigger', language: 'plpgsql', replace: true },
+      `BEGIN ${columns.map(([c, v]) => `NEW.${c} := coalesce(NEW.${c}, ${v});`).join(' ')} RETURN NEW; END;`,
+    );
     pgm.createTrigger(table, fn(table), {
-      when: 'BEFORE', operation: 'INSERT', level: 'ROW', function: fn(table),
+      when: 'BEFORE',
+      operation: 'INSERT',
+      level: 'ROW',
+      function: fn(table),
       condition: columns.map(([c]) => `NEW.${c} IS NULL`).join(' OR '),
     });
   }

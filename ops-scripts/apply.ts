@@ -18,6 +18,12 @@ await command({ name: 'apply', usage, string: ['lock-timeout'] }, async ({ args 
     throw badInput(`--lock-timeout ${args['lock-timeout']} is not a duration`, 'use for example 5s, 500ms or 2min');
   }
   const steps = await reconcile(migratorTarget(), { lockTimeout: args['lock-timeout'] as string | undefined });
-  return outcome({ steps }, () => steps.length ? steps.map((s) => `${s.status.padEnd(7)} ${s.action}${s.detail ? `\n        ${s.detail}` : ''}`).join('\n')
-    : 'indexes and views are as declared; nothing to do', steps.some((s) => s.status === 'failed') ? 1 : 0);
+  return outcome(
+    { steps },
+    () =>
+      steps.length
+        ? steps.map((s) => `${s.status.padEnd(7)} ${s.action}${s.detail ? `\n        ${s.detail}` : ''}`).join('\n')
+        : 'indexes and views are as declared; nothing to do',
+    steps.some((s) => s.status === 'failed') ? 1 : 0,
+  );
 });

@@ -25,14 +25,45 @@ await command({ name: 'backup:list', usage, boolean: ['remote'] }, async ({ args
     const store = new RemoteStore(remote);
     try {
       const { records } = await readRemote(store);
-      return outcome({ backups: records }, () => records.length ? table([['ID', 'KIND', 'AGE', 'SIZE', 'WHERE'],
-        ...records.map((r) => [r.id, r.kind, age(r.finishedAt), bytes(r.sizes.storedBytes), `${remote.bucket}/${remote.prefix}`])]) : 'no backups in the store');
-    } finally { store.close(); }
+      return outcome({ backups: records }, () =>
+        records.length
+          ? table([
+              ['ID', 'KIND', 'AGE', 'SIZE', 'WHERE'],
+              ...records.map((r) => [
+                r.id,
+                r.kind,
+                age(r.finishedAt),
+                bytes(r.sizes.storedBytes),
+                `${remote.bucket}/${remote.prefix}`,
+              ]),
+            ])
+          : 'no backups in the store',
+      );
+    } finally {
+      store.close();
+    }
   }
-  return outcome(listBackups(ctx, Boolean(remote)), ({ backups, unfinished }) => [
-    backups.length ? table([['ID', 'KIND', 'AGE', 'SIZE', 'STATUS', 'VERIFIED', 'RECOVERABLE WINDOW'],
-      ...backups.map((r) => [r.id, r.kind, age(r.finishedAt), bytes(r.sizes.storedBytes), r.offloaded === false ? 'complete, NOT OFFLOADED' : r.status,
-        r.verification.ok ? r.verification.tool : 'FAILED', r.recoverable ? `${r.recoverable.from} .. ${r.recoverable.to}` : '-'])]) : 'no backups',
-    ...(unfinished.length ? [`(${unfinished.length} unfinished director${unfinished.length > 1 ? 'ies' : 'y'}, not backups; the next backup run removes them)`] : []),
-  ].join('\n'));
+  return outcome(listBackups(ctx, Boolean(remote)), ({ backups, unfinished }) =>
+    [
+      backups.length
+        ? table([
+            ['ID', 'KIND', 'AGE', 'SIZE', 'STATUS', 'VERIFIED', 'RECOVERABLE WINDOW'],
+            ...backups.map((r) => [
+              r.id,
+              r.kind,
+              age(r.finishedAt),
+              bytes(r.sizes.storedBytes),
+              r.offloaded === false ? 'complete, NOT OFFLOADED' : r.status,
+              r.verification.ok ? r.verification.tool : 'FAILED',
+              r.recoverable ? `${r.recoverable.from} .. ${r.recoverable.to}` : '-',
+            ]),
+          ])
+        : 'no backups',
+      ...(unfinished.length
+        ? [
+            `(${unfinished.length} unfinished director${unfinished.length > 1 ? 'ies' : 'y'}, not backups; the next backup run removes them)`,
+          ]
+        : []),
+    ].join('\n'),
+  );
 });

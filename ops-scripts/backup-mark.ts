@@ -15,17 +15,24 @@ with drill canary rows committed just before and just after it, and records
 its name, LSN, time and timeline in the repository's restore-points.json, so
 \`restore --target-name <name>\` can pick its backup. Names are unique.`;
 
-await command({ name: 'backup:mark', usage, positionals: { min: 1, max: 1, name: 'name' } }, async ({ args, logger }) => {
-  const name = args._[0];
-  if (typeof name !== 'string' || args._.length !== 1) throw badInput('takes exactly one name');
-  const ctx = backupContext(await resolveStack({ logger }));
-  ctx.repo.ensureLayout();
-  const point = await markRestorePoint(ctx.admin, ctx.repo, name);
-  // With an object store, the registry goes there too: a restore from the store alone can then pick by name.
-  const remote = remoteSettings();
-  if (remote) {
-    const store = new RemoteStore(remote);
-    try { await store.putText(LAYOUT.restorePoints, readFileSync(restorePointsFile(ctx.repo), 'utf8')); } finally { store.close(); }
-  }
-  return outcome(point, (p) => `restore point "${p.name}" at ${p.lsn} (${p.time}, timeline ${p.timeline})`);
-});
+await command(
+  { name: 'backup:mark', usage, positionals: { min: 1, max: 1, name: 'name' } },
+  async ({ args, logger }) => {
+    const name = args._[0];
+    if (typeof name !== 'string' || args._.length !== 1) throw badInput('takes exactly one name');
+    const ctx = backupContext(await resolveStack({ logger }));
+    ctx.repo.ensureLayout();
+    const point = await markRestorePoint(ctx.admin, ctx.repo, name);
+    // With an object store, the registry goes there too: a restore from the store alone can then pick by name.
+    const remote = remoteSettings();
+    if (remote) {
+      const store = new RemoteStore(remote);
+      try {
+        await store.putText(LAYOUT.restorePoints, readFileSync(restorePointsFile(ctx.repo), 'utf8'));
+      } finally {
+        store.close();
+      }
+    }
+    return outcome(point, (p) => `restore point "${p.name}" at ${p.lsn} (${p.time}, timeline ${p.timeline})`);
+  },
+);

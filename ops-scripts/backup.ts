@@ -26,37 +26,59 @@ repository (exit 3 naming the running one).
 
 const intFlag = (v: unknown, fallback: number) => (v === undefined ? fallback : Number(v));
 
-await command({
-  name: 'backup', usage,
-  string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical'],
-}, async ({ args, logger }) => {
-  const stack = await resolveStack({ logger });
-  const opts: BackupJobOptions = {
-    type: (args.type ?? 'physical') as BackupJobOptions['type'],
-    compression: args.compression as string | undefined,
-    checkpoint: args.checkpoint as BackupJobOptions['checkpoint'],
-    label: args.label as string | undefined,
-    maxRate: args['max-rate'] as string | undefined,
-    keep: {
-      physical: intFlag(args['keep-physical'], stack.settings.backup.keepPhysical),
-      logical: intFlag(args['keep-logical'], stack.settings.backup.keepLogical),
-    },
-  };
-  let bar: Progress | undefined;
-  opts.onProgress = (done, total) => { bar ??= progressBar(total, 'bytes'); bar.set(done); };
-  const result = await runBackup(backupContext(stack), opts);
-  bar?.done();
-  const r = result.record;
-  return outcome(result, () => [
-    `backup ${r.id} (${r.kind}) complete: ${bytes(r.sizes.rawBytes)} read, ${bytes(r.sizes.storedBytes)} stored, ` +
-      `${r.durationSeconds.toFixed(1)}s, ${r.throughputMBps.toFixed(1)} MB/s; ${r.verification.tool}: ok`,
-    ...(r.physical ? [`  WAL ${r.physical.startLsn} .. ${r.physical.stopLsn} on timeline ${r.physical.timeline} (included)`] : []),
-    ...(result.cleaned.length ? [`  cleaned unfinished: ${result.cleaned.join(', ')}`] : []),
-    ...(result.pruned.removed.length ? [`  retention removed: ${result.pruned.removed.map((x) => `${x.kind}/${x.id}`).join(', ')}`] : []),
-    ...(result.pruned.walRemoved.length ? [`  retention removed ${result.pruned.walRemoved.length} WAL files no kept backup needs`] : []),
-    ...(result.offload ? [result.offload.ok
-      ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}`
-      : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`] : []),
-    `  metrics: ${result.metricsFile}`,
-  ].join('\n'), result.offload && !result.offload.ok ? 1 : 0);
-});
+await command(
+  {
+    name: 'backup',
+    usage,
+    string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical'],
+  },
+  async ({ args, logger }) => {
+    const stack = await resolveStack({ logger });
+    const opts: BackupJobOptions = {
+      type: (args.type ?? 'physical') as BackupJobOptions['type'],
+      compression: args.compression as string | undefined,
+      checkpoint: args.checkpoint as BackupJobOptions['checkpoint'],
+      label: args.label as string | undefined,
+      maxRate: args['max-rate'] as string | undefined,
+      keep: {
+        physical: intFlag(args['keep-physical'], stack.settings.backup.keepPhysical),
+        logical: intFlag(args['keep-logical'], stack.settings.backup.keepLogical),
+      },
+    };
+    let bar: Progress | undefined;
+    opts.onProgress = (done, total) => {
+      bar ??= progressBar(total, 'bytes');
+      bar.set(done);
+    };
+    const result = await runBackup(backupContext(stack), opts);
+    bar?.done();
+    const r = result.record;
+    return outcome(
+      result,
+      () =>
+        [
+          `backup ${r.id} (${r.kind}) complete: ${bytes(r.sizes.rawBytes)} read, ${bytes(r.sizes.storedBytes)} stored, ` +
+            `${r.durationSeconds.toFixed(1)}s, ${r.throughputMBps.toFixed(1)} MB/s; ${r.verification.tool}: ok`,
+          ...(r.physical
+            ? [`  WAL ${r.physical.startLsn} .. ${r.physical.stopLsn} on timeline ${r.physical.timeline} (included)`]
+            : []),
+          ...(result.cleaned.length ? [`  cleaned unfinished: ${result.cleaned.join(', ')}`] : []),
+          ...(result.pruned.removed.length
+            ? [`  retention removed: ${result.pruned.removed.map((x) => `${x.kind}/${x.id}`).join(', ')}`]
+            : []),
+          ...(result.pruned.walRemoved.length
+            ? [`  retention removed ${result.pruned.walRemoved.length} WAL files no kept backup needs`]
+            : []),
+          ...(result.offload
+            ? [
+                result.offload.ok
+                  ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}`
+                  : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`,
+              ]
+            : []),
+          `  metrics: ${result.metricsFile}`,
+        ].join('\n'),
+      result.offload && !result.offload.ok ? 1 : 0,
+    );
+  },
+);

@@ -13,10 +13,19 @@ a suggested action. Changes nothing.`;
 
 await command({ name: 'diagnose', usage }, async () => {
   const pg = { ...connections().pg, options: '-c lock_timeout=3s -c statement_timeout=60s' };
-  const findings = await diagnose(pg, { ...pg, database: 'postgres' }, indexes.map((i) => i.name));
+  const findings = await diagnose(
+    pg,
+    { ...pg, database: 'postgres' },
+    indexes.map((i) => i.name),
+  );
   return outcome({ findings }, () => {
     if (!findings.length) return 'no findings';
-    return findings.map((f, i) => `${f.section !== findings[i - 1]?.section ? `\n== ${f.section}\n` : ''}` +
-      `- ${f.object}\n  ${f.detail.split('\n').join('\n  ')}\n  suggestion: ${f.suggestion}`).join('\n');
+    return findings
+      .map(
+        (f, i) =>
+          `${f.section !== findings[i - 1]?.section ? `\n== ${f.section}\n` : ''}` +
+          `- ${f.object}\n  ${f.detail.split('\n').join('\n  ')}\n  suggestion: ${f.suggestion}`,
+      )
+      .join('\n');
   });
 });

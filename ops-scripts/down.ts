@@ -11,5 +11,7 @@ and secrets stay in the state directory; \`up\` starts them again.`;
 await command({ name: 'down', usage }, async ({ logger }) => {
   const ctx = await resolveStack({ logger });
   const steps = await down(ctx);
-  return outcome({ steps }, () => steps.every((s) => s.status === 'skipped') ? 'stack was not running; nothing to do' : 'stack stopped');
+  return outcome({ steps }, () =>
+    steps.every((s) => s.status === 'skipped') ? 'stack was not running; nothing to do' : 'stack stopped',
+  );
 });

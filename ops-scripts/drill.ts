@@ -41,42 +41,88 @@ those taken in the dump's own snapshot; the scratch database is dropped.
 --cleanup stops and removes every scratch cluster an earlier --keep left
 (status lists them; edupulse-db stop <dir> [--remove] does one).`;
 
-await command({ name: 'drill', usage, boolean: ['keep', 'logical', 'from-remote', 'cleanup'], string: ['target-time', 'backup'],
-  positionals: { max: 1, name: 'backup id (with --logical)' },
-  conflicts: [['logical', 'target-time'], ['logical', 'keep'], ['logical', 'from-remote'], ['cleanup', 'keep'], ['cleanup', 'logical'], ['cleanup', 'target-time'], ['cleanup', 'backup']] }, async ({ args, json, logger }) => {
-  if (args.cleanup) {
-    // The scratch clusters earlier drills kept (--keep): stopped as their OS user and removed.
-    const paths = statePaths();
-    const kept = await keptDrills(join(paths.root, 'drills'));
-    for (const k of kept) await stopScratch(k.dataDir, { liveDataDir: paths.dataDir, remove: true, logger });
-    return outcome({ removed: kept.map((k) => k.dataDir) }, () => kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters');
-  }
-  if (args._.length && !args.logical) throw badInput(`unexpected argument "${args._[0]}"`, 'choose a backup with --backup <id>; a bare id goes only with --logical');
-  const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
-  if (targetTime && targetTime > new Date()) throw badInput(`the target ${targetTime.toISOString()} is in the future`);
-  const stack = await resolveStack({ logger });
-  const secrets = readSecrets(stack.paths.secretsFile);
-  if (!secrets) throw badInput('no secrets file; run `npm run up` first');
-  const ctx = backupContext(stack);
-  ctx.repo.ensureLayout();
-  const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
-  // A mistyped --backup, or a target before every backup, is bad input: refused before the drill starts, so no
-  // failed drill is recorded (history, metrics) for it.
-  if (opened && (args.backup || targetTime)) {
-    try { pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup); } catch (err) { opened.close(); throw err; }
-  }
-  const progress = phasedProgress();
-  const report = await (args.logical
-    ? logicalDrill(ctx, { backupId: args._[0] as string | undefined, superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password } })
-    : drill(ctx, {
-    catalog: opened?.catalog,
-    // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
-    afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
-    targetTime, backupId: args.backup as string | undefined, keep: Boolean(args.keep), onProgress: json ? undefined : progress.report,
-    scratchRoot: join(stack.paths.root, 'drills'), liveDataDir: stack.paths.dataDir, logDir: stack.paths.logDir,
-    superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, database: stack.settings.postgres.database,
-  })).finally(() => { progress.end(); opened?.close(); });
-  const history = recordDrill(ctx.repo, report);
-  writeDrillMetrics(ctx, report);
-  return outcome({ ...report, history }, () => `${formatDrill(report)}\n  history: ${history}`, report.passed ? 0 : 1);
-});
+await command(
+  {
+    name: 'drill',
+    usage,
+    boolean: ['keep', 'logical', 'from-remote', 'cleanup'],
+    string: ['target-time', 'backup'],
+    positionals: { max: 1, name: 'backup id (with --logical)' },
+    conflicts: [
+      ['logical', 'target-time'],
+      ['logical', 'keep'],
+      ['logical', 'from-remote'],
+      ['cleanup', 'keep'],
+      ['cleanup', 'logical'],
+      ['cleanup', 'target-time'],
+      ['cleanup', 'backup'],
+    ],
+  },
+  async ({ args, json, logger }) => {
+    if (args.cleanup) {
+      // The scratch clusters earlier drills kept (--keep): stopped as their OS user and removed.
+      const paths = statePaths();
+      const kept = await keptDrills(join(paths.root, 'drills'));
+      for (const k of kept) await stopScratch(k.dataDir, { liveDataDir: paths.dataDir, remove: true, logger });
+      return outcome({ removed: kept.map((k) => k.dataDir) }, () =>
+        kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters',
+      );
+    }
+    if (args._.length && !args.logical)
+      throw badInput(
+        `unexpected argument "${args._[0]}"`,
+        'choose a backup with --backup <id>; a bare id goes only with --logical',
+      );
+    const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
+    if (targetTime && targetTime > new Date())
+      throw badInput(`the target ${targetTime.toISOString()} is in the future`);
+    const stack = await resolveStack({ logger });
+    const secrets = readSecrets(stack.paths.secretsFile);
+    if (!secrets) throw badInput('no secrets file; run `npm run up` first');
+    const ctx = backupContext(stack);
+    ctx.repo.ensureLayout();
+    const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
+    // A mistyped --backup, or a target before every backup, is bad input: refused before the drill starts, so no
+    // failed drill is recorded (history, metrics) for it.
+    if (opened && (args.backup || targetTime)) {
+      try {
+        pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup);
+      } catch (err) {
+        opened.close();
+        throw err;
+      }
+    }
+    const progress = phasedProgress();
+    const report = await (
+      args.logical
+        ? logicalDrill(ctx, {
+            backupId: args._[0] as string | undefined,
+            superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
+          })
+        : drill(ctx, {
+            catalog: opened?.catalog,
+            // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
+            afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
+            targetTime,
+            backupId: args.backup as string | undefined,
+            keep: Boolean(args.keep),
+            onProgress: json ? undefined : progress.report,
+            scratchRoot: join(stack.paths.root, 'drills'),
+            liveDataDir: stack.paths.dataDir,
+            logDir: stack.paths.logDir,
+            superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
+            database: stack.settings.postgres.database,
+          })
+    ).finally(() => {
+      progress.end();
+      opened?.close();
+    });
+    const history = recordDrill(ctx.repo, report);
+    writeDrillMetrics(ctx, report);
+    return outcome(
+      { ...report, history },
+      () => `${formatDrill(report)}\n  history: ${history}`,
+      report.passed ? 0 : 1,
+    );
+  },
+);

@@ -25,23 +25,39 @@ thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.
   --prometheus   print Prometheus text
   --textfile     also write it to <metrics dir>/edupulse_health.prom`;
 
-await command({ name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] }, async ({ args, out }) => {
-  const settings = settingsFromEnv(process.env);
-  const th = settings.maintenance.health;
-  const conn = connections();
-  const paths = statePaths();
-  const roles = readSecrets(paths.secretsFile)?.roles ?? {};
-  const login = (user: string) => (roles[user] ? { ...conn.pg, user, password: roles[user] } : undefined);
-  const [pg, redis] = await Promise.all([
-    postgresChecks(login(declarations.monitor) ?? conn.pg, login(declarations.reporting), th),
-    redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
-  ]);
-  const checks: Check[] = [...pg.checks, ...redis, ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt)];
-  const critical = checks.some((c) => c.level === 'critical');
-  if (args.textfile) writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
-  // --prometheus is its own format (it conflicts with --json): printed here, not rendered by the layer.
-  if (args.prometheus) { out(renderMetrics(healthSamples(checks))); return critical ? 1 : 0; }
-  return outcome({ status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks },
-    () => table([['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'], ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail])]),
-    critical ? 1 : 0);
-});
+await command(
+  { name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] },
+  async ({ args, out }) => {
+    const settings = settingsFromEnv(process.env);
+    const th = settings.maintenance.health;
+    const conn = connections();
+    const paths = statePaths();
+    const roles = readSecrets(paths.secretsFile)?.roles ?? {};
+    const login = (user: string) => (roles[user] ? { ...conn.pg, user, password: roles[user] } : undefined);
+    const [pg, redis] = await Promise.all([
+      postgresChecks(login(declarations.monitor) ?? conn.pg, login(declarations.reporting), th),
+      redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
+    ]);
+    const checks: Check[] = [
+      ...pg.checks,
+      ...redis,
+      ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt),
+    ];
+    const critical = checks.some((c) => c.level === 'critical');
+    if (args.textfile) writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
+    // --prometheus is its own format (it conflicts with --json): printed here, not rendered by the layer.
+    if (args.prometheus) {
+      out(renderMetrics(healthSamples(checks)));
+      return critical ? 1 : 0;
+    }
+    return outcome(
+      { status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks },
+      () =>
+        table([
+          ['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'],
+          ...checks.map((c) => [c.component, c.name, c.level.toUpperCase(), c.detail]),
+        ]),
+      critical ? 1 : 0,
+    );
+  },
+);

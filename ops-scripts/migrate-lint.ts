@@ -15,11 +15,22 @@ Exit 0 when nothing unallowed is found, 1 otherwise.`;
 
 await command({ name: 'migrate:lint', usage, positionals: { max: 1, name: 'directory' } }, async ({ args }) => {
   const dir = args._[0] ?? MIGRATIONS_DIR;
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw badInput(`${dir} is not a directory of migrations`, 'give the folder that holds them, or nothing for migrations/');
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw badInput(
+      `${dir} is not a directory of migrations`,
+      'give the folder that holds them, or nothing for migrations/',
+    );
   const findings = await lintMigrations(dir);
   const bad = findings.filter((f) => !f.allowed);
-  return outcome({ findings }, () => [
-    ...findings.map((f) => `${f.allowed ? 'allowed' : 'ERROR  '} ${f.migration}: ${f.rule}\n  ${f.statement}\n  ${f.message}`),
-    bad.length ? `${bad.length} problem(s) in ${dir}` : `migrations in ${dir}: no problems`,
-  ].join('\n'), bad.length ? 1 : 0);
+  return outcome(
+    { findings },
+    () =>
+      [
+        ...findings.map(
+          (f) => `${f.allowed ? 'allowed' : 'ERROR  '} ${f.migration}: ${f.rule}\n  ${f.statement}\n  ${f.message}`,
+        ),
+        bad.length ? `${bad.length} problem(s) in ${dir}` : `migrations in ${dir}: no problems`,
+      ].join('\n'),
+    bad.length ? 1 : 0,
+  );
 });

@@ -20,34 +20,46 @@ function parseCount(raw: unknown, fallback: number): number {
   if (raw === undefined) return fallback;
   if (raw === 'all') return Infinity;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw badInput(`"${String(raw)}" is not a count`, 'give a positive whole number or "all"');
+  if (!Number.isInteger(n) || n < 1)
+    throw badInput(`"${String(raw)}" is not a count`, 'give a positive whole number or "all"');
   return n;
 }
 
-await command({ name: 'migrate', usage, boolean: ['dry-run'], positionals: { max: 2, name: 'argument' } }, async ({ args, logger }) => {
-  const [action, countArg] = args._;
-  const config = migratorTarget();
-  const dryRun = Boolean(args['dry-run']);
-  const report = (ran: Array<{ name: string; direction: string; sql?: string }>) =>
-    outcome({ ran, dryRun }, () => !ran.length ? 'nothing to migrate'
-      : dryRun ? ran.map((m) => `-- ${m.direction} ${m.name} (dry run: not applied)\n${m.sql ?? ''}`).join('\n\n')
-      : ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n'));
-  switch (action) {
-    case 'up':
-      return report(await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }));
-    case 'down':
-      return report(await migrate(config, { direction: 'down', count: parseCount(countArg, 1), logger, dryRun }));
-    case 'redo': {
-      const count = parseCount(countArg, 1);
-      const down = await migrate(config, { direction: 'down', count, logger });
-      return report([...down, ...(await migrate(config, { direction: 'up', count: down.length, logger }))]);
+await command(
+  { name: 'migrate', usage, boolean: ['dry-run'], positionals: { max: 2, name: 'argument' } },
+  async ({ args, logger }) => {
+    const [action, countArg] = args._;
+    const config = migratorTarget();
+    const dryRun = Boolean(args['dry-run']);
+    const report = (ran: Array<{ name: string; direction: string; sql?: string }>) =>
+      outcome({ ran, dryRun }, () =>
+        !ran.length
+          ? 'nothing to migrate'
+          : dryRun
+            ? ran.map((m) => `-- ${m.direction} ${m.name} (dry run: not applied)\n${m.sql ?? ''}`).join('\n\n')
+            : ran.map((m) => `${m.direction.padEnd(5)} ${m.name}`).join('\n'),
+      );
+    switch (action) {
+      case 'up':
+        return report(
+          await migrate(config, { direction: 'up', count: parseCount(countArg, Infinity), logger, dryRun }),
+        );
+      case 'down':
+        return report(await migrate(config, { direction: 'down', count: parseCount(countArg, 1), logger, dryRun }));
+      case 'redo': {
+        const count = parseCount(countArg, 1);
+        const down = await migrate(config, { direction: 'down', count, logger });
+        return report([...down, ...(await migrate(config, { direction: 'up', count: down.length, logger }))]);
+      }
+      case 'status': {
+        const applied = new Set(await appliedMigrations(config));
+        const rows = migrationNames().map((name) => ({ name, applied: applied.has(name) }));
+        return outcome({ migrations: rows }, () =>
+          rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.name}`).join('\n'),
+        );
+      }
+      default:
+        throw badInput(`unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');
     }
-    case 'status': {
-      const applied = new Set(await appliedMigrations(config));
-      const rows = migrationNames().map((name) => ({ name, applied: applied.has(name) }));
-      return outcome({ migrations: rows }, () => rows.map((r) => `${r.applied ? 'applied' : 'pending'}  ${r.name}`).join('\n'));
-    }
-    default:
-      throw badInput(`unknown action "${String(action ?? '')}"`, 'use up, down, redo or status');
-  }
-});
+  },
+);

@@ -17,7 +17,12 @@ Changes nothing. Exit 0 when there is nothing to do, 1 otherwise.`;
 
 await command({ name: 'plan', usage }, async () => {
   const actions = await withClient(migratorTarget(), (c) => planReconcile(c));
-  return outcome({ actions: actions.map((a) => ({ kind: a.kind, description: describeAction(a) })) },
-    (r) => r.actions.length ? r.actions.map((a) => a.description).join('\n') : 'indexes and views are as declared; nothing to do',
-    actions.length ? 1 : 0);
+  return outcome(
+    { actions: actions.map((a) => ({ kind: a.kind, description: describeAction(a) })) },
+    (r) =>
+      r.actions.length
+        ? r.actions.map((a) => a.description).join('\n')
+        : 'indexes and views are as declared; nothing to do',
+    actions.length ? 1 : 0,
+  );
 });

@@ -37,37 +37,62 @@ of the WAL to replay); none when output is not a terminal or with --json.
   --from-remote      restore from the object store (also the default when the
                      local repository holds no physical backup and a store is set)`;
 
-await command({
-  name: 'restore', usage, boolean: ['start', 'pause', 'from-remote'],
-  string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
-}, async ({ args, json, logger }) => {
-  const target = parseTarget({ time: args['target-time'], lsn: args['target-lsn'], name: args['target-name'], target: args.target });
-  if (!args.to) throw badInput('needs --to <dir>', 'a new or empty directory for the restored cluster');
-  const port = args.port === undefined ? undefined : Number(args.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw badInput(`--port ${args.port} is not a port`);
-  const stack = await resolveStack({ logger });
-  const secrets = readSecrets(stack.paths.secretsFile);
-  if (!secrets) throw badInput('no secrets file; run `npm run up` first');
-  const ctx = backupContext(stack);
-  const { catalog, close } = await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
-  const progress = phasedProgress();
-  let r;
-  try {
-    r = await restore(ctx, {
-      target, to: String(args.to), backupId: args.backup as string | undefined, port, start: Boolean(args.start), pause: Boolean(args.pause),
-      liveDataDir: stack.paths.dataDir, protectedDirs: liveDirs(stack.paths), superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password }, catalog,
-      archiveNow: archiveNow(ctx, catalog, stack.paths.root), logDir: stack.paths.logDir,
-      onProgress: json ? undefined : progress.report,
+await command(
+  {
+    name: 'restore',
+    usage,
+    boolean: ['start', 'pause', 'from-remote'],
+    string: ['target-time', 'target-lsn', 'target-name', 'target', 'to', 'backup', 'port'],
+  },
+  async ({ args, json, logger }) => {
+    const target = parseTarget({
+      time: args['target-time'],
+      lsn: args['target-lsn'],
+      name: args['target-name'],
+      target: args.target,
     });
-  } finally {
-    progress.end();
-    close();
-  }
-  const { spec: _spec, ...report } = r;
-  return outcome(report, () => [`restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,
-    r.promoted ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
-    : r.paused ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
-    : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,
-    ...(r.quiet ? [`  recovered to ${r.recoveredTo}: ${r.quiet.note}`] : []),
-  ].join('\n'));
-});
+    if (!args.to) throw badInput('needs --to <dir>', 'a new or empty directory for the restored cluster');
+    const port = args.port === undefined ? undefined : Number(args.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+      throw badInput(`--port ${args.port} is not a port`);
+    const stack = await resolveStack({ logger });
+    const secrets = readSecrets(stack.paths.secretsFile);
+    if (!secrets) throw badInput('no secrets file; run `npm run up` first');
+    const ctx = backupContext(stack);
+    const { catalog, close } = await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
+    const progress = phasedProgress();
+    let r;
+    try {
+      r = await restore(ctx, {
+        target,
+        to: String(args.to),
+        backupId: args.backup as string | undefined,
+        port,
+        start: Boolean(args.start),
+        pause: Boolean(args.pause),
+        liveDataDir: stack.paths.dataDir,
+        protectedDirs: liveDirs(stack.paths),
+        superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
+        catalog,
+        archiveNow: archiveNow(ctx, catalog, stack.paths.root),
+        logDir: stack.paths.logDir,
+        onProgress: json ? undefined : progress.report,
+      });
+    } finally {
+      progress.end();
+      close();
+    }
+    const { spec: _spec, ...report } = r;
+    return outcome(report, () =>
+      [
+        `restored backup ${r.backup.id} (ended ${r.backup.endedAt}) into ${r.dataDir}, target ${r.target}`,
+        r.promoted
+          ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
+          : r.paused
+            ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
+            : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,
+        ...(r.quiet ? [`  recovered to ${r.recoveredTo}: ${r.quiet.note}`] : []),
+      ].join('\n'),
+    );
+  },
+);

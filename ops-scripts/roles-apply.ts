@@ -24,15 +24,21 @@ await command({ name: 'roles:apply', usage, boolean: ['dry-run', 'drop-undeclare
     if (args['dry-run']) {
       const diffs = await auditRoles(c);
       const statements = [...new Set(applicable(diffs, opts).map((d) => d.fix))];
-      const held = diffs.filter((d) => !applicable([d], opts).length).map((d) => `-- not without --drop-undeclared: ${d.role}: ${d.what}`);
-      return outcome({ statements, notApplied: held },
-        () => [...(statements.length ? statements.map((s) => `${s};`) : ['-- nothing to do']), ...held].join('\n'));
+      const held = diffs
+        .filter((d) => !applicable([d], opts).length)
+        .map((d) => `-- not without --drop-undeclared: ${d.role}: ${d.what}`);
+      return outcome({ statements, notApplied: held }, () =>
+        [...(statements.length ? statements.map((s) => `${s};`) : ['-- nothing to do']), ...held].join('\n'),
+      );
     }
     const undeclared = opts.dropUndeclared ? [] : (await auditRoles(c)).filter((d) => d.destructive);
     const result = await applyRoles(c, target.passwords, undefined, opts);
-    for (const d of undeclared) logger.log({ event: 'warn', message: `left in place (give --drop-undeclared to drop): ${d.role}: ${d.what}` });
-    return outcome(result, () => result.statements.length
-      ? `${result.statements.map((s) => `${s};`).join('\n')}\nroles applied: ${result.statements.length} statements`
-      : 'roles are as declared; nothing to do');
+    for (const d of undeclared)
+      logger.log({ event: 'warn', message: `left in place (give --drop-undeclared to drop): ${d.role}: ${d.what}` });
+    return outcome(result, () =>
+      result.statements.length
+        ? `${result.statements.map((s) => `${s};`).join('\n')}\nroles applied: ${result.statements.length} statements`
+        : 'roles are as declared; nothing to do',
+    );
   });
 });

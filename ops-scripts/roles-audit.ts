@@ -15,6 +15,12 @@ Exit 0 when clean, 1 on drift.`;
 
 await command({ name: 'roles:audit', usage }, async () => {
   const diffs = await withClient(rolesTarget().pg, (c) => auditRoles(c));
-  return outcome({ clean: diffs.length === 0, differences: diffs }, () => !diffs.length ? 'roles and grants are as declared'
-    : diffs.map((d) => `${d.kind.padEnd(7)} ${d.role}: ${d.what}\n        fix: ${d.fix};`).join('\n'), diffs.length ? 1 : 0);
+  return outcome(
+    { clean: diffs.length === 0, differences: diffs },
+    () =>
+      !diffs.length
+        ? 'roles and grants are as declared'
+        : diffs.map((d) => `${d.kind.padEnd(7)} ${d.role}: ${d.what}\n        fix: ${d.fix};`).join('\n'),
+    diffs.length ? 1 : 0,
+  );
 });

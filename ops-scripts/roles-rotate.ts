@@ -11,10 +11,14 @@ Generates a new password for a declared login role, sets it (as a SCRAM
 verifier) and rewrites the secrets file atomically. The old password stops
 working at once; the new one is never printed.`;
 
-await command({ name: 'roles:rotate', usage, positionals: { min: 1, max: 1, name: 'role name' } }, async ({ args, out }) => {
-  const role = args._[0];
-  if (typeof role !== 'string' || args._.length !== 1) throw badInput('takes exactly one role name', 'e.g. npm run roles:rotate -- app_user');
-  const target = rolesTarget();
-  await withClient(target.pg, (c) => rotatePassword(c, target.passwords, role));
-  out(`password of ${role} rotated; the secrets file holds the new one`);
-});
+await command(
+  { name: 'roles:rotate', usage, positionals: { min: 1, max: 1, name: 'role name' } },
+  async ({ args, out }) => {
+    const role = args._[0];
+    if (typeof role !== 'string' || args._.length !== 1)
+      throw badInput('takes exactly one role name', 'e.g. npm run roles:rotate -- app_user');
+    const target = rolesTarget();
+    await withClient(target.pg, (c) => rotatePassword(c, target.passwords, role));
+    out(`password of ${role} rotated; the secrets file holds the new one`);
+  },
+);

@@ -17,27 +17,38 @@ infra/settings.ts (maintenance.schedule); each job takes its own lock, logs to
 --run runs the same jobs on the same timetable in this process (croner), for
 hosts without cron; a job never overlaps itself; results are logged.`;
 
-await command({ name: 'schedule', usage, boolean: ['systemd', 'run'], conflicts: [['systemd', 'run']] }, async ({ args, out }) => {
-  const settings = settingsFromEnv(process.env);
-  const paths = statePaths();
-  const jobs = scheduledJobs(settings.maintenance.schedule);
-  const bin = join(PROJECT_ROOT, 'bin', 'edupulse-db.js');
-  const env: Record<string, string> = { EDUPULSE_STATE_DIR: paths.root };
-  for (const k of Object.keys(process.env)) if (k.startsWith('EDUPULSE_') && k !== 'EDUPULSE_STATE_DIR') env[k] = process.env[k]!;
-  if (!args.run) {
-    out((args.systemd ? systemdUnits : crontab)(jobs, { node: process.execPath, bin, env, logDir: paths.logDir }));
-    return;
-  }
-  mkdirSync(paths.logDir, { recursive: true });
-  const log = join(paths.logDir, 'schedule.log');
-  out(`running ${jobs.length} jobs in-process (${jobs.map((j) => `${j.name} "${j.cron}"`).join(', ')}); log: ${log}`);
-  runScheduler(jobs.map((j) => ({
-    name: j.name, cron: j.cron,
-    run: async () => {
-      const r = await run(process.execPath, [bin, ...j.args], { nothrow: true, env: { EDUPULSE_STATE_DIR: paths.root } });
-      appendFileSync(join(paths.logDir, `${j.name}.log`), r.stdout + r.stderr);
-      return { ok: r.code === 0, detail: `exit ${r.code}` };
-    },
-  })), (r) => appendFileSync(log, `${new Date().toISOString()} ${JSON.stringify(r)}\n`));
-  await new Promise(() => {}); // until stopped
-});
+await command(
+  { name: 'schedule', usage, boolean: ['systemd', 'run'], conflicts: [['systemd', 'run']] },
+  async ({ args, out }) => {
+    const settings = settingsFromEnv(process.env);
+    const paths = statePaths();
+    const jobs = scheduledJobs(settings.maintenance.schedule);
+    const bin = join(PROJECT_ROOT, 'bin', 'edupulse-db.js');
+    const env: Record<string, string> = { EDUPULSE_STATE_DIR: paths.root };
+    for (const k of Object.keys(process.env))
+      if (k.startsWith('EDUPULSE_') && k !== 'EDUPULSE_STATE_DIR') env[k] = process.env[k]!;
+    if (!args.run) {
+      out((args.systemd ? systemdUnits : crontab)(jobs, { node: process.execPath, bin, env, logDir: paths.logDir }));
+      return;
+    }
+    mkdirSync(paths.logDir, { recursive: true });
+    const log = join(paths.logDir, 'schedule.log');
+    out(`running ${jobs.length} jobs in-process (${jobs.map((j) => `${j.name} "${j.cron}"`).join(', ')}); log: ${log}`);
+    runScheduler(
+      jobs.map((j) => ({
+        name: j.name,
+        cron: j.cron,
+        run: async () => {
+          const r = await run(process.execPath, [bin, ...j.args], {
+            nothrow: true,
+            env: { EDUPULSE_STATE_DIR: paths.root },
+          });
+          appendFileSync(join(paths.logDir, `${j.name}.log`), r.stdout + r.stderr);
+          return { ok: r.code === 0, detail: `exit ${r.code}` };
+        },
+      })),
+      (r) => appendFileSync(log, `${new Date().toISOString()} ${JSON.stringify(r)}\n`),
+    );
+    await new Promise(() => {}); // until stopped
+  },
+);

@@ -20,23 +20,31 @@ data is refused (exit 3) unless --append (more students) or --truncate
   --seed S           the seed (default edupulse)
   --year-end DATE    the last school day (default today, UTC)`;
 
-await command({ name: 'seed', usage, boolean: ['append', 'truncate'], string: ['students', 'seed', 'year-end'] }, async ({ args, json }) => {
-  const students = args.students === undefined ? 1000 : Number(args.students);
-  if (!Number.isInteger(students) || students < 1 || students > 10_000_000) {
-    throw badInput(`--students ${args.students} is not a whole number from 1 to 10000000`);
-  }
-  const yearEnd = (args['year-end'] as string | undefined) ?? new Date().toISOString().slice(0, 10);
-  if (!isCalendarDate(yearEnd)) {
-    throw badInput(`--year-end ${yearEnd} is not a date`, 'use YYYY-MM-DD');
-  }
-  if (args.append && args.truncate) throw badInput('--append and --truncate exclude each other');
-  const bar = json ? undefined : progressBar(estimateRows(students), 'rows');
-  const result = await seed(migratorTarget(), { seed: String(args.seed ?? 'edupulse'), students, yearEnd },
-    { existing: args.append ? 'append' : args.truncate ? 'truncate' : 'refuse', onRows: (n) => bar?.tick(n) });
-  bar?.done();
-  await withClient(migratorTarget(), (c) => c.query(`ANALYZE ${SEED_TABLES.join(', ')}`));
-  return outcome(result, (r) => [
-    ...Object.entries(r.rows).map(([t, n]) => `${t.padEnd(22)} ${n.toLocaleString().padStart(12)} rows`),
-    `loaded ${r.totalRows.toLocaleString()} rows in ${r.seconds.toFixed(1)}s (${Math.round(r.rowsPerSecond).toLocaleString()} rows/s)`,
-  ].join('\n'));
-});
+await command(
+  { name: 'seed', usage, boolean: ['append', 'truncate'], string: ['students', 'seed', 'year-end'] },
+  async ({ args, json }) => {
+    const students = args.students === undefined ? 1000 : Number(args.students);
+    if (!Number.isInteger(students) || students < 1 || students > 10_000_000) {
+      throw badInput(`--students ${args.students} is not a whole number from 1 to 10000000`);
+    }
+    const yearEnd = (args['year-end'] as string | undefined) ?? new Date().toISOString().slice(0, 10);
+    if (!isCalendarDate(yearEnd)) {
+      throw badInput(`--year-end ${yearEnd} is not a date`, 'use YYYY-MM-DD');
+    }
+    if (args.append && args.truncate) throw badInput('--append and --truncate exclude each other');
+    const bar = json ? undefined : progressBar(estimateRows(students), 'rows');
+    const result = await seed(
+      migratorTarget(),
+      { seed: String(args.seed ?? 'edupulse'), students, yearEnd },
+      { existing: args.append ? 'append' : args.truncate ? 'truncate' : 'refuse', onRows: (n) => bar?.tick(n) },
+    );
+    bar?.done();
+    await withClient(migratorTarget(), (c) => c.query(`ANALYZE ${SEED_TABLES.join(', ')}`));
+    return outcome(result, (r) =>
+      [
+        ...Object.entries(r.rows).map(([t, n]) => `${t.padEnd(22)} ${n.toLocaleString().padStart(12)} rows`),
+        `loaded ${r.totalRows.toLocaleString()} rows in ${r.seconds.toFixed(1)}s (${Math.round(r.rowsPerSecond).toLocaleString()} rows/s)`,
+      ].join('\n'),
+    );
+  },
+);

@@ -20,7 +20,9 @@ await command({ name: 'up', usage, boolean: ['redis'], defaults: { redis: true }
   const ctx = await resolveStack({ logger, install: true });
   const result = await up(ctx, { redis: args.redis !== false });
   const seconds = (performance.now() - started) / 1000;
-  return outcome({ ...result, seconds }, () => result.changed
-    ? `stack is up (${seconds.toFixed(1)}s); state in ${ctx.paths.root}`
-    : `stack is already up; nothing to do (${seconds.toFixed(1)}s)`);
+  return outcome({ ...result, seconds }, () =>
+    result.changed
+      ? `stack is up (${seconds.toFixed(1)}s); state in ${ctx.paths.root}`
+      : `stack is already up; nothing to do (${seconds.toFixed(1)}s)`,
+  );
 });

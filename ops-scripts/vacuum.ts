@@ -35,42 +35,78 @@ function samples(r: VacuumReport): Sample[] {
   const count = (s: string) => r.tables.filter((t) => t.status === s).length;
   return [
     { name: 'edupulse_vacuum_last_run_timestamp_seconds', value: Date.now() / 1000 },
-    ...(['done', 'skipped', 'failed'] as const).map((status) => ({ name: 'edupulse_vacuum_tables' as const, labels: { status }, value: count(status) })),
+    ...(['done', 'skipped', 'failed'] as const).map((status) => ({
+      name: 'edupulse_vacuum_tables' as const,
+      labels: { status },
+      value: count(status),
+    })),
     { name: 'edupulse_vacuum_duration_seconds', value: Number(r.seconds.toFixed(3)) },
     { name: 'edupulse_vacuum_xmin_horizon_blocked', value: r.horizon.blocked ? 1 : 0 },
   ];
 }
 
-await command({
-  name: 'vacuum', usage, boolean: ['dry-run', 'force'],
-  string: ['max-duration', 'cost-delay', 'lock-timeout', 'statement-timeout', 'full'],
-}, async ({ args }) => {
-  const settings = settingsFromEnv(process.env);
-  const costDelay = args['cost-delay'] === undefined ? undefined : Number(args['cost-delay']);
-  if (costDelay !== undefined && (!Number.isFinite(costDelay) || costDelay < 0 || costDelay > 100)) throw badInput(`--cost-delay ${args['cost-delay']} must be 0-100 ms`);
-  for (const f of ['lock-timeout', 'statement-timeout']) {
-    if (args[f] !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(args[f]))) throw badInput(`--${f} ${args[f]} is not a duration`, 'e.g. 5s or 500ms');
-  }
-  if (args.force && !args.full) throw badInput('--force only goes with --full <table>');
-  // A table name, optionally schema-qualified; anything else never reaches the server.
-  if (args.full !== undefined && !/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/.test(args.full)) {
-    throw badInput(`--full ${args.full} is not a table name`, 'name one table, for example students or public.students');
-  }
-  const report = await runVacuum(connections().pg, {
-    dryRun: Boolean(args['dry-run']), maxDurationSeconds: seconds(args['max-duration']), costDelayMs: costDelay,
-    lockTimeout: args['lock-timeout'] as string | undefined, statementTimeout: args['statement-timeout'] as string | undefined,
-    full: args.full as string | undefined, force: Boolean(args.force), fullMaxBytes: settings.maintenance.vacuumFullMaxMb * 1048576,
-  });
-  const shown = report.tables.filter((t) => t.status !== 'none');
-  if (!args['dry-run']) {
-    writeMetricsFile(statePaths().metricsDir, 'edupulse_vacuum.prom', samples(report));
-  }
-  return outcome(report, () => [report.horizon.blocked
-    ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
-    : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back',
-  shown.length ? table([['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
-    ...shown.map((t) => [t.table, t.action, t.status, t.detail ?? t.reason, t.seconds?.toFixed(2) ?? '-', String(t.deadBefore), t.deadAfter === undefined ? '-' : String(t.deadAfter)])])
-    : 'every table is below its thresholds; nothing to do',
-  ...(report.budgetSpent ? ['time budget spent: the remaining tables were not started'] : []),
-  ].join('\n'), report.tables.some((t) => t.status === 'failed') ? 1 : 0);
-});
+await command(
+  {
+    name: 'vacuum',
+    usage,
+    boolean: ['dry-run', 'force'],
+    string: ['max-duration', 'cost-delay', 'lock-timeout', 'statement-timeout', 'full'],
+  },
+  async ({ args }) => {
+    const settings = settingsFromEnv(process.env);
+    const costDelay = args['cost-delay'] === undefined ? undefined : Number(args['cost-delay']);
+    if (costDelay !== undefined && (!Number.isFinite(costDelay) || costDelay < 0 || costDelay > 100))
+      throw badInput(`--cost-delay ${args['cost-delay']} must be 0-100 ms`);
+    for (const f of ['lock-timeout', 'statement-timeout']) {
+      if (args[f] !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(args[f])))
+        throw badInput(`--${f} ${args[f]} is not a duration`, 'e.g. 5s or 500ms');
+    }
+    if (args.force && !args.full) throw badInput('--force only goes with --full <table>');
+    // A table name, optionally schema-qualified; anything else never reaches the server.
+    if (args.full !== undefined && !/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/.test(args.full)) {
+      throw badInput(
+        `--full ${args.full} is not a table name`,
+        'name one table, for example students or public.students',
+      );
+    }
+    const report = await runVacuum(connections().pg, {
+      dryRun: Boolean(args['dry-run']),
+      maxDurationSeconds: seconds(args['max-duration']),
+      costDelayMs: costDelay,
+      lockTimeout: args['lock-timeout'] as string | undefined,
+      statementTimeout: args['statement-timeout'] as string | undefined,
+      full: args.full as string | undefined,
+      force: Boolean(args.force),
+      fullMaxBytes: settings.maintenance.vacuumFullMaxMb * 1048576,
+    });
+    const shown = report.tables.filter((t) => t.status !== 'none');
+    if (!args['dry-run']) {
+      writeMetricsFile(statePaths().metricsDir, 'edupulse_vacuum.prom', samples(report));
+    }
+    return outcome(
+      report,
+      () =>
+        [
+          report.horizon.blocked
+            ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
+            : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back',
+          shown.length
+            ? table([
+                ['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],
+                ...shown.map((t) => [
+                  t.table,
+                  t.action,
+                  t.status,
+                  t.detail ?? t.reason,
+                  t.seconds?.toFixed(2) ?? '-',
+                  String(t.deadBefore),
+                  t.deadAfter === undefined ? '-' : String(t.deadAfter),
+                ]),
+              ])
+            : 'every table is below its thresholds; nothing to do',
+          ...(report.budgetSpent ? ['time budget spent: the remaining tables were not started'] : []),
+        ].join('\n'),
+      report.tables.some((t) => t.status === 'failed') ? 1 : 0,
+    );
+  },
+);

@@ -18,22 +18,26 @@ other failure (bad arguments, settings, or the store unreachable): PostgreSQL
 then ends recovery with an error rather than promoting at a segment it could
 not fetch.`;
 
-await command({ name: 'wal:fetch', usage, positionals: { min: 2, max: 2, name: 'argument' }, errorExitCode: 126 }, async ({ args }) => {
-  const [file, path] = args._;
-  if (!file || !path || !/^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/.test(file)) throw badInput('needs a WAL file name and a target path: wal:fetch <file> <path>');
-  const settings = remoteSettings();
-  if (!settings) throw badInput('needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
-  const store = new RemoteStore(settings);
-  try {
-    if (!(await store.head(walPath(file)))) return 1;
+await command(
+  { name: 'wal:fetch', usage, positionals: { min: 2, max: 2, name: 'argument' }, errorExitCode: 126 },
+  async ({ args }) => {
+    const [file, path] = args._;
+    if (!file || !path || !/^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/.test(file))
+      throw badInput('needs a WAL file name and a target path: wal:fetch <file> <path>');
+    const settings = remoteSettings();
+    if (!settings) throw badInput('needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
+    const store = new RemoteStore(settings);
     try {
-      await store.download(walPath(file), path);
-    } catch (err) {
-      rmSync(path, { force: true });
-      throw err;
+      if (!(await store.head(walPath(file)))) return 1;
+      try {
+        await store.download(walPath(file), path);
+      } catch (err) {
+        rmSync(path, { force: true });
+        throw err;
+      }
+      return 0;
+    } finally {
+      store.close();
     }
-    return 0;
-  } finally {
-    store.close();
-  }
-});
+  },
+);

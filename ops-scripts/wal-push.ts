@@ -20,7 +20,11 @@ await command({ name: 'wal:push', usage }, async ({ logger }) => {
   const store = new RemoteStore(settings);
   try {
     const r = await pushWal(ctx, store, { deleteLocal: settings.mode === 'remote' });
-    return outcome(r, () => `pushed ${r.pushed.length} WAL files (${r.alreadyThere} already in the store)${r.removedLocal ? `; removed ${r.removedLocal} local copies` : ''}`);
+    return outcome(
+      r,
+      () =>
+        `pushed ${r.pushed.length} WAL files (${r.alreadyThere} already in the store)${r.removedLocal ? `; removed ${r.removedLocal} local copies` : ''}`,
+    );
   } finally {
     store.close();
   }

@@ -6,8 +6,11 @@ import { run, type RunResult } from '../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 
 export function runJob(job: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
-  return run(process.execPath, [join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args],
-    { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
+  return run(process.execPath, [join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args], {
+    env: { NO_COLOR: '1', ...env },
+    nothrow: true,
+    cwd: PROJECT_ROOT,
+  });
 }
 
 const shellQuote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
@@ -16,7 +19,15 @@ const shellQuote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
  * The same, on a terminal: util-linux `script` gives the job a pseudo-terminal
  * (stdout and stderr both go to it, so both arrive in stdout).
  */
-export function runJobOnTerminal(job: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
+export function runJobOnTerminal(
+  job: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<RunResult> {
   const line = [process.execPath, join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), job, ...args].map(shellQuote).join(' ');
-  return run('script', ['-q', '-e', '-c', line, '/dev/null'], { env: { NO_COLOR: '1', ...env }, nothrow: true, cwd: PROJECT_ROOT });
+  return run('script', ['-q', '-e', '-c', line, '/dev/null'], {
+    env: { NO_COLOR: '1', ...env },
+    nothrow: true,
+    cwd: PROJECT_ROOT,
+  });
 }

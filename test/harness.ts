@@ -66,10 +66,18 @@ const live = new Set<StackContext>();
 process.on('exit', () => {
   for (const ctx of live) {
     const spec = clusterSpec(ctx);
-    spawnSync(spec.pg.bin('pg_ctl'), ['stop', '-D', spec.dataDir, '-m', 'immediate', '-s'],
-      spec.as ? { uid: spec.as.uid, gid: spec.as.gid, stdio: 'ignore' } : { stdio: 'ignore' });
+    spawnSync(
+      spec.pg.bin('pg_ctl'),
+      ['stop', '-D', spec.dataDir, '-m', 'immediate', '-s'],
+      spec.as ? { uid: spec.as.uid, gid: spec.as.gid, stdio: 'ignore' } : { stdio: 'ignore' },
+    );
     const pid = redisPid({ pidFile: ctx.paths.redisPidFile });
-    if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    if (pid)
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     rmSync(ctx.paths.root, { recursive: true, force: true });
   }
 });
@@ -93,7 +101,10 @@ export async function startTestStack(opts: { redis?: boolean; env?: Record<strin
     return p;
   };
   return {
-    ctx, env, secrets, pg,
+    ctx,
+    env,
+    secrets,
+    pg,
     login: (role, database = pg.database) => ({ ...pg, user: role, password: password(role), database }),
     owner: (opts = {}) => migratorConfig(pg, password(declarations.migrator), opts),
     stop: () => stopStack(ctx),

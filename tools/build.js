@@ -13,7 +13,12 @@ import { BUILD_STAMP } from './fresh.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 rmSync(join(root, 'dist'), { recursive: true, force: true });
-const args = [tsc, '-p', join(root, 'tsconfig.build.json'), ...(process.argv.includes('--no-check') ? ['--noCheck'] : [])];
+const args = [
+  tsc,
+  '-p',
+  join(root, 'tsconfig.build.json'),
+  ...(process.argv.includes('--no-check') ? ['--noCheck'] : []),
+];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 if (r.status !== 0) process.exit(r.status ?? 1);
 writeFileSync(join(root, 'dist', BUILD_STAMP), `${new Date().toISOString()}\n`);

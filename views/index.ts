@@ -17,9 +17,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const VIEWS_DIR = basename(dirname(here)) === 'dist' ? join(here, '..', '..', 'views') : here;
 
 export function loadViews(dir = VIEWS_DIR): ViewDecl[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.sql')).sort().map((f) => ({
-    name: f.replace(/\.sql$/, ''),
-    schema: 'public',
-    query: readFileSync(join(dir, f), 'utf8').trim().replace(/;\s*$/, ''),
-  }));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((f) => ({
+      name: f.replace(/\.sql$/, ''),
+      schema: 'public',
+      query: readFileSync(join(dir, f), 'utf8').trim().replace(/;\s*$/, ''),
+    }));
 }

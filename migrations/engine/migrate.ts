@@ -20,12 +20,17 @@ export const DEFAULT_LOCK_TIMEOUT = '5s';
 
 /** The migrator's connection: it becomes the owner role at connection start. */
 export function migratorConfig(base: PgConfig, password: string, opts: { lockTimeout?: string } = {}): PgConfig {
-  if (!/^[a-z_][a-z0-9_]*$/.test(declarations.owner)) throw badInput(`owner role name "${declarations.owner}" must be a plain identifier`);
+  if (!/^[a-z_][a-z0-9_]*$/.test(declarations.owner))
+    throw badInput(`owner role name "${declarations.owner}" must be a plain identifier`);
   // An input (the settings' migrations.lockTimeout), never read from the environment here: the Pulumi provider runs this too.
   const lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
-  if (!/^\d+(ms|s|min)?$/.test(lockTimeout)) throw badInput(`lock timeout "${lockTimeout}" is not a duration`, 'use for example 5s or 500ms');
+  if (!/^\d+(ms|s|min)?$/.test(lockTimeout))
+    throw badInput(`lock timeout "${lockTimeout}" is not a duration`, 'use for example 5s or 500ms');
   return {
-    ...base, user: declarations.migrator, password, application_name: 'edupulse-db migrate',
+    ...base,
+    user: declarations.migrator,
+    password,
+    application_name: 'edupulse-db migrate',
     options: `-c role=${declarations.owner} -c lock_timeout=${lockTimeout}`,
   };
 }
@@ -39,21 +44,33 @@ export interface MigrationRun {
 
 /** The migration files, in order (node-pg-migrate's names: file name without extension). */
 export function migrationNames(dir = MIGRATIONS_DIR): string[] {
-  return readdirSync(dir).filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts')).map((f) => f.replace(/\.[jt]s$/, '')).sort();
+  return readdirSync(dir)
+    .filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts'))
+    .map((f) => f.replace(/\.[jt]s$/, ''))
+    .sort();
 }
 
 export async function appliedMigrations(config: PgConfig): Promise<string[]> {
   return withClient(config, async (c) => {
     const exists = await c.query('SELECT to_regclass($1) AS t', [`${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`]);
     if (!exists.rows[0].t) return [];
-    const { rows } = await c.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
+    const { rows } = await c.query<{ name: string }>(
+      `SELECT name FROM ${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`,
+    );
     return rows.map((r) => r.name);
   });
 }
 
-export async function migrate(config: PgConfig, opts: {
-  direction: 'up' | 'down'; count?: number; dir?: string; logger?: Logger; dryRun?: boolean;
-}): Promise<MigrationRun[]> {
+export async function migrate(
+  config: PgConfig,
+  opts: {
+    direction: 'up' | 'down';
+    count?: number;
+    dir?: string;
+    logger?: Logger;
+    dryRun?: boolean;
+  },
+): Promise<MigrationRun[]> {
   let lastStatement = '';
   // node-pg-migrate names each migration (info) and then passes its SQL to the debug logger, dry run or not.
   const sql = new Map<string, string>();
@@ -73,27 +90,48 @@ export async function migrate(config: PgConfig, opts: {
     // Without verbose node-pg-migrate drops the debug logger, which is where each migration's SQL goes.
     verbose: true,
     logger: {
-      debug: (m: string) => { if (current) sql.set(current, `${sql.get(current) ?? ''}${m}`); },
-      info: (m: string) => { const name = /^### MIGRATION (\S+) \((UP|DOWN)\) ###$/.exec(m)?.[1]; if (name) current = name; },
+      debug: (m: string) => {
+        if (current) sql.set(current, `${sql.get(current) ?? ''}${m}`);
+      },
+      info: (m: string) => {
+        const name = /^### MIGRATION (\S+) \((UP|DOWN)\) ###$/.exec(m)?.[1];
+        if (name) current = name;
+      },
       warn: (m: string) => opts.logger?.log({ event: 'warn', message: m }),
-      error: (m: string) => { lastStatement = m; },
+      error: (m: string) => {
+        lastStatement = m;
+      },
     },
   };
   try {
     // Loaded here, not at the top: only jobs that migrate pay for it.
     const { runner } = await import('node-pg-migrate');
     const ran = await runner(options);
-    return ran.map((m) => ({ name: m.name, direction: opts.direction, ...(opts.dryRun ? { sql: (sql.get(m.name) ?? '').trim() } : {}) }));
+    return ran.map((m) => ({
+      name: m.name,
+      direction: opts.direction,
+      ...(opts.dryRun ? { sql: (sql.get(m.name) ?? '').trim() } : {}),
+    }));
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === '55P03') {
-      throw failed(`a migration waited longer than lock_timeout for a lock and was rolled back (SQLSTATE 55P03): another session holds a lock on the table it alters\n${lastStatement}`,
-        "find the blocker with: SELECT pid, state, query FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(<pid>)) or look for long transactions; run again when it ends");
+      throw failed(
+        `a migration waited longer than lock_timeout for a lock and was rolled back (SQLSTATE 55P03): another session holds a lock on the table it alters\n${lastStatement}`,
+        'find the blocker with: SELECT pid, state, query FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(<pid>)) or look for long transactions; run again when it ends',
+      );
     }
     if (err instanceof ToolkitError) throw err;
     if (/Another migration is already running/i.test((err as Error).message ?? '')) {
-      throw new ToolkitError('refused', 'another migration run holds node-pg-migrate\'s advisory lock', 'wait for it to finish, then run again');
+      throw new ToolkitError(
+        'refused',
+        "another migration run holds node-pg-migrate's advisory lock",
+        'wait for it to finish, then run again',
+      );
     }
-    throw failed(`migration ${opts.direction} failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ''}${lastStatement ? `\n${lastStatement}` : ''}`, undefined, err);
+    throw failed(
+      `migration ${opts.direction} failed: ${(err as Error).message}${code ? ` (SQLSTATE ${code})` : ''}${lastStatement ? `\n${lastStatement}` : ''}`,
+      undefined,
+      err,
+    );
   }
 }

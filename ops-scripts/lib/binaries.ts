@@ -22,7 +22,12 @@ export interface PgBinaries {
 }
 
 const isExecutable = (path: string) => {
-  try { accessSync(path, constants.X_OK); return true; } catch { return false; }
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 function pathDirs(): string[] {
@@ -83,8 +88,10 @@ export async function findPgBinaries(opts: { minMajor: number; major?: number })
   if (override) {
     const b = await describeBindir(override);
     if (!b) {
-      throw badInput(`EDUPULSE_PG_BINDIR=${override} does not hold PostgreSQL's programs (${PG_PROGRAMS.join(', ')})`,
-        'point it at a PostgreSQL bin directory, for example /usr/lib/postgresql/15/bin, or unset it');
+      throw badInput(
+        `EDUPULSE_PG_BINDIR=${override} does not hold PostgreSQL's programs (${PG_PROGRAMS.join(', ')})`,
+        'point it at a PostgreSQL bin directory, for example /usr/lib/postgresql/15/bin, or unset it',
+      );
     }
     return b;
   }
@@ -124,7 +131,8 @@ export async function ensureStackBinaries(minMajor: number, logger?: Logger): Pr
   let redisServer = await findRedisServer();
   if (pg && redisServer) return { pg, redisServer };
   const missing = [!pg && `PostgreSQL ${minMajor} or newer (server and client tools)`, !redisServer && 'redis-server']
-    .filter(Boolean).join(' and ');
+    .filter(Boolean)
+    .join(' and ');
   if (isRoot() && existsSync('/usr/bin/apt-get')) {
     logger?.log({ event: 'install', packages: DEBIAN_PACKAGES });
     const env = { DEBIAN_FRONTEND: 'noninteractive' };
@@ -134,7 +142,9 @@ export async function ensureStackBinaries(minMajor: number, logger?: Logger): Pr
     redisServer = await findRedisServer();
     if (pg && redisServer) return { pg, redisServer };
   }
-  throw badInput(`${missing} not found on this host`,
+  throw badInput(
+    `${missing} not found on this host`,
     `install them (Debian/Ubuntu: apt-get install ${DEBIAN_PACKAGES.join(' ')}), ` +
-    'or set EDUPULSE_PG_BINDIR / EDUPULSE_REDIS_SERVER to where they are');
+      'or set EDUPULSE_PG_BINDIR / EDUPULSE_REDIS_SERVER to where they are',
+  );
 }

@@ -61,7 +61,9 @@ const isOutcome = (v: unknown): v is Outcome => typeof v === 'object' && v !== n
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
   const booleans = ['json', 'verbose', ...(spec.boolean ?? [])];
   const strings = spec.string ?? [];
-  const options: Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const options: Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const b of booleans) options[b] = { type: 'boolean' };
   for (const b of Object.keys(spec.defaults ?? {})) options[`no-${b}`] = { type: 'boolean' };
   for (const s of strings) options[s] = { type: 'string', multiple: true };
@@ -72,11 +74,17 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
     const code = (err as { code?: string }).code;
     const message = (err as Error).message;
     const option = /'(-[^' ]+)/.exec(message)?.[1];
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw badInput(`unknown option ${option ?? message}`, `see ${spec.name} --help`);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      throw badInput(`unknown option ${option ?? message}`, `see ${spec.name} --help`);
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const value = /argument is ambiguous/.test(message) || /argument missing/.test(message)
-        ? `${option ?? 'an option'} needs a value` : message;
-      throw badInput(value, `give it as ${option ?? '--flag'} VALUE, or ${option ?? '--flag'}=VALUE when the value starts with a dash`);
+      const value =
+        /argument is ambiguous/.test(message) || /argument missing/.test(message)
+          ? `${option ?? 'an option'} needs a value`
+          : message;
+      throw badInput(
+        value,
+        `give it as ${option ?? '--flag'} VALUE, or ${option ?? '--flag'}=VALUE when the value starts with a dash`,
+      );
     }
     throw badInput(message, `see ${spec.name} --help`);
   }
@@ -95,11 +103,21 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
   }
   const { min = 0, max, name = 'argument' } = spec.positionals ?? { max: 0 };
   if (args._.length > max) {
-    const extra = args._.slice(max).map((a) => `"${a}"`).join(' ');
-    throw badInput(max === 0 ? `takes no arguments, but was given ${extra}` : `takes at most ${max} ${name}${max > 1 ? 's' : ''}; extra: ${extra}`,
-      `see ${spec.name} --help (a shell pattern such as prediction:* must be quoted or it is not a flag)`);
+    const extra = args._.slice(max)
+      .map((a) => `"${a}"`)
+      .join(' ');
+    throw badInput(
+      max === 0
+        ? `takes no arguments, but was given ${extra}`
+        : `takes at most ${max} ${name}${max > 1 ? 's' : ''}; extra: ${extra}`,
+      `see ${spec.name} --help (a shell pattern such as prediction:* must be quoted or it is not a flag)`,
+    );
   }
-  if (args._.length < min) throw badInput(`needs ${min === max ? min : `at least ${min}`} ${name}${min > 1 ? 's' : ''}`, `see ${spec.name} --help`);
+  if (args._.length < min)
+    throw badInput(
+      `needs ${min === max ? min : `at least ${min}`} ${name}${min > 1 ? 's' : ''}`,
+      `see ${spec.name} --help`,
+    );
   for (const [a, b] of spec.conflicts ?? []) {
     const given = (f: string) => args[f] !== undefined && args[f] !== false;
     if (given(a) && given(b)) throw badInput(`--${a} and --${b} contradict each other`, 'give one of them');
@@ -107,8 +125,11 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
   return args;
 }
 
-export async function command(spec: CommandSpec, handler: (io: CommandIO) => Promise<Outcome<any> | number | void>,
-  argv: string[] = process.argv.slice(2)): Promise<void> {
+export async function command(
+  spec: CommandSpec,
+  handler: (io: CommandIO) => Promise<Outcome<any> | number | void>,
+  argv: string[] = process.argv.slice(2),
+): Promise<void> {
   let code: number;
   try {
     // --help wins over anything else on the line, even a flag this job does not know.
@@ -120,7 +141,10 @@ export async function command(spec: CommandSpec, handler: (io: CommandIO) => Pro
     const json = Boolean(args.json);
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
     // The locks ./locks.ts declares for this job, held while it runs; the holder is named by its command line.
-    const release = acquireJobLocks(spec.name, [spec.name, ...argv.filter((a) => a !== '--json')].join(' ').slice(0, 200));
+    const release = acquireJobLocks(
+      spec.name,
+      [spec.name, ...argv.filter((a) => a !== '--json')].join(' ').slice(0, 200),
+    );
     const out = (t: string) => process.stdout.write(t.endsWith('\n') ? t : t + '\n');
     try {
       const done = await handler({ args, json, logger, out });

@@ -36,20 +36,38 @@ export function renderConf(params: Record<string, string>): string {
  * leaves something that looks like a cluster. The superuser password comes
  * from a file (never argv) that is removed afterwards.
  */
-export async function initCluster(spec: ClusterSpec, opts: {
-  initDir: string; superuser: string; password: string; checksums: boolean;
-}): Promise<void> {
+export async function initCluster(
+  spec: ClusterSpec,
+  opts: {
+    initDir: string;
+    superuser: string;
+    password: string;
+    checksums: boolean;
+  },
+): Promise<void> {
   const { pg, as, logger } = spec;
   rmSync(opts.initDir, { recursive: true, force: true });
   logger?.log({ event: 'cluster.init', dataDir: spec.dataDir });
   const pwfile = `${opts.initDir}.pw`;
   writeFileAtomic(pwfile, opts.password + '\n', { mode: 0o600, owner: as });
   try {
-    await run(pg.bin('initdb'), [
-      '-D', opts.initDir, '-U', opts.superuser, `--pwfile=${pwfile}`,
-      '--auth-host=scram-sha-256', '--auth-local=peer', '-E', 'UTF8', '--locale=C.UTF-8',
-      ...(opts.checksums ? ['--data-checksums'] : []),
-    ], { as, logger, env: { LC_ALL: 'C.UTF-8' } });
+    await run(
+      pg.bin('initdb'),
+      [
+        '-D',
+        opts.initDir,
+        '-U',
+        opts.superuser,
+        `--pwfile=${pwfile}`,
+        '--auth-host=scram-sha-256',
+        '--auth-local=peer',
+        '-E',
+        'UTF8',
+        '--locale=C.UTF-8',
+        ...(opts.checksums ? ['--data-checksums'] : []),
+      ],
+      { as, logger, env: { LC_ALL: 'C.UTF-8' } },
+    );
   } finally {
     rmSync(pwfile, { force: true });
   }
@@ -61,7 +79,10 @@ export async function initCluster(spec: ClusterSpec, opts: {
  * Writes our settings file, pg_hba.conf and pg_ident.conf into the data
  * directory. Returns whether anything changed (the caller reloads).
  */
-export function configureCluster(spec: ClusterSpec, files: { params: Record<string, string>; hba: string; ident: string }): boolean {
+export function configureCluster(
+  spec: ClusterSpec,
+  files: { params: Record<string, string>; hba: string; ident: string },
+): boolean {
   const wanted: Array<[string, string]> = [
     [CONF_FILE, renderConf(files.params)],
     ['pg_hba.conf', files.hba],
@@ -98,27 +119,32 @@ export async function startCluster(spec: ClusterSpec, opts: { timeoutSeconds?: n
     if (spec.as) chownSync(spec.logFile, spec.as.uid, spec.as.gid);
   }
   spec.logger?.log({ event: 'cluster.start', dataDir: spec.dataDir, port: spec.port });
-  const args = [
-    'start', '-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', String(opts.timeoutSeconds ?? 60), '-s',
-  ];
+  const args = ['start', '-D', spec.dataDir, '-l', spec.logFile, '-w', '-t', String(opts.timeoutSeconds ?? 60), '-s'];
   for (let attempt = 1; ; attempt++) {
     const r = await run(spec.pg.bin('pg_ctl'), args, { as: spec.as, nothrow: true, logger: spec.logger });
     if (r.code === 0) return;
     const log = existsSync(spec.logFile) ? tail(readFileSync(spec.logFile, 'utf8'), 20) : '';
-    if (attempt < 10 && /still in use|already in use|could not bind|lock file .* already exists/i.test(log + r.stderr)) {
+    if (
+      attempt < 10 &&
+      /still in use|already in use|could not bind|lock file .* already exists/i.test(log + r.stderr)
+    ) {
       await sleep(500);
       continue;
     }
-    throw failed(`PostgreSQL in ${spec.dataDir} did not start (pg_ctl exited ${r.code})\n${tail(r.stderr || r.stdout)}\n${log}`,
-      `see ${spec.logFile}`);
+    throw failed(
+      `PostgreSQL in ${spec.dataDir} did not start (pg_ctl exited ${r.code})\n${tail(r.stderr || r.stdout)}\n${log}`,
+      `see ${spec.logFile}`,
+    );
   }
 }
 
 export async function stopCluster(spec: ClusterSpec, mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<boolean> {
   if (!(await clusterRunning(spec))) return false;
   spec.logger?.log({ event: 'cluster.stop', dataDir: spec.dataDir, mode });
-  await run(spec.pg.bin('pg_ctl'), ['stop', '-D', spec.dataDir, '-m', mode, '-w', '-t', '120', '-s'],
-    { as: spec.as, logger: spec.logger });
+  await run(spec.pg.bin('pg_ctl'), ['stop', '-D', spec.dataDir, '-m', mode, '-w', '-t', '120', '-s'], {
+    as: spec.as,
+    logger: spec.logger,
+  });
   return true;
 }
 

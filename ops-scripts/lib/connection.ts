@@ -26,7 +26,13 @@ export interface Connections {
 
 /** The ports the local stack's servers are running on, read from what they left in the state directory. */
 export function runningPorts(paths: StatePaths): { pg?: number; redis?: number } {
-  const read = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return undefined; } };
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
   const out: { pg?: number; redis?: number } = {};
   // postmaster.pid: pid, data directory, start time, port, ...
   const pid = read(join(paths.dataDir, 'postmaster.pid'))?.split('\n');
@@ -50,16 +56,27 @@ export function describeRedis(t: RedisTarget): string {
 
 function pgFromUrl(url: string): PgConfig {
   let u: URL;
-  try { u = new URL(url); } catch { throw badInput('DATABASE_URL is not a valid URL', 'use postgres://user:password@host:port/database'); }
+  try {
+    u = new URL(url);
+  } catch {
+    throw badInput('DATABASE_URL is not a valid URL', 'use postgres://user:password@host:port/database');
+  }
   return {
-    host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password) || undefined, database: u.pathname.slice(1) || undefined,
+    host: u.hostname,
+    port: Number(u.port || 5432),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password) || undefined,
+    database: u.pathname.slice(1) || undefined,
   };
 }
 
 function redisFromUrl(url: string): RedisTarget {
   let u: URL;
-  try { u = new URL(url); } catch { throw badInput('REDIS_URL is not a valid URL', 'use redis://:password@host:port'); }
+  try {
+    u = new URL(url);
+  } catch {
+    throw badInput('REDIS_URL is not a valid URL', 'use redis://:password@host:port');
+  }
   return { host: u.hostname, port: Number(u.port || 6379), password: decodeURIComponent(u.password) || undefined };
 }
 
@@ -75,23 +92,34 @@ export function connections(env: Env = process.env): Connections {
   const paths = statePaths(env);
   const secrets = readSecrets(paths.secretsFile);
   if (!secrets) {
-    throw badInput(`the local stack has no secrets file (${paths.secretsFile})`, 'run `npm run up` first, or set DATABASE_URL');
+    throw badInput(
+      `the local stack has no secrets file (${paths.secretsFile})`,
+      'run `npm run up` first, or set DATABASE_URL',
+    );
   }
   // The state directory knows what it started: a running server is reached on its own port, whatever the environment says now.
   const running = runningPorts(paths);
   const notes: string[] = [];
   if (running.pg !== undefined && running.pg !== settings.postgres.port) {
-    notes.push(`PostgreSQL of ${paths.root} runs on port ${running.pg}; the settings say ${settings.postgres.port} (EDUPULSE_PG_PORT): using ${running.pg}`);
+    notes.push(
+      `PostgreSQL of ${paths.root} runs on port ${running.pg}; the settings say ${settings.postgres.port} (EDUPULSE_PG_PORT): using ${running.pg}`,
+    );
   }
   if (!env.REDIS_URL && running.redis !== undefined && running.redis !== settings.redis.port) {
-    notes.push(`Redis of ${paths.root} runs on port ${running.redis}; the settings say ${settings.redis.port} (EDUPULSE_REDIS_PORT): using ${running.redis}`);
+    notes.push(
+      `Redis of ${paths.root} runs on port ${running.redis}; the settings say ${settings.redis.port} (EDUPULSE_REDIS_PORT): using ${running.redis}`,
+    );
   }
   return {
     pg: {
-      host: '127.0.0.1', port: running.pg ?? settings.postgres.port, user: secrets.postgres.superuser,
-      password: secrets.postgres.password, database: settings.postgres.database,
+      host: '127.0.0.1',
+      port: running.pg ?? settings.postgres.port,
+      user: secrets.postgres.superuser,
+      password: secrets.postgres.password,
+      database: settings.postgres.database,
     },
-    redis: env.REDIS_URL ? redisFromUrl(env.REDIS_URL)
+    redis: env.REDIS_URL
+      ? redisFromUrl(env.REDIS_URL)
       : { host: '127.0.0.1', port: running.redis ?? settings.redis.port, password: secrets.redis.password },
     source: 'local-stack',
     ...(notes.length ? { notes } : {}),

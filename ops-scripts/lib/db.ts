@@ -39,17 +39,26 @@ export async function withTransaction<T>(client: pg.Client, fn: (client: pg.Clie
  * session that holds it.
  */
 export async function withAdvisoryLock<T>(
-  client: pg.Client, key: bigint, what: string, fn: () => Promise<T>,
+  client: pg.Client,
+  key: bigint,
+  what: string,
+  fn: () => Promise<T>,
 ): Promise<T> {
-  const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key.toString()]);
+  const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [
+    key.toString(),
+  ]);
   if (!rows[0]?.ok) {
     const holder = await client.query<{ pid: number; application_name: string; backend_start: Date }>(
       `SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid)
         WHERE l.locktype = 'advisory' AND l.granted
-          AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`, [key.toString()]);
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
+      [key.toString()],
+    );
     const h = holder.rows[0];
-    throw refused(`${what} is already running${h ? ` (pid ${h.pid}, ${h.application_name || 'no application name'}, since ${h.backend_start.toISOString()})` : ''}`,
-      'wait for it to finish, then run again');
+    throw refused(
+      `${what} is already running${h ? ` (pid ${h.pid}, ${h.application_name || 'no application name'}, since ${h.backend_start.toISOString()})` : ''}`,
+      'wait for it to finish, then run again',
+    );
   }
   try {
     return await fn();

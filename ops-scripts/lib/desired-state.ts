@@ -38,7 +38,11 @@ export async function ensureDatabase(admin: PgConfig, database: string): Promise
 export async function rolesStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
   const r = await withClient(target.connect(target.database), (c) => applyRoles(c, target.passwords));
   return r.statements.length
-    ? { name: 'roles and grants', status: 'done', detail: `${r.statements.length} statements${r.passwordsSet.length ? `; passwords set for ${r.passwordsSet.join(', ')}` : ''}` }
+    ? {
+        name: 'roles and grants',
+        status: 'done',
+        detail: `${r.statements.length} statements${r.passwordsSet.length ? `; passwords set for ${r.passwordsSet.join(', ')}` : ''}`,
+      }
     : { name: 'roles and grants', status: 'skipped', detail: 'as declared' };
 }
 
@@ -59,8 +63,10 @@ export async function objectsStep(target: DesiredStateTarget): Promise<DesiredSt
   const steps = await reconcile(ownerConfig(target));
   const bad = steps.filter((s) => s.status === 'failed');
   if (bad.length) {
-    throw failed(`indexes and views: ${bad.length} of ${steps.length} steps failed:\n${bad.map((s) => `  ${s.action}: ${s.detail}`).join('\n')}`,
-      'see `npm run plan`, fix the cause, then run up (or apply) again');
+    throw failed(
+      `indexes and views: ${bad.length} of ${steps.length} steps failed:\n${bad.map((s) => `  ${s.action}: ${s.detail}`).join('\n')}`,
+      'see `npm run plan`, fix the cause, then run up (or apply) again',
+    );
   }
   return steps.length
     ? { name: 'indexes and views', status: 'done', detail: steps.map((s) => s.action).join('; ') }

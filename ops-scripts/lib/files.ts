@@ -16,7 +16,11 @@ export function writeFileAtomic(path: string, content: string, opts: { mode?: nu
   if (opts.owner) chownSync(tmp, opts.owner.uid, opts.owner.gid);
   renameSync(tmp, path);
   const dirFd = openSync(dirname(path), 'r');
-  try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
 
 /** mkdir -p with mode 0700; every directory it creates (and the last one) owned by `owner` when given. */

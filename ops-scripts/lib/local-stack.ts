@@ -4,7 +4,13 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  clusterRunning, configureCluster, initCluster, postmasterPid, reloadCluster, startCluster, stopCluster,
+  clusterRunning,
+  configureCluster,
+  initCluster,
+  postmasterPid,
+  reloadCluster,
+  startCluster,
+  stopCluster,
 } from './cluster.ts';
 import { withClient, type PgConfig } from './db.ts';
 import { badInput } from './errors.ts';
@@ -17,7 +23,13 @@ import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import { LAYOUT } from './backup/layout.ts';
 import {
-  checkReachable, clusterSpec, localHba, localIdent, localParameters, redisSpec, type StackContext,
+  checkReachable,
+  clusterSpec,
+  localHba,
+  localIdent,
+  localParameters,
+  redisSpec,
+  type StackContext,
 } from './stack-context.ts';
 
 export interface Step {
@@ -44,15 +56,27 @@ class Steps {
 
 function stateDirs(ctx: StackContext): string[] {
   const p = ctx.paths;
-  return [p.root, join(p.root, 'pg'), p.logDir, p.socketDir, p.redisDir, p.repoDir, p.walArchiveDir,
-    ...Object.values(LAYOUT.kinds).map((d) => join(p.repoDir, d))];
+  return [
+    p.root,
+    join(p.root, 'pg'),
+    p.logDir,
+    p.socketDir,
+    p.redisDir,
+    p.repoDir,
+    p.walArchiveDir,
+    ...Object.values(LAYOUT.kinds).map((d) => join(p.repoDir, d)),
+  ];
 }
 
 /** The superuser's connection to a database of the local cluster. */
 export function localPgConfig(ctx: StackContext, secrets: Secrets, database: string): PgConfig {
   return {
-    host: '127.0.0.1', port: ctx.settings.postgres.port, user: secrets.postgres.superuser,
-    password: secrets.postgres.password, database, application_name: 'edupulse-db',
+    host: '127.0.0.1',
+    port: ctx.settings.postgres.port,
+    user: secrets.postgres.superuser,
+    password: secrets.postgres.password,
+    database,
+    application_name: 'edupulse-db',
   };
 }
 
@@ -61,12 +85,18 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
   const { paths } = ctx;
   if (!existsSync(paths.dataDir)) {
     await initCluster(spec, {
-      initDir: paths.initDir, superuser: secrets.postgres.superuser, password: secrets.postgres.password,
+      initDir: paths.initDir,
+      superuser: secrets.postgres.superuser,
+      password: secrets.postgres.password,
       checksums: ctx.settings.postgres.dataChecksums,
     });
     steps.add('postgres: initdb', 'done', `PostgreSQL ${ctx.pg.version} in ${paths.dataDir}`);
   }
-  const configChanged = configureCluster(spec, { params: localParameters(ctx), hba: localHba(), ident: localIdent(ctx) });
+  const configChanged = configureCluster(spec, {
+    params: localParameters(ctx),
+    hba: localHba(),
+    ident: localIdent(ctx),
+  });
   if (await clusterRunning(spec)) {
     if (!configChanged) {
       steps.add('postgres', 'skipped', `already running on port ${ctx.settings.postgres.port}`);
@@ -74,7 +104,8 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
     }
     await reloadCluster(spec);
     const pending = await withClient(localPgConfig(ctx, secrets, 'postgres'), async (c) =>
-      (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart')).rows.map((r) => r.name));
+      (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart')).rows.map((r) => r.name),
+    );
     if (pending.length === 0) {
       steps.add('postgres: settings', 'done', 'changed settings reloaded');
       return;
@@ -86,7 +117,11 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
   }
   const crashed = postmasterPid(paths.dataDir) !== undefined;
   await startCluster(spec);
-  steps.add('postgres', 'done', `${crashed ? 'recovered after an unclean stop and started' : 'started'} on port ${ctx.settings.postgres.port}`);
+  steps.add(
+    'postgres',
+    'done',
+    `${crashed ? 'recovered after an unclean stop and started' : 'started'} on port ${ctx.settings.postgres.port}`,
+  );
 }
 
 async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promise<void> {
@@ -100,12 +135,20 @@ async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promi
   if (running && runtimeOnly) {
     // maxmemory, eviction policy, persistence: set on the running server, no restart; the config file keeps them.
     await applyRuntimeDirectives(spec, runtimeOnly);
-    steps.add('redis: settings', 'done', `applied without a restart (CONFIG SET ${runtimeOnly.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')})`);
+    steps.add(
+      'redis: settings',
+      'done',
+      `applied without a restart (CONFIG SET ${runtimeOnly.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')})`,
+    );
     return;
   }
   if (running) await stopRedis(spec);
   await startRedis(spec);
-  steps.add('redis', 'done', `${running ? 'restarted with new settings' : 'started'} on port ${ctx.settings.redis.port}`);
+  steps.add(
+    'redis',
+    'done',
+    `${running ? 'restarted with new settings' : 'started'} on port ${ctx.settings.redis.port}`,
+  );
 }
 
 /**
@@ -115,16 +158,30 @@ async function upRedis(ctx: StackContext, secrets: Secrets, steps: Steps): Promi
  */
 async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> {
   const ours = [
-    { name: 'PostgreSQL', port: ctx.settings.postgres.port, variable: 'EDUPULSE_PG_PORT',
-      running: existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx))) },
-    ...(withRedis ? [{ name: 'Redis', port: ctx.settings.redis.port, variable: 'EDUPULSE_REDIS_PORT',
-      running: redisPid({ pidFile: ctx.paths.redisPidFile }) !== undefined }] : []),
+    {
+      name: 'PostgreSQL',
+      port: ctx.settings.postgres.port,
+      variable: 'EDUPULSE_PG_PORT',
+      running: existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx))),
+    },
+    ...(withRedis
+      ? [
+          {
+            name: 'Redis',
+            port: ctx.settings.redis.port,
+            variable: 'EDUPULSE_REDIS_PORT',
+            running: redisPid({ pidFile: ctx.paths.redisPidFile }) !== undefined,
+          },
+        ]
+      : []),
   ];
   for (const s of ours) {
     if (s.running || (await portFree(s.port))) continue;
     const holder = portHolder(s.port);
-    throw badInput(`port ${s.port} for ${s.name} is already in use${holder ? ` by ${holder}` : ''}; nothing was started`,
-      `stop what holds it, or choose another port with ${s.variable}`);
+    throw badInput(
+      `port ${s.port} for ${s.name} is already in use${holder ? ` by ${holder}` : ''}; nothing was started`,
+      `stop what holds it, or choose another port with ${s.variable}`,
+    );
   }
 }
 
@@ -154,7 +211,8 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
     passwords: secretsFileStore(ctx.paths.secretsFile, ctx.as),
     lockTimeout: ctx.settings.migrations.lockTimeout,
     logger: ctx.logger,
-  })) steps.add(s.name, s.status, s.detail);
+  }))
+    steps.add(s.name, s.status, s.detail);
   return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
 }
 

@@ -5,17 +5,29 @@ import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from '
 import { refused } from './errors.ts';
 import { processAlive } from './process.ts';
 
-interface LockInfo { pid: number; startedAt: string; job: string }
+interface LockInfo {
+  pid: number;
+  startedAt: string;
+  job: string;
+}
 
 function readLock(path: string): LockInfo | undefined {
-  try { return JSON.parse(readFileSync(path, 'utf8')) as LockInfo; } catch { return undefined; }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockInfo;
+  } catch {
+    return undefined;
+  }
 }
 
 function acquire(path: string, info: LockInfo): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
-      try { writeSync(fd, JSON.stringify(info)); } finally { closeSync(fd); }
+      try {
+        writeSync(fd, JSON.stringify(info));
+      } finally {
+        closeSync(fd);
+      }
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -25,9 +37,11 @@ function acquire(path: string, info: LockInfo): void {
     const st = statSync(path, { throwIfNoEntry: false });
     const fresh = !holder && st !== undefined && Date.now() - st.mtimeMs < 5000;
     if ((holder && processAlive(holder.pid)) || fresh) {
-      throw refused(`${holder?.job ?? 'another run'} is already running` +
-        `${holder ? ` (pid ${holder.pid}, since ${holder.startedAt})` : ''}; lock ${path}`,
-        'wait for it to finish, then run again');
+      throw refused(
+        `${holder?.job ?? 'another run'} is already running` +
+          `${holder ? ` (pid ${holder.pid}, since ${holder.startedAt})` : ''}; lock ${path}`,
+        'wait for it to finish, then run again',
+      );
     }
     rmSync(path, { force: true }); // the holder is gone: take the lock over
   }
@@ -37,5 +51,7 @@ function acquire(path: string, info: LockInfo): void {
 /** Takes the lock for `job` (or refuses, exit 3); returns its release. */
 export function acquireLockFile(path: string, job: string): () => void {
   acquire(path, { pid: process.pid, startedAt: new Date().toISOString(), job });
-  return () => { if (readLock(path)?.pid === process.pid) rmSync(path, { force: true }); };
+  return () => {
+    if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
+  };
 }

@@ -49,11 +49,14 @@ export function acquireJobLocks(job: string, label = job, paths: StatePaths = st
     for (const name of JOB_LOCKS[job]?.file ?? []) {
       const lock = FILE_LOCKS[name];
       const dir = lock.dir(paths);
-      if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) held.push(acquireLockFile(join(dir, lock.file), label));
+      if (statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        held.push(acquireLockFile(join(dir, lock.file), label));
     }
   } catch (err) {
     for (const release of held.reverse()) release();
     throw err;
   }
-  return () => { for (const release of held.reverse()) release(); };
+  return () => {
+    for (const release of held.reverse()) release();
+  };
 }

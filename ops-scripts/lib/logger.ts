@@ -30,7 +30,9 @@ function formatEntry(entry: LogEvent): string {
       return `warning: ${entry.message}`;
     default: {
       const { event, ...rest } = entry;
-      return `${event} ${Object.entries(rest).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`;
+      return `${event} ${Object.entries(rest)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ')}`;
     }
   }
 }

@@ -15,7 +15,10 @@ export const METRICS = {
   edupulse_backup_verified: { type: 'gauge', help: '1 if the newest complete backup passed verification.' },
   edupulse_drill_last_run_success: { type: 'gauge', help: '1 if the latest recovery drill passed every check.' },
   edupulse_drill_last_success_timestamp_seconds: { type: 'gauge', help: 'When the latest passing drill ran.' },
-  edupulse_drill_rto_seconds: { type: 'gauge', help: 'Time from the start of the latest passing drill to a verified server.' },
+  edupulse_drill_rto_seconds: {
+    type: 'gauge',
+    help: 'Time from the start of the latest passing drill to a verified server.',
+  },
   edupulse_drill_rpo_seconds: { type: 'gauge', help: 'Gap between the target and the last replayed commit.' },
   edupulse_vacuum_last_run_timestamp_seconds: { type: 'gauge', help: 'When the vacuum job last ran.' },
   edupulse_vacuum_tables: { type: 'gauge', help: 'Tables by outcome in the last run.' },
@@ -44,7 +47,9 @@ export function renderMetrics(samples: readonly Sample[]): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const s of mine) {
       const labels = Object.entries(s.labels ?? {});
-      lines.push(`${name}${labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : ''} ${s.value}`);
+      lines.push(
+        `${name}${labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : ''} ${s.value}`,
+      );
     }
   }
   return lines.join('\n') + '\n';

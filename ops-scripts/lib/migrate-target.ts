@@ -13,6 +13,7 @@ import { statePaths } from './state.ts';
 export function migratorTarget(env: Readonly<Record<string, string | undefined>> = process.env): PgConfig {
   const file = statePaths(env).secretsFile;
   const password = readSecrets(file)?.roles[declarations.migrator];
-  if (!password) throw badInput(`no password for ${declarations.migrator} in ${file}`, 'run `npm run up` (or roles:apply) first');
+  if (!password)
+    throw badInput(`no password for ${declarations.migrator} in ${file}`, 'run `npm run up` (or roles:apply) first');
   return migratorConfig(connections(env).pg, password, { lockTimeout: settingsFromEnv(env).migrations.lockTimeout });
 }

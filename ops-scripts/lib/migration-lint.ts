@@ -10,14 +10,18 @@ import type { MigrationBuilder } from 'node-pg-migrate';
 import { failed } from './errors.ts';
 
 export const RULES = {
-  'require-concurrent-index-creation': 'CREATE INDEX without CONCURRENTLY on an existing table blocks writes for the whole build',
+  'require-concurrent-index-creation':
+    'CREATE INDEX without CONCURRENTLY on an existing table blocks writes for the whole build',
   'adding-required-field': 'a NOT NULL column without a default fails on a table with rows, or needs a rewrite',
-  'adding-field-with-volatile-default': 'a volatile default (random(), clock_timestamp(), nextval, serial) rewrites the whole table under an exclusive lock',
+  'adding-field-with-volatile-default':
+    'a volatile default (random(), clock_timestamp(), nextval, serial) rewrites the whole table under an exclusive lock',
   'changing-column-type': 'a column type change rewrites the table and its indexes under an exclusive lock',
   'ban-drop-column': 'DROP COLUMN breaks code that still reads the column',
   'ban-drop-table': 'DROP TABLE loses data and breaks code that still reads the table',
-  'adding-foreign-key-constraint': 'a foreign key added without NOT VALID scans the table while blocking writes; add it NOT VALID, then VALIDATE CONSTRAINT',
-  'constraint-missing-not-valid': 'a CHECK constraint added without NOT VALID scans the table while blocking writes; add it NOT VALID, then VALIDATE CONSTRAINT',
+  'adding-foreign-key-constraint':
+    'a foreign key added without NOT VALID scans the table while blocking writes; add it NOT VALID, then VALIDATE CONSTRAINT',
+  'constraint-missing-not-valid':
+    'a CHECK constraint added without NOT VALID scans the table while blocking writes; add it NOT VALID, then VALIDATE CONSTRAINT',
 } as const;
 export type Rule = keyof typeof RULES;
 
@@ -40,15 +44,28 @@ export function splitStatements(sql: string): string[] {
     if (dollar) {
       const end = sql.indexOf(dollar[0], i + dollar[0].length);
       const stop = end < 0 ? sql.length : end + dollar[0].length;
-      cur += sql.slice(i, stop); i = stop - 1; continue;
+      cur += sql.slice(i, stop);
+      i = stop - 1;
+      continue;
     }
     if (ch === "'" || ch === '"') {
       let j = i + 1;
       while (j < sql.length && !(sql[j] === ch && sql[j + 1] !== ch)) j += sql[j] === ch ? 2 : 1;
-      cur += sql.slice(i, j + 1); i = j; continue;
+      cur += sql.slice(i, j + 1);
+      i = j;
+      continue;
     }
-    if (rest.startsWith('--')) { const nl = sql.indexOf('\n', i); i = nl < 0 ? sql.length : nl; cur += '\n'; continue; }
-    if (ch === ';') { if (cur.trim()) out.push(cur.trim()); cur = ''; continue; }
+    if (rest.startsWith('--')) {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? sql.length : nl;
+      cur += '\n';
+      continue;
+    }
+    if (ch === ';') {
+      if (cur.trim()) out.push(cur.trim());
+      cur = '';
+      continue;
+    }
     cur += ch;
   }
   if (cur.trim()) out.push(cur.trim());
@@ -58,21 +75,40 @@ export function splitStatements(sql: string): string[] {
 /** Splits at top-level commas (not inside parentheses or quotes). */
 function splitTopLevel(s: string): string[] {
   const parts: string[] = [];
-  let depth = 0, cur = '', quote = '';
+  let depth = 0,
+    cur = '',
+    quote = '';
   for (const ch of s) {
-    if (quote) { cur += ch; if (ch === quote) quote = ''; continue; }
-    if (ch === "'" || ch === '"') { quote = ch; cur += ch; continue; }
+    if (quote) {
+      cur += ch;
+      if (ch === quote) quote = '';
+      continue;
+    }
+    if (ch === "'" || ch === '"') {
+      quote = ch;
+      cur += ch;
+      continue;
+    }
     if (ch === '(') depth++;
     if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) { parts.push(cur.trim()); cur = ''; continue; }
+    if (ch === ',' && depth === 0) {
+      parts.push(cur.trim());
+      cur = '';
+      continue;
+    }
     cur += ch;
   }
   if (cur.trim()) parts.push(cur.trim());
   return parts;
 }
 
-const tableName = (raw: string) => raw.replace(/"/g, '').replace(/^public\./, '').toLowerCase();
-const VOLATILE = /\b(random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|statement_timestamp|nextval)\s*\(/i;
+const tableName = (raw: string) =>
+  raw
+    .replace(/"/g, '')
+    .replace(/^public\./, '')
+    .toLowerCase();
+const VOLATILE =
+  /\b(random|gen_random_uuid|uuid_generate_v[14]|clock_timestamp|timeofday|statement_timestamp|nextval)\s*\(/i;
 
 /** The findings of one migration's statements; tables created earlier in the same migration are new and exempt. */
 export function lintStatements(migration: string, statements: string[]): Array<Omit<Finding, 'allowed'>> {
@@ -82,17 +118,29 @@ export function lintStatements(migration: string, statements: string[]): Array<O
   for (const raw of statements) {
     const st = raw.replace(/\s+/g, ' ').trim();
     let m: RegExpExecArray | null;
-    if ((m = /^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?("?[\w.]+"?(?:\."[^"]+")?)/i.exec(st))) { created.add(tableName(m[1]!)); continue; }
+    if ((m = /^CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?("?[\w.]+"?(?:\."[^"]+")?)/i.exec(st))) {
+      created.add(tableName(m[1]!));
+      continue;
+    }
     if ((m = /^CREATE (?:UNIQUE )?INDEX (CONCURRENTLY )?.*? ON (?:ONLY )?("?[\w.]+"?(?:\."[^"]+")?)/i.exec(st))) {
       if (!m[1] && !created.has(tableName(m[2]!))) flag('require-concurrent-index-creation', st);
       continue;
     }
-    if (/^DROP TABLE/i.test(st)) { flag('ban-drop-table', st); continue; }
+    if (/^DROP TABLE/i.test(st)) {
+      flag('ban-drop-table', st);
+      continue;
+    }
     if (!(m = /^ALTER TABLE (?:IF EXISTS )?(?:ONLY )?("?[\w.]+"?(?:\."[^"]+")?) (.*)$/i.exec(st))) continue;
     const isNew = created.has(tableName(m[1]!));
     for (const clause of splitTopLevel(m[2]!)) {
-      if (/^DROP (COLUMN )?(?!CONSTRAINT)/i.test(clause)) { flag('ban-drop-column', st); continue; }
-      if (/^ALTER (COLUMN )?\S+ (SET DATA )?TYPE /i.test(clause)) { flag('changing-column-type', st); continue; }
+      if (/^DROP (COLUMN )?(?!CONSTRAINT)/i.test(clause)) {
+        flag('ban-drop-column', st);
+        continue;
+      }
+      if (/^ALTER (COLUMN )?\S+ (SET DATA )?TYPE /i.test(clause)) {
+        flag('changing-column-type', st);
+        continue;
+      }
       if (isNew) continue;
       if (/^ADD CONSTRAINT .*\b(FOREIGN KEY|REFERENCES)\b/i.test(clause) || /^ADD FOREIGN KEY/i.test(clause)) {
         if (!/\bNOT VALID\b/i.test(clause)) flag('adding-foreign-key-constraint', st);
@@ -104,8 +152,10 @@ export function lintStatements(migration: string, statements: string[]): Array<O
       }
       if (/^ADD (COLUMN )?(?!CONSTRAINT\b)/i.test(clause)) {
         const hasDefault = /\bDEFAULT\b/i.test(clause);
-        if (/\bNOT NULL\b/i.test(clause) && !hasDefault && !/\b(big|small)?serial\b/i.test(clause)) flag('adding-required-field', st);
-        if ((hasDefault && VOLATILE.test(clause)) || /\b(big|small)?serial\b/i.test(clause)) flag('adding-field-with-volatile-default', st);
+        if (/\bNOT NULL\b/i.test(clause) && !hasDefault && !/\b(big|small)?serial\b/i.test(clause))
+          flag('adding-required-field', st);
+        if ((hasDefault && VOLATILE.test(clause)) || /\b(big|small)?serial\b/i.test(clause))
+          flag('adding-field-with-volatile-default', st);
         if (/\bREFERENCES\b/i.test(clause)) flag('adding-foreign-key-constraint', st);
         if (/\bCHECK\b/i.test(clause)) flag('constraint-missing-not-valid', st);
       }
@@ -128,7 +178,10 @@ const noDatabase = {
 };
 
 export async function renderUp(file: string): Promise<string[]> {
-  const mod = (await import(pathToFileURL(file).href)) as { up?: (pgm: MigrationBuilder) => unknown; shorthands?: never };
+  const mod = (await import(pathToFileURL(file).href)) as {
+    up?: (pgm: MigrationBuilder) => unknown;
+    shorthands?: never;
+  };
   if (typeof mod.up !== 'function') throw failed(`${basename(file)} exports no up()`);
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
   const { MigrationBuilder } = await import('node-pg-migrate');
@@ -138,12 +191,15 @@ export async function renderUp(file: string): Promise<string[]> {
 }
 
 export async function lintMigrations(dir: string): Promise<Finding[]> {
-  const files = readdirSync(dir).filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d+_.+\.[jt]s$/.test(f) && !f.endsWith('.d.ts'))
+    .sort();
   const findings: Finding[] = [];
   for (const f of files) {
     const path = join(dir, f);
     const allowed = allowedRules(readFileSync(path, 'utf8'));
-    for (const x of lintStatements(f.replace(/\.[jt]s$/, ''), await renderUp(path))) findings.push({ ...x, allowed: allowed.has(x.rule) });
+    for (const x of lintStatements(f.replace(/\.[jt]s$/, ''), await renderUp(path)))
+      findings.push({ ...x, allowed: allowed.has(x.rule) });
   }
   return findings;
 }

@@ -32,8 +32,10 @@ export function serviceUser(): OsUser | undefined {
   const name = settingsFromEnv().host.serviceUser;
   const user = lookupUser(name);
   if (!user) {
-    throw badInput(`running as root, but the OS user "${name}" to run PostgreSQL as does not exist`,
-      'create it (useradd --system postgres) or set EDUPULSE_SERVICE_USER to an unprivileged user');
+    throw badInput(
+      `running as root, but the OS user "${name}" to run PostgreSQL as does not exist`,
+      'create it (useradd --system postgres) or set EDUPULSE_SERVICE_USER to an unprivileged user',
+    );
   }
   return user;
 }

@@ -8,8 +8,12 @@ import type { PgConfig } from './db.ts';
 /** The environment for a client tool connecting as `config` (pass it to run() as `env`). */
 export function pgEnv(config: PgConfig): Record<string, string> {
   return {
-    PGPASSWORD: String(config.password ?? ''), PGHOST: String(config.host), PGPORT: String(config.port), PGUSER: String(config.user),
+    PGPASSWORD: String(config.password ?? ''),
+    PGHOST: String(config.host),
+    PGPORT: String(config.port),
+    PGUSER: String(config.user),
     // A passfile or service file from the invoking user's environment must not override ours.
-    PGPASSFILE: '/dev/null', PGSERVICEFILE: '/dev/null',
+    PGPASSFILE: '/dev/null',
+    PGSERVICEFILE: '/dev/null',
   };
 }

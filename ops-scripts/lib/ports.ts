@@ -15,7 +15,10 @@ export async function freePort(): Promise<number> {
     const s = createServer();
     s.unref();
     s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
   });
 }
 
@@ -28,7 +31,11 @@ export function portHolder(port: number): string | undefined {
   const inodes = new Set<string>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
-    try { text = readFileSync(table, 'utf8'); } catch { continue; }
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       // local_address is ADDR:PORT; st 0A is LISTEN; the inode is the tenth field.
@@ -38,13 +45,27 @@ export function portHolder(port: number): string | undefined {
   if (!inodes.size) return undefined;
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let fds: string[] = [];
-    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
     for (const fd of fds) {
       let link = '';
-      try { link = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
       const m = /^socket:\[(\d+)\]$/.exec(link);
       if (m && inodes.has(m[1]!)) {
-        const cmd = (() => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch { return ''; } })();
+        const cmd = (() => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+          } catch {
+            return '';
+          }
+        })();
         return `pid ${pid}${cmd ? ` (${cmd.slice(0, 120)})` : ''}`;
       }
     }

@@ -40,7 +40,12 @@ export function killProcessesNaming(path: string): number[] {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     const cmd = processCommand(Number(entry));
     if (cmd && cmd.split(' ').some((arg) => arg === path || arg.startsWith(`${path}/`))) {
-      try { process.kill(Number(entry), 'SIGKILL'); killed.push(Number(entry)); } catch { /* gone */ }
+      try {
+        process.kill(Number(entry), 'SIGKILL');
+        killed.push(Number(entry));
+      } catch {
+        /* gone */
+      }
     }
   }
   return killed;

@@ -34,8 +34,11 @@ export function renderRedisConf(spec: RedisSpec): string {
     ['dir', spec.dir],
     ...redisDirectives(spec.settings),
   ];
-  return '# Written by edupulse-db from infra/settings.ts; changes here are overwritten.\n' +
-    lines.map(([k, v]) => `${k} ${quote(v)}`).join('\n') + '\n';
+  return (
+    '# Written by edupulse-db from infra/settings.ts; changes here are overwritten.\n' +
+    lines.map(([k, v]) => `${k} ${quote(v)}`).join('\n') +
+    '\n'
+  );
 }
 
 /** Directives redis-server takes at run time with CONFIG SET: a change to only these needs no restart. */
@@ -93,8 +96,13 @@ export function redisPid(spec: Pick<RedisSpec, 'pidFile'>): number | undefined {
 export async function redisClient(opts: { port: number; password: string; host?: string }): Promise<Redis> {
   const { Redis } = await import('ioredis');
   return new Redis({
-    host: opts.host ?? '127.0.0.1', port: opts.port, password: opts.password,
-    lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port,
+    password: opts.password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
   });
 }
 
@@ -124,7 +132,10 @@ export async function startRedis(spec: RedisSpec, timeoutMs = 15_000): Promise<v
     await sleep(100);
   }
   const log = existsSync(spec.logFile) ? tail(readFileSync(spec.logFile, 'utf8')) : '';
-  throw failed(`redis-server on port ${spec.settings.port} did not answer within ${timeoutMs / 1000}s\n${log}`, `see ${spec.logFile}`);
+  throw failed(
+    `redis-server on port ${spec.settings.port} did not answer within ${timeoutMs / 1000}s\n${log}`,
+    `see ${spec.logFile}`,
+  );
 }
 
 /** SIGTERM (Redis saves per its persistence setting) and wait until it is gone. */

@@ -71,21 +71,33 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
   return new Promise((resolve, reject) => {
     // A program reading stdin keeps the simpler form: a background job's stdin is /dev/null.
     const group = Boolean(opts.dieWithParent && existsSync(SETPRIV) && opts.input === undefined);
-    const [file, argv] = group ? [SETPRIV, ['--pdeathsig', 'TERM', '--', '/bin/sh', '-c', GROUP_WRAPPER, 'sh', cmd, ...args]]
-      : opts.dieWithParent && existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+    const [file, argv] = group
+      ? [SETPRIV, ['--pdeathsig', 'TERM', '--', '/bin/sh', '-c', GROUP_WRAPPER, 'sh', cmd, ...args]]
+      : opts.dieWithParent && existsSync(SETPRIV)
+        ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]]
+        : [cmd, args];
     const child = spawn(file, argv, {
       detached: group,
       cwd: opts.cwd,
       env,
       uid: opts.as?.uid,
       gid: opts.as?.gid,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.ignoreOutput ? 'ignore' : 'pipe', opts.ignoreOutput ? 'ignore' : 'pipe'],
+      stdio: [
+        opts.input === undefined ? 'ignore' : 'pipe',
+        opts.ignoreOutput ? 'ignore' : 'pipe',
+        opts.ignoreOutput ? 'ignore' : 'pipe',
+      ],
       timeout: opts.timeoutMs,
     });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; opts.onStderr?.(d); });
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      opts.onStderr?.(d);
+    });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     child.on('error', (err) => reject(failed(`could not run ${cmd}: ${err.message}`, undefined, err)));
     child.on('close', (code, signal) => {

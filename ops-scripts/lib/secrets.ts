@@ -25,7 +25,10 @@ export function readSecrets(file: string): Secrets | undefined {
   }
   const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<Secrets>;
   if (!parsed.postgres?.password || !parsed.redis?.password) {
-    throw failed(`${file} is missing the postgres or redis password`, 'restore it from a backup, or remove the state directory and run up again');
+    throw failed(
+      `${file} is missing the postgres or redis password`,
+      'restore it from a backup, or remove the state directory and run up again',
+    );
   }
   return { postgres: parsed.postgres, redis: parsed.redis, roles: parsed.roles ?? {} };
 }

@@ -11,7 +11,10 @@ export function settingsFromEnv(env: Env = process.env): Settings {
     return loadSettings(env);
   } catch (err) {
     if (err instanceof SettingsError) {
-      throw badInput(`invalid setting ${err.message}`, `fix or unset ${err.variable}; the settings are listed in the README`);
+      throw badInput(
+        `invalid setting ${err.message}`,
+        `fix or unset ${err.variable}; the settings are listed in the README`,
+      );
     }
     throw err;
   }

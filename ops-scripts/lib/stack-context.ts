@@ -47,12 +47,18 @@ export async function resolveStack(opts: { env?: Env; logger: Logger; install?: 
     pg = await findPgBinaries({ minMajor: settings.postgres.minMajorVersion, major });
     redisServer = await findRedisServer();
     if (!pg) {
-      throw badInput(major === undefined
-        ? `PostgreSQL ${settings.postgres.minMajorVersion} or newer not found on this host`
-        : `the cluster in ${paths.dataDir} is PostgreSQL ${major}, and its binaries are not installed`,
-        `install PostgreSQL ${major ?? settings.postgres.minMajorVersion} (Debian: apt-get install postgresql-${major ?? settings.postgres.minMajorVersion}), or set EDUPULSE_PG_BINDIR`);
+      throw badInput(
+        major === undefined
+          ? `PostgreSQL ${settings.postgres.minMajorVersion} or newer not found on this host`
+          : `the cluster in ${paths.dataDir} is PostgreSQL ${major}, and its binaries are not installed`,
+        `install PostgreSQL ${major ?? settings.postgres.minMajorVersion} (Debian: apt-get install postgresql-${major ?? settings.postgres.minMajorVersion}), or set EDUPULSE_PG_BINDIR`,
+      );
     }
-    if (!redisServer) throw badInput('redis-server not found on this host', 'apt-get install redis-server, or set EDUPULSE_REDIS_SERVER');
+    if (!redisServer)
+      throw badInput(
+        'redis-server not found on this host',
+        'apt-get install redis-server, or set EDUPULSE_REDIS_SERVER',
+      );
   }
   return { settings, paths, pg, redisServer, as, logger: opts.logger };
 }
@@ -66,7 +72,11 @@ export const osOwnerName = (ctx: Pick<StackContext, 'as'>) => ctx.as?.name ?? cu
  */
 export async function checkReachable(ctx: Pick<StackContext, 'as' | 'paths'>): Promise<void> {
   for (const target of new Set([ctx.paths.root, ctx.paths.repoDir])) {
-    await checkReachableBy(ctx.as, target, 'choose a state directory it can reach, for example EDUPULSE_STATE_DIR=/var/lib/edupulse (and EDUPULSE_REPO_DIR likewise)');
+    await checkReachableBy(
+      ctx.as,
+      target,
+      'choose a state directory it can reach, for example EDUPULSE_STATE_DIR=/var/lib/edupulse (and EDUPULSE_REPO_DIR likewise)',
+    );
   }
 }
 
@@ -77,25 +87,36 @@ export async function checkReachableBy(user: OsUser | undefined, target: string,
   while (!existsSync(existing)) existing = dirname(existing);
   const r = await run('/bin/sh', ['-c', 'cd -- "$1"', 'sh', existing], { as: user, nothrow: true });
   if (r.code !== 0) {
-    throw badInput(`${target} is not reachable by the OS user "${user.name}" that runs PostgreSQL (it cannot enter ${existing} or a directory above it)`, hint);
+    throw badInput(
+      `${target} is not reachable by the OS user "${user.name}" that runs PostgreSQL (it cannot enter ${existing} or a directory above it)`,
+      hint,
+    );
   }
 }
 
 export function archiveMethod(pg: PgBinaries) {
-  return existsSync(join(pg.pkglibdir, 'basic_archive.so')) ? 'basic_archive' as const : 'archive_command' as const;
+  return existsSync(join(pg.pkglibdir, 'basic_archive.so')) ? ('basic_archive' as const) : ('archive_command' as const);
 }
 
 export function clusterSpec(ctx: StackContext): ClusterSpec {
   return {
-    pg: ctx.pg, dataDir: ctx.paths.dataDir, socketDir: ctx.paths.socketDir, logFile: ctx.paths.pgLog,
-    port: ctx.settings.postgres.port, as: ctx.as, logger: ctx.logger,
+    pg: ctx.pg,
+    dataDir: ctx.paths.dataDir,
+    socketDir: ctx.paths.socketDir,
+    logFile: ctx.paths.pgLog,
+    port: ctx.settings.postgres.port,
+    as: ctx.as,
+    logger: ctx.logger,
   };
 }
 
 /** Our settings plus what only the local stack decides: where the socket lives. */
 export function localParameters(ctx: StackContext): Record<string, string> {
   return {
-    ...postgresParameters(ctx.settings.postgres, { walArchiveDir: ctx.paths.walArchiveDir, archiveMethod: archiveMethod(ctx.pg) }),
+    ...postgresParameters(ctx.settings.postgres, {
+      walArchiveDir: ctx.paths.walArchiveDir,
+      archiveMethod: archiveMethod(ctx.pg),
+    }),
     unix_socket_directories: ctx.paths.socketDir,
     unix_socket_permissions: '0700',
   };
@@ -112,8 +133,14 @@ export function localIdent(ctx: StackContext): string {
 
 export function redisSpec(ctx: StackContext, password: string): RedisSpec {
   return {
-    server: ctx.redisServer, settings: ctx.settings.redis, password,
-    dir: ctx.paths.redisDir, confFile: ctx.paths.redisConf, pidFile: ctx.paths.redisPidFile,
-    logFile: ctx.paths.redisLog, as: ctx.as, logger: ctx.logger,
+    server: ctx.redisServer,
+    settings: ctx.settings.redis,
+    password,
+    dir: ctx.paths.redisDir,
+    confFile: ctx.paths.redisConf,
+    pidFile: ctx.paths.redisPidFile,
+    logFile: ctx.paths.redisLog,
+    as: ctx.as,
+    logger: ctx.logger,
   };
 }

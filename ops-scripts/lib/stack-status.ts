@@ -10,9 +10,19 @@ import { keptDrills, type ScratchCluster } from './restore/scratch-clusters.ts';
 import { clusterSpec, type StackContext } from './stack-context.ts';
 
 export const KEY_SETTINGS = [
-  'wal_level', 'archive_mode', 'archive_library', 'basic_archive.archive_directory', 'archive_command',
-  'archive_timeout', 'wal_compression', 'log_min_duration_statement', 'log_lock_waits',
-  'shared_preload_libraries', 'data_checksums', 'password_encryption', 'port',
+  'wal_level',
+  'archive_mode',
+  'archive_library',
+  'basic_archive.archive_directory',
+  'archive_command',
+  'archive_timeout',
+  'wal_compression',
+  'log_min_duration_statement',
+  'log_lock_waits',
+  'shared_preload_libraries',
+  'data_checksums',
+  'password_encryption',
+  'port',
 ] as const;
 
 export type ServerState = 'running' | 'stopped' | 'unreachable';
@@ -61,16 +71,30 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
   try {
     return await withClient({ ...conn.pg, connectionTimeoutMillis: 5000 }, async (c) => {
       const { rows } = await c.query<{ name: string; value: string | null }>(
-        'SELECT n AS name, current_setting(n, true) AS value FROM unnest($1::text[]) AS n', [KEY_SETTINGS]);
+        'SELECT n AS name, current_setting(n, true) AS value FROM unnest($1::text[]) AS n',
+        [KEY_SETTINGS],
+      );
       const version = (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
-      const a = (await c.query(`SELECT archived_count, failed_count, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
-          (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)).rows[0];
+      const a = (
+        await c.query(`SELECT archived_count, failed_count, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
+          (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)
+      ).rows[0];
       const archiver: ArchiverStatus = {
-        archivedCount: Number(a.archived_count), failedCount: Number(a.failed_count),
-        lastArchivedWal: a.last_archived_wal, lastArchivedTime: a.last_archived_time?.toISOString() ?? null,
-        lastFailedWal: a.last_failed_wal, lastFailedTime: a.last_failed_time?.toISOString() ?? null, waiting: a.waiting,
+        archivedCount: Number(a.archived_count),
+        failedCount: Number(a.failed_count),
+        lastArchivedWal: a.last_archived_wal,
+        lastArchivedTime: a.last_archived_time?.toISOString() ?? null,
+        lastFailedWal: a.last_failed_wal,
+        lastFailedTime: a.last_failed_time?.toISOString() ?? null,
+        waiting: a.waiting,
       };
-      return { state: 'running' as const, url, version, settings: Object.fromEntries(rows.map((r) => [r.name, r.value])), archiver };
+      return {
+        state: 'running' as const,
+        url,
+        version,
+        settings: Object.fromEntries(rows.map((r) => [r.name, r.value])),
+        archiver,
+      };
     });
   } catch (err) {
     return { state: 'unreachable', url, error: describeError(err) };
@@ -79,7 +103,11 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
 
 async function redisStatus(conn: Connections): Promise<RedisStatus> {
   const url = describeRedis(conn.redis);
-  const client = await redisClient({ host: conn.redis.host, port: conn.redis.port, password: conn.redis.password ?? '' });
+  const client = await redisClient({
+    host: conn.redis.host,
+    port: conn.redis.port,
+    password: conn.redis.password ?? '',
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -104,25 +132,36 @@ async function redisStatus(conn: Connections): Promise<RedisStatus> {
 }
 
 export async function stackStatus(conn: Connections, ctx?: StackContext): Promise<StackStatus> {
-  const [postgres, redis, kept] = await Promise.all([postgresStatus(conn, ctx), redisStatus(conn), ctx ? keptDrills(join(ctx.paths.root, 'drills')) : []]);
+  const [postgres, redis, kept] = await Promise.all([
+    postgresStatus(conn, ctx),
+    redisStatus(conn),
+    ctx ? keptDrills(join(ctx.paths.root, 'drills')) : [],
+  ]);
   return { source: conn.source, postgres, redis, keptDrills: kept, notes: conn.notes ?? [] };
 }
 
 export function formatStatus(s: StackStatus): string {
-  const lines = [`postgres  ${s.postgres.state}${s.postgres.version ? `  ${s.postgres.version}` : ''}  ${s.postgres.url}`];
+  const lines = [
+    `postgres  ${s.postgres.state}${s.postgres.version ? `  ${s.postgres.version}` : ''}  ${s.postgres.url}`,
+  ];
   if (s.postgres.error) lines.push(`  error: ${s.postgres.error}`);
-  for (const [k, v] of Object.entries(s.postgres.settings ?? {})) if (v !== null && v !== '') lines.push(`  ${k.padEnd(34)} ${v}`);
+  for (const [k, v] of Object.entries(s.postgres.settings ?? {}))
+    if (v !== null && v !== '') lines.push(`  ${k.padEnd(34)} ${v}`);
   const a = s.postgres.archiver;
   if (a) {
-    lines.push(`  ${'archiver'.padEnd(34)} ${a.archivedCount} archived (last ${a.lastArchivedWal ?? '-'} at ${a.lastArchivedTime ?? '-'}), ` +
-      `${a.failedCount} failed${a.lastFailedWal ? ` (last ${a.lastFailedWal} at ${a.lastFailedTime})` : ''}, ${a.waiting} waiting`);
+    lines.push(
+      `  ${'archiver'.padEnd(34)} ${a.archivedCount} archived (last ${a.lastArchivedWal ?? '-'} at ${a.lastArchivedTime ?? '-'}), ` +
+        `${a.failedCount} failed${a.lastFailedWal ? ` (last ${a.lastFailedWal} at ${a.lastFailedTime})` : ''}, ${a.waiting} waiting`,
+    );
   }
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
   if (s.redis.error) lines.push(`  error: ${s.redis.error}`);
   for (const [k, v] of Object.entries(s.redis.settings ?? {})) lines.push(`  ${k.padEnd(34)} ${v}`);
   for (const n of s.notes) lines.push(`note: ${n}`);
   for (const k of s.keptDrills) {
-    lines.push(`kept drill  ${k.running ? `running on 127.0.0.1:${k.port}` : 'stopped'}  ${k.dataDir}  (edupulse-db stop ${k.dataDir} --remove)`);
+    lines.push(
+      `kept drill  ${k.running ? `running on 127.0.0.1:${k.port}` : 'stopped'}  ${k.dataDir}  (edupulse-db stop ${k.dataDir} --remove)`,
+    );
   }
   return lines.join('\n');
 }

@@ -61,7 +61,11 @@ export function dataDirMajor(dataDir: string): number | undefined {
 /** The directories a restore must never write into or around, by what they are. */
 export function liveDirs(p: StatePaths): Record<string, string> {
   return {
-    'the backup repository': p.repoDir, 'the WAL archive': p.walArchiveDir, "the cluster's socket directory": p.socketDir,
-    'the logs directory': p.logDir, "Redis's directory": p.redisDir, 'the metrics directory': p.metricsDir,
+    'the backup repository': p.repoDir,
+    'the WAL archive': p.walArchiveDir,
+    "the cluster's socket directory": p.socketDir,
+    'the logs directory': p.logDir,
+    "Redis's directory": p.redisDir,
+    'the metrics directory': p.metricsDir,
   };
 }

@@ -30,7 +30,9 @@ export interface ApplyRolesResult {
 
 async function storedVerifiers(client: PgClient, roles: string[]): Promise<Map<string, string | null>> {
   const { rows } = await client.query<{ name: string; verifier: string | null }>(
-    'SELECT rolname AS name, rolpassword AS verifier FROM pg_authid WHERE rolname = ANY($1)', [roles]);
+    'SELECT rolname AS name, rolpassword AS verifier FROM pg_authid WHERE rolname = ANY($1)',
+    [roles],
+  );
   return new Map(rows.map((r) => [r.name, r.verifier]));
 }
 
@@ -40,10 +42,15 @@ export interface ApplyRolesOptions {
 }
 
 /** The differences apply acts on: all but dropping undeclared roles, unless asked. */
-export const applicable = (diffs: Difference[], opts: ApplyRolesOptions = {}) => diffs.filter((x) => !x.destructive || opts.dropUndeclared);
+export const applicable = (diffs: Difference[], opts: ApplyRolesOptions = {}) =>
+  diffs.filter((x) => !x.destructive || opts.dropUndeclared);
 
-export async function applyRoles(client: PgClient, passwords: PasswordStore,
-  d: RoleDeclarations = projectDeclarations, opts: ApplyRolesOptions = {}): Promise<ApplyRolesResult> {
+export async function applyRoles(
+  client: PgClient,
+  passwords: PasswordStore,
+  d: RoleDeclarations = projectDeclarations,
+  opts: ApplyRolesOptions = {},
+): Promise<ApplyRolesResult> {
   const fixes = [...new Set(applicable(await auditRoles(client, d), opts).map((x) => x.fix))];
   const logins = loginRoles(d);
   const fresh: Record<string, string> = {};
@@ -70,14 +77,20 @@ export async function applyRoles(client: PgClient, passwords: PasswordStore,
   });
   const left = applicable(await auditRoles(client, d), opts);
   if (left.length) {
-    throw failed(`roles still differ from the declarations after apply:\n${left.map((x) => `  ${x.role}: ${x.what}`).join('\n')}`);
+    throw failed(
+      `roles still differ from the declarations after apply:\n${left.map((x) => `  ${x.role}: ${x.what}`).join('\n')}`,
+    );
   }
   return result;
 }
 
 /** A new password for one login role: stored first, then set; the old one stops working. */
-export async function rotatePassword(client: PgClient, passwords: PasswordStore, role: string,
-  d: RoleDeclarations = projectDeclarations): Promise<void> {
+export async function rotatePassword(
+  client: PgClient,
+  passwords: PasswordStore,
+  role: string,
+  d: RoleDeclarations = projectDeclarations,
+): Promise<void> {
   const logins = loginRoles(d);
   if (!logins.includes(role)) {
     throw badInput(`"${role}" is not a declared login role`, `rotate one of: ${logins.join(', ')}`);

@@ -4,18 +4,41 @@
 import type { PgClient } from '../../ops-scripts/lib/db.ts';
 
 export interface RoleRow {
-  name: string; superuser: boolean; inherit: boolean; createrole: boolean; createdb: boolean;
-  login: boolean; replication: boolean; bypassrls: boolean; connlimit: number;
+  name: string;
+  superuser: boolean;
+  inherit: boolean;
+  createrole: boolean;
+  createdb: boolean;
+  login: boolean;
+  replication: boolean;
+  bypassrls: boolean;
+  connlimit: number;
 }
 
 export type ObjectKind = 'database' | 'schema' | 'table' | 'sequence';
 
 /** One direct grant to a managed role or PUBLIC (never the object's owner). */
-export interface AclEntry { kind: ObjectKind; schema: string; name: string; grantee: string; privilege: string }
+export interface AclEntry {
+  kind: ObjectKind;
+  schema: string;
+  name: string;
+  grantee: string;
+  privilege: string;
+}
 
-export interface DefaultAclEntry { owner: string; schema: string; on: 'table' | 'sequence'; grantee: string; privilege: string }
+export interface DefaultAclEntry {
+  owner: string;
+  schema: string;
+  on: 'table' | 'sequence';
+  grantee: string;
+  privilege: string;
+}
 
-export interface Relation { schema: string; name: string; kind: 'table' | 'sequence' }
+export interface Relation {
+  schema: string;
+  name: string;
+  kind: 'table' | 'sequence';
+}
 
 export interface CatalogSnapshot {
   database: string;
@@ -39,21 +62,29 @@ const USER_SCHEMA = `n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_s
 export async function readCatalog(client: PgClient, managed: string[]): Promise<CatalogSnapshot> {
   const q = async <T>(sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as T[];
   const [db] = await q<{ database: string; owner: string }>(
-    `SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner FROM pg_database d WHERE d.datname = current_database()`);
-  const schemas = (await q<{ name: string }>(`SELECT n.nspname AS name FROM pg_namespace n WHERE ${USER_SCHEMA} ORDER BY 1`)).map((r) => r.name);
+    `SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner FROM pg_database d WHERE d.datname = current_database()`,
+  );
+  const schemas = (
+    await q<{ name: string }>(`SELECT n.nspname AS name FROM pg_namespace n WHERE ${USER_SCHEMA} ORDER BY 1`)
+  ).map((r) => r.name);
   const roles = await q<RoleRow>(
     `SELECT rolname AS name, rolsuper AS superuser, rolinherit AS inherit, rolcreaterole AS createrole,
             rolcreatedb AS createdb, rolcanlogin AS login, rolreplication AS replication,
             rolbypassrls AS bypassrls, rolconnlimit AS connlimit
-       FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`, [managed]);
+       FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
+    [managed],
+  );
   const memberships = await q<{ member: string; role: string }>(
     `SELECT m.rolname AS member, r.rolname AS role FROM pg_auth_members am
        JOIN pg_roles m ON m.oid = am.member JOIN pg_roles r ON r.oid = am.roleid
-      WHERE m.rolname = ANY($1) ORDER BY 1, 2`, [managed]);
+      WHERE m.rolname = ANY($1) ORDER BY 1, 2`,
+    [managed],
+  );
   const relations = await q<Relation>(
     `SELECT n.nspname AS schema, c.relname AS name, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMA} ORDER BY 1, 2`);
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMA} ORDER BY 1, 2`,
+  );
   // Grantee 0 is PUBLIC. Entries for the object's owner are its ownership, not grants.
   const grantee = `CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END`;
   const ours = `(a.grantee = 0 OR pg_get_userbyid(a.grantee) = ANY($1))`;
@@ -70,14 +101,18 @@ export async function readCatalog(client: PgClient, managed: string[]): Promise<
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
             aclexplode(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMA} AND a.grantee <> c.relowner AND ${ours}
-     ORDER BY 1, 2, 3, 4, 5`, [managed]);
+     ORDER BY 1, 2, 3, 4, 5`,
+    [managed],
+  );
   const defaultAcl = await q<DefaultAclEntry>(
     `SELECT pg_get_userbyid(d.defaclrole) AS owner, coalesce(n.nspname, '') AS schema,
             CASE d.defaclobjtype WHEN 'S' THEN 'sequence' ELSE 'table' END AS on,
             ${grantee} AS grantee, a.privilege_type AS privilege
        FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace, aclexplode(d.defaclacl) a
       WHERE d.defaclobjtype IN ('r', 'S') AND ${ours} AND a.grantee <> d.defaclrole
-      ORDER BY 1, 2, 3, 4, 5`, [managed]);
+      ORDER BY 1, 2, 3, 4, 5`,
+    [managed],
+  );
   const undeclared = await q<{ name: string; login: boolean; privileges: number }>(
     `WITH grants AS (
        SELECT a.grantee FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database()
@@ -87,6 +122,18 @@ export async function readCatalog(client: PgClient, managed: string[]): Promise<
        FROM pg_roles r
       WHERE r.oid <> 10 AND r.rolname <> session_user AND r.rolname NOT LIKE 'pg\\_%' AND NOT r.rolname = ANY($1)
         AND (r.rolcanlogin OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = r.oid))
-      ORDER BY 1`, [managed]);
-  return { database: db!.database, databaseOwner: db!.owner, schemas, roles, memberships, relations, acl, defaultAcl, undeclared };
+      ORDER BY 1`,
+    [managed],
+  );
+  return {
+    database: db!.database,
+    databaseOwner: db!.owner,
+    schemas,
+    roles,
+    memberships,
+    relations,
+    acl,
+    defaultAcl,
+    undeclared,
+  };
 }

@@ -16,26 +16,48 @@ export interface Difference {
 }
 
 /** The order privileges are written in, so statements are stable. */
-const ORDER = ['CONNECT', 'CREATE', 'TEMPORARY', 'USAGE', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
+const ORDER = [
+  'CONNECT',
+  'CREATE',
+  'TEMPORARY',
+  'USAGE',
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'TRUNCATE',
+  'REFERENCES',
+  'TRIGGER',
+];
 const sorted = (ps: Iterable<string>) => [...new Set(ps)].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
 
 export const managedRoleNames = (d: RoleDeclarations) => d.roles.map((r) => r.name);
 
 function attributeDiffs(decl: RoleDecl, row: RoleRow): Difference[] {
   const wanted: Array<[string, boolean, boolean]> = [
-    ['LOGIN', decl.login, row.login], ['SUPERUSER', false, row.superuser], ['CREATEDB', false, row.createdb],
-    ['CREATEROLE', false, row.createrole], ['INHERIT', decl.inherit, row.inherit],
-    ['REPLICATION', decl.replication ?? false, row.replication], ['BYPASSRLS', false, row.bypassrls],
+    ['LOGIN', decl.login, row.login],
+    ['SUPERUSER', false, row.superuser],
+    ['CREATEDB', false, row.createdb],
+    ['CREATEROLE', false, row.createrole],
+    ['INHERIT', decl.inherit, row.inherit],
+    ['REPLICATION', decl.replication ?? false, row.replication],
+    ['BYPASSRLS', false, row.bypassrls],
   ];
-  const diffs: Difference[] = wanted.filter(([, want, has]) => want !== has).map(([attr, want]) => ({
-    kind: want ? 'missing' : 'extra', role: decl.name,
-    what: want ? `lacks ${attr}` : `has ${attr}`, fix: sql.alterRole(decl),
-  }));
+  const diffs: Difference[] = wanted
+    .filter(([, want, has]) => want !== has)
+    .map(([attr, want]) => ({
+      kind: want ? 'missing' : 'extra',
+      role: decl.name,
+      what: want ? `lacks ${attr}` : `has ${attr}`,
+      fix: sql.alterRole(decl),
+    }));
   if (row.connlimit !== decl.connectionLimit) {
     const unlimited = (n: number) => (n < 0 ? Infinity : n);
     diffs.push({
-      kind: unlimited(row.connlimit) > unlimited(decl.connectionLimit) ? 'extra' : 'missing', role: decl.name,
-      what: `connection limit ${row.connlimit}, declared ${decl.connectionLimit}`, fix: sql.alterRole(decl),
+      kind: unlimited(row.connlimit) > unlimited(decl.connectionLimit) ? 'extra' : 'missing',
+      role: decl.name,
+      what: `connection limit ${row.connlimit}, declared ${decl.connectionLimit}`,
+      fix: sql.alterRole(decl),
     });
   }
   return diffs;
@@ -56,10 +78,12 @@ function declaredAcl(d: RoleDeclarations, snap: CatalogSnapshot): Map<string, Se
   }
   for (const g of d.grants) {
     if (g.on === 'database') add('database', '', snap.database, g.role, g.privileges);
-    else if (g.on === 'schema') { if (snap.schemas.includes(g.schema)) add('schema', g.schema, g.schema, g.role, g.privileges); }
-    else for (const rel of snap.relations) {
-      if (rel.schema === g.schema && rel.kind === g.on) add(rel.kind, rel.schema, rel.name, g.role, g.privileges);
-    }
+    else if (g.on === 'schema') {
+      if (snap.schemas.includes(g.schema)) add('schema', g.schema, g.schema, g.role, g.privileges);
+    } else
+      for (const rel of snap.relations) {
+        if (rel.schema === g.schema && rel.kind === g.on) add(rel.kind, rel.schema, rel.name, g.role, g.privileges);
+      }
   }
   return wanted;
 }
@@ -87,8 +111,20 @@ function aclDiffs(d: RoleDeclarations, snap: CatalogSnapshot): Difference[] {
     const missing = sorted([...want].filter((p) => !has.has(p)));
     const extra = sorted([...has].filter((p) => !want.has(p)));
     const target = { kind, schema, name, role };
-    if (missing.length) diffs.push({ kind: 'missing', role, what: `${missing.join(', ')} on ${describeObject(kind, schema, name)}`, fix: sql.grant({ ...target, privileges: missing }) });
-    if (extra.length) diffs.push({ kind: 'extra', role, what: `${extra.join(', ')} on ${describeObject(kind, schema, name)}`, fix: sql.revoke({ ...target, privileges: extra }) });
+    if (missing.length)
+      diffs.push({
+        kind: 'missing',
+        role,
+        what: `${missing.join(', ')} on ${describeObject(kind, schema, name)}`,
+        fix: sql.grant({ ...target, privileges: missing }),
+      });
+    if (extra.length)
+      diffs.push({
+        kind: 'extra',
+        role,
+        what: `${extra.join(', ')} on ${describeObject(kind, schema, name)}`,
+        fix: sql.revoke({ ...target, privileges: extra }),
+      });
   }
   return diffs;
 }
@@ -113,8 +149,20 @@ function defaultAclDiffs(d: RoleDeclarations, snap: CatalogSnapshot): Difference
     const missing = sorted([...want].filter((p) => !has.has(p)));
     const extra = sorted([...has].filter((p) => !want.has(p)));
     const where = `default privileges for ${on}s of ${owner}${schema ? ` in ${schema}` : ''}`;
-    if (missing.length) diffs.push({ kind: 'missing', role, what: `${missing.join(', ')} in ${where}`, fix: sql.grantDefault({ owner, schema, on, role, privileges: missing }) });
-    if (extra.length) diffs.push({ kind: 'extra', role, what: `${extra.join(', ')} in ${where}`, fix: sql.revokeDefault({ owner, schema, on, role, privileges: extra }) });
+    if (missing.length)
+      diffs.push({
+        kind: 'missing',
+        role,
+        what: `${missing.join(', ')} in ${where}`,
+        fix: sql.grantDefault({ owner, schema, on, role, privileges: missing }),
+      });
+    if (extra.length)
+      diffs.push({
+        kind: 'extra',
+        role,
+        what: `${extra.join(', ')} in ${where}`,
+        fix: sql.revokeDefault({ owner, schema, on, role, privileges: extra }),
+      });
   }
   return diffs;
 }
@@ -129,21 +177,38 @@ export function diffRoles(d: RoleDeclarations, snap: CatalogSnapshot): Differenc
     else diffs.push(...attributeDiffs(decl, row));
   }
   if (snap.databaseOwner !== d.owner) {
-    diffs.push({ kind: 'missing', role: d.owner, what: `does not own database ${snap.database} (${snap.databaseOwner} does)`, fix: sql.alterDatabaseOwner(snap.database, d.owner) });
+    diffs.push({
+      kind: 'missing',
+      role: d.owner,
+      what: `does not own database ${snap.database} (${snap.databaseOwner} does)`,
+      fix: sql.alterDatabaseOwner(snap.database, d.owner),
+    });
   }
   const declaredMemberships = new Set(d.roles.flatMap((r) => r.memberOf.map((m) => `${r.name}${SEP}${m}`)));
   const actualMemberships = new Set(snap.memberships.map((m) => `${m.member}${SEP}${m.role}`));
   for (const m of [...declaredMemberships].filter((x) => !actualMemberships.has(x))) {
     const [member, role] = m.split(SEP) as [string, string];
-    diffs.push({ kind: 'missing', role: member, what: `not a member of ${role}`, fix: sql.grantMembership(role, member) });
+    diffs.push({
+      kind: 'missing',
+      role: member,
+      what: `not a member of ${role}`,
+      fix: sql.grantMembership(role, member),
+    });
   }
   for (const m of [...actualMemberships].filter((x) => !declaredMemberships.has(x))) {
     const [member, role] = m.split(SEP) as [string, string];
     diffs.push({ kind: 'extra', role: member, what: `member of ${role}`, fix: sql.revokeMembership(role, member) });
   }
   const undeclared: Difference[] = snap.undeclared.map((r) => ({
-    kind: 'extra', role: r.name, destructive: true,
-    what: [r.login ? 'undeclared login role' : 'undeclared role', r.privileges ? `with ${r.privileges} privilege entries on ${snap.database}` : ''].filter(Boolean).join(' '),
+    kind: 'extra',
+    role: r.name,
+    destructive: true,
+    what: [
+      r.login ? 'undeclared login role' : 'undeclared role',
+      r.privileges ? `with ${r.privileges} privilege entries on ${snap.database}` : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
     // DROP OWNED revokes its privileges in this database (and drops what it owns here) so the role can go.
     fix: `${sql.dropOwned(r.name)}; ${sql.dropRole(r.name)}`,
   }));

@@ -24,6 +24,9 @@ export function verifierMatches(verifier: string | null, password: string): bool
   const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier ?? '');
   if (!m) return false;
   const { storedKey, serverKey } = keys(password, Buffer.from(m[2]!, 'base64'), Number(m[1]));
-  const eq = (a: Buffer, b: string) => { const bb = Buffer.from(b, 'base64'); return a.length === bb.length && timingSafeEqual(a, bb); };
+  const eq = (a: Buffer, b: string) => {
+    const bb = Buffer.from(b, 'base64');
+    return a.length === bb.length && timingSafeEqual(a, bb);
+  };
   return eq(storedKey, m[3]!) && eq(serverKey, m[4]!);
 }

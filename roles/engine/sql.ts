@@ -7,8 +7,13 @@ import type { ObjectKind } from './catalog.ts';
 /** The full attribute list, so ALTER ROLE also takes back what someone added (SUPERUSER, CREATEROLE...). */
 export function roleAttributes(r: RoleDecl): string {
   return [
-    r.login ? 'LOGIN' : 'NOLOGIN', 'NOSUPERUSER', 'NOCREATEDB', 'NOCREATEROLE',
-    r.inherit ? 'INHERIT' : 'NOINHERIT', r.replication ? 'REPLICATION' : 'NOREPLICATION', 'NOBYPASSRLS',
+    r.login ? 'LOGIN' : 'NOLOGIN',
+    'NOSUPERUSER',
+    'NOCREATEDB',
+    'NOCREATEROLE',
+    r.inherit ? 'INHERIT' : 'NOINHERIT',
+    r.replication ? 'REPLICATION' : 'NOREPLICATION',
+    'NOBYPASSRLS',
     `CONNECTION LIMIT ${r.connectionLimit}`,
   ].join(' ');
 }
@@ -23,20 +28,31 @@ export const grantMembership = (role: string, member: string) => `GRANT ${qi(rol
 export const revokeMembership = (role: string, member: string) => `REVOKE ${qi(role)} FROM ${qi(member)}`;
 grantMembership.reverse = revokeMembership;
 
-export const alterDatabaseOwner = (database: string, owner: string) => `ALTER DATABASE ${qi(database)} OWNER TO ${qi(owner)}`;
+export const alterDatabaseOwner = (database: string, owner: string) =>
+  `ALTER DATABASE ${qi(database)} OWNER TO ${qi(owner)}`;
 
 const grantee = (role: string) => (role === 'PUBLIC' ? 'PUBLIC' : qi(role));
 
 function objectClause(kind: ObjectKind, schema: string, name: string): string {
   switch (kind) {
-    case 'database': return `DATABASE ${qi(name)}`;
-    case 'schema': return `SCHEMA ${qi(name)}`;
-    case 'table': return `TABLE ${qi(schema)}.${qi(name)}`;
-    case 'sequence': return `SEQUENCE ${qi(schema)}.${qi(name)}`;
+    case 'database':
+      return `DATABASE ${qi(name)}`;
+    case 'schema':
+      return `SCHEMA ${qi(name)}`;
+    case 'table':
+      return `TABLE ${qi(schema)}.${qi(name)}`;
+    case 'sequence':
+      return `SEQUENCE ${qi(schema)}.${qi(name)}`;
   }
 }
 
-export interface PrivilegeTarget { kind: ObjectKind; schema: string; name: string; role: string; privileges: string[] }
+export interface PrivilegeTarget {
+  kind: ObjectKind;
+  schema: string;
+  name: string;
+  role: string;
+  privileges: string[];
+}
 
 export const grant = (t: PrivilegeTarget) =>
   `GRANT ${t.privileges.join(', ')} ON ${objectClause(t.kind, t.schema, t.name)} TO ${grantee(t.role)}`;
@@ -44,7 +60,13 @@ export const revoke = (t: PrivilegeTarget) =>
   `REVOKE ${t.privileges.join(', ')} ON ${objectClause(t.kind, t.schema, t.name)} FROM ${grantee(t.role)}`;
 grant.reverse = revoke;
 
-export interface DefaultPrivilegeTarget { owner: string; schema: string; on: 'table' | 'sequence'; role: string; privileges: string[] }
+export interface DefaultPrivilegeTarget {
+  owner: string;
+  schema: string;
+  on: 'table' | 'sequence';
+  role: string;
+  privileges: string[];
+}
 
 const defaultScope = (t: DefaultPrivilegeTarget) =>
   `ALTER DEFAULT PRIVILEGES FOR ROLE ${qi(t.owner)}${t.schema ? ` IN SCHEMA ${qi(t.schema)}` : ''}`;

@@ -1,6 +1,19 @@
 // Backups against a real seeded cluster, through the commands a user runs.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  openSync,
+  readSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -23,7 +36,12 @@ let repo = '';
 const owner = () => stack.owner();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Listed { id: string; kind: string; physical?: { startSegment: string }; verification: { ok: boolean } }
+interface Listed {
+  id: string;
+  kind: string;
+  physical?: { startSegment: string };
+  verification: { ok: boolean };
+}
 const list = async (): Promise<{ backups: Listed[]; unfinished: unknown[] }> => {
   const r = await runJob('backup:list', ['--json'], stack.env);
   assert.is(r.code, 0, r.stderr);
@@ -32,15 +50,21 @@ const list = async (): Promise<{ backups: Listed[]; unfinished: unknown[] }> => 
 const backupJson = async (args: string[]) => {
   const r = await runJob('backup', [...args, '--json'], stack.env);
   assert.is(r.code, 0, r.stdout + r.stderr);
-  return JSON.parse(r.stdout) as { record: { id: string; kind: string; files: Array<{ name: string }>; physical?: { startSegment: string } } };
+  return JSON.parse(r.stdout) as {
+    record: { id: string; kind: string; files: Array<{ name: string }>; physical?: { startSegment: string } };
+  };
 };
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  repo = stack.ctx.paths.repoDir;
-  await seed(owner(), { seed: 'backup', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-}));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    repo = stack.ctx.paths.repoDir;
+    await seed(owner(), { seed: 'backup', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('a physical backup is complete, verified by pg_verifybackup, private, and listed', async () => {
   const { record } = await backupJson(['--type', 'physical']);
@@ -53,7 +77,10 @@ test('a physical backup is complete, verified by pg_verifybackup, private, and l
   assert.match(meta.physical.startLsn, /^[0-9A-F]+\/[0-9A-F]+$/);
   assert.is(meta.server.major, stack.ctx.pg.major);
   assert.ok(meta.sizes.rawBytes > meta.sizes.storedBytes, 'compressed');
-  assert.ok(record.files.some((f) => f.name === 'base.tar.zst'), 'zstd by default');
+  assert.ok(
+    record.files.some((f) => f.name === 'base.tar.zst'),
+    'zstd by default',
+  );
   assert.is(statSync(dir).mode & 0o777, 0o700);
   for (const f of readdirSync(dir)) assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, f);
   assert.ok((await list()).backups.some((b) => b.id === record.id));
@@ -70,28 +97,52 @@ test('a logical backup passes pg_restore --list', async () => {
   assert.match(listed.stdout, /TABLE DATA public attendance_records/);
 });
 
-test('a logical drill restores the dump into a scratch database and matches the snapshot\'s fingerprints', async () => {
+test("a logical drill restores the dump into a scratch database and matches the snapshot's fingerprints", async () => {
   const r = await runJob('drill', ['--logical', '--json'], stack.env);
   const report = JSON.parse(r.stdout);
   assert.is(r.code, 0, JSON.stringify(report.checks));
   assert.match(report.checks[1].detail, /identical to the dump's snapshot/);
-  const dbs = await withClient(stack.pg, async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'edupulse_drill%'")).rows);
+  const dbs = await withClient(
+    stack.pg,
+    async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'edupulse_drill%'")).rows,
+  );
   assert.equal(dbs, [], 'the scratch database is dropped');
 });
 
 test('fingerprint comparison names what differs', () => {
   const base = { 'public.a': { rows: 2, hash: '10' }, 'public.b': { rows: 1, hash: '5' } };
   assert.equal(compareFingerprints(base, base), []);
-  assert.equal(compareFingerprints(base, { 'public.a': { rows: 3, hash: '10' }, 'public.b': { rows: 1, hash: '6' }, 'public.c': { rows: 0, hash: '0' } }), [
-    'public.a has 3 rows, the dump\'s snapshot had 2', 'public.b has the same 1 rows count but different contents', 'public.c was not in the dump\'s snapshot']);
+  assert.equal(
+    compareFingerprints(base, {
+      'public.a': { rows: 3, hash: '10' },
+      'public.b': { rows: 1, hash: '6' },
+      'public.c': { rows: 0, hash: '0' },
+    }),
+    [
+      "public.a has 3 rows, the dump's snapshot had 2",
+      'public.b has the same 1 rows count but different contents',
+      "public.c was not in the dump's snapshot",
+    ],
+  );
 });
 
 test('bad input exits 2 and changes nothing', async () => {
   const before = JSON.stringify(await list());
-  const metrics = () => readdirSync(stack.ctx.paths.metricsDir).map((f) => readFileSync(join(stack.ctx.paths.metricsDir, f), 'utf8')).join('');
+  const metrics = () =>
+    readdirSync(stack.ctx.paths.metricsDir)
+      .map((f) => readFileSync(join(stack.ctx.paths.metricsDir, f), 'utf8'))
+      .join('');
   const metricsBefore = existsSync(stack.ctx.paths.metricsDir) ? metrics() : '';
-  for (const args of [['--type', 'incremental'], ['--keep-physical', '0'], ['--keep-physical=-1'], ['--keep-physical', '-1'], ['--compression', 'rar'],
-    ['--max-rate', '0'], ['--max-rate', '16k'], ['--max-rate', '2048M']]) {
+  for (const args of [
+    ['--type', 'incremental'],
+    ['--keep-physical', '0'],
+    ['--keep-physical=-1'],
+    ['--keep-physical', '-1'],
+    ['--compression', 'rar'],
+    ['--max-rate', '0'],
+    ['--max-rate', '16k'],
+    ['--max-rate', '2048M'],
+  ]) {
     const r = await runJob('backup', args, stack.env);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
   }
@@ -111,10 +162,18 @@ test('bad input exits 2 and changes nothing', async () => {
 });
 
 test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the next run cleans up and succeeds', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts/backup.ts'), '--type', 'physical', '--max-rate', '32k'],
-    { env: { ...process.env, ...stack.env }, stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(PROJECT_ROOT, 'ops-scripts/backup.ts'), '--type', 'physical', '--max-rate', '32k'],
+    { env: { ...process.env, ...stack.env }, stdio: 'ignore' },
+  );
   const lock = join(repo, '.backup.lock');
-  for (let i = 0; i < 100 && !readdirSync(join(repo, 'base')).some((d) => !existsSync(join(repo, 'base', d, 'backup.json'))); i++) await sleep(100);
+  for (
+    let i = 0;
+    i < 100 && !readdirSync(join(repo, 'base')).some((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
+    i++
+  )
+    await sleep(100);
   assert.ok(existsSync(lock), 'the first run holds the lock');
   const second = await runJob('backup', ['--type', 'logical'], stack.env);
   assert.is(second.code, 3, second.stderr);
@@ -124,28 +183,53 @@ test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the nex
   await new Promise((r) => child.on('exit', r));
   // Everything the killed job started dies with it: pg_basebackup and its forked WAL streamer, their walsenders and slot.
   const leftovers = async () => ({
-    processes: readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('pg_basebackup') && !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
-      } catch { return false; }
-    }).length,
-    ...(await withClient(stack.pg, async (c) => (await c.query(`SELECT (SELECT count(*)::int FROM pg_stat_replication WHERE usename = 'edupulse_backup') AS walsenders,
-      (SELECT count(*)::int FROM pg_replication_slots WHERE active) AS slots`)).rows[0])),
+    processes: readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return (
+            readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('pg_basebackup') &&
+            !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))
+          );
+        } catch {
+          return false;
+        }
+      }).length,
+    ...(await withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(`SELECT (SELECT count(*)::int FROM pg_stat_replication WHERE usename = 'edupulse_backup') AS walsenders,
+      (SELECT count(*)::int FROM pg_replication_slots WHERE active) AS slots`)
+        ).rows[0],
+    )),
   });
   let left = await leftovers();
-  for (let i = 0; i < 50 && (left.processes || left.walsenders || left.slots); i++) { await sleep(100); left = await leftovers(); }
-  assert.equal(left, { processes: 0, walsenders: 0, slots: 0 }, 'no pg_basebackup, walsender or active slot of the killed run');
+  for (let i = 0; i < 50 && (left.processes || left.walsenders || left.slots); i++) {
+    await sleep(100);
+    left = await leftovers();
+  }
+  assert.equal(
+    left,
+    { processes: 0, walsenders: 0, slots: 0 },
+    'no pg_basebackup, walsender or active slot of the killed run',
+  );
   const partial = readdirSync(join(repo, 'base')).filter((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
   assert.is(partial.length, 1, 'the killed run left its directory, without backup.json');
   const listed = await list();
-  assert.not.ok(listed.backups.some((b) => b.id === partial[0]), 'an unfinished directory is not listed as a backup');
+  assert.not.ok(
+    listed.backups.some((b) => b.id === partial[0]),
+    'an unfinished directory is not listed as a backup',
+  );
   assert.is(listed.unfinished.length, 1);
   await sleep(1100);
   const next = await runJob('backup', ['--type', 'physical', '--json'], stack.env);
   assert.is(next.code, 0, next.stderr);
   const ps = await run('ps', ['-eo', 'stat=,args='], {});
-  assert.not.ok(ps.stdout.split('\n').some((l) => !l.startsWith('Z') && /pg_basebackup .*--max-rate=32k/.test(l)),
-    'nothing of the killed run is still writing');
+  assert.not.ok(
+    ps.stdout.split('\n').some((l) => !l.startsWith('Z') && /pg_basebackup .*--max-rate=32k/.test(l)),
+    'nothing of the killed run is still writing',
+  );
   assert.ok(JSON.parse(next.stdout).cleaned.includes(`physical/${partial[0]}`));
   assert.not.ok(existsSync(join(repo, 'base', partial[0]!)));
 });
@@ -172,8 +256,15 @@ test('one flipped byte in a finished backup: verify exits 1 naming the file', as
 
 test('archiving into an unwritable archive fails visibly; once fixed the backlog archives with no gap', async () => {
   const wal = join(repo, 'wal');
-  const archiver = () => withClient(stack.pg, async (c) => (await c.query(`SELECT failed_count::int AS failed,
-      (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)).rows[0] as { failed: number; waiting: number });
+  const archiver = () =>
+    withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(`SELECT failed_count::int AS failed,
+      (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready')::int AS waiting FROM pg_stat_archiver`)
+        ).rows[0] as { failed: number; waiting: number },
+    );
   chmodSync(wal, 0o000);
   try {
     await withClient(stack.pg, (c) => c.query('CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()'));
@@ -203,15 +294,28 @@ test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and t
   assert.ok(before.length >= 4);
   const dry = await runJob('backup:prune', ['--keep-physical', '2', '--dry-run', '--json'], stack.env);
   assert.is(dry.code, 0, dry.stderr);
-  assert.is(JSON.parse(dry.stdout).removed.filter((x: { kind: string }) => x.kind === 'physical').length, before.length - 2);
-  assert.is((await list()).backups.filter((b) => b.kind === 'physical').length, before.length, '--dry-run deletes nothing');
+  assert.is(
+    JSON.parse(dry.stdout).removed.filter((x: { kind: string }) => x.kind === 'physical').length,
+    before.length - 2,
+  );
+  assert.is(
+    (await list()).backups.filter((b) => b.kind === 'physical').length,
+    before.length,
+    '--dry-run deletes nothing',
+  );
   const pruned = await runJob('backup:prune', ['--keep-physical', '2'], stack.env);
   assert.is(pruned.code, 0, pruned.stderr);
   const kept = (await list()).backups.filter((b) => b.kind === 'physical');
-  assert.equal(kept.map((b) => b.id), before.slice(-2).map((b) => b.id));
+  assert.equal(
+    kept.map((b) => b.id),
+    before.slice(-2).map((b) => b.id),
+  );
   const oldestStart = kept[0]!.physical!.startSegment;
   const segments = readdirSync(join(repo, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f));
-  assert.ok(segments.every((f) => f.slice(8) >= oldestStart.slice(8)), 'no segment older than the oldest kept start');
+  assert.ok(
+    segments.every((f) => f.slice(8) >= oldestStart.slice(8)),
+    'no segment older than the oldest kept start',
+  );
   assert.ok(segments.includes(oldestStart) || segments.some((f) => f.slice(8) > oldestStart.slice(8)));
   assert.is((await runJob('backup:verify', ['--all'], stack.env)).code, 0);
 
@@ -222,11 +326,17 @@ test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and t
   const repository = new LocalRepository(repo, stack.ctx.as);
   await extractBaseBackup(repository.backupDir('physical', kept[0]!.id), data, { as: stack.ctx.as });
   const port = await freePort();
-  writeFileSync(join(data, 'edupulse.conf'), `port = ${port}\narchive_mode = off\nunix_socket_directories = '${target}'\n`);
+  writeFileSync(
+    join(data, 'edupulse.conf'),
+    `port = ${port}\narchive_mode = off\nunix_socket_directories = '${target}'\n`,
+  );
   const spec = { ...clusterSpec(stack.ctx), dataDir: data, socketDir: target, logFile: join(target, 'log'), port };
   try {
     await startCluster(spec);
-    const n = await withClient({ ...stack.pg, port }, async (c) => (await c.query('SELECT count(*)::int AS n FROM students')).rows[0].n);
+    const n = await withClient(
+      { ...stack.pg, port },
+      async (c) => (await c.query('SELECT count(*)::int AS n FROM students')).rows[0].n,
+    );
     assert.is(n, 300);
   } finally {
     await stopCluster(spec, 'immediate').catch(() => {});

@@ -4,29 +4,50 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { defaultSettings } from '../../infra/settings.ts';
 import { withClient } from '../../ops-scripts/lib/db.ts';
-import { crontab, onCalendar, runScheduler, scheduledJobs, systemdUnits } from '../../ops-scripts/lib/maintenance/schedule.ts';
+import {
+  crontab,
+  onCalendar,
+  runScheduler,
+  scheduledJobs,
+  systemdUnits,
+} from '../../ops-scripts/lib/maintenance/schedule.ts';
 import { runJob } from '../cli.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
-test.before(logged(async () => { stack = await startTestStack(); }));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('diagnose answers while a bloated table is held under ACCESS EXCLUSIVE, and shows the lock-wait tree', async () => {
   await withClient(stack.pg, async (c) => {
-    await c.query('CREATE TABLE held_table AS SELECT g, repeat(\'x\', 100) AS pad FROM generate_series(1, 5000) g');
+    await c.query("CREATE TABLE held_table AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 5000) g");
     await c.query('ANALYZE held_table');
     await c.query('DELETE FROM held_table');
     await c.query('SELECT pg_stat_force_next_flush()');
   });
   for (let i = 0; i < 50; i++) {
-    const dead = await withClient(stack.pg, async (c) => (await c.query("SELECT coalesce(n_dead_tup, 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'held_table'")).rows[0]?.n ?? 0);
+    const dead = await withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT coalesce(n_dead_tup, 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'held_table'",
+          )
+        ).rows[0]?.n ?? 0,
+    );
     if (dead >= 5000) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const root = new pg.Client(stack.pg);
   const waiter = new pg.Client(stack.pg);
-  await root.connect(); await waiter.connect();
+  await root.connect();
+  await waiter.connect();
   try {
     await root.query("SET application_name = 'incident-holder'");
     await root.query('BEGIN');
@@ -39,14 +60,18 @@ test('diagnose answers while a bloated table is held under ACCESS EXCLUSIVE, and
     assert.is(r.code, 0, r.stderr);
     assert.ok(Date.now() - t0 < 15_000, 'no wait behind the lock');
     const findings = JSON.parse(r.stdout).findings as Array<{ section: string; object: string; detail: string }>;
-    assert.ok(findings.some((f) => f.section.startsWith('bloat') && f.object === 'public.held_table'), 'the locked table is still assessed, from statistics');
+    assert.ok(
+      findings.some((f) => f.section.startsWith('bloat') && f.object === 'public.held_table'),
+      'the locked table is still assessed, from statistics',
+    );
     const lock = findings.find((f) => f.section === 'lock waits' && f.object.startsWith(`pid ${rootPid} `))!;
     assert.ok(lock, JSON.stringify(findings.map((f) => f.object)));
     assert.match(lock.detail, /waits .*SELECT count\(\*\) FROM held_table/);
     await root.query('ROLLBACK');
     await waiting;
   } finally {
-    await root.end(); await waiter.end();
+    await root.end();
+    await waiter.end();
     await withClient(stack.pg, (c) => c.query('DROP TABLE IF EXISTS held_table'));
   }
 });
@@ -55,7 +80,8 @@ test('diagnose names the root of a lock wait tree, a redundant index, and sugges
   await withClient(stack.pg, (c) => c.query('CREATE INDEX redundant_grades_student ON grades (student_id)'));
   const root = new pg.Client(stack.pg);
   const waiter = new pg.Client(stack.pg);
-  await root.connect(); await waiter.connect();
+  await root.connect();
+  await waiter.connect();
   try {
     await root.query("SET application_name = 'forgotten-session'");
     await root.query('BEGIN');
@@ -65,13 +91,20 @@ test('diagnose names the root of a lock wait tree, a redundant index, and sugges
     await new Promise((r) => setTimeout(r, 300));
     const r = await runJob('diagnose', ['--json'], stack.env);
     assert.is(r.code, 0, r.stderr);
-    const findings = JSON.parse(r.stdout).findings as Array<{ section: string; object: string; detail: string; suggestion: string }>;
+    const findings = JSON.parse(r.stdout).findings as Array<{
+      section: string;
+      object: string;
+      detail: string;
+      suggestion: string;
+    }>;
     const lock = findings.find((f) => f.section === 'lock waits')!;
     assert.ok(lock, JSON.stringify(findings.map((f) => f.section)));
     assert.match(lock.object, new RegExp(`pid ${rootPid} \\(forgotten-session, idle in transaction\\)`));
     assert.match(lock.detail, /waits .*SELECT count\(\*\) FROM grades/);
     assert.match(lock.suggestion, new RegExp(`pg_terminate_backend\\(${rootPid}\\)`));
-    const dup = findings.find((f) => f.section === 'duplicate indexes' && f.object === 'public.redundant_grades_student')!;
+    const dup = findings.find(
+      (f) => f.section === 'duplicate indexes' && f.object === 'public.redundant_grades_student',
+    )!;
     assert.ok(dup);
     assert.match(dup.detail, /idx_grades_student_course/);
     assert.match(dup.suggestion, /DROP INDEX CONCURRENTLY public.redundant_grades_student/);
@@ -79,15 +112,24 @@ test('diagnose names the root of a lock wait tree, a redundant index, and sugges
     await root.query('ROLLBACK');
     await waiting;
   } finally {
-    await root.end(); await waiter.end();
+    await root.end();
+    await waiter.end();
   }
 });
 
-test('the schedule prints a crontab line and a systemd timer per job, at the settings\' times', () => {
+test("the schedule prints a crontab line and a systemd timer per job, at the settings' times", () => {
   const jobs = scheduledJobs(defaultSettings.maintenance.schedule);
-  const tab = crontab(jobs, { node: '/usr/bin/node', bin: '/opt/edupulse-db/bin/edupulse-db.js', env: { EDUPULSE_STATE_DIR: '/var/lib/edupulse' }, logDir: '/var/lib/edupulse/logs' });
+  const tab = crontab(jobs, {
+    node: '/usr/bin/node',
+    bin: '/opt/edupulse-db/bin/edupulse-db.js',
+    env: { EDUPULSE_STATE_DIR: '/var/lib/edupulse' },
+    logDir: '/var/lib/edupulse/logs',
+  });
   assert.match(tab, /^EDUPULSE_STATE_DIR=\/var\/lib\/edupulse$/m);
-  assert.match(tab, /^15 1 \* \* \* \/usr\/bin\/node \/opt\/edupulse-db\/bin\/edupulse-db.js backup --type physical >> \/var\/lib\/edupulse\/logs\/backup-physical.log 2>&1/m);
+  assert.match(
+    tab,
+    /^15 1 \* \* \* \/usr\/bin\/node \/opt\/edupulse-db\/bin\/edupulse-db.js backup --type physical >> \/var\/lib\/edupulse\/logs\/backup-physical.log 2>&1/m,
+  );
   assert.match(tab, /^0 5 \* \* 0 .* drill >> /m);
   assert.is(tab.split('\n').filter((l) => /^[\d*]/.test(l)).length, 5);
   assert.is(onCalendar('15 1 * * *'), '*-*-* 01:15:00');
@@ -98,16 +140,32 @@ test('the schedule prints a crontab line and a systemd timer per job, at the set
 
 test('the in-process scheduler runs a job on its timetable and refuses to overlap it', async () => {
   const events: Array<{ job: string; refused?: string; ok?: boolean }> = [];
-  let running = 0, maxRunning = 0;
-  const scheduler = runScheduler([{
-    name: 'slow', cron: '* * * * * *',
-    run: async () => { running++; maxRunning = Math.max(maxRunning, running); await new Promise((r) => setTimeout(r, 2200)); running--; return { ok: true, detail: 'slept' }; },
-  }], (e) => events.push(e as { job: string }));
+  let running = 0,
+    maxRunning = 0;
+  const scheduler = runScheduler(
+    [
+      {
+        name: 'slow',
+        cron: '* * * * * *',
+        run: async () => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await new Promise((r) => setTimeout(r, 2200));
+          running--;
+          return { ok: true, detail: 'slept' };
+        },
+      },
+    ],
+    (e) => events.push(e as { job: string }),
+  );
   await new Promise((r) => setTimeout(r, 5000));
   scheduler.stop();
   await new Promise((r) => setTimeout(r, 2500));
   assert.ok(events.filter((e) => e.ok).length >= 1, JSON.stringify(events));
-  assert.ok(events.filter((e) => e.refused).length >= 1, 'a run that came due while the previous one was going was refused');
+  assert.ok(
+    events.filter((e) => e.refused).length >= 1,
+    'a run that came due while the previous one was going was refused',
+  );
   assert.is(maxRunning, 1, 'never two at once');
 });
 

@@ -10,12 +10,16 @@ import { startTestStack } from '../harness.ts';
 
 /** Processes whose command line mentions `needle` (our servers carry their data dir or port). */
 function processesMentioning(needle: string): string[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      return cmd.includes(needle) ? [cmd] : [];
-    } catch { return []; }
-  });
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .flatMap((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        return cmd.includes(needle) ? [cmd] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 test('a test stack serves Postgres and Redis on free ports and is gone after stop', async () => {
@@ -32,10 +36,15 @@ test('a test stack serves Postgres and Redis on free ports and is gone after sto
   assert.not.ok(await redisPing({ port: stack.ctx.settings.redis.port, password: stack.secrets.redis.password }));
 });
 
-for (const [how, env] of [['a test fails', {}], ['the process exits early', { HARNESS_EXIT_EARLY: '1' }]] as const) {
+for (const [how, env] of [
+  ['a test fails', {}],
+  ['the process exits early', { HARNESS_EXIT_EARLY: '1' }],
+] as const) {
   test(`servers are stopped and removed when ${how}`, async () => {
-    const r = await run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/harness-failing.ts')],
-      { nothrow: true, env: { NO_COLOR: '1', ...env } });
+    const r = await run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/harness-failing.ts')], {
+      nothrow: true,
+      env: { NO_COLOR: '1', ...env },
+    });
     assert.is.not(r.code, 0);
     const root = /STATE_DIR=(\S+)/.exec(r.stdout)?.[1];
     assert.ok(root, r.stdout + r.stderr);

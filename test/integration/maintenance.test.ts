@@ -15,31 +15,63 @@ import { logged, startTestStack, type TestStack } from '../harness.ts';
 let stack: TestStack;
 const su = (sql: string) => withClient(stack.pg, (c) => c.query(sql));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const dirty = (sql: string) => withClient(stack.pg, async (c) => { await c.query(sql); await c.query('SELECT pg_stat_force_next_flush()'); });
+const dirty = (sql: string) =>
+  withClient(stack.pg, async (c) => {
+    await c.query(sql);
+    await c.query('SELECT pg_stat_force_next_flush()');
+  });
 
-interface Row { table: string; action: string; status: string; reason: string; detail?: string; deadBefore: number; deadAfter?: number }
+interface Row {
+  table: string;
+  action: string;
+  status: string;
+  reason: string;
+  detail?: string;
+  deadBefore: number;
+  deadAfter?: number;
+}
 const vacuum = async (args: string[], env: Record<string, string> = {}) => {
   const r = await runJob('vacuum', [...args, '--json'], { ...stack.env, ...env });
-  return { code: r.code, stderr: r.stderr, report: r.code <= 1 && r.stdout ? JSON.parse(r.stdout) as { horizon: { blocked: boolean; holders: string[] }; tables: Row[]; budgetSpent: boolean } : undefined };
+  return {
+    code: r.code,
+    stderr: r.stderr,
+    report:
+      r.code <= 1 && r.stdout
+        ? (JSON.parse(r.stdout) as {
+            horizon: { blocked: boolean; holders: string[] };
+            tables: Row[];
+            budgetSpent: boolean;
+          })
+        : undefined,
+  };
 };
 const planned = (rows: Row[]) => rows.filter((t) => t.action !== 'none');
 
-test.before(logged(async () => {
-  stack = await startTestStack({ redis: true });
-  const owner = stack.owner();
-  await seed(owner, { seed: 'maint', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-  // Autovacuum off for the tables the tests dirty, so only our job acts on them; then a clean baseline.
-  await su('ALTER TABLE grades SET (autovacuum_enabled = false); ALTER TABLE discipline_incidents SET (autovacuum_enabled = false)');
-  await su('VACUUM ANALYZE');
-  await su('SELECT pg_stat_force_next_flush()');
-}));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack({ redis: true });
+    const owner = stack.owner();
+    await seed(owner, { seed: 'maint', students: 300, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+    // Autovacuum off for the tables the tests dirty, so only our job acts on them; then a clean baseline.
+    await su(
+      'ALTER TABLE grades SET (autovacuum_enabled = false); ALTER TABLE discipline_incidents SET (autovacuum_enabled = false)',
+    );
+    await su('VACUUM ANALYZE');
+    await su('SELECT pg_stat_force_next_flush()');
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('after a mass UPDATE the planner picks that table for dead tuples and leaves the others; running it lowers n_dead_tup', async () => {
   await dirty('UPDATE grades SET grade_value = grade_value');
   const dry = await vacuum(['--dry-run']);
   assert.is(dry.code, 0, dry.stderr);
-  assert.equal(planned(dry.report!.tables).map((t) => t.table), ['public.grades']);
+  assert.equal(
+    planned(dry.report!.tables).map((t) => t.table),
+    ['public.grades'],
+  );
   const g = dry.report!.tables.find((t) => t.table === 'public.grades')!;
   assert.is(g.action, 'vacuum-analyze');
   assert.match(g.reason, /^dead tuples over threshold/);
@@ -48,14 +80,23 @@ test('after a mass UPDATE the planner picks that table for dead tuples and leave
   assert.is(ran.code, 0, ran.stderr);
   const done = ran.report!.tables.find((t) => t.table === 'public.grades')!;
   assert.is(done.status, 'done');
-  assert.ok(done.deadBefore > 1000 && done.deadAfter! < done.deadBefore / 10, `${done.deadBefore} -> ${done.deadAfter}`);
+  assert.ok(
+    done.deadBefore > 1000 && done.deadAfter! < done.deadBefore / 10,
+    `${done.deadBefore} -> ${done.deadAfter}`,
+  );
 });
 
 test('a table with autovacuum_vacuum_scale_factor=0.01 is planned by its own threshold', async () => {
-  await su('ALTER TABLE discipline_incidents SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 5)');
-  const n = Number((await su('SELECT reltuples FROM pg_class WHERE relname = \'discipline_incidents\'')).rows[0].reltuples);
+  await su(
+    'ALTER TABLE discipline_incidents SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 5)',
+  );
+  const n = Number(
+    (await su("SELECT reltuples FROM pg_class WHERE relname = 'discipline_incidents'")).rows[0].reltuples,
+  );
   const own = 5 + 0.01 * n;
-  await dirty(`DELETE FROM discipline_incidents WHERE id IN (SELECT id FROM discipline_incidents ORDER BY id LIMIT ${Math.ceil(own) + 2})`);
+  await dirty(
+    `DELETE FROM discipline_incidents WHERE id IN (SELECT id FROM discipline_incidents ORDER BY id LIMIT ${Math.ceil(own) + 2})`,
+  );
   const dry = await vacuum(['--dry-run']);
   const d = dry.report!.tables.find((t) => t.table === 'public.discipline_incidents')!;
   assert.match(d.reason, new RegExp(`dead tuples over threshold \\(\\d+ > ${Math.round(own)}\\)`), d.reason);
@@ -73,7 +114,12 @@ test('an open transaction holding back the xmin horizon is detected and named', 
     const pid = (await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p;
     const r = await vacuum(['--dry-run']);
     assert.ok(r.report!.horizon.blocked);
-    assert.ok(r.report!.horizon.holders.some((h) => h.includes(`pid ${pid}`) && h.includes('reporting-notebook') && h.includes('idle in transaction')), r.report!.horizon.holders.join('\n'));
+    assert.ok(
+      r.report!.horizon.holders.some(
+        (h) => h.includes(`pid ${pid}`) && h.includes('reporting-notebook') && h.includes('idle in transaction'),
+      ),
+      r.report!.horizon.holders.join('\n'),
+    );
   } finally {
     await holder.query('ROLLBACK');
     await holder.end();
@@ -137,7 +183,12 @@ test('--full on a table above the limit without --force exits 3; --max-duration 
   assert.is((await runJob('vacuum', ['--max-duration', 'soon'], stack.env)).code, 2);
 });
 
-interface HealthCheck { component: string; name: string; level: string; detail: string }
+interface HealthCheck {
+  component: string;
+  name: string;
+  level: string;
+  detail: string;
+}
 const health = async () => {
   const r = await runJob('health', ['--json'], stack.env);
   return { code: r.code, checks: JSON.parse(r.stdout).checks as HealthCheck[] };
@@ -145,7 +196,10 @@ const health = async () => {
 
 test('health is all ok on a fresh stack, and its Prometheus output parses', async () => {
   const h = await health();
-  assert.equal(h.checks.filter((c) => c.level !== 'ok').map((c) => `${c.name}: ${c.detail}`), []);
+  assert.equal(
+    h.checks.filter((c) => c.level !== 'ok').map((c) => `${c.name}: ${c.detail}`),
+    [],
+  );
   assert.is(h.code, 0);
   assert.ok(h.checks.some((c) => c.name === 'latest_predictions_query_ms'));
   const prom = await runJob('health', ['--prometheus'], stack.env);
@@ -181,7 +235,10 @@ test('with Redis stopped, Redis is critical and the exit is 1', async () => {
   try {
     const h = await health();
     assert.is(h.code, 1);
-    assert.equal(h.checks.filter((c) => c.component === 'redis').map((c) => [c.name, c.level]), [['reachable', 'critical']]);
+    assert.equal(
+      h.checks.filter((c) => c.component === 'redis').map((c) => [c.name, c.level]),
+      [['reachable', 'critical']],
+    );
   } finally {
     await startRedis(spec);
   }

@@ -2,7 +2,17 @@
 // the same inputs the Pulumi program gives the containers (no Docker here):
 // what the server does with it is what the container's server would do.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -19,23 +29,32 @@ import { run } from '../../ops-scripts/lib/run.ts';
 import { freePort, tempStateDir } from '../harness.ts';
 import { loadProgram, mockProgram, plain } from '../pulumi-mocks.ts';
 
-const recorded = mockProgram({ 'edupulse:postgresPort': '55432', 'edupulse:postgresPassword': 'container-superuser-pw' }, ['edupulse:postgresPassword']);
+const recorded = mockProgram(
+  { 'edupulse:postgresPort': '55432', 'edupulse:postgresPassword': 'container-superuser-pw' },
+  ['edupulse:postgresPassword'],
+);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const uidOf = (user: string) => Number(execFileSync('id', ['-u', user]).toString());
 
-test('Redis: the entrypoint hands the official image\'s entrypoint redis-server, a config only the redis user reads, and the flags', async () => {
+test("Redis: the entrypoint hands the official image's entrypoint redis-server, a config only the redis user reads, and the flags", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edupulse-redis-entry-'));
   // Like the container's /tmp: others may enter.
   chmodSync(dir, 0o755);
   const server = (await findRedisServer())!;
   const root = process.getuid?.() === 0;
   // Stands in for the image's docker-entrypoint.sh: as root it drops to the redis user before starting the server (gosu there).
-  writeFileSync(join(dir, 'docker-entrypoint.sh'), [
-    '#!/bin/sh',
-    `echo "$@" > ${dir}/args`,
-    `if [ "$1" = redis-server ] && [ "$(id -u)" = 0 ]; then shift; exec setpriv --reuid=redis --regid=redis --init-groups ${server} "$@"; fi`,
-    `shift; exec ${server} "$@"`, ''].join('\n'), { mode: 0o755 });
+  writeFileSync(
+    join(dir, 'docker-entrypoint.sh'),
+    [
+      '#!/bin/sh',
+      `echo "$@" > ${dir}/args`,
+      `if [ "$1" = redis-server ] && [ "$(id -u)" = 0 ]; then shift; exec setpriv --reuid=redis --regid=redis --init-groups ${server} "$@"; fi`,
+      `shift; exec ${server} "$@"`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   const data = join(dir, 'data');
   mkdirSync(data);
   if (root) chownSync(data, uidOf('redis'), 0);
@@ -43,20 +62,48 @@ test('Redis: the entrypoint hands the official image\'s entrypoint redis-server,
   const password = `entry-${process.pid}`;
   const conf = join(dir, 'redis.conf');
   const [shell, flag, script, dashdash] = REDIS_ENTRYPOINT as [string, string, string, string];
-  const child = spawn(shell, [flag, script, dashdash, ...redisFlags(defaultSettings.redis), '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', data], {
-    env: { PATH: `${dir}:${process.env.PATH}`, REDIS_PASSWORD: password, REDIS_CONF_FILE: conf }, stdio: 'ignore',
-  });
+  const child = spawn(
+    shell,
+    [
+      flag,
+      script,
+      dashdash,
+      ...redisFlags(defaultSettings.redis),
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      data,
+    ],
+    {
+      env: { PATH: `${dir}:${process.env.PATH}`, REDIS_PASSWORD: password, REDIS_CONF_FILE: conf },
+      stdio: 'ignore',
+    },
+  );
   try {
     let up = false;
-    for (let i = 0; i < 50 && !up; i++) { up = await redisPing({ port, password }); if (!up) await sleep(100); }
+    for (let i = 0; i < 50 && !up; i++) {
+      up = await redisPing({ port, password });
+      if (!up) await sleep(100);
+    }
     assert.ok(up, 'redis-server answers an authenticated PING with the password from the environment');
     assert.not.ok(await redisPing({ port, password: 'wrong' }), 'and refuses another password');
-    assert.match(readFileSync(join(dir, 'args'), 'utf8'), new RegExp(`^redis-server ${conf} --port 6379 --maxmemory 256mb`));
+    assert.match(
+      readFileSync(join(dir, 'args'), 'utf8'),
+      new RegExp(`^redis-server ${conf} --port 6379 --maxmemory 256mb`),
+    );
     const st = statSync(conf);
     assert.is(st.mode & 0o777, 0o600, 'the config holding the password is private');
     if (root) {
       assert.is(st.uid, uidOf('redis'), 'owned by the redis user, who runs the server');
-      assert.match(readFileSync(`/proc/${child.pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${uidOf('redis')}\\b`, 'm'), 'the server runs as redis, not root');
+      assert.match(
+        readFileSync(`/proc/${child.pid}/status`, 'utf8'),
+        new RegExp(`^Uid:\\s+${uidOf('redis')}\\b`, 'm'),
+        'the server runs as redis, not root',
+      );
     }
   } finally {
     child.kill('SIGKILL');
@@ -65,41 +112,61 @@ test('Redis: the entrypoint hands the official image\'s entrypoint redis-server,
   }
 });
 
-test('Postgres: the container\'s initdb args, pg_hba and -c flags boot; WAL is archived; only the backup login may replicate from another host', async () => {
+test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is archived; only the backup login may replicate from another host", async () => {
   await loadProgram('../infra/index.ts', recorded);
   const c = recorded.find((r) => r.type === 'docker:index/container:Container' && r.name.endsWith('-postgres'))!;
   const envs: string[] = plain(c.inputs.envs);
   const initdbArgs = envs.find((e) => e.startsWith('POSTGRES_INITDB_ARGS='))!.slice('POSTGRES_INITDB_ARGS='.length);
   assert.is(initdbArgs, INITDB_ARGS);
-  const hba = (c.inputs.uploads as Array<{ file: string; content: string }>).find((u) => u.file === CONTAINER_HBA)!.content;
+  const hba = (c.inputs.uploads as Array<{ file: string; content: string }>).find(
+    (u) => u.file === CONTAINER_HBA,
+  )!.content;
   const flags: string[] = c.inputs.command.slice(1);
   assert.is(c.inputs.command[0], 'postgres');
   const pg = (await findPgBinaries({ minMajor: 15 }))!;
   const as = serviceUser();
   const base = tempStateDir();
-  const data = join(base, 'data'), wal = join(base, 'wal'), run_ = join(base, 'run');
+  const data = join(base, 'data'),
+    wal = join(base, 'wal'),
+    run_ = join(base, 'run');
   const port = await freePort();
   const password = 'container-superuser-pw';
   const ns = `ept${process.pid % 100000}`;
   const net = `10.231.${process.pid % 250}`;
-  for (const d of [wal, run_]) { mkdirSync(d, { mode: 0o700 }); if (as) chownSync(d, as.uid, as.gid); }
+  for (const d of [wal, run_]) {
+    mkdirSync(d, { mode: 0o700 });
+    if (as) chownSync(d, as.uid, as.gid);
+  }
   writeFileSync(join(base, 'pwfile'), password, { mode: 0o600 });
   writeFileSync(join(base, 'pg_hba.conf'), hba, { mode: 0o644 });
   if (as) chownSync(join(base, 'pwfile'), as.uid, as.gid);
   // The container's paths and port, mapped to this test's; every other flag exactly as the container gets it.
-  const local = flags.map((f) => f
-    .replace(/^basic_archive\.archive_directory=.*/, `basic_archive.archive_directory=${wal}`)
-    .replace(`hba_file=${CONTAINER_HBA}`, `hba_file=${join(base, 'pg_hba.conf')}`)
-    .replace(/^port=5432$/, `port=${port}`));
+  const local = flags.map((f) =>
+    f
+      .replace(/^basic_archive\.archive_directory=.*/, `basic_archive.archive_directory=${wal}`)
+      .replace(`hba_file=${CONTAINER_HBA}`, `hba_file=${join(base, 'pg_hba.conf')}`)
+      .replace(/^port=5432$/, `port=${port}`),
+  );
   assert.ok(local.includes(`hba_file=${join(base, 'pg_hba.conf')}`), 'the container names its pg_hba with hba_file');
   let server: ReturnType<typeof spawn> | undefined;
   try {
-    await run(pg.bin('initdb'), ['-D', data, '-U', 'postgres', `--pwfile=${join(base, 'pwfile')}`, ...initdbArgs.split(' ')], { as });
-    server = spawn(pg.bin('postgres'), ['-D', data, ...local, '-c', `unix_socket_directories=${run_}`], { uid: as?.uid, gid: as?.gid, stdio: 'ignore' });
+    await run(
+      pg.bin('initdb'),
+      ['-D', data, '-U', 'postgres', `--pwfile=${join(base, 'pwfile')}`, ...initdbArgs.split(' ')],
+      { as },
+    );
+    server = spawn(pg.bin('postgres'), ['-D', data, ...local, '-c', `unix_socket_directories=${run_}`], {
+      uid: as?.uid,
+      gid: as?.gid,
+      stdio: 'ignore',
+    });
     const su = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
     let ready = false;
-    for (let i = 0; i < 100 && !ready; i++) { ready = await withClient(su, async () => true).catch(() => false); if (!ready) await sleep(100); }
-    assert.ok(ready, 'the server started with the container\'s flags and accepts scram over TCP');
+    for (let i = 0; i < 100 && !ready; i++) {
+      ready = await withClient(su, async () => true).catch(() => false);
+      if (!ready) await sleep(100);
+    }
+    assert.ok(ready, "the server started with the container's flags and accepts scram over TCP");
     await withClient(su, async (cl) => {
       assert.is((await cl.query('SHOW data_checksums')).rows[0].data_checksums, 'on');
       await cl.query("CREATE ROLE edupulse_backup LOGIN REPLICATION PASSWORD 'backup-pw'");
@@ -109,7 +176,10 @@ test('Postgres: the container\'s initdb args, pg_hba and -c flags boot; WAL is a
       await cl.query('SELECT pg_switch_wal()');
     });
     let archived: string[] = [];
-    for (let i = 0; i < 100 && !archived.length; i++) { archived = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f)); if (!archived.length) await sleep(100); }
+    for (let i = 0; i < 100 && !archived.length; i++) {
+      archived = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f));
+      if (!archived.length) await sleep(100);
+    }
     assert.ok(archived.length > 0, 'basic_archive wrote the switched segment into the repository');
     // A client on another host: a network namespace with a veth pair of the test's own addresses.
     const ip = (...a: string[]) => run('ip', a);
@@ -121,13 +191,32 @@ test('Postgres: the container\'s initdb args, pg_hba and -c flags boot; WAL is a
     await ip('netns', 'exec', ns, 'ip', 'addr', 'add', `${net}.2/30`, 'dev', `${ns}n`);
     await ip('netns', 'exec', ns, 'ip', 'link', 'set', `${ns}n`, 'up');
     await ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
-    const psql = (user: string, pw: string, replication: boolean) => run('ip', ['netns', 'exec', ns, pg.bin('psql'), '-X', '-At', '-c', replication ? 'IDENTIFY_SYSTEM' : 'SELECT 1',
-      `host=${net}.1 port=${port} dbname=postgres user=${user}${replication ? ' replication=true' : ''} connect_timeout=5`], { env: { PGPASSWORD: pw }, nothrow: true });
+    const psql = (user: string, pw: string, replication: boolean) =>
+      run(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns,
+          pg.bin('psql'),
+          '-X',
+          '-At',
+          '-c',
+          replication ? 'IDENTIFY_SYSTEM' : 'SELECT 1',
+          `host=${net}.1 port=${port} dbname=postgres user=${user}${replication ? ' replication=true' : ''} connect_timeout=5`,
+        ],
+        { env: { PGPASSWORD: pw }, nothrow: true },
+      );
     const backup = await psql('edupulse_backup', 'backup-pw', true);
     assert.is(backup.code, 0, `the backup login replicates from ${net}.2: ${backup.stderr}`);
     const app = await psql('app_user', 'app-pw', true);
     assert.is.not(app.code, 0);
-    assert.match(app.stderr, new RegExp(`no pg_hba.conf entry for replication connection from host "${net.replace(/\./g, '\\.')}\\.2", user "app_user"`));
+    assert.match(
+      app.stderr,
+      new RegExp(
+        `no pg_hba.conf entry for replication connection from host "${net.replace(/\./g, '\\.')}\\.2", user "app_user"`,
+      ),
+    );
     const plainLogin = await psql('app_user', 'app-pw', false);
     assert.is(plainLogin.code, 0, `the same role may log in normally: ${plainLogin.stderr}`);
   } finally {

@@ -40,44 +40,90 @@ function call<T>(method: string, req: unknown): Promise<T> {
 }
 const struct = (o: unknown) => structproto.Struct.fromJavaScript(o);
 
-function createReq(props: object) { const r = new provproto.CreateRequest(); r.setUrn('urn:test'); r.setProperties(struct(props)); return r; }
-function diffReq(olds: object, news: object) { const r = new provproto.DiffRequest(); r.setId('id'); r.setUrn('urn:test'); r.setOlds(struct(olds)); r.setNews(struct(news)); return r; }
-function updateReq(olds: object, news: object) { const r = new provproto.UpdateRequest(); r.setId('id'); r.setUrn('urn:test'); r.setOlds(struct(olds)); r.setNews(struct(news)); return r; }
-function deleteReq(props: object) { const r = new provproto.DeleteRequest(); r.setId('id'); r.setUrn('urn:test'); r.setProperties(struct(props)); return r; }
+function createReq(props: object) {
+  const r = new provproto.CreateRequest();
+  r.setUrn('urn:test');
+  r.setProperties(struct(props));
+  return r;
+}
+function diffReq(olds: object, news: object) {
+  const r = new provproto.DiffRequest();
+  r.setId('id');
+  r.setUrn('urn:test');
+  r.setOlds(struct(olds));
+  r.setNews(struct(news));
+  return r;
+}
+function updateReq(olds: object, news: object) {
+  const r = new provproto.UpdateRequest();
+  r.setId('id');
+  r.setUrn('urn:test');
+  r.setOlds(struct(olds));
+  r.setNews(struct(news));
+  return r;
+}
+function deleteReq(props: object) {
+  const r = new provproto.DeleteRequest();
+  r.setId('id');
+  r.setUrn('urn:test');
+  r.setProperties(struct(props));
+  return r;
+}
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  const password = readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!;
-  const owner = migratorConfig(stack.pg, password);
-  // Start from a schema two migrations short and without the managed objects, as a fresh stack would be.
-  await reconcile(owner, { declared: { indexes: [], views: [] } });
-  await migrate(owner, { direction: 'down', count: 2 });
-  // The program as Pulumi.yaml runs it: compiled.
-  await import(join(PROJECT_ROOT, 'dist', 'infra', 'index.js'));
-  await settle(recorded);
-  const connection = { host: '127.0.0.1', port: stack.ctx.settings.postgres.port, database: 'edupulse', migratorPassword: password, sslmode: 'disable', lockTimeout: '5s' };
-  for (const r of recorded.filter((x) => x.type.startsWith('pulumi-nodejs:dynamic'))) {
-    serialized[r.name] = { ...plain(r.inputs), connection };
-  }
-  serialized['postgres-superuser'] = {
-    ...serialized['postgres-superuser'], connection: { host: '127.0.0.1', port: stack.ctx.settings.postgres.port, user: stack.secrets.postgres.superuser, sslmode: 'disable' },
-    password: stack.secrets.postgres.password,
-  };
-  cwd = mkdtempSync(join(tmpdir(), 'edupulse-provider-host-'));
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  host = spawn(process.execPath, [join(PROJECT_ROOT, 'node_modules/@pulumi/pulumi/cmd/dynamic-provider'), '127.0.0.1:1'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  host.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const port = await new Promise<number>((res, rej) => {
-    host.stdout!.setEncoding('utf8').once('data', (d: string) => res(Number(d.trim())));
-    host.once('exit', (code) => rej(new Error(`the provider host exited (${code}): ${stderr}`)));
-  });
-  client = new provrpc.ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const configure = new provproto.ConfigureRequest();
-  configure.setArgs(struct({}));
-  await call('configure', configure);
-}));
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    const password = readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!;
+    const owner = migratorConfig(stack.pg, password);
+    // Start from a schema two migrations short and without the managed objects, as a fresh stack would be.
+    await reconcile(owner, { declared: { indexes: [], views: [] } });
+    await migrate(owner, { direction: 'down', count: 2 });
+    // The program as Pulumi.yaml runs it: compiled.
+    await import(join(PROJECT_ROOT, 'dist', 'infra', 'index.js'));
+    await settle(recorded);
+    const connection = {
+      host: '127.0.0.1',
+      port: stack.ctx.settings.postgres.port,
+      database: 'edupulse',
+      migratorPassword: password,
+      sslmode: 'disable',
+      lockTimeout: '5s',
+    };
+    for (const r of recorded.filter((x) => x.type.startsWith('pulumi-nodejs:dynamic'))) {
+      serialized[r.name] = { ...plain(r.inputs), connection };
+    }
+    serialized['postgres-superuser'] = {
+      ...serialized['postgres-superuser'],
+      connection: {
+        host: '127.0.0.1',
+        port: stack.ctx.settings.postgres.port,
+        user: stack.secrets.postgres.superuser,
+        sslmode: 'disable',
+      },
+      password: stack.secrets.postgres.password,
+    };
+    cwd = mkdtempSync(join(tmpdir(), 'edupulse-provider-host-'));
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    host = spawn(
+      process.execPath,
+      [join(PROJECT_ROOT, 'node_modules/@pulumi/pulumi/cmd/dynamic-provider'), '127.0.0.1:1'],
+      { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    host.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const port = await new Promise<number>((res, rej) => {
+      host.stdout!.setEncoding('utf8').once('data', (d: string) => res(Number(d.trim())));
+      host.once('exit', (code) => rej(new Error(`the provider host exited (${code}): ${stderr}`)));
+    });
+    client = new provrpc.ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const configure = new provproto.ConfigureRequest();
+    configure.setArgs(struct({}));
+    await call('configure', configure);
+  }),
+);
 test.after(async () => {
   client?.close();
   host?.kill('SIGKILL');
@@ -104,7 +150,9 @@ test('Migrations in the provider host: create applies the pending ones; diff is 
   assert.is(same.getChanges(), DiffChanges.DIFF_NONE);
   const unknown = await call<any>('diff', diffReq(created, { ...m, connection: UNKNOWN }));
   assert.is(unknown.getChanges(), DiffChanges.DIFF_SOME, 'a preview with the connection unknown is a change');
-  const updated = (await call<any>('update', updateReq(created, { ...m, migrationsHash: 'next' }))).getProperties().toJavaScript();
+  const updated = (await call<any>('update', updateReq(created, { ...m, migrationsHash: 'next' })))
+    .getProperties()
+    .toJavaScript();
   assert.equal(updated.applied, [], 'nothing pending the second time');
 });
 
@@ -114,21 +162,33 @@ test('IndexesAndViews in the provider host: create, drift seen by diff, update, 
   assert.ok(created.applied.length > 0);
   assert.is((await call<any>('diff', diffReq(created, o))).getChanges(), DiffChanges.DIFF_NONE);
   await withClient(stack.pg, (c) => c.query('DROP INDEX idx_attendance_student_date'));
-  assert.is((await call<any>('diff', diffReq(created, o))).getChanges(), DiffChanges.DIFF_SOME, 'drift in the live catalog is a change');
+  assert.is(
+    (await call<any>('diff', diffReq(created, o))).getChanges(),
+    DiffChanges.DIFF_SOME,
+    'drift in the live catalog is a change',
+  );
   await call('update', updateReq(created, o));
   assert.is((await call<any>('diff', diffReq(created, o))).getChanges(), DiffChanges.DIFF_NONE);
   await withClient(stack.pg, (c) => c.query('CREATE INDEX hand_made_index ON grades (semester)'));
   await call('delete', deleteReq(created));
   await withClient(stack.pg, async (c) => {
-    const { rows } = await c.query(`SELECT count(*)::int AS n FROM pg_class c WHERE obj_description(c.oid, 'pg_class') LIKE 'edupulse-db managed%'`);
+    const { rows } = await c.query(
+      `SELECT count(*)::int AS n FROM pg_class c WHERE obj_description(c.oid, 'pg_class') LIKE 'edupulse-db managed%'`,
+    );
     assert.is(rows[0].n, 0, 'every managed index and view is gone');
-    assert.ok((await c.query("SELECT to_regclass('public.hand_made_index') IS NOT NULL AS ok")).rows[0].ok, 'a hand-made index stays');
+    assert.ok(
+      (await c.query("SELECT to_regclass('public.hand_made_index') IS NOT NULL AS ok")).rows[0].ok,
+      'a hand-made index stays',
+    );
   });
 });
 
 test('SuperuserPassword in the provider host: a new password is set in place (old one refused after), a wrong one is named', async () => {
   const s = serialized['postgres-superuser']!;
-  const login = (password: string) => withClient({ ...stack.pg, password, database: 'postgres' }, async () => 'ok').catch((e: { code?: string }) => e.code);
+  const login = (password: string) =>
+    withClient({ ...stack.pg, password, database: 'postgres' }, async () => 'ok').catch(
+      (e: { code?: string }) => e.code,
+    );
   const created = (await call<any>('create', createReq(s))).getProperties().toJavaScript();
   const rotated = { ...s, password: `rotated-${process.pid}` };
   assert.is((await call<any>('diff', diffReq(created, rotated))).getChanges(), DiffChanges.DIFF_SOME);

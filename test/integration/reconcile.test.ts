@@ -12,14 +12,23 @@ import { logged, startTestStack, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 const owner = () => stack.owner();
-const kinds = async () => withClient(owner(), async (c) => (await planReconcile(c)).map((a) => `${a.kind} ${'decl' in a ? a.decl.name : 'view' in a ? a.view.name : 'name' in a ? a.name : a.object}`));
+const kinds = async () =>
+  withClient(owner(), async (c) =>
+    (await planReconcile(c)).map(
+      (a) => `${a.kind} ${'decl' in a ? a.decl.name : 'view' in a ? a.view.name : 'name' in a ? a.name : a.object}`,
+    ),
+  );
 const su = (sql: string) => withClient(stack.pg, (c) => c.query(sql));
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  await seed(owner(), { seed: 'reconcile', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-}));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    await seed(owner(), { seed: 'reconcile', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('up applied everything: plan is empty and exits 0', async () => {
   assert.equal(await kinds(), []);
@@ -42,17 +51,26 @@ test('on a fresh schema plan lists every object; apply makes them; plan is then 
   assert.equal(await reconcile(owner()), []);
   await withClient(stack.pg, async (c) => {
     const live = await readObjects(c);
-    for (const d of indexes) assert.ok(live.indexes.some((i) => i.name === d.name && i.valid), d.name);
+    for (const d of indexes)
+      assert.ok(
+        live.indexes.some((i) => i.name === d.name && i.valid),
+        d.name,
+      );
   });
 });
 
 test('drift: a view changed by hand and an index dropped by hand show in plan and are fixed; a hand-made index is never dropped', async () => {
-  await su('CREATE OR REPLACE VIEW student_risk_summary AS SELECT s.student_id, s.first_name, s.last_name, l.risk_score, l.risk_category FROM students s JOIN edupulse_derived.latest_predictions l USING (student_id) WHERE l.risk_score > 0.5');
+  await su(
+    'CREATE OR REPLACE VIEW student_risk_summary AS SELECT s.student_id, s.first_name, s.last_name, l.risk_score, l.risk_category FROM students s JOIN edupulse_derived.latest_predictions l USING (student_id) WHERE l.risk_score > 0.5',
+  );
   await su('DROP INDEX idx_grades_student_course');
   await su('CREATE INDEX my_own_index ON grades (semester)');
   assert.equal((await kinds()).sort(), ['create-index idx_grades_student_course', 'replace-view student_risk_summary']);
   const steps = await reconcile(owner());
-  assert.ok(steps.every((s) => s.status === 'done'), JSON.stringify(steps));
+  assert.ok(
+    steps.every((s) => s.status === 'done'),
+    JSON.stringify(steps),
+  );
   assert.equal(await kinds(), []);
   await withClient(stack.pg, async (c) => {
     const def = (await c.query("SELECT pg_get_viewdef('student_risk_summary'::regclass) AS d")).rows[0].d as string;
@@ -74,9 +92,15 @@ test('an invalid index left by a failed CREATE INDEX CONCURRENTLY is rebuilt', a
   const steps = await reconcile(owner());
   assert.is(steps[0]!.status, 'done', JSON.stringify(steps));
   await withClient(stack.pg, async (c) => {
-    const { rows } = await c.query("SELECT i.indisvalid, i.indisunique FROM pg_index i WHERE i.indexrelid = 'idx_students_grade_level'::regclass");
+    const { rows } = await c.query(
+      "SELECT i.indisvalid, i.indisunique FROM pg_index i WHERE i.indexrelid = 'idx_students_grade_level'::regclass",
+    );
     assert.equal(rows, [{ indisvalid: true, indisunique: false }]);
-    assert.is((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'idx_students_grade_level%'")).rows[0].n, 1);
+    assert.is(
+      (await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'idx_students_grade_level%'")).rows[0]
+        .n,
+      1,
+    );
   });
   assert.equal(await kinds(), []);
 });
@@ -88,15 +112,21 @@ test('a declared name taken by an object edupulse-db did not create is a conflic
   const r = await runJob('apply', [], stack.env);
   assert.is(r.code, 1);
   assert.match(r.stdout, /not created by edupulse-db/);
-  const def = await withClient(stack.pg, async (c) => (await c.query("SELECT pg_get_indexdef('idx_predictions_risk_category'::regclass) AS d")).rows[0].d as string);
+  const def = await withClient(
+    stack.pg,
+    async (c) =>
+      (await c.query("SELECT pg_get_indexdef('idx_predictions_risk_category'::regclass) AS d")).rows[0].d as string,
+  );
   assert.match(def, /model_version/);
   await su('DROP INDEX idx_predictions_risk_category');
   assert.ok((await reconcile(owner())).every((s) => s.status === 'done'));
 });
 
-test('apply under another session\'s lock fails within lock_timeout naming the table, and leaves nothing half-made', async () => {
+test("apply under another session's lock fails within lock_timeout naming the table, and leaves nothing half-made", async () => {
   await su('DROP INDEX idx_grades_student_course');
-  await su("CREATE OR REPLACE VIEW student_attendance_concerns AS SELECT s.student_id, s.first_name, s.last_name, s.grade_level, 0::bigint AS absences_30d, 0::bigint AS tardies_30d, 0::bigint AS issues_30d FROM students s");
+  await su(
+    'CREATE OR REPLACE VIEW student_attendance_concerns AS SELECT s.student_id, s.first_name, s.last_name, s.grade_level, 0::bigint AS absences_30d, 0::bigint AS tardies_30d, 0::bigint AS issues_30d FROM students s',
+  );
   const holder = new pg.Client(stack.pg);
   await holder.connect();
   try {
@@ -116,8 +146,14 @@ test('apply under another session\'s lock fails within lock_timeout naming the t
     await holder.end();
   }
   await withClient(stack.pg, async (c) => {
-    assert.is((await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'idx_grades_student_course%'")).rows[0].n, 0, 'no invalid index left');
-    const def = (await c.query("SELECT pg_get_viewdef('student_attendance_concerns'::regclass) AS d")).rows[0].d as string;
+    assert.is(
+      (await c.query("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'idx_grades_student_course%'")).rows[0]
+        .n,
+      0,
+      'no invalid index left',
+    );
+    const def = (await c.query("SELECT pg_get_viewdef('student_attendance_concerns'::regclass) AS d")).rows[0]
+      .d as string;
     assert.match(def, /\(?0\)?::bigint AS absences_30d/, 'the view is as it was, not half-replaced');
   });
   // With the lock released, the same apply succeeds.

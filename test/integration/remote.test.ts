@@ -33,7 +33,10 @@ async function startStore(): Promise<void> {
   server = new S3rver({ port, address: '127.0.0.1', silent: true, directory: s3Dir });
   await server.run();
 }
-async function stopStore(): Promise<void> { await server?.close(); server = undefined; }
+async function stopStore(): Promise<void> {
+  await server?.close();
+  server = undefined;
+}
 
 const job = async (name: string, args: string[]) => {
   const r = await runJob(name, args, env);
@@ -42,21 +45,34 @@ const job = async (name: string, args: string[]) => {
 };
 const store = () => new RemoteStore(remoteSettings(env)!);
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  s3Dir = mkdtempSync(join(tmpdir(), 'edupulse-s3-'));
-  port = await freePort();
-  await startStore();
-  env = {
-    ...stack.env, EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_ENDPOINT: `http://127.0.0.1:${port}`, EDUPULSE_S3_BUCKET: BUCKET,
-    EDUPULSE_S3_PREFIX: 'edupulse/', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1',
-  };
-  const client = new S3Client({ endpoint: env.EDUPULSE_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  client.destroy();
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' });
-  await seed(stack.owner(), { seed: 'remote', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-}));
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    s3Dir = mkdtempSync(join(tmpdir(), 'edupulse-s3-'));
+    port = await freePort();
+    await startStore();
+    env = {
+      ...stack.env,
+      EDUPULSE_REPO_MODE: 'copy',
+      EDUPULSE_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      EDUPULSE_S3_BUCKET: BUCKET,
+      EDUPULSE_S3_PREFIX: 'edupulse/',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: SECRET,
+      AWS_REGION: 'us-east-1',
+    };
+    const client = new S3Client({
+      endpoint: env.EDUPULSE_S3_ENDPOINT,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    client.destroy();
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: SECRET, AWS_REGION: 'us-east-1' });
+    await seed(stack.owner(), { seed: 'remote', students: 200, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  }),
+);
 test.after(async () => {
   await stopStore();
   await stack?.stop();
@@ -74,7 +90,9 @@ test('a backup with a remote copy uploads its files, then backup.json last, and 
     assert.ok(objects.has(`base/${result.record.id}/backup.json`));
     for (const f of result.record.files) assert.is(objects.get(`base/${result.record.id}/${f.name}`), f.bytes, f.name);
     assert.ok((await s.list('wal/')).size > 0);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });
 
 test('with the store stopped the job exits 1, nothing is half-listed remotely, and the next run completes the offload', async () => {
@@ -87,21 +105,30 @@ test('with the store stopped the job exits 1, nothing is half-listed remotely, a
   assert.match(result.offload.error, /object store/);
   const id = result.record.id;
   const listed = JSON.parse((await job('backup:list', ['--json'])).stdout);
-  assert.ok(listed.backups.some((b: { id: string; offloaded: boolean }) => b.id === id && b.offloaded === false), 'complete locally, marked not offloaded');
+  assert.ok(
+    listed.backups.some((b: { id: string; offloaded: boolean }) => b.id === id && b.offloaded === false),
+    'complete locally, marked not offloaded',
+  );
   assert.match((await job('backup:list', [])).stdout, /NOT OFFLOADED/);
   await startStore();
   const s = store();
   try {
     assert.not.ok((await s.list(`base/${id}/`)).has(`base/${id}/backup.json`), 'not listed remotely');
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
   await new Promise((res) => setTimeout(res, 1100));
   const next = await job('backup', ['--type', 'logical', '--json']);
   assert.is(next.code, 0, next.stdout + next.stderr);
-  assert.ok(JSON.parse(next.stdout).offload.offloaded.includes(`physical/${id}`), 'the next run uploaded the one left behind');
+  assert.ok(
+    JSON.parse(next.stdout).offload.offloaded.includes(`physical/${id}`),
+    'the next run uploaded the one left behind',
+  );
 });
 
 test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () => {
-  for (let i = 0; i < 5; i++) await withClient(stack.pg, (c) => c.query('CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()'));
+  for (let i = 0; i < 5; i++)
+    await withClient(stack.pg, (c) => c.query('CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()'));
   await new Promise((res) => setTimeout(res, 1500));
   const r = await job('wal:push', ['--json']);
   assert.is(r.code, 0, r.stderr);
@@ -111,25 +138,36 @@ test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () 
     const names = [...(await s.list('wal/')).keys()].map((k) => k.slice(4)).sort();
     const local = readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f));
     for (const f of local) assert.ok(names.includes(f), `${f} is in the store`);
-    const first = parseSegment(names.find((n) => /^[0-9A-F]{24}$/.test(n))!, 16 * 1024 * 1024)!;
+    const first = parseSegment(
+      names.find((n) => /^[0-9A-F]{24}$/.test(n))!,
+      16 * 1024 * 1024,
+    )!;
     assert.equal(checkArchive(names, new Map(), first, 16 * 1024 * 1024).missing, []);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });
 
 test('retention removes the same backups remotely as locally', async () => {
   await new Promise((res) => setTimeout(res, 1100));
   const r = await job('backup', ['--type', 'physical', '--keep-physical', '1', '--json']);
   assert.is(r.code, 0, r.stdout + r.stderr);
-  const local = JSON.parse((await job('backup:list', ['--json'])).stdout).backups.filter((b: { kind: string }) => b.kind === 'physical').map((b: { id: string }) => b.id);
+  const local = JSON.parse((await job('backup:list', ['--json'])).stdout)
+    .backups.filter((b: { kind: string }) => b.kind === 'physical')
+    .map((b: { id: string }) => b.id);
   assert.equal(local.length, 1);
   const s = store();
   try {
-    const remote = [...(await s.list('base/')).keys()].filter((k) => k.endsWith('/backup.json')).map((k) => k.split('/')[1]);
+    const remote = [...(await s.list('base/')).keys()]
+      .filter((k) => k.endsWith('/backup.json'))
+      .map((k) => k.split('/')[1]);
     assert.equal(remote, local);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });
 
-test('backup:list and backup:verify work on the store\'s copy; a missing object fails verify naming it', async () => {
+test("backup:list and backup:verify work on the store's copy; a missing object fails verify naming it", async () => {
   const listed = await job('backup:list', ['--remote', '--json']);
   assert.is(listed.code, 0, listed.stderr);
   const remote = JSON.parse(listed.stdout).backups as Array<{ id: string; kind: string }>;
@@ -143,7 +181,9 @@ test('backup:list and backup:verify work on the store\'s copy; a missing object 
     const bad = await job('backup:verify', [victim.id, '--remote']);
     assert.is(bad.code, 1);
     assert.match(bad.stdout, /dump\.pgdump is missing from the store/);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });
 
 test('with the local repository gone, a drill from the store alone verifies', async () => {
@@ -151,14 +191,24 @@ test('with the local repository gone, a drill from the store alone verifies', as
   assert.is(marked.code, 0, marked.stderr);
   const s = store();
   try {
-    assert.match((await s.getText('restore-points.json'))!, /before-the-loss/, 'named restore points reach the store too');
-  } finally { s.close(); }
+    assert.match(
+      (await s.getText('restore-points.json'))!,
+      /before-the-loss/,
+      'named restore points reach the store too',
+    );
+  } finally {
+    s.close();
+  }
   rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
   for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));
   const r = await job('drill', ['--json']);
   const report = JSON.parse(r.stdout);
   assert.is(r.code, 0, JSON.stringify(report.checks, null, 1));
-  assert.ok(report.checks.some((c: { name: string; status: string }) => c.name.startsWith('data exactness') && c.status === 'passed'));
+  assert.ok(
+    report.checks.some(
+      (c: { name: string; status: string }) => c.name.startsWith('data exactness') && c.status === 'passed',
+    ),
+  );
 });
 
 test('a restore from the store alone replays across WAL segments named with digits only and with letters', async () => {
@@ -169,10 +219,12 @@ test('a restore from the store alone replays across WAL segments named with digi
   const names: string[] = [];
   let n = 0;
   while (n < 3 || !names.some((s) => /^\d+$/.test(s)) || !names.some((s) => /[A-F]/.test(s))) {
-    names.push(await withClient(stack.pg, async (c) => {
-      await c.query('INSERT INTO walk VALUES ($1)', [++n]);
-      return (await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS s')).rows[0].s as string;
-    }));
+    names.push(
+      await withClient(stack.pg, async (c) => {
+        await c.query('INSERT INTO walk VALUES ($1)', [++n]);
+        return (await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS s')).rows[0].s as string;
+      }),
+    );
   }
   await new Promise((res) => setTimeout(res, 50));
   const target = new Date();
@@ -183,16 +235,34 @@ test('a restore from the store alone replays across WAL segments named with digi
   rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
   for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));
   const to = join(tempStateDir(), 'data');
-  const r = await job('restore', ['--from-remote', '--target-time', target.toISOString(), '--to', to, '--start', '--json']);
+  const r = await job('restore', [
+    '--from-remote',
+    '--target-time',
+    target.toISOString(),
+    '--to',
+    to,
+    '--start',
+    '--json',
+  ]);
   assert.is(r.code, 0, r.stdout + r.stderr);
   const port = JSON.parse(r.stdout).port as number;
   try {
-    const rows = await withClient({ ...stack.pg, port }, async (c) => (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number));
-    assert.equal(rows, Array.from({ length: n }, (_, i) => i + 1), 'every row committed before the target, none after');
+    const rows = await withClient({ ...stack.pg, port }, async (c) =>
+      (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number),
+    );
+    assert.equal(
+      rows,
+      Array.from({ length: n }, (_, i) => i + 1),
+      'every row committed before the target, none after',
+    );
     const log = readFileSync(join(to, 'restore.log'), 'utf8');
-    for (const name of names) assert.match(log, new RegExp(`restored log file "${name}" from archive`), `${name} fetched from the store`);
+    for (const name of names)
+      assert.match(log, new RegExp(`restored log file "${name}" from archive`), `${name} fetched from the store`);
   } finally {
-    await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', to, '-m', 'immediate', '-s'], { as: stack.ctx.as, nothrow: true });
+    await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', to, '-m', 'immediate', '-s'], {
+      as: stack.ctx.as,
+      nothrow: true,
+    });
     rmSync(dirname(to), { recursive: true, force: true });
   }
 });
@@ -204,8 +274,16 @@ test('remote mode keeps nothing locally once the store has it', async () => {
   outputs.push(r.stdout, r.stderr);
   assert.is(r.code, 0, r.stdout + r.stderr);
   const id = JSON.parse(r.stdout).record.id;
-  assert.equal(readdirSync(join(stack.ctx.paths.repoDir, 'base')).filter((d) => !d.startsWith('.')), [], 'the local copy is gone');
-  assert.equal(readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)), [], 'pushed segments are gone locally');
+  assert.equal(
+    readdirSync(join(stack.ctx.paths.repoDir, 'base')).filter((d) => !d.startsWith('.')),
+    [],
+    'the local copy is gone',
+  );
+  assert.equal(
+    readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)),
+    [],
+    'pushed segments are gone locally',
+  );
   const listed = await runJob('backup:list', ['--remote', '--json'], remoteEnv);
   assert.ok(JSON.parse(listed.stdout).backups.some((b: { id: string }) => b.id === id));
 });

@@ -1,6 +1,22 @@
 // Point-in-time restore and drills against a live cluster written to
 // continuously, with every row's commit window recorded.
-import { chmodSync, chownSync, copyFileSync, symlinkSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  symlinkSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+  closeSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
@@ -18,7 +34,11 @@ let repo = '';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A probe row: inserted at `from` (server clock), committed by `to`. */
-interface Probe { id: number; from: number; to: number }
+interface Probe {
+  id: number;
+  from: number;
+  to: number;
+}
 const probes: Probe[] = [];
 let writing = false;
 
@@ -35,22 +55,42 @@ async function writer(): Promise<void> {
 
 /** Rows committed by the target are present, rows begun after it absent; the few in flight at it are not judged. */
 async function assertExact(conn: PgConfig, target: number, label: string): Promise<void> {
-  const ids = new Set(await withClient(conn, async (c) => (await c.query('SELECT id FROM probe')).rows.map((r) => r.id as number)));
+  const ids = new Set(
+    await withClient(conn, async (c) => (await c.query('SELECT id FROM probe')).rows.map((r) => r.id as number)),
+  );
   const before = probes.filter((p) => p.to <= target);
   const after = probes.filter((p) => p.from > target);
   assert.ok(before.length > 0 && after.length > 0, `${label}: rows on both sides of the target`);
-  assert.equal(before.filter((p) => !ids.has(p.id)).map((p) => p.id), [], `${label}: rows committed before the target are present`);
-  assert.equal(after.filter((p) => ids.has(p.id)).map((p) => p.id), [], `${label}: rows committed after the target are absent`);
+  assert.equal(
+    before.filter((p) => !ids.has(p.id)).map((p) => p.id),
+    [],
+    `${label}: rows committed before the target are present`,
+  );
+  assert.equal(
+    after.filter((p) => ids.has(p.id)).map((p) => p.id),
+    [],
+    `${label}: rows committed after the target are absent`,
+  );
 }
 
 function scratchProcesses(path: string): string[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
-    try { const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8'); return cmd.includes(path) ? [cmd] : []; } catch { return []; }
-  });
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .flatMap((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.includes(path) ? [cmd] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 async function stopKept(dataDir: string): Promise<void> {
-  await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-s'], { as: stack.ctx.as, nothrow: true });
+  await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-s'], {
+    as: stack.ctx.as,
+    nothrow: true,
+  });
   rmSync(dataDir, { recursive: true, force: true });
 }
 
@@ -58,33 +98,40 @@ let backupEnded = 0;
 let mark = { name: 'mid-run', time: 0 };
 let end = 0;
 
-test.before(logged(async () => {
-  stack = await startTestStack({ redis: true });
-  repo = stack.ctx.paths.repoDir;
-  // Made as a migration would make it (by the owner), so the declared grants cover it and the roles audit stays clean.
-  const owner = stack.owner();
-  await withClient(owner, (c) => c.query('CREATE TABLE probe (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())'));
-  await writeCanary(stack.pg, 'test-start', 'before');
-  writing = true;
-  const w = writer();
-  await sleep(800);
-  const backup = await runJob('backup', ['--type', 'physical', '--json'], stack.env);
-  assert.is(backup.code, 0, backup.stderr);
-  backupEnded = Date.parse(JSON.parse(backup.stdout).record.physical.endedAt);
-  await sleep(1500);
-  await withClient(stack.pg, (c) => c.query('SELECT pg_switch_wal()'));
-  await sleep(1000);
-  const marked = await runJob('backup:mark', [mark.name, '--json'], stack.env);
-  assert.is(marked.code, 0, marked.stderr);
-  mark.time = Date.parse(JSON.parse(marked.stdout).time);
-  await sleep(1000);
+test.before(
+  logged(async () => {
+    stack = await startTestStack({ redis: true });
+    repo = stack.ctx.paths.repoDir;
+    // Made as a migration would make it (by the owner), so the declared grants cover it and the roles audit stays clean.
+    const owner = stack.owner();
+    await withClient(owner, (c) =>
+      c.query('CREATE TABLE probe (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())'),
+    );
+    await writeCanary(stack.pg, 'test-start', 'before');
+    writing = true;
+    const w = writer();
+    await sleep(800);
+    const backup = await runJob('backup', ['--type', 'physical', '--json'], stack.env);
+    assert.is(backup.code, 0, backup.stderr);
+    backupEnded = Date.parse(JSON.parse(backup.stdout).record.physical.endedAt);
+    await sleep(1500);
+    await withClient(stack.pg, (c) => c.query('SELECT pg_switch_wal()'));
+    await sleep(1000);
+    const marked = await runJob('backup:mark', [mark.name, '--json'], stack.env);
+    assert.is(marked.code, 0, marked.stderr);
+    mark.time = Date.parse(JSON.parse(marked.stdout).time);
+    await sleep(1000);
+    writing = false;
+    await w;
+    end = Date.now();
+    await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
+    await sleep(500);
+  }),
+);
+test.after(async () => {
   writing = false;
-  await w;
-  end = Date.now();
-  await withClient(stack.pg, (c) => c.query("INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()"));
-  await sleep(500);
-}));
-test.after(async () => { writing = false; await stack?.stop(); });
+  await stack?.stop();
+});
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -92,18 +139,33 @@ test('a target before the backup ended is refused (exit 2), naming the oldest ba
   const history = join(repo, 'drill-history.md');
   const metrics = join(stack.ctx.paths.metricsDir, 'edupulse_drill.prom');
   const before = [history, metrics].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : 'absent'));
-  for (const args of [['--target-time', iso(backupEnded - 1500)], ['--backup', '19990101T000000Z'], ['--target-time', '2026-02-30T10:00:00Z']]) {
+  for (const args of [
+    ['--target-time', iso(backupEnded - 1500)],
+    ['--backup', '19990101T000000Z'],
+    ['--target-time', '2026-02-30T10:00:00Z'],
+  ]) {
     const r = await runJob('drill', args, stack.env);
     assert.is(r.code, 2, `drill ${args.join(' ')} is bad input: ${r.stderr}`);
   }
-  assert.equal([history, metrics].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : 'absent')), before, 'no failed drill recorded, no false page');
-  const direct = await runJob('restore', ['--target-time', iso(backupEnded - 1500), '--to', join(tmpdir(), 'never-made')], stack.env);
+  assert.equal(
+    [history, metrics].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : 'absent')),
+    before,
+    'no failed drill recorded, no false page',
+  );
+  const direct = await runJob(
+    'restore',
+    ['--target-time', iso(backupEnded - 1500), '--to', join(tmpdir(), 'never-made')],
+    stack.env,
+  );
   assert.is(direct.code, 2, direct.stderr);
   assert.match(direct.stderr, /before the end of the oldest backup/);
   assert.not.ok(existsSync(join(tmpdir(), 'never-made')));
 });
 
-for (const [label, at] of [['just after the backup', () => backupEnded + 300], ['later', () => Math.round((backupEnded + mark.time) / 2) + 700]] as const) {
+for (const [label, at] of [
+  ['just after the backup', () => backupEnded + 300],
+  ['later', () => Math.round((backupEnded + mark.time) / 2) + 700],
+] as const) {
   test(`drill to a target ${label}: passes, and holds exactly the rows committed by then`, async () => {
     const target = at();
     const r = await runJob('drill', ['--target-time', iso(target), '--keep', '--json'], stack.env);
@@ -112,7 +174,11 @@ for (const [label, at] of [['just after the backup', () => backupEnded + 300], [
     assert.ok(report.passed);
     assert.ok(report.rpoSeconds >= 0);
     assert.ok(report.rto.extractSeconds > 0 && report.rto.verifySeconds > 0);
-    assert.ok(report.checks.some((c: { name: string; status: string }) => c.name.startsWith('structural') && c.status === 'passed'));
+    assert.ok(
+      report.checks.some(
+        (c: { name: string; status: string }) => c.name.startsWith('structural') && c.status === 'passed',
+      ),
+    );
     try {
       await assertExact({ ...stack.pg, port: report.kept.port }, target, label);
     } finally {
@@ -133,7 +199,10 @@ test('a drill to a time with no canary before it is proven exact by the archived
     assert.is(byName('data exactness (canaries)').status, 'skipped');
     assert.match(byName('data exactness (canaries)').detail, /not proven by canaries/);
     assert.is(byName('data exactness (WAL evidence)').status, 'passed');
-    assert.match(byName('data exactness (WAL evidence)').detail, /the last transaction replayed is the last the archived WAL holds at or before the target .*s before it\); the first after it .* was not replayed/);
+    assert.match(
+      byName('data exactness (WAL evidence)').detail,
+      /the last transaction replayed is the last the archived WAL holds at or before the target .*s before it\); the first after it .* was not replayed/,
+    );
     await assertExact({ ...stack.pg, port: report.kept.port }, target, 'WAL evidence');
   } finally {
     if (report.kept) await stopKept(report.kept.dataDir);
@@ -180,19 +249,35 @@ test('a default drill places its own target, passes, appends history and metrics
   assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
   assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
   const record = JSON.parse(readFileSync(join(repo, 'drills', `${report.id}.json`), 'utf8'));
-  assert.equal({ id: record.id, passed: record.passed, target: record.target }, { id: report.id, passed: true, target: report.target }, 'the drill is recorded as JSON');
+  assert.equal(
+    { id: record.id, passed: record.passed, target: record.target },
+    { id: report.id, passed: true, target: report.target },
+    'the drill is recorded as JSON',
+  );
   const history = readFileSync(join(repo, 'drill-history.md'), 'utf8');
-  assert.match(history, new RegExp(`\\| ${report.startedAt} \\| ${report.target} \\| ${report.backupId} \\|.*\\| passed \\|`));
+  assert.match(
+    history,
+    new RegExp(`\\| ${report.startedAt} \\| ${report.target} \\| ${report.backupId} \\|.*\\| passed \\|`),
+  );
   const metrics = readFileSync(join(stack.ctx.paths.metricsDir, 'edupulse_drill.prom'), 'utf8');
   assert.match(metrics, /^edupulse_drill_last_run_success 1$/m);
   assert.match(metrics, /^edupulse_drill_rto_seconds \d/m);
 });
 
 test('kept clusters: status lists them, stop stops one as its OS user, drill --cleanup removes them; the live cluster is refused', async () => {
-  const kept = JSON.parse((await runJob('drill', ['--keep', '--json'], stack.env)).stdout).kept as { dataDir: string; port: number };
+  const kept = JSON.parse((await runJob('drill', ['--keep', '--json'], stack.env)).stdout).kept as {
+    dataDir: string;
+    port: number;
+  };
   try {
     const status = JSON.parse((await runJob('status', ['--json'], stack.env)).stdout);
-    assert.ok(status.keptDrills.some((k: { dataDir: string; running: boolean; port: number }) => k.dataDir === kept.dataDir && k.running && k.port === kept.port), JSON.stringify(status.keptDrills));
+    assert.ok(
+      status.keptDrills.some(
+        (k: { dataDir: string; running: boolean; port: number }) =>
+          k.dataDir === kept.dataDir && k.running && k.port === kept.port,
+      ),
+      JSON.stringify(status.keptDrills),
+    );
     const stopped = await runJob('stop', [kept.dataDir, '--json'], stack.env);
     assert.is(stopped.code, 0, stopped.stderr);
     assert.is(JSON.parse(stopped.stdout).stopped, true);
@@ -221,9 +306,12 @@ test('restore refuses a non-empty directory and the live data directory (exit 3)
   // Inside or around a live directory, also through a symlink: refused before anything is written.
   const link = join(dir, 'to-repo');
   symlinkSync(join(repo, 'wal'), link);
-  for (const [to, what] of [[join(stack.ctx.paths.dataDir, 'restored'), /inside the live cluster's data directory/],
-    [join(repo, 'wal', 'restored'), /inside the (backup repository|WAL archive)/], [join(link, 'x'), /inside the (backup repository|WAL archive)/],
-    [stack.ctx.paths.root, /contains the live cluster's data directory/]] as const) {
+  for (const [to, what] of [
+    [join(stack.ctx.paths.dataDir, 'restored'), /inside the live cluster's data directory/],
+    [join(repo, 'wal', 'restored'), /inside the (backup repository|WAL archive)/],
+    [join(link, 'x'), /inside the (backup repository|WAL archive)/],
+    [stack.ctx.paths.root, /contains the live cluster's data directory/],
+  ] as const) {
     const walBefore = readdirSync(join(repo, 'wal')).length;
     const r = await runJob('restore', ['--target', 'immediate', '--to', to], stack.env);
     assert.is(r.code, 3, `${to}: ${r.stderr}`);
@@ -250,7 +338,9 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
     [['--target', 'immediate', '--port', busyPort], /already in use/],
     [['--target-name', 'never-marked'], /no restore point named/],
     [['--target-lsn', 'zz'], /not an LSN/],
-    ...(stack.ctx.as ? [[['--target', 'immediate', '--to', join(privateDir, 'x')], /not reachable/] as [string[], RegExp]] : []),
+    ...(stack.ctx.as
+      ? [[['--target', 'immediate', '--to', join(privateDir, 'x')], /not reachable/] as [string[], RegExp]]
+      : []),
   ];
   try {
     for (const [args, message] of cases) {
@@ -266,7 +356,9 @@ test('bad input: each with a clear message, exit 2, nothing left behind', async 
 });
 
 test('a drill from a corrupted backup exits 1, names the cause, and leaves no scratch server nor directory', async () => {
-  const id = readdirSync(join(repo, 'base')).filter((d) => !d.startsWith('.')).sort()[0]!;
+  const id = readdirSync(join(repo, 'base'))
+    .filter((d) => !d.startsWith('.'))
+    .sort()[0]!;
   const file = join(repo, 'base', id, 'base.tar.zst');
   copyFileSync(file, `${file}.good`);
   const fd = openSync(file, 'r+');
@@ -294,7 +386,9 @@ test('a drill with a missing WAL segment exits 1 naming the segment, and leaves 
   await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
   await sleep(500);
   const wal = join(repo, 'wal');
-  const segments = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
+  const segments = readdirSync(wal)
+    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+    .sort();
   const victim = segments[segments.length - 2]!;
   mkdirSync(join(tmpdir(), 'edupulse-wal-aside'), { recursive: true });
   copyFileSync(join(wal, victim), join(tmpdir(), 'edupulse-wal-aside', victim));
@@ -318,7 +412,10 @@ test('a WAL segment the server cannot read stops the restore naming it, instead 
   await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
   await sleep(500);
   const wal = join(repo, 'wal');
-  const victim = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort().slice(-2)[0]!;
+  const victim = readdirSync(wal)
+    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+    .sort()
+    .slice(-2)[0]!;
   const path = join(wal, victim);
   // Unreadable by the cluster's OS user: root's own file when run as root, mode 000 otherwise.
   if (stack.ctx.as) chownSync(path, 0, 0);
@@ -342,43 +439,73 @@ test('a WAL segment the server cannot read stops the restore naming it, instead 
 
 test('restore to "just now" on an idle server: archives the current WAL, stops exactly after the last commit, says so', async () => {
   // Nothing may commit after the target, autovacuum's ANALYZE included.
-  await withClient(stack.pg, async (c) => { await c.query('ALTER SYSTEM SET autovacuum = off'); await c.query('SELECT pg_reload_conf()'); });
+  await withClient(stack.pg, async (c) => {
+    await c.query('ALTER SYSTEM SET autovacuum = off');
+    await c.query('SELECT pg_reload_conf()');
+  });
   const to = join(tempStateDir(), 'data');
   try {
-    const last = await withClient(stack.pg, async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number);
+    const last = await withClient(
+      stack.pg,
+      async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
+    );
     await sleep(300);
     const target = new Date();
     // No pg_switch_wal here: the target is newer than the archive until the restore has it archived.
-    const r = await runJob('restore', ['--target-time', target.toISOString(), '--to', to, '--start', '--json'], stack.env);
+    const r = await runJob(
+      'restore',
+      ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
+      stack.env,
+    );
     assert.is(r.code, 0, r.stdout + r.stderr);
     const res = JSON.parse(r.stdout);
     assert.ok(res.promoted);
     assert.match(res.recoveredTo, /^LSN /);
     assert.ok(Date.parse(res.quiet.lastCommit.time) <= target.getTime(), 'the last commit is at or before the target');
     assert.match(res.quiet.note, /nothing committed between/);
-    const ids = await withClient({ ...stack.pg, port: res.port }, async (c) => (await c.query('SELECT max(id) AS m, count(*) AS n FROM probe')).rows[0]);
+    const ids = await withClient(
+      { ...stack.pg, port: res.port },
+      async (c) => (await c.query('SELECT max(id) AS m, count(*) AS n FROM probe')).rows[0],
+    );
     const live = await withClient(stack.pg, async (c) => (await c.query('SELECT count(*) AS n FROM probe')).rows[0].n);
     assert.is(ids.m, last, 'the last row committed before the target is there');
     assert.is(ids.n, live, 'every row of the live table is there');
   } finally {
-    await withClient(stack.pg, async (c) => { await c.query('ALTER SYSTEM RESET autovacuum'); await c.query('SELECT pg_reload_conf()'); });
+    await withClient(stack.pg, async (c) => {
+      await c.query('ALTER SYSTEM RESET autovacuum');
+      await c.query('SELECT pg_reload_conf()');
+    });
     await stopKept(to);
     rmSync(dirname(to), { recursive: true, force: true });
   }
 });
 
 test('cache:invalidate removes only prediction:* keys', async () => {
-  const redis = new Redis({ port: stack.ctx.settings.redis.port, password: stack.secrets.redis.password, lazyConnect: true, retryStrategy: () => null });
+  const redis = new Redis({
+    port: stack.ctx.settings.redis.port,
+    password: stack.secrets.redis.password,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
   await redis.connect();
   try {
     const pipeline = redis.pipeline();
     for (let i = 0; i < 2500; i++) pipeline.set(`prediction:STU${i}`, '{}', 'EX', 3600);
-    pipeline.set('session:abc', 'x').set('predictions-index', 'y').set('prediction', 'z').set('other:prediction:1', 'w');
+    pipeline
+      .set('session:abc', 'x')
+      .set('predictions-index', 'y')
+      .set('prediction', 'z')
+      .set('other:prediction:1', 'w');
     await pipeline.exec();
     const r = await runJob('cache:invalidate', ['--json'], stack.env);
     assert.is(r.code, 0, r.stderr);
     assert.is(JSON.parse(r.stdout).removed, 2500);
-    assert.equal((await redis.keys('*')).sort(), ['other:prediction:1', 'prediction', 'predictions-index', 'session:abc']);
+    assert.equal((await redis.keys('*')).sort(), [
+      'other:prediction:1',
+      'prediction',
+      'predictions-index',
+      'session:abc',
+    ]);
   } finally {
     redis.disconnect();
   }

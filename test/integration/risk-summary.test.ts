@@ -22,26 +22,43 @@ const DOCUMENTED_TIES_BROKEN = `${DOCUMENTED}
      AND p.id = (SELECT MAX(id) FROM predictions WHERE student_id = s.student_id AND prediction_date = p.prediction_date)`;
 const OURS = 'SELECT student_id, first_name, last_name, risk_score, risk_category FROM student_risk_summary';
 
-const rows = async (sql: string) => withClient(stack.pg, async (c) =>
-  (await c.query(`${sql} ORDER BY 1, 4, 5`)).rows.map((r) => JSON.stringify(r)));
+const rows = async (sql: string) =>
+  withClient(stack.pg, async (c) => (await c.query(`${sql} ORDER BY 1, 4, 5`)).rows.map((r) => JSON.stringify(r)));
 
 async function assertEquivalent(label: string): Promise<void> {
   const ours = await rows(OURS);
-  assert.equal(ours, await rows(DOCUMENTED_TIES_BROKEN), `${label}: ours differs from the documented definition (ties broken by id)`);
+  assert.equal(
+    ours,
+    await rows(DOCUMENTED_TIES_BROKEN),
+    `${label}: ours differs from the documented definition (ties broken by id)`,
+  );
   const documented = new Set(await rows(DOCUMENTED));
-  assert.ok(ours.every((r) => documented.has(r)), `${label}: every row of ours is a row of the documented definition`);
-  const derived = await withClient(stack.pg, async (c) => (await c.query(`
+  assert.ok(
+    ours.every((r) => documented.has(r)),
+    `${label}: every row of ours is a row of the documented definition`,
+  );
+  const derived = await withClient(
+    stack.pg,
+    async (c) =>
+      (
+        await c.query(`
     SELECT count(*)::int AS n FROM edupulse_derived.latest_predictions l
      WHERE l.prediction_id IS DISTINCT FROM (SELECT p.id FROM predictions p WHERE p.student_id = l.student_id
-            ORDER BY p.prediction_date DESC, p.id DESC LIMIT 1)`)).rows[0].n);
+            ORDER BY p.prediction_date DESC, p.id DESC LIMIT 1)`)
+      ).rows[0].n,
+  );
   assert.is(derived, 0, `${label}: latest_predictions holds exactly the latest prediction of each student`);
 }
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  await seed(owner(), { seed: 'summary', students: 400, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-}));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    await seed(owner(), { seed: 'summary', students: 400, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('on generated data (bulk COPY through the triggers) ours equals the documented definition', async () => {
   await assertEquivalent('after seed');
@@ -56,26 +73,42 @@ test('students without predictions are absent, as in the documented definition; 
   });
   assert.not.ok((await rows(OURS)).some((r) => r.includes('NOPRED')));
   const mine = (await rows(`${OURS} WHERE student_id = 'STU0000001'`)).map((r) => JSON.parse(r));
-  assert.equal(mine.map((r) => r.risk_category), ['low'], 'one row per student; the tie goes to the higher id');
-  assert.is((await rows(`${DOCUMENTED} AND s.student_id = 'STU0000001'`)).length, 2, 'the documented definition returns both tied rows');
+  assert.equal(
+    mine.map((r) => r.risk_category),
+    ['low'],
+    'one row per student; the tie goes to the higher id',
+  );
+  assert.is(
+    (await rows(`${DOCUMENTED} AND s.student_id = 'STU0000001'`)).length,
+    2,
+    'the documented definition returns both tied rows',
+  );
   await assertEquivalent('with ties');
 });
 
 test('a back-dated prediction is not the latest; updates and deletes keep the table exact', async () => {
   await withClient(app(), async (c) => {
-    await c.query("INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ('STU0000002', 0.99, 'critical', '2001-01-01')");
+    await c.query(
+      "INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ('STU0000002', 0.99, 'critical', '2001-01-01')",
+    );
     await assertEquivalent('back-dated insert');
     // Move the latest prediction of a student into the past: the previous one becomes latest.
-    await c.query(`UPDATE predictions SET prediction_date = '1999-01-01' WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000003' ORDER BY prediction_date DESC LIMIT 1)`);
+    await c.query(
+      `UPDATE predictions SET prediction_date = '1999-01-01' WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000003' ORDER BY prediction_date DESC LIMIT 1)`,
+    );
     await assertEquivalent('latest moved back');
     await c.query("UPDATE predictions SET risk_score = 0.5, risk_category = 'medium' WHERE student_id = 'STU0000004'");
     await assertEquivalent('scores changed');
-    await c.query("UPDATE predictions SET student_id = 'STU0000006' WHERE student_id = 'STU0000005' AND prediction_date > '2026-03-01'");
+    await c.query(
+      "UPDATE predictions SET student_id = 'STU0000006' WHERE student_id = 'STU0000005' AND prediction_date > '2026-03-01'",
+    );
     await assertEquivalent('moved to another student');
-    await c.query(`DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000007' ORDER BY prediction_date DESC LIMIT 1)`);
+    await c.query(
+      `DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = 'STU0000007' ORDER BY prediction_date DESC LIMIT 1)`,
+    );
     await assertEquivalent('latest deleted');
     await c.query("DELETE FROM predictions WHERE student_id = 'STU0000008'");
-    await assertEquivalent('all of a student\'s deleted');
+    await assertEquivalent("all of a student's deleted");
     assert.not.ok((await rows(OURS)).some((r) => r.includes('STU0000008')));
     await c.query("DELETE FROM students WHERE student_id = 'STU0000009'");
     await assertEquivalent('student deleted');
@@ -95,12 +128,21 @@ test('concurrent inserts for the same students from several sessions, mixed with
         const op = rng.next();
         await client.query('BEGIN');
         if (op < 0.7) {
-          await client.query(`INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
-                              VALUES ($1, $2, 'medium', $3), ($1, $2, 'high', $3::timestamptz - interval '1 day')`, [who, rng.next(), when]);
+          await client.query(
+            `INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
+                              VALUES ($1, $2, 'medium', $3), ($1, $2, 'high', $3::timestamptz - interval '1 day')`,
+            [who, rng.next(), when],
+          );
         } else if (op < 0.85) {
-          await client.query(`UPDATE predictions SET prediction_date = $2 WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY random() LIMIT 1)`, [who, when]);
+          await client.query(
+            `UPDATE predictions SET prediction_date = $2 WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY random() LIMIT 1)`,
+            [who, when],
+          );
         } else {
-          await client.query(`DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY prediction_date DESC LIMIT 1)`, [who]);
+          await client.query(
+            `DELETE FROM predictions WHERE id = (SELECT id FROM predictions WHERE student_id = $1 ORDER BY prediction_date DESC LIMIT 1)`,
+            [who],
+          );
         }
         await new Promise((r) => setTimeout(r, rng.int(0, 3)));
         await client.query('COMMIT');
@@ -117,19 +159,30 @@ test('concurrent inserts for the same students from several sessions, mixed with
   await assertEquivalent('after concurrent sessions');
 });
 
-test('a renamed student shows renamed, also when the rename races the student\'s first prediction', async () => {
+test("a renamed student shows renamed, also when the rename races the student's first prediction", async () => {
   await withClient(app(), (c) => c.query("UPDATE students SET first_name = 'Renamed' WHERE student_id = 'STU0000010'"));
-  assert.equal((await rows(`${OURS} WHERE student_id = 'STU0000010'`)).map((r) => JSON.parse(r).first_name), ['Renamed']);
+  assert.equal(
+    (await rows(`${OURS} WHERE student_id = 'STU0000010'`)).map((r) => JSON.parse(r).first_name),
+    ['Renamed'],
+  );
   await assertEquivalent('after a rename');
   for (const renameFirst of [false, true]) {
     const id = renameFirst ? 'RACE2' : 'RACE1';
-    await withClient(app(), (c) => c.query("INSERT INTO students (student_id, first_name, last_name) VALUES ($1, 'Old', 'Name')", [id]));
+    await withClient(app(), (c) =>
+      c.query("INSERT INTO students (student_id, first_name, last_name) VALUES ($1, 'Old', 'Name')", [id]),
+    );
     const a = new pg.Client(app());
     const b = new pg.Client(app());
-    await a.connect(); await b.connect();
+    await a.connect();
+    await b.connect();
     try {
-      await a.query('BEGIN'); await b.query('BEGIN');
-      const insert = () => a.query("INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ($1, 0.4, 'medium', now())", [id]);
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      const insert = () =>
+        a.query(
+          "INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES ($1, 0.4, 'medium', now())",
+          [id],
+        );
       const rename = () => b.query("UPDATE students SET first_name = 'New' WHERE student_id = $1", [id]);
       // Whichever goes second waits on the other's lock on the student row; commit the first, then the second.
       const [first, second] = renameFirst ? [rename, insert] : [insert, rename];
@@ -141,9 +194,14 @@ test('a renamed student shows renamed, also when the rename races the student\'s
       await waiting;
       await secondClient.query('COMMIT');
     } finally {
-      await a.end(); await b.end();
+      await a.end();
+      await b.end();
     }
-    assert.equal((await rows(`${OURS} WHERE student_id = '${id}'`)).map((r) => JSON.parse(r).first_name), ['New'], `rename first: ${renameFirst}`);
+    assert.equal(
+      (await rows(`${OURS} WHERE student_id = '${id}'`)).map((r) => JSON.parse(r).first_name),
+      ['New'],
+      `rename first: ${renameFirst}`,
+    );
   }
   await assertEquivalent('after racing renames');
 });

@@ -37,13 +37,17 @@ async function asOwner(sql: string): Promise<void> {
 
 const INSUFFICIENT = '42501';
 
-test.before(logged(async () => {
-  stack = await startTestStack();
-  // The five tables come from the migrations `up` ran; a view and a table made later, as a migration would.
-  await asOwner(`CREATE TABLE notes (id serial PRIMARY KEY, student_id varchar REFERENCES students, body text);
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+    // The five tables come from the migrations `up` ran; a view and a table made later, as a migration would.
+    await asOwner(`CREATE TABLE notes (id serial PRIMARY KEY, student_id varchar REFERENCES students, body text);
                  CREATE VIEW student_names AS SELECT student_id, first_name FROM students;`);
-}));
-test.after(async () => { await stack?.stop(); });
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 test('the audit is clean after up', async () => {
   const r = await runJob('roles:audit', [], stack.env);
@@ -60,9 +64,16 @@ const ROWS: Record<string, string> = {
 };
 
 test('app_user reads and writes every table, and has no DDL, TRUNCATE, CREATE ROLE or pg_authid', async () => {
-  assert.is(await outcome('app_user', "INSERT INTO students (student_id, first_name, last_name) VALUES ('S1', 'Ada', 'L')"), 'ok');
+  assert.is(
+    await outcome('app_user', "INSERT INTO students (student_id, first_name, last_name) VALUES ('S1', 'Ada', 'L')"),
+    'ok',
+  );
   for (const [table, row] of Object.entries(ROWS)) {
-    assert.is(await outcome('app_user', `INSERT INTO ${table} ${row}`), 'ok', `${table}: serial ids need USAGE on the sequence`);
+    assert.is(
+      await outcome('app_user', `INSERT INTO ${table} ${row}`),
+      'ok',
+      `${table}: serial ids need USAGE on the sequence`,
+    );
     assert.is(await outcome('app_user', `UPDATE ${table} SET student_id = 'S1'`), 'ok', table);
     assert.is(await outcome('app_user', `SELECT * FROM ${table}`), 'ok', table);
     assert.is(await outcome('app_user', `DELETE FROM ${table}`), 'ok', table);
@@ -78,8 +89,12 @@ test('app_user reads and writes every table, and has no DDL, TRUNCATE, CREATE RO
 });
 
 test('the reporting login reads every table and view and cannot write', async () => {
-  for (const rel of ['students', ...Object.keys(ROWS), 'student_names']) assert.is(await outcome('reporting', `SELECT * FROM ${rel}`), 'ok', rel);
-  assert.is(await outcome('reporting', "INSERT INTO students (student_id, first_name, last_name) VALUES ('S2', 'Bob', 'B')"), INSUFFICIENT);
+  for (const rel of ['students', ...Object.keys(ROWS), 'student_names'])
+    assert.is(await outcome('reporting', `SELECT * FROM ${rel}`), 'ok', rel);
+  assert.is(
+    await outcome('reporting', "INSERT INTO students (student_id, first_name, last_name) VALUES ('S2', 'Bob', 'B')"),
+    INSUFFICIENT,
+  );
   assert.is(await outcome('reporting', "UPDATE students SET first_name = 'x'"), INSUFFICIENT);
   assert.is(await outcome('reporting', 'DELETE FROM students'), INSUFFICIENT);
   assert.is(await outcome('reporting', 'CREATE TABLE r (x int)'), INSUFFICIENT);
@@ -98,24 +113,38 @@ test('the backup login runs pg_basebackup and pg_dump', async () => {
   const env = { PGPASSWORD: as('edupulse_backup').password as string };
   const common = ['-h', '127.0.0.1', '-p', String(stack.ctx.settings.postgres.port), '-U', 'edupulse_backup'];
   try {
-    await run(stack.ctx.pg.bin('pg_basebackup'), [...common, '-D', join(dir, 'base'), '-Ft', '-X', 'fetch', '-c', 'fast'], { env });
+    await run(
+      stack.ctx.pg.bin('pg_basebackup'),
+      [...common, '-D', join(dir, 'base'), '-Ft', '-X', 'fetch', '-c', 'fast'],
+      { env },
+    );
     assert.ok(statSync(join(dir, 'base', 'base.tar')).size > 0);
-    const dump = await run(stack.ctx.pg.bin('pg_dump'), [...common, '-d', 'edupulse', '--data-only', '-t', 'students'], { env });
+    const dump = await run(
+      stack.ctx.pg.bin('pg_dump'),
+      [...common, '-d', 'edupulse', '--data-only', '-t', 'students'],
+      { env },
+    );
     assert.match(dump.stdout, /S1\tAda L\tL/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('the monitoring login sees other sessions\' queries and cannot read table data', async () => {
+test("the monitoring login sees other sessions' queries and cannot read table data", async () => {
   const busy = new pg.Client(as('app_user'));
   await busy.connect();
   const sleeping = busy.query('SELECT pg_sleep(3) /* busy-marker */');
   try {
     await new Promise((r) => setTimeout(r, 300));
     const seen = await withClient(as('edupulse_monitor'), async (c) =>
-      (await c.query("SELECT query FROM pg_stat_activity WHERE usename = 'app_user'")).rows.map((r) => r.query as string));
-    assert.ok(seen.some((q) => q.includes('busy-marker')), `monitor saw: ${JSON.stringify(seen)}`);
+      (await c.query("SELECT query FROM pg_stat_activity WHERE usename = 'app_user'")).rows.map(
+        (r) => r.query as string,
+      ),
+    );
+    assert.ok(
+      seen.some((q) => q.includes('busy-marker')),
+      `monitor saw: ${JSON.stringify(seen)}`,
+    );
     assert.is(await outcome('edupulse_monitor', 'SELECT * FROM public.students'), INSUFFICIENT);
   } finally {
     await busy.query('SELECT pg_cancel_backend(pg_backend_pid())').catch(() => {});
@@ -155,7 +184,8 @@ test('hand-made drift is reported by the audit, removed by roles:apply, and a se
   const audit = await runJob('roles:audit', ['--json'], stack.env);
   assert.is(audit.code, 1);
   const diffs = JSON.parse(audit.stdout).differences as Array<{ kind: string; role: string; what: string }>;
-  const has = (kind: string, role: string, what: RegExp) => diffs.some((d) => d.kind === kind && d.role === role && what.test(d.what));
+  const has = (kind: string, role: string, what: RegExp) =>
+    diffs.some((d) => d.kind === kind && d.role === role && what.test(d.what));
   assert.ok(has('extra', 'app_user', /CREATE on schema public/), JSON.stringify(diffs));
   assert.ok(has('extra', 'app_user', /has SUPERUSER/));
   assert.ok(has('extra', 'reporting', /member of pg_write_all_data/));
@@ -164,7 +194,13 @@ test('hand-made drift is reported by the audit, removed by roles:apply, and a se
   const apply = await runJob('roles:apply', [], stack.env);
   assert.is(apply.code, 0, apply.stderr);
   assert.is(await outcome('app_user', 'CREATE TABLE evil (x int)'), INSUFFICIENT);
-  assert.is(await withClient(stack.pg, async (c) => (await c.query("SELECT rolsuper FROM pg_roles WHERE rolname = 'app_user'")).rows[0].rolsuper), false);
+  assert.is(
+    await withClient(
+      stack.pg,
+      async (c) => (await c.query("SELECT rolsuper FROM pg_roles WHERE rolname = 'app_user'")).rows[0].rolsuper,
+    ),
+    false,
+  );
   assert.is((await runJob('roles:audit', [], stack.env)).code, 0);
   const again = await runJob('roles:apply', ['--json'], stack.env);
   assert.equal(JSON.parse(again.stdout).statements, []);
@@ -177,14 +213,20 @@ test('an undeclared login role is reported by the audit; roles:apply leaves it u
   });
   const audit = await runJob('roles:audit', ['--json'], stack.env);
   assert.is(audit.code, 1);
-  const d = (JSON.parse(audit.stdout).differences as Array<{ role: string; what: string; fix: string }>).find((x) => x.role === 'intruder');
+  const d = (JSON.parse(audit.stdout).differences as Array<{ role: string; what: string; fix: string }>).find(
+    (x) => x.role === 'intruder',
+  );
   assert.ok(d, audit.stdout);
   assert.match(d!.what, /undeclared login role with 1 privilege entries/);
   assert.is(d!.fix, 'DROP OWNED BY "intruder"; DROP ROLE "intruder"');
   const kept = await runJob('roles:apply', [], stack.env);
   assert.is(kept.code, 0, kept.stderr);
   assert.match(kept.stderr, /left in place \(give --drop-undeclared to drop\): intruder/);
-  const exists = () => withClient(stack.pg, async (c) => (await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'intruder'")).rows[0].n);
+  const exists = () =>
+    withClient(
+      stack.pg,
+      async (c) => (await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'intruder'")).rows[0].n,
+    );
   assert.is(await exists(), 1, 'dropping a role is never implied');
   const dropped = await runJob('roles:apply', ['--drop-undeclared'], stack.env);
   assert.is(dropped.code, 0, dropped.stderr);
@@ -210,7 +252,9 @@ test('roles:rotate: the old password stops working, the new one works, the file 
   assert.is((await runJob('roles:rotate', ['no_such_role'], stack.env)).code, 2);
   // pg_stat_statements (readable by the monitor login) holds no verifier of the rotation.
   await withClient({ ...stack.pg, database: 'postgres' }, async (c) => {
-    const { rows } = await c.query("SELECT count(*)::int AS n FROM pg_stat_statements WHERE query ILIKE '%SCRAM-SHA-256%' OR query ILIKE '%ALTER ROLE%PASSWORD%'");
+    const { rows } = await c.query(
+      "SELECT count(*)::int AS n FROM pg_stat_statements WHERE query ILIKE '%SCRAM-SHA-256%' OR query ILIKE '%ALTER ROLE%PASSWORD%'",
+    );
     assert.is(rows[0].n, 0, 'no password statement tracked');
   });
 });
@@ -219,7 +263,10 @@ test('a role name with a quote and a semicolon is quoted, not executed', async (
   const evil = '"; DROP TABLE students; --';
   const custom: RoleDeclarations = {
     ...declarations,
-    roles: [...declarations.roles, { name: evil, login: true, inherit: true, connectionLimit: 1, memberOf: ['readonly'], purpose: 'test' }],
+    roles: [
+      ...declarations.roles,
+      { name: evil, login: true, inherit: true, connectionLimit: 1, memberOf: ['readonly'], purpose: 'test' },
+    ],
     grants: [...declarations.grants, { role: evil, on: 'database', privileges: ['CONNECT'] }],
   };
   const mem: Record<string, string> = {};

@@ -18,8 +18,14 @@ let stack: TestStack;
 const YEAR_END = '2026-06-12';
 const owner = () => migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
 
-test.before(logged(async () => { stack = await startTestStack(); }));
-test.after(async () => { await stack?.stop(); });
+test.before(
+  logged(async () => {
+    stack = await startTestStack();
+  }),
+);
+test.after(async () => {
+  await stack?.stop();
+});
 
 /** A digest of every table's rows, without the load-time timestamps. */
 async function fingerprint(): Promise<Record<string, string>> {
@@ -51,7 +57,10 @@ test('the school year: 180 school days, no weekends, no summer break', () => {
 });
 
 test('the generator is deterministic for a seed and differs across seeds', () => {
-  const all = (seedValue: string) => GENERATORS.map((g) => [...tableChunks(g, { seed: seedValue, students: 30, offset: 0, yearEnd: YEAR_END })].map((c) => c.text).join(''));
+  const all = (seedValue: string) =>
+    GENERATORS.map((g) =>
+      [...tableChunks(g, { seed: seedValue, students: 30, offset: 0, yearEnd: YEAR_END })].map((c) => c.text).join(''),
+    );
   assert.equal(all('a'), all('a'));
   assert.is.not(all('a')[1], all('b')[1]);
 });
@@ -64,13 +73,24 @@ test('seed loads with COPY, reports the counts it made, and leaves every foreign
   assert.is(result.rows.predictions, 300 * 10);
   assert.ok(result.rows.grades! > 0 && result.rows.discipline_incidents! > 0);
   await withClient(stack.pg, async (c) => {
-    const { rows } = await c.query("SELECT conrelid::regclass::text AS t, convalidated FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass ORDER BY 1");
-    assert.equal(rows, [...SEED_TABLES.slice(1), 'edupulse_derived.latest_predictions'].sort().map((t) => ({ t, convalidated: true })));
+    const { rows } = await c.query(
+      "SELECT conrelid::regclass::text AS t, convalidated FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass ORDER BY 1",
+    );
+    assert.equal(
+      rows,
+      [...SEED_TABLES.slice(1), 'edupulse_derived.latest_predictions'].sort().map((t) => ({ t, convalidated: true })),
+    );
     // The NULL-filling triggers the load turned off are on again, one per seeded table.
-    const fills = await c.query("SELECT tgrelid::regclass::text AS t, tgenabled AS e FROM pg_trigger WHERE tgname LIKE '%\\_fill\\_null\\_defaults' ORDER BY 1");
-    assert.equal(fills.rows, [...SEED_TABLES].sort().map((t) => ({ t, e: 'O' })));
+    const fills = await c.query(
+      "SELECT tgrelid::regclass::text AS t, tgenabled AS e FROM pg_trigger WHERE tgname LIKE '%\\_fill\\_null\\_defaults' ORDER BY 1",
+    );
+    assert.equal(
+      fills.rows,
+      [...SEED_TABLES].sort().map((t) => ({ t, e: 'O' })),
+    );
     // Realism: a skewed minority is chronically absent (10% or more of days), most are not.
-    const chronic = await c.query(`SELECT avg((r >= 0.1)::int) AS share FROM (SELECT avg((status IN ('absent', 'excused'))::int) AS r
+    const chronic =
+      await c.query(`SELECT avg((r >= 0.1)::int) AS share FROM (SELECT avg((status IN ('absent', 'excused'))::int) AS r
       FROM attendance_records GROUP BY student_id) s`);
     const share = Number(chronic.rows[0].share);
     assert.ok(share > 0.05 && share < 0.25, `chronically absent share ${share}`);
@@ -98,7 +118,12 @@ test('a non-empty database is refused (exit 3, nothing changed); --append adds, 
   const replaced = await runJob('seed', ['--students', '20', '--truncate', '--year-end', YEAR_END], stack.env);
   assert.is(replaced.code, 0, replaced.stderr);
   assert.is((await counts()).students, 20);
-  for (const bad of [['--students', '0'], ['--students', 'many'], ['--year-end', 'soon'], ['--append', '--truncate']]) {
+  for (const bad of [
+    ['--students', '0'],
+    ['--students', 'many'],
+    ['--year-end', 'soon'],
+    ['--append', '--truncate'],
+  ]) {
     assert.is((await runJob('seed', bad, stack.env)).code, 2, bad.join(' '));
   }
   assert.is((await counts()).students, 20);
@@ -106,14 +131,19 @@ test('a non-empty database is refused (exit 3, nothing changed); --append adds, 
 
 test('a seed killed mid-load leaves the database as it was', async () => {
   const before = await fingerprint();
-  const child = run(process.execPath, ['--import', 'tsx', `${PROJECT_ROOT}/ops-scripts/seed.ts`, '--students', '20000', '--truncate'],
-    { env: stack.env, nothrow: true, timeoutMs: 1500 });
+  const child = run(
+    process.execPath,
+    ['--import', 'tsx', `${PROJECT_ROOT}/ops-scripts/seed.ts`, '--students', '20000', '--truncate'],
+    { env: stack.env, nothrow: true, timeoutMs: 1500 },
+  );
   const r = await child;
   assert.is.not(r.code, 0, 'the seed was meant to be killed before it finished');
   await new Promise((res) => setTimeout(res, 300));
   assert.equal(await fingerprint(), before);
   await withClient(stack.pg, async (c) => {
-    const fks = await c.query("SELECT count(*) FILTER (WHERE convalidated) AS valid, count(*) AS all FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass");
+    const fks = await c.query(
+      "SELECT count(*) FILTER (WHERE convalidated) AS valid, count(*) AS all FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass",
+    );
     assert.equal(fks.rows[0], { valid: '5', all: '5' }, 'every foreign key to students is back and valid');
   });
 });

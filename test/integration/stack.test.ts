@@ -19,12 +19,18 @@ let env: Record<string, string> = {};
 
 const secrets = (): Secrets => readSecrets(join(root, 'secrets.json'))!;
 const pgConfig = (): PgConfig => ({
-  host: '127.0.0.1', port: Number(env.EDUPULSE_PG_PORT), user: 'postgres',
-  password: secrets().postgres.password, database: 'edupulse',
+  host: '127.0.0.1',
+  port: Number(env.EDUPULSE_PG_PORT),
+  user: 'postgres',
+  password: secrets().postgres.password,
+  database: 'edupulse',
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function upJson(): Promise<{ changed: boolean; steps: Array<{ name: string; status: string; detail?: string }> }> {
+async function upJson(): Promise<{
+  changed: boolean;
+  steps: Array<{ name: string; status: string; detail?: string }>;
+}> {
   const r = await runJob('up', ['--json'], env);
   assert.is(r.code, 0, `up failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -42,7 +48,11 @@ test.after(async () => {
 });
 
 test('bad settings in the environment exit 2 naming the variable, and create nothing', async () => {
-  for (const [name, value] of [['EDUPULSE_PG_PORT', '70000'], ['EDUPULSE_PG_ARCHIVE_TIMEOUT', '-5'], ['EDUPULSE_REDIS_EVICTION_POLICY', 'bogus']]) {
+  for (const [name, value] of [
+    ['EDUPULSE_PG_PORT', '70000'],
+    ['EDUPULSE_PG_ARCHIVE_TIMEOUT', '-5'],
+    ['EDUPULSE_REDIS_EVICTION_POLICY', 'bogus'],
+  ]) {
     const r = await runJob('up', [], { ...env, [name!]: value });
     assert.is(r.code, 2, `${name}=${value}: ${r.stderr}`);
     assert.match(r.stderr, name!);
@@ -92,7 +102,13 @@ test('up on a fresh state dir: archiving into the repository, Redis only with it
   });
   const port = Number(env.EDUPULSE_REDIS_PORT);
   // No ready check: it would send INFO unauthenticated and close the connection first.
-  const anonymous = new Redis({ port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const anonymous = new Redis({
+    port,
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   anonymous.on('error', () => {});
   await anonymous.connect();
   try {
@@ -120,8 +136,14 @@ test('status finds the running stack on its own ports when the environment no lo
   assert.is(s.postgres.state, 'running');
   assert.is(s.redis.state, 'running');
   assert.match(s.postgres.url, new RegExp(`:${env.EDUPULSE_PG_PORT}/`));
-  assert.ok(s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_PG_PORT}`) && n.includes('EDUPULSE_PG_PORT')), JSON.stringify(s.notes));
-  assert.ok(s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_REDIS_PORT}`)), JSON.stringify(s.notes));
+  assert.ok(
+    s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_PG_PORT}`) && n.includes('EDUPULSE_PG_PORT')),
+    JSON.stringify(s.notes),
+  );
+  assert.ok(
+    s.notes.some((n: string) => n.includes(`runs on port ${env.EDUPULSE_REDIS_PORT}`)),
+    JSON.stringify(s.notes),
+  );
 });
 
 test('the secrets file is 0600, the state dir 0700, both owned by the service user', () => {
@@ -145,7 +167,8 @@ test('TCP without a password and with a wrong one is rejected (scram, no trust)'
 test('pg_hba: no trust anywhere; the socket only for the OS owner as the superuser', async () => {
   await withClient(pgConfig(), async (c) => {
     const { rows } = await c.query<{ type: string; user_name: string[]; auth_method: string }>(
-      'SELECT type, user_name, auth_method FROM pg_hba_file_rules');
+      'SELECT type, user_name, auth_method FROM pg_hba_file_rules',
+    );
     assert.ok(rows.length > 0);
     assert.not.ok(rows.some((r) => r.auth_method === 'trust'));
     for (const r of rows.filter((x) => x.type === 'local')) {
@@ -168,17 +191,30 @@ test('a changed maxmemory is applied with CONFIG SET, without restarting Redis, 
   const before = redisPid({ pidFile })!;
   const r = await runJob('up', ['--json'], { ...env, EDUPULSE_REDIS_MAXMEMORY: '96mb' });
   assert.is(r.code, 0, r.stderr);
-  const step = JSON.parse(r.stdout).steps.find((s: { step?: string; name?: string }) => /redis: settings/.test(s.step ?? s.name ?? ''));
+  const step = JSON.parse(r.stdout).steps.find((s: { step?: string; name?: string }) =>
+    /redis: settings/.test(s.step ?? s.name ?? ''),
+  );
   assert.ok(step, r.stdout);
   assert.match(JSON.stringify(step), /without a restart/);
   assert.is(redisPid({ pidFile }), before, 'the same redis-server process');
   const secrets = readSecrets(join(root, 'secrets.json'))!;
-  const redis = new Redis({ port: Number(env.EDUPULSE_REDIS_PORT), password: secrets.redis.password, lazyConnect: true, retryStrategy: () => null });
+  const redis = new Redis({
+    port: Number(env.EDUPULSE_REDIS_PORT),
+    password: secrets.redis.password,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
   await redis.connect();
   try {
     assert.equal(await redis.config('GET', 'maxmemory'), ['maxmemory', String(96 * 1024 * 1024)]);
-  } finally { redis.disconnect(); }
-  assert.match(readFileSync(join(root, 'redis', 'redis.conf'), 'utf8'), /^maxmemory "96mb"$/m, 'persisted for the next start');
+  } finally {
+    redis.disconnect();
+  }
+  assert.match(
+    readFileSync(join(root, 'redis', 'redis.conf'), 'utf8'),
+    /^maxmemory "96mb"$/m,
+    'persisted for the next start',
+  );
   // Back to the default, the same way.
   assert.is((await runJob('up', [], env)).code, 0);
   assert.is(redisPid({ pidFile }), before);
@@ -197,7 +233,9 @@ test('no password in status output, logs, or any server command line', async () 
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       if (/postgres|redis/.test(cmd)) haystacks.push(cmd);
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   assert.ok(pids.every((p) => p > 0));
   for (const h of haystacks) {
@@ -223,7 +261,12 @@ test('down stops both; up again finds the data written before', async () => {
   await withClient(pgConfig(), async (c) => {
     assert.is((await c.query('SELECT v FROM keepme')).rows[0].v, 'still here');
   });
-  const redis = new Redis({ port: Number(env.EDUPULSE_REDIS_PORT), password: secrets().redis.password, lazyConnect: true, retryStrategy: () => null });
+  const redis = new Redis({
+    port: Number(env.EDUPULSE_REDIS_PORT),
+    password: secrets().redis.password,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
   try {
     await redis.connect();
     assert.is(await redis.get('prediction:S1'), '{"risk":0.4}', 'Redis kept its data (rdb persistence)');

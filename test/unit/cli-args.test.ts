@@ -11,7 +11,13 @@ import { runJob } from '../cli.ts';
 
 async function parsed(argv: string[], spec: { string?: string[] } = {}): Promise<CommandIO['args']> {
   let seen: CommandIO['args'] | undefined;
-  await command({ name: 'probe', usage: 'probe', positionals: { max: 9 }, ...spec }, async ({ args }) => { seen = args; }, argv);
+  await command(
+    { name: 'probe', usage: 'probe', positionals: { max: 9 }, ...spec },
+    async ({ args }) => {
+      seen = args;
+    },
+    argv,
+  );
   process.exitCode = 0;
   return seen!;
 }
@@ -26,7 +32,9 @@ test('positional WAL names made only of digits stay exact strings', async () => 
 });
 
 test('flag values that look like numbers stay strings', async () => {
-  const args = await parsed(['--backup', '20261124221000', '--target-name', '007'], { string: ['backup', 'target-name'] });
+  const args = await parsed(['--backup', '20261124221000', '--target-name', '007'], {
+    string: ['backup', 'target-name'],
+  });
   assert.is(args.backup, '20261124221000');
   assert.is(args['target-name'], '007');
 });
@@ -50,8 +58,13 @@ test('wal:fetch accepts an all-digit segment name, and fails any error with 126 
 });
 
 const spec: CommandSpec = {
-  name: 'probe', usage: 'probe', boolean: ['prometheus', 'redis'], string: ['students', 'backup'], defaults: { redis: true },
-  positionals: { max: 1, name: 'id' }, conflicts: [['json', 'prometheus']],
+  name: 'probe',
+  usage: 'probe',
+  boolean: ['prometheus', 'redis'],
+  string: ['students', 'backup'],
+  defaults: { redis: true },
+  positionals: { max: 1, name: 'id' },
+  conflicts: [['json', 'prometheus']],
 };
 
 function badInputOf(argv: string[]): string {
@@ -69,7 +82,10 @@ test('unknown, repeated, contradictory flags, extra arguments and dash values ar
   assert.is(badInputOf(['--nope']), 'unknown option --nope');
   assert.is(badInputOf(['--backup', 'a', '--backup', 'b']), '--backup given more than once');
   assert.is(badInputOf(['--json', '--prometheus']), '--json and --prometheus contradict each other');
-  assert.match(badInputOf(['one', 'prediction:1', 'prediction:2']), /takes at most 1 id; extra: "prediction:1" "prediction:2"/);
+  assert.match(
+    badInputOf(['one', 'prediction:1', 'prediction:2']),
+    /takes at most 1 id; extra: "prediction:1" "prediction:2"/,
+  );
   assert.is(badInputOf(['--students', '-5']), '--students needs a value');
   assert.is(badInputOf(['--redis', '--no-redis']), '--redis and --no-redis contradict each other');
   assert.match(badInputOf(['--students']), /--students needs a value/);

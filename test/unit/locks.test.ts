@@ -22,29 +22,55 @@ function withState(fn: (paths: ReturnType<typeof statePaths>) => void): void {
 }
 
 function refusal(fn: () => unknown): { code: number; message: string } | undefined {
-  try { fn(); return undefined; } catch (err) { return { code: exitCodeFor(err), message: (err as Error).message }; }
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return { code: exitCodeFor(err), message: (err as Error).message };
+  }
 }
 
-test('jobs sharing a lock exclude each other, naming the holder; the release lets the next one in', () => withState((paths) => {
-  for (const [a, b] of [['backup', 'backup:prune'], ['up', 'down'], ['drill', 'drill']] as const) {
-    const release = acquireJobLocks(a, `${a} --json`, paths);
-    const r = refusal(() => acquireJobLocks(b, b, paths));
-    assert.is(r?.code, ExitCode.refused, `${b} while ${a} runs`);
-    assert.match(r!.message, new RegExp(`${a} --json is already running \\(pid ${process.pid}`));
-    release();
-    acquireJobLocks(b, b, paths)();
-  }
-}));
+test('jobs sharing a lock exclude each other, naming the holder; the release lets the next one in', () =>
+  withState((paths) => {
+    for (const [a, b] of [
+      ['backup', 'backup:prune'],
+      ['up', 'down'],
+      ['drill', 'drill'],
+    ] as const) {
+      const release = acquireJobLocks(a, `${a} --json`, paths);
+      const r = refusal(() => acquireJobLocks(b, b, paths));
+      assert.is(r?.code, ExitCode.refused, `${b} while ${a} runs`);
+      assert.match(r!.message, new RegExp(`${a} --json is already running \\(pid ${process.pid}`));
+      release();
+      acquireJobLocks(b, b, paths)();
+    }
+  }));
 
-test('jobs with different locks run side by side; an unlisted job takes none', () => withState((paths) => {
-  const releases = ['up', 'backup', 'drill'].map((j) => acquireJobLocks(j, j, paths));
-  assert.is(refusal(() => acquireJobLocks('restore', 'restore', paths)()), undefined);
-  assert.is(refusal(() => acquireJobLocks('status', 'status', paths)()), undefined);
-  assert.equal(readdirSync(paths.root).filter((f) => f.endsWith('.lock')).sort(), ['drill.lock', 'up.lock']);
-  assert.ok(existsSync(join(paths.repoDir, '.backup.lock')));
-  for (const release of releases) release();
-  assert.equal(readdirSync(paths.root).filter((f) => f.endsWith('.lock')), [], 'released locks leave no file');
-}));
+test('jobs with different locks run side by side; an unlisted job takes none', () =>
+  withState((paths) => {
+    const releases = ['up', 'backup', 'drill'].map((j) => acquireJobLocks(j, j, paths));
+    assert.is(
+      refusal(() => acquireJobLocks('restore', 'restore', paths)()),
+      undefined,
+    );
+    assert.is(
+      refusal(() => acquireJobLocks('status', 'status', paths)()),
+      undefined,
+    );
+    assert.equal(
+      readdirSync(paths.root)
+        .filter((f) => f.endsWith('.lock'))
+        .sort(),
+      ['drill.lock', 'up.lock'],
+    );
+    assert.ok(existsSync(join(paths.repoDir, '.backup.lock')));
+    for (const release of releases) release();
+    assert.equal(
+      readdirSync(paths.root).filter((f) => f.endsWith('.lock')),
+      [],
+      'released locks leave no file',
+    );
+  }));
 
 test('a lock whose directory does not exist is not taken, and the directory is not made', () => {
   const paths = statePaths({ EDUPULSE_STATE_DIR: join(tmpdir(), 'edupulse-locks-never-made') });

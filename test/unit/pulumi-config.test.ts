@@ -5,8 +5,11 @@ import * as assert from 'uvu/assert';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 
-const load = (config: Record<string, string>) => run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/pulumi-load.ts')],
-  { env: { PULUMI_TEST_CONFIG: JSON.stringify(config) }, nothrow: true });
+const load = (config: Record<string, string>) =>
+  run(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/pulumi-load.ts')], {
+    env: { PULUMI_TEST_CONFIG: JSON.stringify(config) },
+    nothrow: true,
+  });
 
 test('a valid configuration loads', async () => {
   const r = await load({ 'edupulse:postgresPort': '55432' });

@@ -4,12 +4,15 @@ import * as assert from 'uvu/assert';
 import { declarations, loginRoles } from '../../roles/declarations.ts';
 import { mockProgram, plain, resolve, settle, wasSecret, type Recorded } from '../pulumi-mocks.ts';
 
-const recorded = mockProgram({
-  'edupulse:postgresPort': '55432',
-  'edupulse:redisMaxmemory': '128mb',
-  'edupulse:repoDir': '/srv/edupulse/repo',
-  'edupulse:postgresPassword': 'configured-superuser-password',
-}, ['edupulse:postgresPassword']);
+const recorded = mockProgram(
+  {
+    'edupulse:postgresPort': '55432',
+    'edupulse:redisMaxmemory': '128mb',
+    'edupulse:repoDir': '/srv/edupulse/repo',
+    'edupulse:postgresPassword': 'configured-superuser-password',
+  },
+  ['edupulse:postgresPassword'],
+);
 
 let program: Record<string, any>;
 test.before(async () => {
@@ -18,7 +21,8 @@ test.before(async () => {
 });
 
 const of = (type: string) => recorded.filter((r) => r.type === type);
-const container = (suffix: string): Recorded => of('docker:index/container:Container').find((c) => c.name.endsWith(suffix))!;
+const container = (suffix: string): Recorded =>
+  of('docker:index/container:Container').find((c) => c.name.endsWith(suffix))!;
 
 test('the Postgres container carries the WAL archiving settings of settings.ts and mounts the repository', () => {
   const pg = container('-postgres');
@@ -31,13 +35,19 @@ test('the Postgres container carries the WAL archiving settings of settings.ts a
   assert.is(c('archive_timeout'), 'archive_timeout=60s');
   assert.is(c('shared_preload_libraries'), 'shared_preload_libraries=pg_stat_statements');
   assert.ok(flags.every((f, i) => i === 0 || flags[i - 1] !== '-c' || /^[\w.]+=/.test(f)));
-  assert.equal(pg.inputs.volumes.map((v: any) => `${v.hostPath}:${v.containerPath}`), ['/var/lib/edupulse/pgdata:/var/lib/postgresql/data', '/srv/edupulse/repo:/backup']);
+  assert.equal(
+    pg.inputs.volumes.map((v: any) => `${v.hostPath}:${v.containerPath}`),
+    ['/var/lib/edupulse/pgdata:/var/lib/postgresql/data', '/srv/edupulse/repo:/backup'],
+  );
   assert.equal(pg.inputs.ports, [{ internal: 5432, external: 55432, ip: '127.0.0.1' }]);
   assert.match(pg.inputs.healthcheck.tests.join(' '), /pg_isready/);
   assert.is(pg.inputs.restart, 'unless-stopped');
   assert.ok(wasSecret(pg.inputs.envs), 'the environment holding the password is secret');
   assert.ok(plain(pg.inputs.envs).some((e: string) => e === 'POSTGRES_PASSWORD=configured-superuser-password'));
-  assert.not.ok(JSON.stringify(pg.inputs.command).includes('configured-superuser-password'), 'no password on the command line');
+  assert.not.ok(
+    JSON.stringify(pg.inputs.command).includes('configured-superuser-password'),
+    'no password on the command line',
+  );
   assert.ok(of('docker:index/remoteImage:RemoteImage').some((i) => i.inputs.name === 'postgres:17'));
 });
 
@@ -45,7 +55,9 @@ test('Redis has a secret password (not on its command line) and maxmemory', () =
   const redis = container('-redis');
   assert.ok(redis.inputs.command.join(' ').includes('--maxmemory 128mb'));
   assert.ok(redis.inputs.command.join(' ').includes('--maxmemory-policy allkeys-lru'));
-  assert.ok(plain(redis.inputs.envs).some((e: string) => e.startsWith('REDIS_PASSWORD=mock-password-for-redis-password')));
+  assert.ok(
+    plain(redis.inputs.envs).some((e: string) => e.startsWith('REDIS_PASSWORD=mock-password-for-redis-password')),
+  );
   assert.not.ok(JSON.stringify(redis.inputs.command).includes('mock-password'));
   assert.ok(redis.inputs.ports.length === 0, 'not published unless configured');
 });
@@ -63,28 +75,50 @@ test('each declared role has a Role with the declared attributes and memberships
   }
   const memberships = roles.flatMap((r) => (r.inputs.roles ?? []).map((g: string) => `${r.inputs.name}>${g}`)).sort();
   assert.equal(memberships, declarations.roles.flatMap((r) => r.memberOf.map((m) => `${r.name}>${m}`)).sort());
-  assert.is(roles.find((r) => r.inputs.name === 'edupulse_backup')!.inputs.replication, true, 'the backup login may stream WAL');
+  assert.is(
+    roles.find((r) => r.inputs.name === 'edupulse_backup')!.inputs.replication,
+    true,
+    'the backup login may stream WAL',
+  );
 });
 
 test('each declared grant has a Grant with exactly the declared privileges; PUBLIC keeps nothing', () => {
   const grants = of('postgresql:index/grant:Grant');
   for (const g of declarations.grants) {
-    const found = grants.filter((x) => x.inputs.role === g.role && x.inputs.objectType === g.on && ('schema' in g ? x.inputs.schema === g.schema : true));
+    const found = grants.filter(
+      (x) =>
+        x.inputs.role === g.role &&
+        x.inputs.objectType === g.on &&
+        ('schema' in g ? x.inputs.schema === g.schema : true),
+    );
     assert.is(found.length, 1, `${g.role} ${g.on}`);
     assert.equal(found[0]!.inputs.privileges, g.privileges);
   }
   const publicGrants = grants.filter((x) => x.inputs.role === 'public');
-  assert.equal(publicGrants.map((g) => [g.inputs.objectType, g.inputs.privileges]), [['database', []], ['schema', []]]);
+  assert.equal(
+    publicGrants.map((g) => [g.inputs.objectType, g.inputs.privileges]),
+    [
+      ['database', []],
+      ['schema', []],
+    ],
+  );
   assert.is(grants.length, declarations.grants.length + 2);
   const defaults = of('postgresql:index/defaultPrivileges:DefaultPrivileges');
-  assert.equal(defaults.map((d) => `${d.inputs.owner}:${d.inputs.role}:${d.inputs.objectType}:${d.inputs.privileges}`).sort(),
-    declarations.defaultPrivileges.map((d) => `${d.owner}:${d.role}:${d.on}:${d.privileges}`).sort());
+  assert.equal(
+    defaults.map((d) => `${d.inputs.owner}:${d.inputs.role}:${d.inputs.objectType}:${d.inputs.privileges}`).sort(),
+    declarations.defaultPrivileges.map((d) => `${d.owner}:${d.role}:${d.on}:${d.privileges}`).sort(),
+  );
   const db = of('postgresql:index/database:Database')[0]!;
   assert.equal([db.inputs.name, db.inputs.owner], ['edupulse', declarations.owner]);
 });
 
 test('migrations, the indexes and views and the superuser password are dynamic resources (their order: pulumi-graph.test.ts)', () => {
-  assert.equal(of('pulumi-nodejs:dynamic:Resource').map((r) => r.name).sort(), ['indexes-and-views', 'migrations', 'postgres-superuser']);
+  assert.equal(
+    of('pulumi-nodejs:dynamic:Resource')
+      .map((r) => r.name)
+      .sort(),
+    ['indexes-and-views', 'migrations', 'postgres-superuser'],
+  );
   const superuser = recorded.find((r) => r.name === 'postgres-superuser')!;
   assert.ok(wasSecret(superuser.inputs.password), 'the password is a secret input');
 });

@@ -5,20 +5,28 @@ import { declarations } from '../../roles/declarations.ts';
 import { loadProgram, mockProgram, plain, resolve, type RecordedOptions } from '../pulumi-mocks.ts';
 import { sslOptions } from '../../infra/sql-objects-impl.ts';
 
-const recorded = mockProgram({
-  'edupulse:mode': 'existing',
-  'edupulse:postgresHost': 'db.example.internal',
-  'edupulse:postgresPort': '6432',
-  'edupulse:postgresAdminUser': 'edupulse_admin',
-  'edupulse:postgresPassword': 'managed-admin-password',
-}, ['edupulse:postgresPassword']);
+const recorded = mockProgram(
+  {
+    'edupulse:mode': 'existing',
+    'edupulse:postgresHost': 'db.example.internal',
+    'edupulse:postgresPort': '6432',
+    'edupulse:postgresAdminUser': 'edupulse_admin',
+    'edupulse:postgresPassword': 'managed-admin-password',
+  },
+  ['edupulse:postgresPassword'],
+);
 
 let program: Record<string, any>;
 let graph: Map<string, RecordedOptions>;
-test.before(async () => { ({ program, graph } = await loadProgram('../infra/index.ts', recorded)); });
+test.before(async () => {
+  ({ program, graph } = await loadProgram('../infra/index.ts', recorded));
+});
 
 test('no containers, images or networks; the provider points at the existing server with TLS', () => {
-  assert.equal(recorded.filter((r) => r.type.startsWith('docker:')), []);
+  assert.equal(
+    recorded.filter((r) => r.type.startsWith('docker:')),
+    [],
+  );
   const provider = recorded.find((r) => r.type === 'pulumi:providers:postgresql')!;
   assert.is(provider.inputs.host, 'db.example.internal');
   assert.is(String(provider.inputs.port), '6432');
@@ -49,7 +57,11 @@ test('a managed admin is not a superuser: the provider is told so, REPLICATION i
 test('sslmode is mapped honestly: require encrypts only, verify-ca checks the chain, verify-full also the name', () => {
   assert.is(sslOptions({ sslmode: 'disable' }), undefined);
   assert.equal(sslOptions({ sslmode: 'require' }), { rejectUnauthorized: false });
-  const ca = sslOptions({ sslmode: 'verify-ca', sslrootcert: 'PEM' }) as { rejectUnauthorized: boolean; ca: string; checkServerIdentity: () => unknown };
+  const ca = sslOptions({ sslmode: 'verify-ca', sslrootcert: 'PEM' }) as {
+    rejectUnauthorized: boolean;
+    ca: string;
+    checkServerIdentity: () => unknown;
+  };
   assert.is(ca.rejectUnauthorized, true);
   assert.is(ca.ca, 'PEM');
   assert.is(ca.checkServerIdentity(), undefined, 'the host name is not compared');

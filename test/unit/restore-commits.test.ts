@@ -15,13 +15,16 @@ pg_waldump: error: error in WAL record at 0/D0002E0: invalid record length at 0/
 
 test('parses commit and abort records with microsecond times; ignores PREPARE', () => {
   const r = parseXactRecords(DUMP);
-  assert.equal(r.map((x) => [x.kind, x.lsn, x.time]), [
-    ['COMMIT', '0/0D0000D8', '2026-11-25T08:39:00.964019Z'],
-    ['COMMIT', '0/0D000160', '2026-11-25T08:39:03.300000Z'],
-    ['ABORT', '0/0D0001B8', '2026-11-25T08:39:04.000001Z'],
-    ['COMMIT_PREPARED', '0/0D000240', '2026-11-25T08:39:06.000000Z'],
-    ['ABORT_PREPARED', '0/0D000290', '2026-11-25T08:39:07.500000Z'],
-  ]);
+  assert.equal(
+    r.map((x) => [x.kind, x.lsn, x.time]),
+    [
+      ['COMMIT', '0/0D0000D8', '2026-11-25T08:39:00.964019Z'],
+      ['COMMIT', '0/0D000160', '2026-11-25T08:39:03.300000Z'],
+      ['ABORT', '0/0D0001B8', '2026-11-25T08:39:04.000001Z'],
+      ['COMMIT_PREPARED', '0/0D000240', '2026-11-25T08:39:06.000000Z'],
+      ['ABORT_PREPARED', '0/0D000290', '2026-11-25T08:39:07.500000Z'],
+    ],
+  );
   assert.is(r[0]!.micros, 1795595940964019n);
   assert.ok(r[2]!.micros - r[1]!.micros === 700001n);
 });
@@ -30,12 +33,21 @@ const rec = (lsn: string, time: string) => ({ kind: 'COMMIT' as const, lsn, time
 const T = new Date('2026-11-25T08:40:00.000Z');
 
 test('a later commit in the archive keeps the time target as given', () => {
-  const around: CommitsAround = { atOrBefore: rec('0/0D0000D8', 'a'), after: rec('0/0E000010', 'b'), scanned: 2, through: 'X' };
+  const around: CommitsAround = {
+    atOrBefore: rec('0/0D0000D8', 'a'),
+    after: rec('0/0E000010', 'b'),
+    scanned: 2,
+    through: 'X',
+  };
   assert.equal(resolveTime(T, around, '0/0C000100'), { target: { kind: 'time', time: T } });
 });
 
 test('nothing after the target: recover to the last commit before it, by its LSN', () => {
-  const around: CommitsAround = { atOrBefore: rec('0/0D0000D8', '2026-11-25T08:39:00.964019Z'), scanned: 3, through: '00000001000000000000000F' };
+  const around: CommitsAround = {
+    atOrBefore: rec('0/0D0000D8', '2026-11-25T08:39:00.964019Z'),
+    scanned: 3,
+    through: '00000001000000000000000F',
+  };
   const r = resolveTime(T, around, '0/0C000100');
   assert.equal(r.target, { kind: 'lsn', lsn: '0/0D0000D8' });
   assert.equal(r.quiet?.lastCommit, { time: '2026-11-25T08:39:00.964019Z', lsn: '0/0D0000D8' });
@@ -48,17 +60,35 @@ test('nothing after the target and the last commit before the backup ended: reco
   assert.equal(resolveTime(T, { scanned: 4, through: 'S' }, '0/0C000100').target, { kind: 'immediate' });
 });
 
-test('WAL evidence: the last replayed transaction must be the archive\'s last at or before the target, to the microsecond', () => {
+test("WAL evidence: the last replayed transaction must be the archive's last at or before the target, to the microsecond", () => {
   const T = new Date('2026-11-25T08:40:00.000Z');
   const us = (d: number) => String(BigInt(T.getTime()) * 1000n + BigInt(d));
-  const ev = { atOrBefore: { time: '2026-11-25T08:39:59.999500Z', lsn: '0/5000100', micros: us(-500) },
-    after: { time: '2026-11-25T08:40:00.250000Z', lsn: '0/5000200', micros: us(250000) }, through: 'S' };
+  const ev = {
+    atOrBefore: { time: '2026-11-25T08:39:59.999500Z', lsn: '0/5000100', micros: us(-500) },
+    after: { time: '2026-11-25T08:40:00.250000Z', lsn: '0/5000200', micros: us(250000) },
+    through: 'S',
+  };
   const ok = checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(-500) }, T);
   assert.is(ok.status, 'passed');
-  assert.match(ok.detail, /0\.000500s before it\); the first after it .* 0\.250000s after the target\) was not replayed/);
-  assert.is(checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(250000) }, T).status, 'failed', 'one later replayed');
-  assert.is(checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(-501) }, T).status, 'failed', 'one microsecond off');
-  assert.is(checkWalEvidence({ walEvidence: { through: 'S' }, lastReplayedMicros: null }, T).status, 'passed', 'nothing to replay, nothing replayed');
+  assert.match(
+    ok.detail,
+    /0\.000500s before it\); the first after it .* 0\.250000s after the target\) was not replayed/,
+  );
+  assert.is(
+    checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(250000) }, T).status,
+    'failed',
+    'one later replayed',
+  );
+  assert.is(
+    checkWalEvidence({ walEvidence: ev, lastReplayedMicros: us(-501) }, T).status,
+    'failed',
+    'one microsecond off',
+  );
+  assert.is(
+    checkWalEvidence({ walEvidence: { through: 'S' }, lastReplayedMicros: null }, T).status,
+    'passed',
+    'nothing to replay, nothing replayed',
+  );
   assert.is(checkWalEvidence({ lastReplayedMicros: null }, T).status, 'skipped');
 });
 

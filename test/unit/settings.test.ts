@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultSettings, KNOWN_VARIABLES, loadSettings, postgresParameters, redisDirectives, SettingsError } from '../../infra/settings.ts';
+import {
+  defaultSettings,
+  KNOWN_VARIABLES,
+  loadSettings,
+  postgresParameters,
+  redisDirectives,
+  SettingsError,
+} from '../../infra/settings.ts';
 import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 
 test('defaults need no environment and use non-standard ports', () => {
@@ -14,8 +21,11 @@ test('defaults need no environment and use non-standard ports', () => {
 
 test('EDUPULSE_ variables override the defaults', () => {
   const s = loadSettings({
-    EDUPULSE_PG_PORT: '6000', EDUPULSE_PG_ARCHIVE_TIMEOUT: '30', EDUPULSE_REDIS_EVICTION_POLICY: 'volatile-ttl',
-    EDUPULSE_REDIS_MAXMEMORY: '64mb', EDUPULSE_REDIS_PERSISTENCE: 'aof',
+    EDUPULSE_PG_PORT: '6000',
+    EDUPULSE_PG_ARCHIVE_TIMEOUT: '30',
+    EDUPULSE_REDIS_EVICTION_POLICY: 'volatile-ttl',
+    EDUPULSE_REDIS_MAXMEMORY: '64mb',
+    EDUPULSE_REDIS_PERSISTENCE: 'aof',
   });
   assert.is(s.postgres.port, 6000);
   assert.is(s.postgres.archiveTimeoutSeconds, 30);
@@ -48,20 +58,37 @@ test('invalid values are rejected naming the variable', () => {
 
 test('paths, programs, the service user and the object store are parsed with the rest, once', () => {
   const s = loadSettings({
-    EDUPULSE_STATE_DIR: '/srv/edupulse', EDUPULSE_PG_BINDIR: '/usr/lib/postgresql/15/bin', EDUPULSE_SERVICE_USER: 'edupulse',
-    EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'backups-1', EDUPULSE_S3_PREFIX: '/district/a', EDUPULSE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+    EDUPULSE_STATE_DIR: '/srv/edupulse',
+    EDUPULSE_PG_BINDIR: '/usr/lib/postgresql/15/bin',
+    EDUPULSE_SERVICE_USER: 'edupulse',
+    EDUPULSE_REPO_MODE: 'copy',
+    EDUPULSE_S3_BUCKET: 'backups-1',
+    EDUPULSE_S3_PREFIX: '/district/a',
+    EDUPULSE_S3_ENDPOINT: 'http://127.0.0.1:9000',
   });
   assert.equal(s.host, { stateDir: '/srv/edupulse', pgBinDir: '/usr/lib/postgresql/15/bin', serviceUser: 'edupulse' });
-  assert.equal(s.backup.store, { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', bucket: 'backups-1', prefix: 'district/a/' });
+  assert.equal(s.backup.store, {
+    endpoint: 'http://127.0.0.1:9000',
+    region: 'us-east-1',
+    bucket: 'backups-1',
+    prefix: 'district/a/',
+  });
   assert.is(loadSettings({ EDUPULSE_S3_BUCKET: 'ignored-when-local' }).backup.store, undefined);
   rejects({ EDUPULSE_REPO_MODE: 'remote' }, 'EDUPULSE_S3_BUCKET', /required when EDUPULSE_REPO_MODE=remote/);
   rejects({ EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'Bad_Bucket' }, 'EDUPULSE_S3_BUCKET', /bucket name/);
-  rejects({ EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'ok-bucket', EDUPULSE_S3_ENDPOINT: 'minio:9000' }, 'EDUPULSE_S3_ENDPOINT', /URL/);
+  rejects(
+    { EDUPULSE_REPO_MODE: 'copy', EDUPULSE_S3_BUCKET: 'ok-bucket', EDUPULSE_S3_ENDPOINT: 'minio:9000' },
+    'EDUPULSE_S3_ENDPOINT',
+    /URL/,
+  );
   rejects({ EDUPULSE_SERVICE_USER: 'root; rm' }, 'EDUPULSE_SERVICE_USER', /OS user name/);
 });
 
 test('postgres parameters archive with basic_archive into the repository', () => {
-  const p = postgresParameters(defaultSettings.postgres, { walArchiveDir: '/repo/wal', archiveMethod: 'basic_archive' });
+  const p = postgresParameters(defaultSettings.postgres, {
+    walArchiveDir: '/repo/wal',
+    archiveMethod: 'basic_archive',
+  });
   assert.is(p.wal_level, 'replica');
   assert.is(p.archive_mode, 'on');
   assert.is(p.archive_library, 'basic_archive');
@@ -76,10 +103,15 @@ test('postgres parameters archive with basic_archive into the repository', () =>
 });
 
 test('without basic_archive an archive_command refuses to overwrite and renames into place', () => {
-  const p = postgresParameters(defaultSettings.postgres, { walArchiveDir: '/repo/wal', archiveMethod: 'archive_command' });
+  const p = postgresParameters(defaultSettings.postgres, {
+    walArchiveDir: '/repo/wal',
+    archiveMethod: 'archive_command',
+  });
   assert.is(p.archive_library, undefined);
-  assert.is(p.archive_command,
-    "test ! -f '/repo/wal/%f' && cp %p '/repo/wal/%f.tmp' && mv '/repo/wal/%f.tmp' '/repo/wal/%f'");
+  assert.is(
+    p.archive_command,
+    "test ! -f '/repo/wal/%f' && cp %p '/repo/wal/%f.tmp' && mv '/repo/wal/%f.tmp' '/repo/wal/%f'",
+  );
 });
 
 test('redis directives carry memory limit, eviction policy and persistence', () => {

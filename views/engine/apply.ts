@@ -11,8 +11,14 @@ import { liveIndex, readObjects, viewFingerprint } from './catalog.ts';
 import { describeAction, plan, type Action, type Declared } from './plan.ts';
 import * as sql from './sql.ts';
 
-export interface ReconcileStep { action: string; status: StepStatus; detail?: string }
-export interface ReconcileOptions { lockTimeout?: string }
+export interface ReconcileStep {
+  action: string;
+  status: StepStatus;
+  detail?: string;
+}
+export interface ReconcileOptions {
+  lockTimeout?: string;
+}
 
 export const projectDeclarations = (): Declared => ({ indexes: declaredIndexes, views: loadViews() });
 
@@ -26,7 +32,9 @@ async function lockHolders(client: PgClient, tables: string[]): Promise<string> 
     `SELECT l.relation::regclass::text AS rel, l.pid, l.mode FROM pg_locks l
       WHERE l.granted AND l.pid <> pg_backend_pid() AND l.relation = ANY ($1::regclass[])
         AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock', 'ShareUpdateExclusiveLock')
-      ORDER BY 1, 2`, [tables]);
+      ORDER BY 1, 2`,
+    [tables],
+  );
   return rows.map((r) => `${r.rel} (pid ${r.pid}, ${r.mode})`).join(', ');
 }
 
@@ -35,15 +43,22 @@ async function viewTables(client: PgClient, v: ViewDecl): Promise<string[]> {
   const { rows } = await client.query<{ t: string }>(
     `SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-        AND $1 ~* ('\\m' || c.relname || '\\M')`, [v.query]);
-  return rows.map((r) => r.t).filter((t) => !t.endsWith(`.${v.name}`)).concat(`${v.schema}.${v.name}`);
+        AND $1 ~* ('\\m' || c.relname || '\\M')`,
+    [v.query],
+  );
+  return rows
+    .map((r) => r.t)
+    .filter((t) => !t.endsWith(`.${v.name}`))
+    .concat(`${v.schema}.${v.name}`);
 }
 
 async function explainLockTimeout(client: PgClient, err: unknown, what: string, tables: string[]): Promise<never> {
   if ((err as { code?: string }).code === '55P03') {
     const holders = await lockHolders(client, tables).catch(() => '');
-    throw failed(`${what}: could not lock ${tables.join(', ')} within lock_timeout${holders ? `; held by ${holders}` : ''}`,
-      'wait for those sessions to finish (or end them), then apply again');
+    throw failed(
+      `${what}: could not lock ${tables.join(', ')} within lock_timeout${holders ? `; held by ${holders}` : ''}`,
+      'wait for those sessions to finish (or end them), then apply again',
+    );
   }
   throw err;
 }
@@ -53,7 +68,8 @@ async function buildIndex(client: PgClient, d: IndexDecl, name: string): Promise
   try {
     await client.query(sql.createIndex(d, name));
   } catch (err) {
-    if (await liveIndex(client, sql.qualified(d.schema, name))) await client.query(sql.dropIndex(d.schema, name)).catch(() => {});
+    if (await liveIndex(client, sql.qualified(d.schema, name)))
+      await client.query(sql.dropIndex(d.schema, name)).catch(() => {});
     await explainLockTimeout(client, err, `index ${d.schema}.${d.name}`, [`${d.schema}.${d.table}`]);
   }
 }
@@ -101,7 +117,9 @@ async function run(client: PgClient, a: Action): Promise<string | undefined> {
       try {
         await client.query(sql.dropIndex(a.decl.schema, a.decl.name));
       } catch (err) {
-        await explainLockTimeout(client, err, `index ${a.decl.schema}.${a.decl.name}`, [`${a.decl.schema}.${a.decl.table}`]);
+        await explainLockTimeout(client, err, `index ${a.decl.schema}.${a.decl.name}`, [
+          `${a.decl.schema}.${a.decl.table}`,
+        ]);
       }
       await withTransaction(client, async () => {
         await client.query(sql.renameIndex(a.decl.schema, tmp, a.decl.name));
@@ -124,13 +142,19 @@ async function run(client: PgClient, a: Action): Promise<string | undefined> {
 }
 
 /** Plans and applies on one connection (as the owner role); every action reports a step. */
-export async function reconcile(config: PgConfig, opts: ReconcileOptions & { declared?: Declared; dryRun?: boolean } = {}): Promise<ReconcileStep[]> {
+export async function reconcile(
+  config: PgConfig,
+  opts: ReconcileOptions & { declared?: Declared; dryRun?: boolean } = {},
+): Promise<ReconcileStep[]> {
   return withClient(config, async (client) => {
     await client.query(`SET lock_timeout = '${(opts.lockTimeout ?? '5s').replace(/'/g, '')}'`);
     const actions = await planReconcile(client, opts.declared);
     const steps: ReconcileStep[] = [];
     for (const a of actions) {
-      if (opts.dryRun) { steps.push({ action: describeAction(a), status: 'skipped', detail: 'dry run' }); continue; }
+      if (opts.dryRun) {
+        steps.push({ action: describeAction(a), status: 'skipped', detail: 'dry run' });
+        continue;
+      }
       try {
         steps.push({ action: describeAction(a), status: 'done', detail: await run(client, a) });
       } catch (err) {

@@ -6,9 +6,24 @@
 // meant to fail fast naming the table.
 import type { PgClient } from '../../ops-scripts/lib/db.ts';
 
-export interface LiveIndex { schema: string; name: string; table: string; valid: boolean; fingerprint: string; comment: string | null }
-export interface LiveView { schema: string; name: string; fingerprint: string; comment: string | null }
-export interface LiveObjects { indexes: LiveIndex[]; views: LiveView[] }
+export interface LiveIndex {
+  schema: string;
+  name: string;
+  table: string;
+  valid: boolean;
+  fingerprint: string;
+  comment: string | null;
+}
+export interface LiveView {
+  schema: string;
+  name: string;
+  fingerprint: string;
+  comment: string | null;
+}
+export interface LiveObjects {
+  indexes: LiveIndex[];
+  views: LiveView[];
+}
 
 const USER = `n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'`;
 
@@ -19,28 +34,42 @@ const INDEX_FINGERPRINT = `md5(concat_ws('|', i.indrelid::regclass::text, c.rela
 const VIEW_FINGERPRINT = `md5((SELECT string_agg(r.ev_action::text, '' ORDER BY r.oid) FROM pg_rewrite r WHERE r.ev_class = c.oid))`;
 
 export async function readObjects(client: PgClient): Promise<LiveObjects> {
-  const indexes = (await client.query<LiveIndex>(
-    `SELECT n.nspname AS schema, c.relname AS name, t.relname AS table, i.indisvalid AS valid,
+  const indexes = (
+    await client.query<LiveIndex>(
+      `SELECT n.nspname AS schema, c.relname AS name, t.relname AS table, i.indisvalid AS valid,
             ${INDEX_FINGERPRINT} AS fingerprint, obj_description(i.indexrelid, 'pg_class') AS comment
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE ${USER} ORDER BY 1, 2`)).rows;
-  const views = (await client.query<LiveView>(
-    `SELECT n.nspname AS schema, c.relname AS name, ${VIEW_FINGERPRINT} AS fingerprint, obj_description(c.oid, 'pg_class') AS comment
+      WHERE ${USER} ORDER BY 1, 2`,
+    )
+  ).rows;
+  const views = (
+    await client.query<LiveView>(
+      `SELECT n.nspname AS schema, c.relname AS name, ${VIEW_FINGERPRINT} AS fingerprint, obj_description(c.oid, 'pg_class') AS comment
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'v' AND ${USER} ORDER BY 1, 2`)).rows;
+      WHERE c.relkind = 'v' AND ${USER} ORDER BY 1, 2`,
+    )
+  ).rows;
   return { indexes, views };
 }
 
 /** One index's validity and fingerprint, or undefined when there is none by that (qualified) name. */
-export async function liveIndex(client: PgClient, qualifiedName: string): Promise<{ valid: boolean; fingerprint: string } | undefined> {
+export async function liveIndex(
+  client: PgClient,
+  qualifiedName: string,
+): Promise<{ valid: boolean; fingerprint: string } | undefined> {
   const { rows } = await client.query<{ valid: boolean; fingerprint: string }>(
     `SELECT i.indisvalid AS valid, ${INDEX_FINGERPRINT} AS fingerprint FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-      WHERE i.indexrelid = to_regclass($1)`, [qualifiedName]);
+      WHERE i.indexrelid = to_regclass($1)`,
+    [qualifiedName],
+  );
   return rows[0];
 }
 
 export async function viewFingerprint(client: PgClient, qualifiedName: string): Promise<string> {
-  const { rows } = await client.query<{ f: string }>(`SELECT ${VIEW_FINGERPRINT} AS f FROM pg_class c WHERE c.oid = $1::regclass`, [qualifiedName]);
+  const { rows } = await client.query<{ f: string }>(
+    `SELECT ${VIEW_FINGERPRINT} AS f FROM pg_class c WHERE c.oid = $1::regclass`,
+    [qualifiedName],
+  );
   return rows[0]!.f;
 }

@@ -17,7 +17,10 @@ export type Action =
   | { kind: 'drop-view'; schema: string; name: string; reason: string }
   | { kind: 'conflict'; object: string; reason: string };
 
-export interface Declared { indexes: IndexDecl[]; views: ViewDecl[] }
+export interface Declared {
+  indexes: IndexDecl[];
+  views: ViewDecl[];
+}
 
 const key = (schema: string, name: string) => `${schema}.${name}`;
 
@@ -25,7 +28,12 @@ function indexAction(d: IndexDecl, live: LiveIndex | undefined): Action | undefi
   if (!live) return { kind: 'create-index', decl: d, reason: 'missing' };
   if (!live.valid) return { kind: 'rebuild-index', decl: d, reason: 'invalid (left by a failed concurrent build)' };
   const mark = parseMarker(live.comment);
-  if (!mark) return { kind: 'conflict', object: `index ${key(d.schema, d.name)}`, reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration' };
+  if (!mark)
+    return {
+      kind: 'conflict',
+      object: `index ${key(d.schema, d.name)}`,
+      reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration',
+    };
   if (mark.decl !== indexHash(d)) return { kind: 'rebuild-index', decl: d, reason: 'declaration changed' };
   if (mark.def !== live.fingerprint) return { kind: 'rebuild-index', decl: d, reason: 'changed by hand' };
   return undefined;
@@ -34,7 +42,12 @@ function indexAction(d: IndexDecl, live: LiveIndex | undefined): Action | undefi
 function viewAction(v: ViewDecl, live: LiveView | undefined): Action | undefined {
   if (!live) return { kind: 'create-view', view: v, reason: 'missing' };
   const mark = parseMarker(live.comment);
-  if (!mark) return { kind: 'conflict', object: `view ${key(v.schema, v.name)}`, reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration' };
+  if (!mark)
+    return {
+      kind: 'conflict',
+      object: `view ${key(v.schema, v.name)}`,
+      reason: 'exists but was not created by edupulse-db; rename or drop it, or change the declaration',
+    };
   if (mark.decl !== viewHash(v)) return { kind: 'replace-view', view: v, reason: 'declaration changed' };
   if (mark.def !== live.fingerprint) return { kind: 'replace-view', view: v, reason: 'changed by hand' };
   return undefined;
@@ -56,7 +69,8 @@ export function plan(declared: Declared, live: LiveObjects): Action[] {
   for (const i of live.indexes) {
     const k = key(i.schema, i.name);
     if (declaredIndexes.has(k)) continue;
-    if (parseMarker(i.comment)) actions.push({ kind: 'drop-index', schema: i.schema, name: i.name, reason: 'no longer declared' });
+    if (parseMarker(i.comment))
+      actions.push({ kind: 'drop-index', schema: i.schema, name: i.name, reason: 'no longer declared' });
     else if (i.name.endsWith(NEW_SUFFIX) && declaredIndexes.has(k.slice(0, -NEW_SUFFIX.length))) {
       actions.push({ kind: 'drop-index', schema: i.schema, name: i.name, reason: 'left by an interrupted rebuild' });
     }
@@ -74,12 +88,19 @@ export function plan(declared: Declared, live: LiveObjects): Action[] {
 
 export function describeAction(a: Action): string {
   switch (a.kind) {
-    case 'create-index': return `+ index ${a.decl.schema}.${a.decl.name} on ${a.decl.table} (${a.decl.columns.join(', ')})${a.decl.where ? ` where ${a.decl.where}` : ''}`;
-    case 'rebuild-index': return `~ index ${a.decl.schema}.${a.decl.name}: ${a.reason}; rebuild concurrently and swap`;
-    case 'drop-index': return `- index ${a.schema}.${a.name}: ${a.reason}`;
-    case 'create-view': return `+ view ${a.view.schema}.${a.view.name}`;
-    case 'replace-view': return `~ view ${a.view.schema}.${a.view.name}: ${a.reason}`;
-    case 'drop-view': return `- view ${a.schema}.${a.name}: ${a.reason}`;
-    case 'conflict': return `! ${a.object}: ${a.reason}`;
+    case 'create-index':
+      return `+ index ${a.decl.schema}.${a.decl.name} on ${a.decl.table} (${a.decl.columns.join(', ')})${a.decl.where ? ` where ${a.decl.where}` : ''}`;
+    case 'rebuild-index':
+      return `~ index ${a.decl.schema}.${a.decl.name}: ${a.reason}; rebuild concurrently and swap`;
+    case 'drop-index':
+      return `- index ${a.schema}.${a.name}: ${a.reason}`;
+    case 'create-view':
+      return `+ view ${a.view.schema}.${a.view.name}`;
+    case 'replace-view':
+      return `~ view ${a.view.schema}.${a.view.name}: ${a.reason}`;
+    case 'drop-view':
+      return `- view ${a.schema}.${a.name}: ${a.reason}`;
+    case 'conflict':
+      return `! ${a.object}: ${a.reason}`;
   }
 }

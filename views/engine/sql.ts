@@ -10,7 +10,18 @@ export const NEW_SUFFIX = '__new';
 export const sha = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
 
 /** The declaration's identity: any change to it means the object is rebuilt or replaced. */
-export const indexHash = (d: IndexDecl) => sha(JSON.stringify([d.schema, d.table, d.columns, d.unique ?? false, d.method ?? 'btree', d.include ?? [], d.where ?? '']));
+export const indexHash = (d: IndexDecl) =>
+  sha(
+    JSON.stringify([
+      d.schema,
+      d.table,
+      d.columns,
+      d.unique ?? false,
+      d.method ?? 'btree',
+      d.include ?? [],
+      d.where ?? '',
+    ]),
+  );
 export const viewHash = (v: ViewDecl) => sha(v.query);
 
 /** `edupulse-db managed decl=<hash of the declaration> def=<fingerprint of the live definition>` */
@@ -30,19 +41,26 @@ const column = (c: string) => {
 export const qualified = quoteQualified;
 
 export function createIndex(d: IndexDecl, name = d.name): string {
-  return `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${qualified(d.schema, d.table)}` +
+  return (
+    `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${qualified(d.schema, d.table)}` +
     ` USING ${d.method ?? 'btree'} (${d.columns.map(column).join(', ')})` +
     `${d.include?.length ? ` INCLUDE (${d.include.map((c) => qi(c)).join(', ')})` : ''}` +
-    `${d.where ? ` WHERE ${d.where}` : ''}`;
+    `${d.where ? ` WHERE ${d.where}` : ''}`
+  );
 }
 
-export const dropIndex = (schema: string, name: string) => `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, name)}`;
+export const dropIndex = (schema: string, name: string) =>
+  `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, name)}`;
 createIndex.reverse = (d: IndexDecl) => dropIndex(d.schema, d.name);
 
-export const renameIndex = (schema: string, from: string, to: string) => `ALTER INDEX ${qualified(schema, from)} RENAME TO ${qi(to)}`;
-export const commentOnIndex = (schema: string, name: string, text: string) => `COMMENT ON INDEX ${qualified(schema, name)} IS ${quoteLiteral(text)}`;
+export const renameIndex = (schema: string, from: string, to: string) =>
+  `ALTER INDEX ${qualified(schema, from)} RENAME TO ${qi(to)}`;
+export const commentOnIndex = (schema: string, name: string, text: string) =>
+  `COMMENT ON INDEX ${qualified(schema, name)} IS ${quoteLiteral(text)}`;
 
-export const createOrReplaceView = (v: ViewDecl) => `CREATE OR REPLACE VIEW ${qualified(v.schema, v.name)} AS\n${v.query}`;
+export const createOrReplaceView = (v: ViewDecl) =>
+  `CREATE OR REPLACE VIEW ${qualified(v.schema, v.name)} AS\n${v.query}`;
 export const dropView = (schema: string, name: string) => `DROP VIEW IF EXISTS ${qualified(schema, name)}`;
 createOrReplaceView.reverse = (v: ViewDecl) => dropView(v.schema, v.name);
-export const commentOnView = (schema: string, name: string, text: string) => `COMMENT ON VIEW ${qualified(schema, name)} IS ${quoteLiteral(text)}`;
+export const commentOnView = (schema: string, name: string, text: string) =>
+  `COMMENT ON VIEW ${qualified(schema, name)} IS ${quoteLiteral(text)}`;

@@ -6,7 +6,12 @@ import { ensurePrivateDir } from '../files.ts';
 import type { BackupContext } from './context.ts';
 import { newBackupId, type BackupKind } from './repository.ts';
 
-export interface ServerFacts { version: string; major: number; systemIdentifier: string; walSegmentBytes: number }
+export interface ServerFacts {
+  version: string;
+  major: number;
+  systemIdentifier: string;
+  walSegmentBytes: number;
+}
 
 export async function serverFacts(ctx: BackupContext): Promise<ServerFacts> {
   return withClient(ctx.admin, async (c) => {
@@ -20,7 +25,13 @@ export async function serverFacts(ctx: BackupContext): Promise<ServerFacts> {
   });
 }
 
-export interface BackupStart { id: string; dir: string; started: Date; t0: number; facts: ServerFacts }
+export interface BackupStart {
+  id: string;
+  dir: string;
+  started: Date;
+  t0: number;
+  facts: ServerFacts;
+}
 
 export async function beginBackup(ctx: BackupContext, kind: BackupKind): Promise<BackupStart> {
   const started = new Date();

@@ -27,10 +27,17 @@ export interface BackupContext {
   logger: Logger;
 }
 
-export function backupContext(stack: StackContext, env: Readonly<Record<string, string | undefined>> = process.env): BackupContext {
+export function backupContext(
+  stack: StackContext,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): BackupContext {
   const admin = connections(env).pg;
   const password = readSecrets(stack.paths.secretsFile)?.roles[BACKUP_ROLE];
-  if (!password) throw badInput(`no password for ${BACKUP_ROLE} in ${stack.paths.secretsFile}`, 'run `npm run up` (or roles:apply) first');
+  if (!password)
+    throw badInput(
+      `no password for ${BACKUP_ROLE} in ${stack.paths.secretsFile}`,
+      'run `npm run up` (or roles:apply) first',
+    );
   return {
     repo: new LocalRepository(stack.paths.repoDir, stack.as),
     pg: stack.pg,

@@ -22,10 +22,13 @@ const CHECKPOINT_RECORDS = 500;
 function untar(file: string, into: string, as: OsUser | undefined, onBytes?: (bytes: number) => void) {
   const progress = onBytes ? [`--checkpoint=${CHECKPOINT_RECORDS}`, '--checkpoint-action=echo=%u'] : [];
   return run('tar', ['-x', ...tarArgs(file), ...progress, '-f', file, '-C', into], {
-    as, dieWithParent: true,
-    onStderr: onBytes && ((chunk) => {
-      for (const m of chunk.matchAll(/tar: (\d+)\n/g)) onBytes(Number(m[1]) * RECORD_BYTES);
-    }),
+    as,
+    dieWithParent: true,
+    onStderr:
+      onBytes &&
+      ((chunk) => {
+        for (const m of chunk.matchAll(/tar: (\d+)\n/g)) onBytes(Number(m[1]) * RECORD_BYTES);
+      }),
   });
 }
 
@@ -33,15 +36,24 @@ function untar(file: string, into: string, as: OsUser | undefined, onBytes?: (by
  * Extracts a base backup directory's base.tar* into `target` and pg_wal.tar* into target/pg_wal;
  * copies backup_manifest when asked. `onBytes` hears the uncompressed bytes extracted so far.
  */
-export async function extractBaseBackup(dir: string, target: string,
-  opts: { as?: OsUser; withManifest?: boolean; onBytes?: (bytes: number) => void } = {}): Promise<void> {
+export async function extractBaseBackup(
+  dir: string,
+  target: string,
+  opts: { as?: OsUser; withManifest?: boolean; onBytes?: (bytes: number) => void } = {},
+): Promise<void> {
   const files = readdirSync(dir);
   const base = files.find((f) => /^base\.tar(\.\w+)?$/.test(f));
   if (!base) throw failed(`no base.tar file in ${dir}`);
   ensurePrivateDir(target, opts.as);
   // The second archive's count continues from where the first one's ended.
-  let before = 0, seen = 0;
-  const onBytes = opts.onBytes && ((n: number) => { seen = before + n; opts.onBytes!(seen); });
+  let before = 0,
+    seen = 0;
+  const onBytes =
+    opts.onBytes &&
+    ((n: number) => {
+      seen = before + n;
+      opts.onBytes!(seen);
+    });
   await untar(join(dir, base), target, opts.as, onBytes);
   before = seen;
   const wal = files.find((f) => /^pg_wal\.tar(\.\w+)?$/.test(f));

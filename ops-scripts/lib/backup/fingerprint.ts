@@ -8,11 +8,13 @@ export type Fingerprints = Record<string, { rows: number; hash: string }>;
 export async function fingerprintTables(client: PgClient): Promise<Fingerprints> {
   const { rows: tables } = await client.query<{ t: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1`);
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1`,
+  );
   const out: Fingerprints = {};
   for (const { t } of tables) {
     const { rows } = await client.query<{ n: string; h: string }>(
-      `SELECT count(*)::text AS n, coalesce(sum(hashtextextended(x::text, 0)::numeric), 0)::text AS h FROM ${t} x`);
+      `SELECT count(*)::text AS n, coalesce(sum(hashtextextended(x::text, 0)::numeric), 0)::text AS h FROM ${t} x`,
+    );
     out[t] = { rows: Number(rows[0]!.n), hash: rows[0]!.h };
   }
   return out;

@@ -30,7 +30,6 @@ export interface BackupJobResult {
   offload?: OffloadResult;
 }
 
-
 /** Under the lock, anything half-made belongs to a run that died: remove it. */
 function cleanPartials(ctx: BackupContext): string[] {
   const cleaned = ctx.repo.partials().map((p) => {
@@ -48,21 +47,30 @@ function cleanPartials(ctx: BackupContext): string[] {
 }
 
 export function validateBackupOptions(o: BackupJobOptions): void {
-  if (!(BACKUP_KINDS as readonly string[]).includes(o.type)) throw badInput(`unknown backup type "${o.type}"`, `use --type ${BACKUP_KINDS.join(' or --type ')}`);
+  if (!(BACKUP_KINDS as readonly string[]).includes(o.type))
+    throw badInput(`unknown backup type "${o.type}"`, `use --type ${BACKUP_KINDS.join(' or --type ')}`);
   if (o.compression !== undefined && !(BACKUP_COMPRESSIONS as readonly string[]).includes(o.compression)) {
     throw badInput(`unknown compression "${o.compression}"`, `use one of ${BACKUP_COMPRESSIONS.join(', ')}`);
   }
-  if (o.checkpoint !== undefined && !['fast', 'spread'].includes(o.checkpoint)) throw badInput(`--checkpoint must be fast or spread, not "${o.checkpoint}"`);
+  if (o.checkpoint !== undefined && !['fast', 'spread'].includes(o.checkpoint))
+    throw badInput(`--checkpoint must be fast or spread, not "${o.checkpoint}"`);
   if (o.maxRate !== undefined) {
     // pg_basebackup's own limits: kilobytes per second (k optional, M for megabytes), from 32 kB/s to 1 GB/s.
     const m = /^(\d+)([kM]?)$/.exec(o.maxRate);
     const kB = m ? Number(m[1]) * (m[2] === 'M' ? 1024 : 1) : NaN;
     if (!(kB >= 32 && kB <= 1048576)) {
-      throw badInput(`--max-rate ${o.maxRate} is not a rate pg_basebackup accepts`, 'use 32k to 1024M (kilobytes per second, M for megabytes), for example 10M');
+      throw badInput(
+        `--max-rate ${o.maxRate} is not a rate pg_basebackup accepts`,
+        'use 32k to 1024M (kilobytes per second, M for megabytes), for example 10M',
+      );
     }
   }
   for (const [kind, n] of Object.entries(o.keep)) {
-    if (!Number.isInteger(n) || n < 1) throw badInput(`--keep-${kind} must be a whole number of at least 1, not ${n}`, 'retention never removes the last backup');
+    if (!Number.isInteger(n) || n < 1)
+      throw badInput(
+        `--keep-${kind} must be a whole number of at least 1, not ${n}`,
+        'retention never removes the last backup',
+      );
   }
 }
 
@@ -74,13 +82,16 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
   const cleaned = cleanPartials(ctx);
   let record: BackupRecord;
   try {
-    record = opts.type === 'physical'
-      ? await takePhysicalBackup(ctx, {
-          compression: opts.compression ?? ctx.settings.backup.compression,
-          checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
-          label: opts.label, maxRate: opts.maxRate, onProgress: opts.onProgress,
-        })
-      : await takeLogicalBackup(ctx, { label: opts.label });
+    record =
+      opts.type === 'physical'
+        ? await takePhysicalBackup(ctx, {
+            compression: opts.compression ?? ctx.settings.backup.compression,
+            checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
+            label: opts.label,
+            maxRate: opts.maxRate,
+            onProgress: opts.onProgress,
+          })
+        : await takeLogicalBackup(ctx, { label: opts.label });
   } catch (err) {
     writeBackupMetrics(ctx, opts.type, false);
     throw err;
@@ -102,7 +113,11 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
 }
 
 /** backup:prune: retention on its own (the command layer holds the repository lock, as for backup). */
-export async function runPrune(ctx: BackupContext, keep: { physical: number; logical: number }, dryRun: boolean): Promise<PruneResult> {
+export async function runPrune(
+  ctx: BackupContext,
+  keep: { physical: number; logical: number },
+  dryRun: boolean,
+): Promise<PruneResult> {
   ctx.repo.ensureLayout();
   return prune(ctx, keep, { dryRun });
 }

@@ -27,4 +27,5 @@ export const backupPath = (kind: BackupKind, id: string) => `${LAYOUT.kinds[kind
 export const walPath = (file: string) => `${LAYOUT.wal}/${file}`;
 
 /** The WAL file a wal/ path (or key) names, if it is one. */
-export const walFileOf = (key: string) => (key.startsWith(`${LAYOUT.wal}/`) ? key.slice(LAYOUT.wal.length + 1) : undefined);
+export const walFileOf = (key: string) =>
+  key.startsWith(`${LAYOUT.wal}/`) ? key.slice(LAYOUT.wal.length + 1) : undefined;

@@ -15,9 +15,14 @@ export interface ListedBackup extends BackupRecord {
   offloaded?: boolean;
 }
 
-export function listBackups(ctx: BackupContext, withStore: boolean): { backups: ListedBackup[]; unfinished: Array<{ kind: BackupKind; id: string }> } {
+export function listBackups(
+  ctx: BackupContext,
+  withStore: boolean,
+): { backups: ListedBackup[]; unfinished: Array<{ kind: BackupKind; id: string }> } {
   const backups = ctx.repo.list().map((r): ListedBackup => ({
-    ...r, recoverable: r.physical ? recoverableWindow(ctx, r) : undefined, offloaded: withStore ? isOffloaded(ctx, r) : undefined,
+    ...r,
+    recoverable: r.physical ? recoverableWindow(ctx, r) : undefined,
+    offloaded: withStore ? isOffloaded(ctx, r) : undefined,
   }));
   return { backups, unfinished: ctx.repo.partials() };
 }

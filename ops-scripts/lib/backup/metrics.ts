@@ -11,12 +11,18 @@ export function writeBackupMetrics(ctx: BackupContext, kind: BackupKind, lastRun
   const samples: Sample[] = [
     { name: 'edupulse_backup_last_run_success', labels, value: lastRunOk ? 1 : 0 },
     { name: 'edupulse_backup_count', labels, value: all.length },
-    ...(newest ? [
-      { name: 'edupulse_backup_last_success_timestamp_seconds', labels, value: Date.parse(newest.finishedAt) / 1000 },
-      { name: 'edupulse_backup_duration_seconds', labels, value: Number(newest.durationSeconds.toFixed(3)) },
-      { name: 'edupulse_backup_size_bytes', labels, value: newest.sizes.storedBytes },
-      { name: 'edupulse_backup_verified', labels, value: newest.verification.ok ? 1 : 0 },
-    ] satisfies Sample[] : []),
+    ...(newest
+      ? ([
+          {
+            name: 'edupulse_backup_last_success_timestamp_seconds',
+            labels,
+            value: Date.parse(newest.finishedAt) / 1000,
+          },
+          { name: 'edupulse_backup_duration_seconds', labels, value: Number(newest.durationSeconds.toFixed(3)) },
+          { name: 'edupulse_backup_size_bytes', labels, value: newest.sizes.storedBytes },
+          { name: 'edupulse_backup_verified', labels, value: newest.verification.ok ? 1 : 0 },
+        ] satisfies Sample[])
+      : []),
   ];
   return writeMetricsFile(ctx.metricsDir, `edupulse_backup_${kind}.prom`, samples);
 }

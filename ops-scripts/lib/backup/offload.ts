@@ -16,7 +16,8 @@ export const OBJECTS_FILE = 'objects.json';
 
 export const remoteDir = backupPath;
 
-export const isOffloaded = (ctx: BackupContext, r: BackupRecord) => existsSync(join(ctx.repo.backupDir(r.kind, r.id), OFFLOADED_FILE));
+export const isOffloaded = (ctx: BackupContext, r: BackupRecord) =>
+  existsSync(join(ctx.repo.backupDir(r.kind, r.id), OFFLOADED_FILE));
 
 export async function offloadBackup(ctx: BackupContext, store: RemoteStore, r: BackupRecord): Promise<void> {
   const dir = ctx.repo.backupDir(r.kind, r.id);
@@ -27,14 +28,27 @@ export async function offloadBackup(ctx: BackupContext, store: RemoteStore, r: B
   }
   await store.putText(`${remoteDir(r.kind, r.id)}/${OBJECTS_FILE}`, JSON.stringify(objects));
   await store.putText(`${remoteDir(r.kind, r.id)}/${RECORD_FILE}`, readFileSync(join(dir, RECORD_FILE), 'utf8'));
-  writeFileAtomic(join(dir, OFFLOADED_FILE), JSON.stringify({ at: new Date().toISOString(), objects }, null, 2), { mode: 0o600, owner: ctx.repo.owner });
+  writeFileAtomic(join(dir, OFFLOADED_FILE), JSON.stringify({ at: new Date().toISOString(), objects }, null, 2), {
+    mode: 0o600,
+    owner: ctx.repo.owner,
+  });
 }
 
-export interface WalPushResult { pushed: string[]; alreadyThere: number; removedLocal: number }
+export interface WalPushResult {
+  pushed: string[];
+  alreadyThere: number;
+  removedLocal: number;
+}
 
 /** Pushes archived segments (and history files) the store lacks, in order, a few at a time. */
-export async function pushWal(ctx: BackupContext, store: RemoteStore, opts: { deleteLocal: boolean; concurrency?: number }): Promise<WalPushResult> {
-  const local = ctx.repo.walFiles().filter((f) => SEGMENT_RE.test(f) || HISTORY_RE.test(f) || /^[0-9A-F]{24}\.partial$/.test(f));
+export async function pushWal(
+  ctx: BackupContext,
+  store: RemoteStore,
+  opts: { deleteLocal: boolean; concurrency?: number },
+): Promise<WalPushResult> {
+  const local = ctx.repo
+    .walFiles()
+    .filter((f) => SEGMENT_RE.test(f) || HISTORY_RE.test(f) || /^[0-9A-F]{24}\.partial$/.test(f));
   const remote = await store.list(walPath(''));
   const missing = local.filter((f) => !remote.has(walPath(f)));
   const pushed: string[] = [];
@@ -47,15 +61,28 @@ export async function pushWal(ctx: BackupContext, store: RemoteStore, opts: { de
   let removedLocal = 0;
   if (opts.deleteLocal) {
     // Only what the store now holds; history files stay (they are small and restores read them).
-    for (const f of local) if (SEGMENT_RE.test(f) && (remote.has(walPath(f)) || pushed.includes(f))) { rmSync(join(ctx.repo.walDir, f)); removedLocal++; }
+    for (const f of local)
+      if (SEGMENT_RE.test(f) && (remote.has(walPath(f)) || pushed.includes(f))) {
+        rmSync(join(ctx.repo.walDir, f));
+        removedLocal++;
+      }
   }
   return { pushed, alreadyThere: local.length - missing.length, removedLocal };
 }
 
-export interface OffloadResult { ok: boolean; offloaded: string[]; wal?: WalPushResult; error?: string }
+export interface OffloadResult {
+  ok: boolean;
+  offloaded: string[];
+  wal?: WalPushResult;
+  error?: string;
+}
 
 /** Every local backup not yet offloaded (oldest first), then the WAL. Failures are reported, not thrown: the backups stay complete locally. */
-export async function offloadAll(ctx: BackupContext, store: RemoteStore, mode: 'copy' | 'remote'): Promise<OffloadResult> {
+export async function offloadAll(
+  ctx: BackupContext,
+  store: RemoteStore,
+  mode: 'copy' | 'remote',
+): Promise<OffloadResult> {
   const offloaded: string[] = [];
   try {
     for (const r of ctx.repo.list().filter((x) => !isOffloaded(ctx, x))) {

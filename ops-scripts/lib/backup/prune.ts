@@ -8,13 +8,21 @@ import type { BackupContext } from './context.ts';
 import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { parseSegment } from './wal.ts';
 
-export interface PruneResult { removed: Array<{ kind: BackupKind; id: string }>; walRemoved: string[]; dryRun: boolean }
+export interface PruneResult {
+  removed: Array<{ kind: BackupKind; id: string }>;
+  walRemoved: string[];
+  dryRun: boolean;
+}
 
 export type Keep = { physical: number; logical: number };
 
 export function validateKeep(keep: Keep): void {
   for (const [kind, n] of Object.entries(keep)) {
-    if (!Number.isInteger(n) || n < 1) throw badInput(`keep ${kind} must be a whole number of at least 1, not ${n}`, 'retention never removes the last backup');
+    if (!Number.isInteger(n) || n < 1)
+      throw badInput(
+        `keep ${kind} must be a whole number of at least 1, not ${n}`,
+        'retention never removes the last backup',
+      );
   }
 }
 

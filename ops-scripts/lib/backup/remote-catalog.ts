@@ -9,18 +9,31 @@ import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
 import { LAYOUT, walFileOf, walPath } from './layout.ts';
 
-export interface RemoteListing { records: BackupRecord[]; objects: Map<string, { bytes: number; modified: string }>; walFiles: string[] }
+export interface RemoteListing {
+  records: BackupRecord[];
+  objects: Map<string, { bytes: number; modified: string }>;
+  walFiles: string[];
+}
 
 export async function readRemote(store: RemoteStore): Promise<RemoteListing> {
   const objects = await store.listDetailed('');
   const records: BackupRecord[] = [];
   for (const key of objects.keys()) {
-    if (!BACKUP_KINDS.some((k) => key.startsWith(`${LAYOUT.kinds[k]}/`) && key.endsWith(`/${LAYOUT.record}`) && key.split('/').length === 3)) continue;
+    if (
+      !BACKUP_KINDS.some(
+        (k) =>
+          key.startsWith(`${LAYOUT.kinds[k]}/`) && key.endsWith(`/${LAYOUT.record}`) && key.split('/').length === 3,
+      )
+    )
+      continue;
     const text = await store.getText(key);
     if (text) records.push(JSON.parse(text) as BackupRecord);
   }
   records.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  const walFiles = [...objects.keys()].map(walFileOf).filter((f): f is string => Boolean(f)).sort();
+  const walFiles = [...objects.keys()]
+    .map(walFileOf)
+    .filter((f): f is string => Boolean(f))
+    .sort();
   return { records, objects, walFiles };
 }
 
@@ -36,25 +49,44 @@ export async function remoteHistories(store: RemoteStore, walFiles: string[]): P
 export async function verifyRemote(store: RemoteStore, r: BackupRecord, listing: RemoteListing): Promise<VerifyResult> {
   const problems: string[] = [];
   const dir = remoteDir(r.kind, r.id);
-  const uploaded = JSON.parse((await store.getText(`${dir}/${OBJECTS_FILE}`)) ?? '{}') as Record<string, { bytes: number; etag: string }>;
+  const uploaded = JSON.parse((await store.getText(`${dir}/${OBJECTS_FILE}`)) ?? '{}') as Record<
+    string,
+    { bytes: number; etag: string }
+  >;
   for (const f of r.files) {
     const head = await store.head(`${dir}/${f.name}`);
-    if (!head) { problems.push(`${f.name} is missing from the store`); continue; }
+    if (!head) {
+      problems.push(`${f.name} is missing from the store`);
+      continue;
+    }
     if (head.bytes !== f.bytes) problems.push(`${f.name} has ${head.bytes} bytes in the store, ${f.bytes} recorded`);
-    else if (uploaded[f.name] && head.etag.replace(/"/g, '') !== uploaded[f.name]!.etag) problems.push(`${f.name} changed in the store since it was uploaded (ETag)`);
+    else if (uploaded[f.name] && head.etag.replace(/"/g, '') !== uploaded[f.name]!.etag)
+      problems.push(`${f.name} changed in the store since it was uploaded (ETag)`);
   }
   let newestWal: string | undefined;
   if (r.physical) {
     const seg = r.server.walSegmentBytes;
-    const archive = checkArchive(listing.walFiles, await remoteHistories(store, listing.walFiles), parseSegment(r.physical.startSegment, seg)!, seg);
+    const archive = checkArchive(
+      listing.walFiles,
+      await remoteHistories(store, listing.walFiles),
+      parseSegment(r.physical.startSegment, seg)!,
+      seg,
+    );
     newestWal = archive.newest?.name;
-    if (archive.missing.length) problems.push(`the store's WAL has a gap after ${newestWal ?? r.physical.startSegment}: missing ${archive.missing.slice(0, 5).join(', ')}`);
+    if (archive.missing.length)
+      problems.push(
+        `the store's WAL has a gap after ${newestWal ?? r.physical.startSegment}: missing ${archive.missing.slice(0, 5).join(', ')}`,
+      );
   }
   return { id: r.id, kind: r.kind, ok: problems.length === 0, problems, newestWal };
 }
 
 /** Retention on the store, planned from the store's own catalog. backup.json goes first, so nothing half-removed is listed. */
-export async function pruneRemote(store: RemoteStore, keep: Keep, dryRun = false): Promise<Omit<PruneResult, 'dryRun'>> {
+export async function pruneRemote(
+  store: RemoteStore,
+  keep: Keep,
+  dryRun = false,
+): Promise<Omit<PruneResult, 'dryRun'>> {
   const listing = await readRemote(store);
   const plan = retentionPlan(listing.records, listing.walFiles, keep);
   if (dryRun) return plan;

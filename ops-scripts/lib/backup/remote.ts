@@ -19,7 +19,13 @@ import { settingsFromEnv } from '../settings.ts';
 
 export type { RepoMode };
 
-export interface RemoteSettings { endpoint?: string; region: string; bucket: string; prefix: string; mode: RepoMode }
+export interface RemoteSettings {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  mode: RepoMode;
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -75,7 +81,10 @@ function expectedEtags(path: string, scheme: EtagScheme): Promise<string[]> {
 }
 
 /** The AWS SDK is loaded on first use (it takes longer to load than a job's own start): --help and local-only runs skip it. */
-const loadSdk = async () => ({ ...(await import('@aws-sdk/client-s3')), Upload: (await import('@aws-sdk/lib-storage')).Upload });
+const loadSdk = async () => ({
+  ...(await import('@aws-sdk/client-s3')),
+  Upload: (await import('@aws-sdk/lib-storage')).Upload,
+});
 type Sdk = Awaited<ReturnType<typeof loadSdk>>;
 
 export class RemoteStore {
@@ -88,20 +97,27 @@ export class RemoteStore {
   private async api(): Promise<{ sdk: Sdk; client: S3Client }> {
     this.sdk ??= await loadSdk();
     this.s3 ??= new this.sdk.S3Client({
-      endpoint: this.settings.endpoint, region: this.settings.region, forcePathStyle: Boolean(this.settings.endpoint),
+      endpoint: this.settings.endpoint,
+      region: this.settings.region,
+      forcePathStyle: Boolean(this.settings.endpoint),
       // Checksums only where S3 requires them: S3-compatible stores differ in what they accept.
-      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 5,
     });
     return { sdk: this.sdk, client: this.s3 };
   }
 
-  key(rel: string): string { return `${this.settings.prefix}${rel}`; }
+  key(rel: string): string {
+    return `${this.settings.prefix}${rel}`;
+  }
 
   private wrap(what: string, err: unknown): never {
     const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-    throw failed(`object store ${this.settings.endpoint ?? 's3'} bucket ${this.settings.bucket}: ${what} failed: ${e.name ?? ''} ${e.message ?? ''}`.trim(),
-      'check that the store is up and the credentials allow it; the next run retries');
+    throw failed(
+      `object store ${this.settings.endpoint ?? 's3'} bucket ${this.settings.bucket}: ${what} failed: ${e.name ?? ''} ${e.message ?? ''}`.trim(),
+      'check that the store is up and the credentials allow it; the next run retries',
+    );
   }
 
   /** Uploads a file; then checks the stored size and ETag against what was sent. */
@@ -113,7 +129,13 @@ export class RemoteStore {
     try {
       const { sdk, client } = await this.api();
       const body = createReadStream(localPath, { highWaterMark: 1 << 20 });
-      await new sdk.Upload({ client, params: { Bucket: this.settings.bucket, Key: key, Body: body }, partSize: PART, queueSize: 4, leavePartsOnError: false }).done();
+      await new sdk.Upload({
+        client,
+        params: { Bucket: this.settings.bucket, Key: key, Body: body },
+        partSize: PART,
+        queueSize: 4,
+        leavePartsOnError: false,
+      }).done();
     } catch (err) {
       await expected.catch(() => {});
       this.wrap(`upload of ${rel}`, err);
@@ -122,7 +144,9 @@ export class RemoteStore {
     const head = await this.head(rel);
     const etag = (head?.etag ?? '').replace(/"/g, '');
     if (!head || head.bytes !== size || !etags.includes(etag)) {
-      throw failed(`upload of ${rel} did not verify: the store holds ${head ? `${head.bytes} bytes, ETag ${etag}` : 'nothing'}, sent ${size} bytes, ETag ${etags.join(' or ')}`);
+      throw failed(
+        `upload of ${rel} did not verify: the store holds ${head ? `${head.bytes} bytes, ETag ${etag}` : 'nothing'}, sent ${size} bytes, ETag ${etags.join(' or ')}`,
+      );
     }
     if (size > PART) this.scheme = etag.includes('-') ? 'parts' : 'whole';
     return { key, bytes: head.bytes, etag };
@@ -131,8 +155,17 @@ export class RemoteStore {
   async putText(rel: string, text: string): Promise<void> {
     try {
       const { sdk, client } = await this.api();
-      await client.send(new sdk.PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel), Body: text, ContentType: 'application/json' }));
-    } catch (err) { this.wrap(`writing ${rel}`, err); }
+      await client.send(
+        new sdk.PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.key(rel),
+          Body: text,
+          ContentType: 'application/json',
+        }),
+      );
+    } catch (err) {
+      this.wrap(`writing ${rel}`, err);
+    }
   }
 
   async getText(rel: string): Promise<string | undefined> {
@@ -141,7 +174,8 @@ export class RemoteStore {
       const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
       return await r.Body!.transformToString();
     } catch (err) {
-      if ((this.sdk && err instanceof this.sdk.NoSuchKey) || (err as { name?: string }).name === 'NoSuchKey') return undefined;
+      if ((this.sdk && err instanceof this.sdk.NoSuchKey) || (err as { name?: string }).name === 'NoSuchKey')
+        return undefined;
       return this.wrap(`reading ${rel}`, err);
     }
   }
@@ -165,11 +199,19 @@ export class RemoteStore {
     try {
       const { sdk, client } = await this.api();
       do {
-        const r = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
+        const r = await client.send(
+          new sdk.ListObjectsV2Command({
+            Bucket: this.settings.bucket,
+            Prefix: this.key(rel),
+            ContinuationToken: token,
+          }),
+        );
         for (const o of r.Contents ?? []) out.set(o.Key!.slice(this.settings.prefix.length), o.Size ?? 0);
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
-    } catch (err) { this.wrap(`listing ${rel}`, err); }
+    } catch (err) {
+      this.wrap(`listing ${rel}`, err);
+    }
     return out;
   }
 
@@ -180,11 +222,23 @@ export class RemoteStore {
     try {
       const { sdk, client } = await this.api();
       do {
-        const r = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: this.key(rel), ContinuationToken: token }));
-        for (const o of r.Contents ?? []) out.set(o.Key!.slice(this.settings.prefix.length), { bytes: o.Size ?? 0, modified: (o.LastModified ?? new Date(0)).toISOString() });
+        const r = await client.send(
+          new sdk.ListObjectsV2Command({
+            Bucket: this.settings.bucket,
+            Prefix: this.key(rel),
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of r.Contents ?? [])
+          out.set(o.Key!.slice(this.settings.prefix.length), {
+            bytes: o.Size ?? 0,
+            modified: (o.LastModified ?? new Date(0)).toISOString(),
+          });
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
-    } catch (err) { this.wrap(`listing ${rel}`, err); }
+    } catch (err) {
+      this.wrap(`listing ${rel}`, err);
+    }
     return out;
   }
 
@@ -194,17 +248,28 @@ export class RemoteStore {
       const { sdk, client } = await this.api();
       const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.settings.bucket, Key: this.key(rel) }));
       await pipeline(r.Body as NodeJS.ReadableStream, createWriteStream(localPath, { mode: 0o600 }));
-    } catch (err) { this.wrap(`download of ${rel}`, err); }
+    } catch (err) {
+      this.wrap(`download of ${rel}`, err);
+    }
   }
 
   async remove(rels: string[]): Promise<void> {
     for (let i = 0; i < rels.length; i += 1000) {
       try {
         const { sdk, client } = await this.api();
-        await client.send(new sdk.DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: rels.slice(i, i + 1000).map((r) => ({ Key: this.key(r) })) } }));
-      } catch (err) { this.wrap('deleting objects', err); }
+        await client.send(
+          new sdk.DeleteObjectsCommand({
+            Bucket: this.settings.bucket,
+            Delete: { Objects: rels.slice(i, i + 1000).map((r) => ({ Key: this.key(r) })) },
+          }),
+        );
+      } catch (err) {
+        this.wrap('deleting objects', err);
+      }
     }
   }
 
-  close(): void { this.s3?.destroy(); }
+  close(): void {
+    this.s3?.destroy();
+  }
 }

@@ -14,7 +14,11 @@ import { backupPath, LAYOUT } from './layout.ts';
 export const BACKUP_KINDS = ['physical', 'logical'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
 
-export interface BackupFile { name: string; bytes: number; sha256: string }
+export interface BackupFile {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
 
 export interface BackupRecord {
   format: 1;
@@ -27,10 +31,16 @@ export interface BackupRecord {
   durationSeconds: number;
   server: { version: string; major: number; systemIdentifier: string; walSegmentBytes: number };
   physical?: {
-    startLsn: string; stopLsn: string; timeline: number; startSegment: string; stopSegment: string;
+    startLsn: string;
+    stopLsn: string;
+    timeline: number;
+    startSegment: string;
+    stopSegment: string;
     /** When pg_basebackup ended: the earliest time a restore from this backup can reach. */
     endedAt: string;
-    compression: string; checkpoint: string; walIncluded: boolean;
+    compression: string;
+    checkpoint: string;
+    walIncluded: boolean;
   };
   logical?: { database: string; tool: 'pg_dump -Fc'; entries: number; tables: Fingerprints };
   sizes: { rawBytes: number; storedBytes: number };
@@ -49,15 +59,27 @@ export async function sha256File(path: string): Promise<string> {
 
 /** Ids sort by time: 20261124T231500Z. */
 export function newBackupId(now = new Date()): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export class LocalRepository {
-  constructor(readonly root: string, readonly owner?: OsUser) {}
+  constructor(
+    readonly root: string,
+    readonly owner?: OsUser,
+  ) {}
 
-  get walDir(): string { return join(this.root, LAYOUT.wal); }
-  kindDir(kind: BackupKind): string { return join(this.root, LAYOUT.kinds[kind]); }
-  backupDir(kind: BackupKind, id: string): string { return join(this.root, backupPath(kind, id)); }
+  get walDir(): string {
+    return join(this.root, LAYOUT.wal);
+  }
+  kindDir(kind: BackupKind): string {
+    return join(this.root, LAYOUT.kinds[kind]);
+  }
+  backupDir(kind: BackupKind, id: string): string {
+    return join(this.root, backupPath(kind, id));
+  }
 
   /** Creates the layout; a repository path that is a file is bad input. */
   ensureLayout(): void {
@@ -66,13 +88,17 @@ export class LocalRepository {
         throw badInput(`the backup repository path ${p} is not a directory`, 'point EDUPULSE_REPO_DIR at a directory');
       }
     }
-    for (const p of [this.root, this.walDir, this.kindDir('physical'), this.kindDir('logical')]) ensurePrivateDir(p, this.owner);
+    for (const p of [this.root, this.walDir, this.kindDir('physical'), this.kindDir('logical')])
+      ensurePrivateDir(p, this.owner);
   }
 
   private entries(kind: BackupKind): string[] {
     const dir = this.kindDir(kind);
     if (!existsSync(dir)) return [];
-    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
   }
 
   /** Every complete backup (backup.json present), oldest first. */
@@ -89,8 +115,11 @@ export class LocalRepository {
 
   /** Directories without backup.json: runs that did not finish. */
   partials(): Array<{ kind: BackupKind; id: string }> {
-    return BACKUP_KINDS.flatMap((kind) => this.entries(kind)
-      .filter((id) => !existsSync(join(this.backupDir(kind, id), RECORD_FILE))).map((id) => ({ kind, id })));
+    return BACKUP_KINDS.flatMap((kind) =>
+      this.entries(kind)
+        .filter((id) => !existsSync(join(this.backupDir(kind, id), RECORD_FILE)))
+        .map((id) => ({ kind, id })),
+    );
   }
 
   find(id: string): BackupRecord | undefined {
@@ -98,7 +127,10 @@ export class LocalRepository {
   }
 
   writeRecord(r: BackupRecord): void {
-    writeFileAtomic(join(this.backupDir(r.kind, r.id), RECORD_FILE), JSON.stringify(r, null, 2) + '\n', { mode: 0o600, owner: this.owner });
+    writeFileAtomic(join(this.backupDir(r.kind, r.id), RECORD_FILE), JSON.stringify(r, null, 2) + '\n', {
+      mode: 0o600,
+      owner: this.owner,
+    });
   }
 
   remove(kind: BackupKind, id: string): void {

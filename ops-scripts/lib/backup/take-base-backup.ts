@@ -32,12 +32,26 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
   const { id, dir, started, t0, facts } = await beginBackup(ctx, 'physical');
   const verifyDir = join(ctx.repo.kindDir('physical'), `.verify-${id}`);
   try {
-    const args = ['-D', dir, '-Ft', '-X', 'stream', '-c', opts.checkpoint, '--manifest-checksums=SHA256',
-      '-l', opts.label ?? `edupulse-db ${id}`, '-P'];
+    const args = [
+      '-D',
+      dir,
+      '-Ft',
+      '-X',
+      'stream',
+      '-c',
+      opts.checkpoint,
+      '--manifest-checksums=SHA256',
+      '-l',
+      opts.label ?? `edupulse-db ${id}`,
+      '-P',
+    ];
     if (opts.compression !== 'none') args.push(`--compress=${opts.compression}`);
     if (opts.maxRate) args.push(`--max-rate=${opts.maxRate}`);
     await run(ctx.pg.bin('pg_basebackup'), args, {
-      as: ctx.as, env: pgEnv(ctx.backupLogin), logger: ctx.logger, dieWithParent: true,
+      as: ctx.as,
+      env: pgEnv(ctx.backupLogin),
+      logger: ctx.logger,
+      dieWithParent: true,
       onStderr: (chunk) => {
         const m = /(\d+)\/(\d+) kB/.exec(chunk.split('\r').filter(Boolean).pop() ?? '');
         if (m) opts.onProgress?.(Number(m[1]) * 1024, Number(m[2]) * 1024);
@@ -50,25 +64,45 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
 
     const v0 = performance.now();
     await extractBaseBackup(dir, verifyDir, { as: ctx.as, withManifest: true });
-    const verify = await run(ctx.pg.bin('pg_verifybackup'), ['-q', verifyDir], { as: ctx.as, nothrow: true, dieWithParent: true });
+    const verify = await run(ctx.pg.bin('pg_verifybackup'), ['-q', verifyDir], {
+      as: ctx.as,
+      nothrow: true,
+      dieWithParent: true,
+    });
     if (verify.code !== 0) throw failed(`pg_verifybackup failed on backup ${id}:\n${verify.stderr.trim()}`);
     const verifySeconds = (performance.now() - v0) / 1000;
 
-    const files = await Promise.all(readdirSync(dir).sort().map(async (name) => ({
-      name, bytes: statSync(join(dir, name)).size, sha256: await sha256File(join(dir, name)),
-    })));
+    const files = await Promise.all(
+      readdirSync(dir)
+        .sort()
+        .map(async (name) => ({
+          name,
+          bytes: statSync(join(dir, name)).size,
+          sha256: await sha256File(join(dir, name)),
+        })),
+    );
     const rawBytes = manifest.Files.reduce((s, f) => s + f.Size, 0);
     const seg = facts.walSegmentBytes;
     const record: BackupRecord = {
-      format: 1, id, kind: 'physical', label: opts.label ?? `edupulse-db ${id}`, status: 'complete',
-      startedAt: started.toISOString(), finishedAt: new Date().toISOString(),
+      format: 1,
+      id,
+      kind: 'physical',
+      label: opts.label ?? `edupulse-db ${id}`,
+      status: 'complete',
+      startedAt: started.toISOString(),
+      finishedAt: new Date().toISOString(),
       durationSeconds: (performance.now() - t0) / 1000,
       server: facts,
       physical: {
-        startLsn: range['Start-LSN'], stopLsn: range['End-LSN'], timeline: range.Timeline,
+        startLsn: range['Start-LSN'],
+        stopLsn: range['End-LSN'],
+        timeline: range.Timeline,
         startSegment: segmentName(range.Timeline, segnoOfLsn(range['Start-LSN'], seg), seg),
         stopSegment: segmentName(range.Timeline, segnoOfLsn(range['End-LSN'], seg), seg),
-        endedAt, compression: opts.compression, checkpoint: opts.checkpoint, walIncluded: true,
+        endedAt,
+        compression: opts.compression,
+        checkpoint: opts.checkpoint,
+        walIncluded: true,
       },
       sizes: { rawBytes, storedBytes: files.reduce((s, f) => s + f.bytes, 0) },
       throughputMBps: rawBytes / 1048576 / backupSeconds,

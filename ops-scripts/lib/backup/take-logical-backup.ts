@@ -26,8 +26,12 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
       try {
         const snapshot = (await c.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
         const fingerprints = await fingerprintTables(c);
-        await run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file, `--snapshot=${snapshot}`],
-          { as: ctx.as, env: pgEnv(ctx.backupLogin), logger: ctx.logger, dieWithParent: true });
+        await run(ctx.pg.bin('pg_dump'), ['-Fc', '-d', database, '-f', file, `--snapshot=${snapshot}`], {
+          as: ctx.as,
+          env: pgEnv(ctx.backupLogin),
+          logger: ctx.logger,
+          dieWithParent: true,
+        });
         return fingerprints;
       } finally {
         await c.query('COMMIT').catch(() => {});
@@ -35,14 +39,25 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
     });
     const dumpSeconds = (performance.now() - t0) / 1000;
     const v0 = performance.now();
-    const list = await run(ctx.pg.bin('pg_restore'), ['--list', file], { as: ctx.as, nothrow: true, dieWithParent: true });
-    if (list.code !== 0) throw failed(`pg_restore --list could not read the dump of ${database}:\n${list.stderr.trim()}`);
+    const list = await run(ctx.pg.bin('pg_restore'), ['--list', file], {
+      as: ctx.as,
+      nothrow: true,
+      dieWithParent: true,
+    });
+    if (list.code !== 0)
+      throw failed(`pg_restore --list could not read the dump of ${database}:\n${list.stderr.trim()}`);
     const entries = list.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';')).length;
     const bytes = statSync(file).size;
     const record: BackupRecord = {
-      format: 1, id, kind: 'logical', label: opts.label ?? `edupulse-db ${id}`, status: 'complete',
-      startedAt: started.toISOString(), finishedAt: new Date().toISOString(),
-      durationSeconds: (performance.now() - t0) / 1000, server: facts,
+      format: 1,
+      id,
+      kind: 'logical',
+      label: opts.label ?? `edupulse-db ${id}`,
+      status: 'complete',
+      startedAt: started.toISOString(),
+      finishedAt: new Date().toISOString(),
+      durationSeconds: (performance.now() - t0) / 1000,
+      server: facts,
       logical: { database, tool: 'pg_dump -Fc', entries, tables },
       sizes: { rawBytes: bytes, storedBytes: bytes },
       throughputMBps: bytes / 1048576 / dumpSeconds,

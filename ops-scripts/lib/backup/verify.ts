@@ -11,7 +11,13 @@ import { extractBaseBackup } from './extract.ts';
 import { sha256File, type BackupRecord } from './repository.ts';
 import { checkArchive, parseSegment } from './wal.ts';
 
-export interface VerifyResult { id: string; kind: string; ok: boolean; problems: string[]; newestWal?: string }
+export interface VerifyResult {
+  id: string;
+  kind: string;
+  ok: boolean;
+  problems: string[];
+  newestWal?: string;
+}
 
 /** The manifest's last line holds the SHA-256 of everything before it. */
 function manifestIntact(path: string): boolean {
@@ -28,23 +34,34 @@ export function archiveStatus(ctx: BackupContext, r: BackupRecord) {
   return checkArchive(ctx.repo.walFiles(), ctx.repo.histories(), start, seg);
 }
 
-export async function verifyBackup(ctx: BackupContext, r: BackupRecord, opts: { deep?: boolean } = {}): Promise<VerifyResult> {
+export async function verifyBackup(
+  ctx: BackupContext,
+  r: BackupRecord,
+  opts: { deep?: boolean } = {},
+): Promise<VerifyResult> {
   const dir = ctx.repo.backupDir(r.kind, r.id);
   const problems: string[] = [];
   for (const f of r.files) {
     const path = join(dir, f.name);
-    if (!existsSync(path)) { problems.push(`${f.name} is missing`); continue; }
-    if (statSync(path).size !== f.bytes) problems.push(`${f.name} has ${statSync(path).size} bytes, ${f.bytes} recorded`);
+    if (!existsSync(path)) {
+      problems.push(`${f.name} is missing`);
+      continue;
+    }
+    if (statSync(path).size !== f.bytes)
+      problems.push(`${f.name} has ${statSync(path).size} bytes, ${f.bytes} recorded`);
     else if ((await sha256File(path)) !== f.sha256) problems.push(`${f.name} does not match its SHA-256 checksum`);
   }
   let newestWal: string | undefined;
   if (r.kind === 'physical') {
     const manifest = join(dir, 'backup_manifest');
-    if (existsSync(manifest) && !manifestIntact(manifest)) problems.push('backup_manifest does not match its own checksum');
+    if (existsSync(manifest) && !manifestIntact(manifest))
+      problems.push('backup_manifest does not match its own checksum');
     const archive = archiveStatus(ctx, r);
     newestWal = archive.newest?.name;
     if (archive.missing.length) {
-      problems.push(`WAL archive has a gap after ${newestWal ?? r.physical!.startSegment}: missing ${archive.missing.slice(0, 5).join(', ')}${archive.missing.length > 5 ? ` and ${archive.missing.length - 5} more` : ''}`);
+      problems.push(
+        `WAL archive has a gap after ${newestWal ?? r.physical!.startSegment}: missing ${archive.missing.slice(0, 5).join(', ')}${archive.missing.length > 5 ? ` and ${archive.missing.length - 5} more` : ''}`,
+      );
     }
     if (opts.deep && !problems.length) {
       const target = join(ctx.repo.kindDir('physical'), `.verify-${r.id}`);

@@ -5,7 +5,10 @@
 export const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 export const HISTORY_RE = /^([0-9A-F]{8})\.history$/;
 
-export interface Segment { timeline: number; segno: bigint }
+export interface Segment {
+  timeline: number;
+  segno: bigint;
+}
 
 const hex8 = (n: number | bigint) => n.toString(16).toUpperCase().padStart(8, '0');
 
@@ -30,13 +33,20 @@ export function parseSegment(name: string, segSize: number): Segment | undefined
 }
 
 /** A timeline's history: its ancestors, each with the LSN where the next timeline branched off. */
-export interface HistoryEntry { timeline: number; switchLsn: bigint }
+export interface HistoryEntry {
+  timeline: number;
+  switchLsn: bigint;
+}
 
 export function parseHistory(text: string): HistoryEntry[] {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => {
-    const [tli, lsn] = l.split(/\s+/);
-    return { timeline: Number(tli), switchLsn: parseLsn(lsn!) };
-  });
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const [tli, lsn] = l.split(/\s+/);
+      return { timeline: Number(tli), switchLsn: parseLsn(lsn!) };
+    });
 }
 
 export interface ArchiveCheck {
@@ -52,7 +62,12 @@ export interface ArchiveCheck {
  * Walks the archive from `start` to the newest segment on the latest timeline
  * that descends from the start's timeline, listing the segments missing.
  */
-export function checkArchive(files: string[], histories: Map<number, HistoryEntry[]>, start: Segment, segSize: number): ArchiveCheck {
+export function checkArchive(
+  files: string[],
+  histories: Map<number, HistoryEntry[]>,
+  start: Segment,
+  segSize: number,
+): ArchiveCheck {
   // The latest timeline whose history passes through the start's timeline.
   let target = start.timeline;
   for (const [tli, hist] of histories) {
@@ -75,7 +90,10 @@ export function checkArchive(files: string[], histories: Map<number, HistoryEntr
   for (let s = start.segno; s <= maxSeg; s++) {
     const name = segmentName(timelineOf(s), s, segSize);
     if (present.has(name)) {
-      if (!missing.length) { newest = { name, timeline: timelineOf(s), segno: s }; segments.push(name); }
+      if (!missing.length) {
+        newest = { name, timeline: timelineOf(s), segno: s };
+        segments.push(name);
+      }
     } else missing.push(name);
   }
   return { newest, segments, missing, timeline: target };

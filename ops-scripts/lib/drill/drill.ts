@@ -42,7 +42,11 @@ export interface DrillOptions {
   onProgress?: RestoreOptions['onProgress'];
 }
 
-export interface DrillCheck { name: string; status: StepStatus | 'passed'; detail: string }
+export interface DrillCheck {
+  name: string;
+  status: StepStatus | 'passed';
+  detail: string;
+}
 
 export interface DrillReport {
   id: string;
@@ -50,7 +54,14 @@ export interface DrillReport {
   target: string;
   backupId?: string;
   checks: DrillCheck[];
-  rto: { totalSeconds: number; chooseSeconds?: number; extractSeconds?: number; replaySeconds?: number; promoteSeconds?: number; verifySeconds?: number };
+  rto: {
+    totalSeconds: number;
+    chooseSeconds?: number;
+    extractSeconds?: number;
+    replaySeconds?: number;
+    promoteSeconds?: number;
+    verifySeconds?: number;
+  };
   rpoSeconds?: number;
   replayedWalBytes?: number;
   lastReplayedCommit?: string | null;
@@ -65,17 +76,29 @@ const AMBIGUOUS_MS = 25;
 async function placeTarget(admin: PgConfig, drillId: string): Promise<Date> {
   await writeCanary(admin, drillId, 'before');
   await sleep(AMBIGUOUS_MS * 2);
-  const target = await withClient(admin, async (c) => (await c.query('SELECT clock_timestamp() AS t')).rows[0].t as Date);
+  const target = await withClient(
+    admin,
+    async (c) => (await c.query('SELECT clock_timestamp() AS t')).rows[0].t as Date,
+  );
   await sleep(AMBIGUOUS_MS * 2);
   await writeCanary(admin, drillId, 'after');
   return target;
 }
 
 async function checkCanaries(live: PgConfig, restored: PgConfig, target: Date): Promise<DrillCheck> {
-  const liveRows = await withClient(live, async (c) => (await c.query(
-    'SELECT id::text, committed_at FROM edupulse_meta.drill_canaries')).rows as Array<{ id: string; committed_at: Date }>);
-  const restoredIds = new Set(await withClient(restored, async (c) =>
-    (await c.query('SELECT id::text FROM edupulse_meta.drill_canaries')).rows.map((r) => r.id as string)));
+  const liveRows = await withClient(
+    live,
+    async (c) =>
+      (await c.query('SELECT id::text, committed_at FROM edupulse_meta.drill_canaries')).rows as Array<{
+        id: string;
+        committed_at: Date;
+      }>,
+  );
+  const restoredIds = new Set(
+    await withClient(restored, async (c) =>
+      (await c.query('SELECT id::text FROM edupulse_meta.drill_canaries')).rows.map((r) => r.id as string),
+    ),
+  );
   const t = target.getTime();
   const before = liveRows.filter((r) => r.committed_at.getTime() <= t - AMBIGUOUS_MS);
   const after = liveRows.filter((r) => r.committed_at.getTime() > t);
@@ -83,11 +106,30 @@ async function checkCanaries(live: PgConfig, restored: PgConfig, target: Date): 
   const leaked = after.filter((r) => restoredIds.has(r.id));
   // No canary on one side is no evidence either way: "not proven" by canaries (the WAL evidence check still judges).
   if (!before.length || !after.length) {
-    return { name: 'data exactness (canaries)', status: 'skipped', detail: `not proven by canaries: none committed ${!before.length ? 'before' : 'after'} the target (the WAL evidence below judges)` };
+    return {
+      name: 'data exactness (canaries)',
+      status: 'skipped',
+      detail: `not proven by canaries: none committed ${!before.length ? 'before' : 'after'} the target (the WAL evidence below judges)`,
+    };
   }
   const ok = !missing.length && !leaked.length;
-  const detail = `${before.length} canaries committed before the target present${missing.length ? `, but ${missing.length} MISSING (ids ${missing.slice(0, 5).map((r) => r.id).join(', ')})` : ''}; ` +
-      `${after.length} committed after it absent${leaked.length ? `, but ${leaked.length} PRESENT (ids ${leaked.slice(0, 5).map((r) => r.id).join(', ')})` : ''}`;
+  const detail =
+    `${before.length} canaries committed before the target present${
+      missing.length
+        ? `, but ${missing.length} MISSING (ids ${missing
+            .slice(0, 5)
+            .map((r) => r.id)
+            .join(', ')})`
+        : ''
+    }; ` +
+    `${after.length} committed after it absent${
+      leaked.length
+        ? `, but ${leaked.length} PRESENT (ids ${leaked
+            .slice(0, 5)
+            .map((r) => r.id)
+            .join(', ')})`
+        : ''
+    }`;
   return { name: 'data exactness (canaries)', status: ok ? 'passed' : 'failed', detail };
 }
 
@@ -97,38 +139,78 @@ async function checkCanaries(live: PgConfig, restored: PgConfig, target: Date): 
  * holds at or before the target (pg_waldump, in WAL order, before the first
  * one after it), to the microsecond.
  */
-export function checkWalEvidence(r: Pick<RestoreResult, 'walEvidence' | 'lastReplayedMicros'>, target: Date): DrillCheck {
+export function checkWalEvidence(
+  r: Pick<RestoreResult, 'walEvidence' | 'lastReplayedMicros'>,
+  target: Date,
+): DrillCheck {
   const name = 'data exactness (WAL evidence)';
   const ev = r.walEvidence;
   if (!ev) return { name, status: 'skipped', detail: 'not a time target' };
   const t = BigInt(target.getTime()) * 1000n;
   const secs = (us: bigint) => (Number(us) / 1e6).toFixed(6);
-  const after = ev.after ? `; the first after it (${ev.after.time}, LSN ${ev.after.lsn}, ${secs(BigInt(ev.after.micros) - t)}s after the target) was not replayed` : '; nothing after it was archived';
+  const after = ev.after
+    ? `; the first after it (${ev.after.time}, LSN ${ev.after.lsn}, ${secs(BigInt(ev.after.micros) - t)}s after the target) was not replayed`
+    : '; nothing after it was archived';
   if (!ev.atOrBefore) {
     return r.lastReplayedMicros === null || r.lastReplayedMicros === undefined
-      ? { name, status: 'passed', detail: `no transaction ended between the end of the backup and the target, and none was replayed${after}` }
-      : { name, status: 'failed', detail: `the archive holds no transaction at or before the target, yet one ending at ${r.lastReplayedMicros}us was replayed` };
+      ? {
+          name,
+          status: 'passed',
+          detail: `no transaction ended between the end of the backup and the target, and none was replayed${after}`,
+        }
+      : {
+          name,
+          status: 'failed',
+          detail: `the archive holds no transaction at or before the target, yet one ending at ${r.lastReplayedMicros}us was replayed`,
+        };
   }
   const last = BigInt(ev.atOrBefore.micros);
   if (r.lastReplayedMicros !== undefined && r.lastReplayedMicros !== null && BigInt(r.lastReplayedMicros) === last) {
-    return { name, status: 'passed', detail: `the last transaction replayed is the last the archived WAL holds at or before the target (ended ${ev.atOrBefore.time}, LSN ${ev.atOrBefore.lsn}, ${secs(t - last)}s before it)${after}` };
+    return {
+      name,
+      status: 'passed',
+      detail: `the last transaction replayed is the last the archived WAL holds at or before the target (ended ${ev.atOrBefore.time}, LSN ${ev.atOrBefore.lsn}, ${secs(t - last)}s before it)${after}`,
+    };
   }
-  return { name, status: 'failed', detail: `the last transaction replayed (${r.lastReplayedMicros ?? 'none'}us) is not the last the archive holds at or before the target (${ev.atOrBefore.time}, ${last}us, LSN ${ev.atOrBefore.lsn})` };
+  return {
+    name,
+    status: 'failed',
+    detail: `the last transaction replayed (${r.lastReplayedMicros ?? 'none'}us) is not the last the archive holds at or before the target (${ev.atOrBefore.time}, ${last}us, LSN ${ev.atOrBefore.lsn})`,
+  };
 }
 
 async function checkIndexes(r: RestoreResult, restored: PgConfig): Promise<DrillCheck> {
   const bin = r.spec.pg.bin('pg_amcheck');
   if (existsSync(bin)) {
-    const out = await run(bin, ['--install-missing', '-d', String(restored.database)], { env: pgEnv(restored), nothrow: true });
-    const count = await withClient(restored, async (c) => Number((await c.query(
-      "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'")).rows[0].count));
+    const out = await run(bin, ['--install-missing', '-d', String(restored.database)], {
+      env: pgEnv(restored),
+      nothrow: true,
+    });
+    const count = await withClient(restored, async (c) =>
+      Number(
+        (
+          await c.query(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'",
+          )
+        ).rows[0].count,
+      ),
+    );
     return out.code === 0
-      ? { name: 'structural integrity (pg_amcheck)', status: 'passed', detail: `heap and all ${count} btree indexes checked, no corruption` }
-      : { name: 'structural integrity (pg_amcheck)', status: 'failed', detail: (out.stdout + out.stderr).trim().split('\n').slice(0, 8).join('; ') };
+      ? {
+          name: 'structural integrity (pg_amcheck)',
+          status: 'passed',
+          detail: `heap and all ${count} btree indexes checked, no corruption`,
+        }
+      : {
+          name: 'structural integrity (pg_amcheck)',
+          status: 'failed',
+          detail: (out.stdout + out.stderr).trim().split('\n').slice(0, 8).join('; '),
+        };
   }
   return withClient(restored, async (c) => {
     await c.query('CREATE EXTENSION IF NOT EXISTS amcheck');
-    const { rows } = await c.query(`SELECT c.oid::regclass::text AS idx FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    const { rows } =
+      await c.query(`SELECT c.oid::regclass::text AS idx FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND i.indisvalid`);
     for (const r2 of rows) await c.query('SELECT bt_index_check($1::regclass, true)', [r2.idx]);
     return { name: 'structural integrity (amcheck)', status: 'passed', detail: `${rows.length} btree indexes checked` };
@@ -139,7 +221,14 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
   const t0 = performance.now();
   const id = `drill-${newBackupId()}`;
   const checks: DrillCheck[] = [];
-  const report: DrillReport = { id, startedAt: new Date().toISOString(), target: '', checks, rto: { totalSeconds: 0 }, passed: false };
+  const report: DrillReport = {
+    id,
+    startedAt: new Date().toISOString(),
+    target: '',
+    checks,
+    rto: { totalSeconds: 0 },
+    passed: false,
+  };
   const scratch = join(opts.scratchRoot, id);
   let restored: RestoreResult | undefined;
   try {
@@ -151,50 +240,103 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
     ensurePrivateDir(opts.scratchRoot, ctx.as);
     const r0 = performance.now();
     restored = await restore(ctx, {
-      target: { kind: 'time', time: target }, to: join(scratch, 'data'), backupId: opts.backupId, start: true,
-      liveDataDir: opts.liveDataDir, superuser: opts.superuser, catalog: opts.catalog, logDir: opts.logDir, onProgress: opts.onProgress,
+      target: { kind: 'time', time: target },
+      to: join(scratch, 'data'),
+      backupId: opts.backupId,
+      start: true,
+      liveDataDir: opts.liveDataDir,
+      superuser: opts.superuser,
+      catalog: opts.catalog,
+      logDir: opts.logDir,
+      onProgress: opts.onProgress,
     });
     const restoreSeconds = (performance.now() - r0) / 1000;
     report.backupId = restored.backup.id;
     report.replayedWalBytes = restored.replayedWalBytes;
     report.lastReplayedCommit = restored.lastReplayedCommit;
-    checks.push({ name: 'restore and promote', status: 'passed', detail: `backup ${restored.backup.id}, promoted in ${restoreSeconds.toFixed(1)}s on port ${restored.port}` });
+    checks.push({
+      name: 'restore and promote',
+      status: 'passed',
+      detail: `backup ${restored.backup.id}, promoted in ${restoreSeconds.toFixed(1)}s on port ${restored.port}`,
+    });
     const v0 = performance.now();
-    const conn: PgConfig = { host: '127.0.0.1', port: restored.port, user: opts.superuser.user, password: opts.superuser.password, database: opts.database, application_name: 'edupulse-db drill' };
+    const conn: PgConfig = {
+      host: '127.0.0.1',
+      port: restored.port,
+      user: opts.superuser.user,
+      password: opts.superuser.password,
+      database: opts.database,
+      application_name: 'edupulse-db drill',
+    };
     const last = restored.lastReplayedCommit ? new Date(restored.lastReplayedCommit) : undefined;
     if (last && last.getTime() <= target.getTime()) {
       report.rpoSeconds = (target.getTime() - last.getTime()) / 1000;
-      checks.push({ name: 'target reached', status: 'passed', detail: `last replayed commit ${last.toISOString()}, ${report.rpoSeconds.toFixed(3)}s before the target` });
+      checks.push({
+        name: 'target reached',
+        status: 'passed',
+        detail: `last replayed commit ${last.toISOString()}, ${report.rpoSeconds.toFixed(3)}s before the target`,
+      });
     } else {
-      checks.push({ name: 'target reached', status: 'failed', detail: last ? `last replayed commit ${last.toISOString()} is after the target` : 'no transaction was replayed' });
+      checks.push({
+        name: 'target reached',
+        status: 'failed',
+        detail: last ? `last replayed commit ${last.toISOString()} is after the target` : 'no transaction was replayed',
+      });
     }
-    for (const check of [() => checkCanaries(ctx.admin, conn, target), async () => checkWalEvidence(restored!, target), () => checkIndexes(restored!, conn),
+    for (const check of [
+      () => checkCanaries(ctx.admin, conn, target),
+      async () => checkWalEvidence(restored!, target),
+      () => checkIndexes(restored!, conn),
       async (): Promise<DrillCheck> => {
         const diffs = await withClient(conn, (c) => auditRoles(c));
-        return { name: 'roles and grants as declared', status: diffs.length ? 'failed' : 'passed',
-          detail: diffs.length ? diffs.slice(0, 5).map((d) => `${d.kind} ${d.role}: ${d.what}`).join('; ') : 'audit clean' };
-      }]) {
-      try { checks.push(await check()); } catch (err) { checks.push({ name: 'verification', status: 'failed', detail: describeError(err) }); }
+        return {
+          name: 'roles and grants as declared',
+          status: diffs.length ? 'failed' : 'passed',
+          detail: diffs.length
+            ? diffs
+                .slice(0, 5)
+                .map((d) => `${d.kind} ${d.role}: ${d.what}`)
+                .join('; ')
+            : 'audit clean',
+        };
+      },
+    ]) {
+      try {
+        checks.push(await check());
+      } catch (err) {
+        checks.push({ name: 'verification', status: 'failed', detail: describeError(err) });
+      }
     }
     report.rto = {
-      totalSeconds: 0, chooseSeconds: restored.timings.chooseSeconds, extractSeconds: restored.timings.extractSeconds,
-      replaySeconds: restored.timings.replaySeconds, promoteSeconds: restored.timings.promoteSeconds, verifySeconds: (performance.now() - v0) / 1000,
+      totalSeconds: 0,
+      chooseSeconds: restored.timings.chooseSeconds,
+      extractSeconds: restored.timings.extractSeconds,
+      replaySeconds: restored.timings.replaySeconds,
+      promoteSeconds: restored.timings.promoteSeconds,
+      verifySeconds: (performance.now() - v0) / 1000,
     };
   } catch (err) {
-    checks.push({ name: restored ? 'verification' : 'restore and promote', status: 'failed', detail: describeError(err) });
+    checks.push({
+      name: restored ? 'verification' : 'restore and promote',
+      status: 'failed',
+      detail: describeError(err),
+    });
   } finally {
     if (restored && opts.keep) {
       report.kept = { dataDir: restored.dataDir, port: restored.port };
     } else {
-      if (restored && (await clusterRunning(restored.spec))) await stopCluster(restored.spec, 'immediate').catch(() => {});
+      if (restored && (await clusterRunning(restored.spec)))
+        await stopCluster(restored.spec, 'immediate').catch(() => {});
       const pid = restored ? postmasterPid(restored.dataDir) : undefined;
       if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
       rmSync(scratch, { recursive: true, force: true });
     }
     report.rto.totalSeconds = (performance.now() - t0) / 1000;
     // A check that could not judge ("not proven") does not fail the drill; exactness must still be proven by one of them.
-    report.passed = checks.length > 0 && checks.every((c) => c.status === 'passed' || c.status === 'skipped')
-      && checks.some((c) => c.name.startsWith('data exactness') && c.status === 'passed');
+    report.passed =
+      checks.length > 0 &&
+      checks.every((c) => c.status === 'passed' || c.status === 'skipped') &&
+      checks.some((c) => c.name.startsWith('data exactness') && c.status === 'passed');
   }
   return report;
 }

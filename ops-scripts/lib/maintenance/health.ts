@@ -12,24 +12,38 @@ import { redisClient } from '../redis.ts';
 import { SEED_TABLES } from '../seed/load.ts';
 
 export type Level = 'ok' | 'warn' | 'critical';
-export interface Check { component: 'postgres' | 'redis' | 'backups'; name: string; level: Level; value: number | null; detail: string }
+export interface Check {
+  component: 'postgres' | 'redis' | 'backups';
+  name: string;
+  level: Level;
+  value: number | null;
+  detail: string;
+}
 
 export const grade = (value: number, [warn, critical]: [number, number]): Level =>
   value >= critical ? 'critical' : value >= warn ? 'warn' : 'ok';
 
 const ms = (t0: number) => performance.now() - t0;
 
-export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | undefined, th: HealthThresholds): Promise<{ checks: Check[]; bornAt?: number }> {
+export async function postgresChecks(
+  monitor: PgConfig,
+  reporting: PgConfig | undefined,
+  th: HealthThresholds,
+): Promise<{ checks: Check[]; bornAt?: number }> {
   const checks: Check[] = [];
-  const add = (name: string, level: Level, value: number | null, detail: string) => checks.push({ component: 'postgres', name, level, value, detail });
+  const add = (name: string, level: Level, value: number | null, detail: string) =>
+    checks.push({ component: 'postgres', name, level, value, detail });
   let bornAt: number | undefined;
   try {
-    await withClient({ ...monitor, connectionTimeoutMillis: 5000, application_name: 'edupulse-db health' }, async (c) => {
-      const t0 = performance.now();
-      await c.query('SELECT 1');
-      const latency = ms(t0);
-      add('select_1_latency_ms', grade(latency, th.selectLatencyMs), latency, `SELECT 1 in ${latency.toFixed(1)} ms`);
-      const i = (await c.query(`SELECT current_setting('server_version') AS version,
+    await withClient(
+      { ...monitor, connectionTimeoutMillis: 5000, application_name: 'edupulse-db health' },
+      async (c) => {
+        const t0 = performance.now();
+        await c.query('SELECT 1');
+        const latency = ms(t0);
+        add('select_1_latency_ms', grade(latency, th.selectLatencyMs), latency, `SELECT 1 in ${latency.toFixed(1)} ms`);
+        const i = (
+          await c.query(`SELECT current_setting('server_version') AS version,
           extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime,
           (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used,
           current_setting('max_connections')::int AS max,
@@ -39,26 +53,62 @@ export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | un
           (SELECT max(age(datfrozenxid)) FROM pg_database)::float8 AS xid_age,
           current_setting('autovacuum_freeze_max_age')::float8 AS freeze_max,
           pg_database_size(current_database())::float8 AS db_size,
-          ((SELECT system_identifier FROM pg_control_system()) >> 32)::float8 AS born`)).rows[0];
-      bornAt = i.born * 1000;
-      add('version', 'ok', null, i.version);
-      add('uptime_seconds', 'ok', i.uptime, `up ${(i.uptime / 3600).toFixed(1)} h`);
-      const pct = (100 * i.used) / i.max;
-      add('connections_used_pct', grade(pct, th.connectionsUsedPct), pct, `${i.used} of max_connections ${i.max}`);
-      add('longest_transaction_seconds', grade(i.longest, th.longestTransactionSeconds), i.longest, `${i.longest.toFixed(0)} s`);
-      add('blocked_queries', grade(i.blocked, th.blockedQueries), i.blocked, `${i.blocked} waiting on another session's lock`);
-      const xidPct = (100 * i.xid_age) / i.freeze_max;
-      add('xid_age_pct_of_freeze_max', grade(xidPct, th.xidAgePct), xidPct, `oldest database's datfrozenxid age ${i.xid_age} (${xidPct.toFixed(1)}% of autovacuum_freeze_max_age)`);
-      add('database_size_bytes', 'ok', i.db_size, `${(i.db_size / 1048576).toFixed(1)} MB`);
-      const a = (await c.query(`SELECT failed_count, last_failed_wal, last_failed_time, last_archived_time,
+          ((SELECT system_identifier FROM pg_control_system()) >> 32)::float8 AS born`)
+        ).rows[0];
+        bornAt = i.born * 1000;
+        add('version', 'ok', null, i.version);
+        add('uptime_seconds', 'ok', i.uptime, `up ${(i.uptime / 3600).toFixed(1)} h`);
+        const pct = (100 * i.used) / i.max;
+        add('connections_used_pct', grade(pct, th.connectionsUsedPct), pct, `${i.used} of max_connections ${i.max}`);
+        add(
+          'longest_transaction_seconds',
+          grade(i.longest, th.longestTransactionSeconds),
+          i.longest,
+          `${i.longest.toFixed(0)} s`,
+        );
+        add(
+          'blocked_queries',
+          grade(i.blocked, th.blockedQueries),
+          i.blocked,
+          `${i.blocked} waiting on another session's lock`,
+        );
+        const xidPct = (100 * i.xid_age) / i.freeze_max;
+        add(
+          'xid_age_pct_of_freeze_max',
+          grade(xidPct, th.xidAgePct),
+          xidPct,
+          `oldest database's datfrozenxid age ${i.xid_age} (${xidPct.toFixed(1)}% of autovacuum_freeze_max_age)`,
+        );
+        add('database_size_bytes', 'ok', i.db_size, `${(i.db_size / 1048576).toFixed(1)} MB`);
+        const a = (
+          await c.query(`SELECT failed_count, last_failed_wal, last_failed_time, last_archived_time,
           (last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time)) AS failing
-          FROM pg_stat_archiver`)).rows[0];
-      add('archiver_failing', a.failing ? 'critical' : 'ok', a.failing ? 1 : 0,
-        a.failing ? `archiving of ${a.last_failed_wal} failed at ${a.last_failed_time.toISOString()}, no success since` : `${a.failed_count} failures ever, none since the last success`);
-      const rows = (await c.query(`SELECT relname, n_live_tup::float8 AS n FROM pg_stat_user_tables WHERE schemaname = 'public'
-          AND relname = ANY ($1) ORDER BY relname`, [SEED_TABLES])).rows;
-      for (const r of rows) add(`rows_${r.relname}`, 'ok', r.n, `about ${r.n} rows (statistics estimate; the monitoring login reads no table data)`);
-    });
+          FROM pg_stat_archiver`)
+        ).rows[0];
+        add(
+          'archiver_failing',
+          a.failing ? 'critical' : 'ok',
+          a.failing ? 1 : 0,
+          a.failing
+            ? `archiving of ${a.last_failed_wal} failed at ${a.last_failed_time.toISOString()}, no success since`
+            : `${a.failed_count} failures ever, none since the last success`,
+        );
+        const rows = (
+          await c.query(
+            `SELECT relname, n_live_tup::float8 AS n FROM pg_stat_user_tables WHERE schemaname = 'public'
+          AND relname = ANY ($1) ORDER BY relname`,
+            [SEED_TABLES],
+          )
+        ).rows;
+        for (const r of rows)
+          add(
+            `rows_${r.relname}`,
+            'ok',
+            r.n,
+            `about ${r.n} rows (statistics estimate; the monitoring login reads no table data)`,
+          );
+      },
+    );
   } catch (err) {
     add('reachable', 'critical', 0, describeError(err));
     return { checks };
@@ -70,7 +120,12 @@ export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | un
         await c.query("SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')");
         return ms(t0);
       });
-      add('latest_predictions_query_ms', grade(latency, th.latestPredictionsMs), latency, `high/critical latest predictions in ${latency.toFixed(1)} ms`);
+      add(
+        'latest_predictions_query_ms',
+        grade(latency, th.latestPredictionsMs),
+        latency,
+        `high/critical latest predictions in ${latency.toFixed(1)} ms`,
+      );
     } catch (err) {
       add('latest_predictions_query_ms', 'critical', null, describeError(err));
     }
@@ -80,7 +135,8 @@ export async function postgresChecks(monitor: PgConfig, reporting: PgConfig | un
 
 export async function redisChecks(target: RedisTarget, prefix: string, th: HealthThresholds): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (name: string, level: Level, value: number | null, detail: string) => checks.push({ component: 'redis', name, level, value, detail });
+  const add = (name: string, level: Level, value: number | null, detail: string) =>
+    checks.push({ component: 'redis', name, level, value, detail });
   const client = await redisClient({ host: target.host, port: target.port, password: target.password ?? '' });
   client.on('error', () => {});
   try {
@@ -91,19 +147,38 @@ export async function redisChecks(target: RedisTarget, prefix: string, th: Healt
     add('ping_latency_ms', grade(latency, th.redisPingMs), latency, `PING (authenticated) in ${latency.toFixed(1)} ms`);
     const info = await client.info();
     const field = (k: string) => new RegExp(`^${k}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-    const used = Number(field('used_memory')), max = Number(field('maxmemory'));
+    const used = Number(field('used_memory')),
+      max = Number(field('maxmemory'));
     const pct = max > 0 ? (100 * used) / max : 0;
-    add('memory_used_pct', max > 0 ? grade(pct, th.redisMemoryUsedPct) : 'ok', pct, max > 0 ? `${used} of maxmemory ${max} bytes` : `${used} bytes, no maxmemory`);
-    add('evicted_keys', 'ok', Number(field('evicted_keys')), `${field('evicted_keys')} keys evicted since start (a cache under pressure evicts)`);
-    let count = 0, cursor = '0';
+    add(
+      'memory_used_pct',
+      max > 0 ? grade(pct, th.redisMemoryUsedPct) : 'ok',
+      pct,
+      max > 0 ? `${used} of maxmemory ${max} bytes` : `${used} bytes, no maxmemory`,
+    );
+    add(
+      'evicted_keys',
+      'ok',
+      Number(field('evicted_keys')),
+      `${field('evicted_keys')} keys evicted since start (a cache under pressure evicts)`,
+    );
+    let count = 0,
+      cursor = '0';
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next; count += keys.length;
+      cursor = next;
+      count += keys.length;
     } while (cursor !== '0');
     add('prediction_keys', 'ok', count, `${count} ${prefix}* keys`);
-    const rdb = field('rdb_last_bgsave_status'), aof = field('aof_last_write_status');
+    const rdb = field('rdb_last_bgsave_status'),
+      aof = field('aof_last_write_status');
     const persistenceOk = rdb === 'ok' && (field('aof_enabled') !== '1' || aof === 'ok');
-    add('persistence_ok', persistenceOk ? 'ok' : 'critical', persistenceOk ? 1 : 0, `rdb_last_bgsave_status ${rdb}, aof_enabled ${field('aof_enabled')}, aof_last_write_status ${aof}`);
+    add(
+      'persistence_ok',
+      persistenceOk ? 'ok' : 'critical',
+      persistenceOk ? 1 : 0,
+      `rdb_last_bgsave_status ${rdb}, aof_enabled ${field('aof_enabled')}, aof_last_write_status ${aof}`,
+    );
   } catch (err) {
     add('reachable', 'critical', 0, `PING with auth failed: ${describeError(err)}`);
   } finally {
@@ -116,13 +191,35 @@ export async function redisChecks(target: RedisTarget, prefix: string, th: Healt
  * Ages of the newest physical backup, logical dump and passing drill. A new
  * cluster has until the warn threshold after its initdb before a missing one counts.
  */
-export function repositoryChecks(repo: LocalRepository, th: HealthThresholds, bornAt: number | undefined, now = Date.now()): Check[] {
-  const newest = (kind: BackupKind) => { const r = repo.list(kind).pop(); return r ? Date.parse(r.finishedAt) : undefined; };
-  const check = (name: string, at: number | undefined, what: string, unitSeconds: number, limits: [number, number]): Check => {
+export function repositoryChecks(
+  repo: LocalRepository,
+  th: HealthThresholds,
+  bornAt: number | undefined,
+  now = Date.now(),
+): Check[] {
+  const newest = (kind: BackupKind) => {
+    const r = repo.list(kind).pop();
+    return r ? Date.parse(r.finishedAt) : undefined;
+  };
+  const check = (
+    name: string,
+    at: number | undefined,
+    what: string,
+    unitSeconds: number,
+    limits: [number, number],
+  ): Check => {
     const since = at ?? bornAt ?? 0;
     const age = (now - since) / 1000 / unitSeconds;
-    return { component: 'backups', name, level: grade(age, limits), value: at === undefined ? null : age,
-      detail: at === undefined ? `no ${what} yet (cluster created ${bornAt ? new Date(bornAt).toISOString() : 'at an unknown time'})` : `last ${what} ${new Date(at).toISOString()}` };
+    return {
+      component: 'backups',
+      name,
+      level: grade(age, limits),
+      value: at === undefined ? null : age,
+      detail:
+        at === undefined
+          ? `no ${what} yet (cluster created ${bornAt ? new Date(bornAt).toISOString() : 'at an unknown time'})`
+          : `last ${what} ${new Date(at).toISOString()}`,
+    };
   };
   return [
     check('physical_backup_age_hours', newest('physical'), 'physical backup', 3600, th.physicalBackupAgeHours),
@@ -138,6 +235,8 @@ export function healthSamples(checks: Check[]): Sample[] {
   return checks.flatMap((c): Sample[] => {
     const labels = { component: c.component, check: c.name };
     const level: Sample = { name: 'edupulse_health_check', labels, value: LEVEL_VALUE[c.level] };
-    return c.value !== null && Number.isFinite(c.value) ? [level, { name: 'edupulse_health_value', labels, value: c.value }] : [level];
+    return c.value !== null && Number.isFinite(c.value)
+      ? [level, { name: 'edupulse_health_value', labels, value: c.value }]
+      : [level];
   });
 }

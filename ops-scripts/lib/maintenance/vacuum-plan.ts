@@ -22,10 +22,14 @@ export interface TableStats {
 }
 
 export interface VacuumSettings {
-  vacuumThreshold: number; vacuumScaleFactor: number;
-  insertThreshold: number; insertScaleFactor: number;
-  analyzeThreshold: number; analyzeScaleFactor: number;
-  freezeMaxAge: number; multixactFreezeMaxAge: number;
+  vacuumThreshold: number;
+  vacuumScaleFactor: number;
+  insertThreshold: number;
+  insertScaleFactor: number;
+  analyzeThreshold: number;
+  analyzeScaleFactor: number;
+  freezeMaxAge: number;
+  multixactFreezeMaxAge: number;
 }
 
 export type VacuumAction = 'vacuum-freeze' | 'vacuum-analyze' | 'vacuum' | 'analyze' | 'none';
@@ -48,11 +52,20 @@ export function effectiveThresholds(t: TableStats, s: VacuumSettings) {
   const o = (name: string, fallback: number) => reloption(t.reloptions, name) ?? fallback;
   const tuples = Math.max(0, t.reltuples);
   return {
-    vacuum: o('autovacuum_vacuum_threshold', s.vacuumThreshold) + o('autovacuum_vacuum_scale_factor', s.vacuumScaleFactor) * tuples,
-    insert: o('autovacuum_vacuum_insert_threshold', s.insertThreshold) + o('autovacuum_vacuum_insert_scale_factor', s.insertScaleFactor) * tuples,
-    analyze: o('autovacuum_analyze_threshold', s.analyzeThreshold) + o('autovacuum_analyze_scale_factor', s.analyzeScaleFactor) * tuples,
+    vacuum:
+      o('autovacuum_vacuum_threshold', s.vacuumThreshold) +
+      o('autovacuum_vacuum_scale_factor', s.vacuumScaleFactor) * tuples,
+    insert:
+      o('autovacuum_vacuum_insert_threshold', s.insertThreshold) +
+      o('autovacuum_vacuum_insert_scale_factor', s.insertScaleFactor) * tuples,
+    analyze:
+      o('autovacuum_analyze_threshold', s.analyzeThreshold) +
+      o('autovacuum_analyze_scale_factor', s.analyzeScaleFactor) * tuples,
     freezeMaxAge: Math.min(o('autovacuum_freeze_max_age', s.freezeMaxAge), s.freezeMaxAge),
-    multixactFreezeMaxAge: Math.min(o('autovacuum_multixact_freeze_max_age', s.multixactFreezeMaxAge), s.multixactFreezeMaxAge),
+    multixactFreezeMaxAge: Math.min(
+      o('autovacuum_multixact_freeze_max_age', s.multixactFreezeMaxAge),
+      s.multixactFreezeMaxAge,
+    ),
   };
 }
 
@@ -63,17 +76,27 @@ export function planTable(t: TableStats, s: VacuumSettings): PlannedTable {
   const thresholds = { vacuum: th.vacuum, insert: th.insert, analyze: th.analyze };
   const plan = (action: VacuumAction, reason: string): PlannedTable => ({ ...t, action, reason, thresholds });
   if (t.xidAge > th.freezeMaxAge * FREEZE_MARGIN) {
-    return plan('vacuum-freeze', `transaction ID age ${n(t.xidAge)} near autovacuum_freeze_max_age ${n(th.freezeMaxAge)}`);
+    return plan(
+      'vacuum-freeze',
+      `transaction ID age ${n(t.xidAge)} near autovacuum_freeze_max_age ${n(th.freezeMaxAge)}`,
+    );
   }
   if (t.mxidAge > th.multixactFreezeMaxAge * FREEZE_MARGIN) {
-    return plan('vacuum-freeze', `multixact ID age ${n(t.mxidAge)} near autovacuum_multixact_freeze_max_age ${n(th.multixactFreezeMaxAge)}`);
+    return plan(
+      'vacuum-freeze',
+      `multixact ID age ${n(t.mxidAge)} near autovacuum_multixact_freeze_max_age ${n(th.multixactFreezeMaxAge)}`,
+    );
   }
   const analyzable = t.kind !== 'toast';
   const vac = (reason: string) => plan(analyzable ? 'vacuum-analyze' : 'vacuum', reason);
   if (t.nDeadTup > th.vacuum) return vac(`dead tuples over threshold (${n(t.nDeadTup)} > ${n(th.vacuum)})`);
-  if (t.nInsSinceVacuum > th.insert) return vac(`inserts since the last vacuum over threshold (${n(t.nInsSinceVacuum)} > ${n(th.insert)})`);
+  if (t.nInsSinceVacuum > th.insert)
+    return vac(`inserts since the last vacuum over threshold (${n(t.nInsSinceVacuum)} > ${n(th.insert)})`);
   if (analyzable && t.nModSinceAnalyze > th.analyze) {
-    return plan('analyze', `rows modified since the last analyze over threshold (${n(t.nModSinceAnalyze)} > ${n(th.analyze)})`);
+    return plan(
+      'analyze',
+      `rows modified since the last analyze over threshold (${n(t.nModSinceAnalyze)} > ${n(th.analyze)})`,
+    );
   }
   if (analyzable && !t.lastAnalyze && t.nLiveTup > 0) return plan('analyze', 'never analyzed');
   return plan('none', 'below thresholds');

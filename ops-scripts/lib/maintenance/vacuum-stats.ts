@@ -4,16 +4,23 @@ import type { PgClient } from '../db.ts';
 import type { TableStats, VacuumSettings } from './vacuum-plan.ts';
 
 export async function readVacuumSettings(c: PgClient): Promise<VacuumSettings> {
-  const { rows } = await c.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN (
+  const { rows } = await c.query<{
+    name: string;
+    setting: string;
+  }>(`SELECT name, setting FROM pg_settings WHERE name IN (
     'autovacuum_vacuum_threshold', 'autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_threshold',
     'autovacuum_vacuum_insert_scale_factor', 'autovacuum_analyze_threshold', 'autovacuum_analyze_scale_factor',
     'autovacuum_freeze_max_age', 'autovacuum_multixact_freeze_max_age')`);
   const g = (name: string) => Number(rows.find((r) => r.name === name)!.setting);
   return {
-    vacuumThreshold: g('autovacuum_vacuum_threshold'), vacuumScaleFactor: g('autovacuum_vacuum_scale_factor'),
-    insertThreshold: g('autovacuum_vacuum_insert_threshold'), insertScaleFactor: g('autovacuum_vacuum_insert_scale_factor'),
-    analyzeThreshold: g('autovacuum_analyze_threshold'), analyzeScaleFactor: g('autovacuum_analyze_scale_factor'),
-    freezeMaxAge: g('autovacuum_freeze_max_age'), multixactFreezeMaxAge: g('autovacuum_multixact_freeze_max_age'),
+    vacuumThreshold: g('autovacuum_vacuum_threshold'),
+    vacuumScaleFactor: g('autovacuum_vacuum_scale_factor'),
+    insertThreshold: g('autovacuum_vacuum_insert_threshold'),
+    insertScaleFactor: g('autovacuum_vacuum_insert_scale_factor'),
+    analyzeThreshold: g('autovacuum_analyze_threshold'),
+    analyzeScaleFactor: g('autovacuum_analyze_scale_factor'),
+    freezeMaxAge: g('autovacuum_freeze_max_age'),
+    multixactFreezeMaxAge: g('autovacuum_multixact_freeze_max_age'),
   };
 }
 
@@ -37,16 +44,33 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
        AND (c.relkind <> 't' OR c.relpages > 0 OR coalesce(s.n_dead_tup, 0) > 0)
      ORDER BY 1, 2`);
   return rows.map((r) => ({
-    schema: r.schema, name: r.name, kind: r.kind, reltuples: r.reltuples, sizeBytes: r.size, nDeadTup: r.dead, nLiveTup: r.live,
-    nInsSinceVacuum: r.ins, nModSinceAnalyze: r.mod, xidAge: r.xid_age, mxidAge: r.mxid_age,
-    lastVacuum: r.last_vacuum?.toISOString() ?? null, lastAnalyze: r.last_analyze?.toISOString() ?? null, reloptions: r.reloptions,
+    schema: r.schema,
+    name: r.name,
+    kind: r.kind,
+    reltuples: r.reltuples,
+    sizeBytes: r.size,
+    nDeadTup: r.dead,
+    nLiveTup: r.live,
+    nInsSinceVacuum: r.ins,
+    nModSinceAnalyze: r.mod,
+    xidAge: r.xid_age,
+    mxidAge: r.mxid_age,
+    lastVacuum: r.last_vacuum?.toISOString() ?? null,
+    lastAnalyze: r.last_analyze?.toISOString() ?? null,
+    reloptions: r.reloptions,
   }));
 }
 
 export interface HorizonHolder {
-  kind: 'transaction' | 'prepared' | 'slot'; name: string; xidAge: number; application?: string; since?: string;
+  kind: 'transaction' | 'prepared' | 'slot';
+  name: string;
+  xidAge: number;
+  application?: string;
+  since?: string;
   /** How long it has held its snapshot, in seconds (transactions and prepared ones). */
-  seconds?: number; state?: string; query?: string;
+  seconds?: number;
+  state?: string;
+  query?: string;
 }
 
 /**
@@ -56,7 +80,8 @@ export interface HorizonHolder {
  * prepared transactions, replication slots with an xmin. Oldest first.
  */
 export async function readHorizonHolders(c: PgClient, minSeconds = 0): Promise<HorizonHolder[]> {
-  const { rows } = await c.query(`
+  const { rows } = await c.query(
+    `
     SELECT 'transaction' AS kind, pid::text AS name, age(backend_xmin)::float8 AS age, application_name AS app,
            xact_start AS since, extract(epoch FROM now() - xact_start)::float8 AS seconds, state, left(query, 200) AS query
       FROM pg_stat_activity
@@ -67,15 +92,28 @@ export async function readHorizonHolders(c: PgClient, minSeconds = 0): Promise<H
     UNION ALL
     SELECT 'slot', slot_name::text, greatest(age(xmin), age(catalog_xmin))::float8, NULL, NULL, NULL, NULL, NULL
       FROM pg_replication_slots WHERE xmin IS NOT NULL OR catalog_xmin IS NOT NULL
-    ORDER BY 3 DESC`, [minSeconds]);
-  return rows.map((r) => ({ kind: r.kind, name: r.name, xidAge: r.age, application: r.app ?? undefined,
-    since: r.since?.toISOString(), seconds: r.seconds ?? undefined, state: r.state ?? undefined, query: r.query ?? undefined }));
+    ORDER BY 3 DESC`,
+    [minSeconds],
+  );
+  return rows.map((r) => ({
+    kind: r.kind,
+    name: r.name,
+    xidAge: r.age,
+    application: r.app ?? undefined,
+    since: r.since?.toISOString(),
+    seconds: r.seconds ?? undefined,
+    state: r.state ?? undefined,
+    query: r.query ?? undefined,
+  }));
 }
 
 export function describeHolder(h: HorizonHolder): string {
   switch (h.kind) {
-    case 'transaction': return `pid ${h.name} (${h.application || 'no application name'}, ${h.state}, transaction open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions): ${h.query ?? ''}`;
-    case 'prepared': return `prepared transaction "${h.name}" (open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions)`;
-    case 'slot': return `replication slot "${h.name}" (xmin age ${h.xidAge})`;
+    case 'transaction':
+      return `pid ${h.name} (${h.application || 'no application name'}, ${h.state}, transaction open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions): ${h.query ?? ''}`;
+    case 'prepared':
+      return `prepared transaction "${h.name}" (open ${Math.round(h.seconds ?? 0)}s since ${h.since}, xmin age ${h.xidAge} transactions)`;
+    case 'slot':
+      return `replication slot "${h.name}" (xmin age ${h.xidAge})`;
   }
 }

@@ -17,10 +17,12 @@ export async function archiveUpToNow(admin: PgConfig, timeoutMs = 90_000): Promi
     const seg = rows[0].seg as string;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const a = (await c.query('SELECT last_archived_wal FROM pg_stat_archiver')).rows[0].last_archived_wal as string | null;
+      const a = (await c.query('SELECT last_archived_wal FROM pg_stat_archiver')).rows[0].last_archived_wal as
+        string | null;
       // Only a segment counts: a backup history file (<segment>.<offset>.backup) carries the segment's name before it is archived.
       if (a && /^[0-9A-F]{24}$/.test(a) && a >= seg) return;
-      if (Date.now() > deadline) throw new Error(`WAL segment ${seg} was not archived within ${timeoutMs / 1000}s; see status (archiver)`);
+      if (Date.now() > deadline)
+        throw new Error(`WAL segment ${seg} was not archived within ${timeoutMs / 1000}s; see status (archiver)`);
       await sleep(100);
     }
   });
@@ -31,9 +33,17 @@ export async function syncStoreWal(ctx: BackupContext, catalog: Catalog, staging
   const remote = remoteSettings();
   if (catalog.source !== 'remote' || !remote) return;
   const store = new RemoteStore(remote);
-  try { await pushWal(ctx, store, { deleteLocal: remote.mode === 'remote' }); } finally { store.close(); }
+  try {
+    await pushWal(ctx, store, { deleteLocal: remote.mode === 'remote' });
+  } finally {
+    store.close();
+  }
   const fresh = await openCatalog(ctx, stagingRoot, true);
-  Object.assign(catalog, { walFiles: fresh.catalog.walFiles, histories: fresh.catalog.histories, walTime: fresh.catalog.walTime });
+  Object.assign(catalog, {
+    walFiles: fresh.catalog.walFiles,
+    histories: fresh.catalog.histories,
+    walTime: fresh.catalog.walTime,
+  });
   fresh.close();
 }
 

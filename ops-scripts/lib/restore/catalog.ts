@@ -34,12 +34,20 @@ export interface Catalog {
 export function localCatalog(ctx: BackupContext): Catalog {
   return {
     source: 'local',
-    get backups() { return ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical); },
-    get walFiles() { return ctx.repo.walFiles(); },
-    get histories() { return ctx.repo.histories(); },
+    get backups() {
+      return ctx.repo.list('physical').filter((r) => r.verification.ok && r.physical);
+    },
+    get walFiles() {
+      return ctx.repo.walFiles();
+    },
+    get histories() {
+      return ctx.repo.histories();
+    },
     walTime: (name) => statSync(join(ctx.repo.walDir, name)).mtime.toISOString(),
     walPath: async (name) => join(ctx.repo.walDir, name),
-    get restorePoints() { return readRestorePoints(ctx.repo); },
+    get restorePoints() {
+      return readRestorePoints(ctx.repo);
+    },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
     // Exit 1 only when the file is not there (the end of the archive); a file that cannot be copied exits 126,
     // which makes PostgreSQL stop with an error instead of taking it for the end and promoting early.
@@ -54,12 +62,18 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   const histories = await remoteHistories(store, walFiles);
   const points = await store.getText(LAYOUT.restorePoints);
   const { settings } = store;
-  const envs = [`EDUPULSE_REPO_MODE=${settings.mode}`, `EDUPULSE_S3_BUCKET=${settings.bucket}`, `EDUPULSE_S3_PREFIX=${settings.prefix}`,
-    `EDUPULSE_S3_REGION=${settings.region}`, ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : [])];
+  const envs = [
+    `EDUPULSE_REPO_MODE=${settings.mode}`,
+    `EDUPULSE_S3_BUCKET=${settings.bucket}`,
+    `EDUPULSE_S3_PREFIX=${settings.prefix}`,
+    `EDUPULSE_S3_REGION=${settings.region}`,
+    ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : []),
+  ];
   return {
     source: 'remote',
     backups: records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
-    walFiles, histories,
+    walFiles,
+    histories,
     walTime: (name) => objects.get(walPath(name))?.modified,
     async walPath(name) {
       const dir = join(staging, LAYOUT.wal);
@@ -79,7 +93,10 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
         // Extraction runs as the cluster's OS user.
         if (ctx.as) chownSync(join(dir, f.name), ctx.as.uid, ctx.as.gid);
       }
-      if (ctx.as) { chownSync(staging, ctx.as.uid, ctx.as.gid); chownSync(dir, ctx.as.uid, ctx.as.gid); }
+      if (ctx.as) {
+        chownSync(staging, ctx.as.uid, ctx.as.gid);
+        chownSync(dir, ctx.as.uid, ctx.as.gid);
+      }
       return dir;
     },
     // Each segment is fetched from the store by our own command (credentials from the server's environment).
@@ -95,15 +112,28 @@ export { OBJECTS_FILE, RECORD_FILE };
  * repository holds no physical backup and a store is configured (a fresh
  * host); the local repository otherwise.
  */
-export async function openCatalog(ctx: BackupContext, stagingRoot: string, fromRemote: boolean): Promise<{ catalog: Catalog; close(): void }> {
+export async function openCatalog(
+  ctx: BackupContext,
+  stagingRoot: string,
+  fromRemote: boolean,
+): Promise<{ catalog: Catalog; close(): void }> {
   const { RemoteStore, remoteSettings } = await import('../backup/remote.ts');
   const settings = remoteSettings();
   const local = localCatalog(ctx);
   if (!settings || (!fromRemote && local.backups.length)) {
-    if (fromRemote) throw (await import('../errors.ts')).badInput('--from-remote needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
+    if (fromRemote)
+      throw (await import('../errors.ts')).badInput(
+        '--from-remote needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*',
+      );
     return { catalog: local, close() {} };
   }
   const store = new RemoteStore(settings);
   const catalog = await remoteCatalog(ctx, store, join(stagingRoot, `remote-${Date.now()}`));
-  return { catalog, close: () => { catalog.cleanup(); store.close(); } };
+  return {
+    catalog,
+    close: () => {
+      catalog.cleanup();
+      store.close();
+    },
+  };
 }

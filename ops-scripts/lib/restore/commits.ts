@@ -20,7 +20,8 @@ export interface XactRecord {
 }
 
 // A prepared transaction's end shows the original xid first: "COMMIT_PREPARED 738: 2026-..." (xactdesc.c).
-const XACT_RE = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (COMMIT_PREPARED|ABORT_PREPARED|COMMIT|ABORT) (?:\d+: )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
+const XACT_RE =
+  /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (COMMIT_PREPARED|ABORT_PREPARED|COMMIT|ABORT) (?:\d+: )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
 
 /** The transaction-end records in pg_waldump's output (run with TZ=UTC). */
 export function parseXactRecords(text: string): XactRecord[] {
@@ -68,8 +69,11 @@ async function recordsIn(waldump: string, src: WalSource, i: number, segSize: nu
   const dir = mkdtempSync(join(tmpdir(), 'edupulse-waldump-'));
   try {
     for (const f of files) symlinkSync(f, join(dir, basename(f)));
-    const r = await run(waldump, ['--rmgr=Transaction', '--path', dir, basename(files[0]!), basename(files[files.length - 1]!)],
-      { env: { TZ: 'UTC' }, nothrow: true, dieWithParent: true });
+    const r = await run(
+      waldump,
+      ['--rmgr=Transaction', '--path', dir, basename(files[0]!), basename(files[files.length - 1]!)],
+      { env: { TZ: 'UTC' }, nothrow: true, dieWithParent: true },
+    );
     // It ends with an error at the end of the WAL it was given ("invalid record length"); a file it cannot read is real.
     if (r.code !== 0 && /could not (open|read)|Permission denied|No such file/i.test(r.stderr)) {
       throw failed(`pg_waldump could not read archived WAL segment ${name}: ${r.stderr.trim().split('\n').pop()}`);
@@ -86,7 +90,12 @@ async function recordsIn(waldump: string, src: WalSource, i: number, segSize: nu
  * archived at or after the target (earlier ones were complete before it)
  * until one ends after it, and back from there until one ends at or before it.
  */
-export async function commitsAround(waldump: string, src: WalSource, target: Date, segSize: number): Promise<CommitsAround> {
+export async function commitsAround(
+  waldump: string,
+  src: WalSource,
+  target: Date,
+  segSize: number,
+): Promise<CommitsAround> {
   const t = microsOf(target);
   const { segments } = src;
   const archivedBefore = (n: string) => {
@@ -99,7 +108,10 @@ export async function commitsAround(waldump: string, src: WalSource, target: Dat
   for (let i = first; i < segments.length && !result.after; i++) {
     for (const x of await recordsIn(waldump, src, i, segSize)) {
       if (x.micros <= t) result.atOrBefore = x;
-      else { result.after = x; break; }
+      else {
+        result.after = x;
+        break;
+      }
     }
     result.scanned++;
     result.through = segments[i];
@@ -132,15 +144,23 @@ export function resolveTime(time: Date, around: CommitsAround, backupStopLsn: st
   if (last && parseLsn(last.lsn) >= parseLsn(backupStopLsn)) {
     return {
       target: { kind: 'lsn', lsn: last.lsn },
-      quiet: { lastCommit: { time: last.time, lsn: last.lsn }, scannedThrough: through,
-        note: `nothing committed between ${last.time} and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
-          `the state at the target is the state after the transaction that ended at ${last.time} (LSN ${last.lsn}), recovered exactly to it` },
+      quiet: {
+        lastCommit: { time: last.time, lsn: last.lsn },
+        scannedThrough: through,
+        note:
+          `nothing committed between ${last.time} and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
+          `the state at the target is the state after the transaction that ended at ${last.time} (LSN ${last.lsn}), recovered exactly to it`,
+      },
     };
   }
   return {
     target: { kind: 'immediate' },
-    quiet: { ...(last ? { lastCommit: { time: last.time, lsn: last.lsn } } : {}), scannedThrough: through,
-      note: `nothing committed between the end of the backup and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
-        'the state at the target is the state at the end of the backup, recovered exactly to it' },
+    quiet: {
+      ...(last ? { lastCommit: { time: last.time, lsn: last.lsn } } : {}),
+      scannedThrough: through,
+      note:
+        `nothing committed between the end of the backup and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
+        'the state at the target is the state at the end of the backup, recovered exactly to it',
+    },
   };
 }

@@ -4,7 +4,18 @@
 // and (with start) start it and wait until it is promoted (or paused).
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -65,7 +76,11 @@ export interface RestoreResult {
   /** Set when nothing was committed after a time target: how the exact stop point was found. */
   quiet?: ResolvedTime['quiet'];
   /** For a time target: the transaction ends the archived WAL holds around it (pg_waldump), the evidence a drill checks. */
-  walEvidence?: { atOrBefore?: { time: string; lsn: string; micros: string }; after?: { time: string; lsn: string; micros: string }; through?: string };
+  walEvidence?: {
+    atOrBefore?: { time: string; lsn: string; micros: string };
+    after?: { time: string; lsn: string; micros: string };
+    through?: string;
+  };
   /** The last replayed transaction end, in microseconds since the epoch (exact, unlike lastReplayedCommit). */
   lastReplayedMicros?: string | null;
   spec: ClusterSpec;
@@ -78,56 +93,95 @@ export interface RestoreResult {
  */
 export function pickBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string): BackupRecord {
   const all = catalog.backups;
-  if (!all.length) throw badInput(`the ${catalog.source} repository holds no physical backup`, 'take one with `npm run backup -- --type physical`');
+  if (!all.length)
+    throw badInput(
+      `the ${catalog.source} repository holds no physical backup`,
+      'take one with `npm run backup -- --type physical`',
+    );
   let limitLsn: bigint | undefined;
   if (target.kind === 'name') {
     const point = catalog.restorePoints.find((p) => p.name === target.name);
-    if (!point) throw badInput(`no restore point named "${target.name}"`, 'see restore-points.json in the repository; make one with backup:mark');
+    if (!point)
+      throw badInput(
+        `no restore point named "${target.name}"`,
+        'see restore-points.json in the repository; make one with backup:mark',
+      );
     limitLsn = parseLsn(point.lsn);
   }
   if (target.kind === 'lsn') limitLsn = parseLsn(target.lsn);
   const fits = (r: BackupRecord) =>
-    target.kind === 'time' ? Date.parse(r.physical!.endedAt) <= target.time.getTime()
-    : limitLsn !== undefined ? parseLsn(r.physical!.stopLsn) <= limitLsn : true;
+    target.kind === 'time'
+      ? Date.parse(r.physical!.endedAt) <= target.time.getTime()
+      : limitLsn !== undefined
+        ? parseLsn(r.physical!.stopLsn) <= limitLsn
+        : true;
   let chosen: BackupRecord | undefined;
   if (backupId) {
     chosen = all.find((r) => r.id === backupId);
     if (!chosen) throw badInput(`no complete physical backup with id ${backupId}`, 'see backup:list');
-    if (!fits(chosen)) throw badInput(`backup ${backupId} ended (${chosen.physical!.endedAt}, ${chosen.physical!.stopLsn}) after the target ${describeTarget(target)}`, 'choose an older backup, or leave --backup out');
+    if (!fits(chosen))
+      throw badInput(
+        `backup ${backupId} ended (${chosen.physical!.endedAt}, ${chosen.physical!.stopLsn}) after the target ${describeTarget(target)}`,
+        'choose an older backup, or leave --backup out',
+      );
   } else {
     chosen = [...all].reverse().find(fits);
     if (!chosen) {
-      throw badInput(`the target ${describeTarget(target)} is before the end of the oldest backup (${all[0]!.id}, ended ${all[0]!.physical!.endedAt}, ${all[0]!.physical!.stopLsn})`,
-        'choose a later target');
+      throw badInput(
+        `the target ${describeTarget(target)} is before the end of the oldest backup (${all[0]!.id}, ended ${all[0]!.physical!.endedAt}, ${all[0]!.physical!.stopLsn})`,
+        'choose a later target',
+      );
     }
   }
   return chosen;
 }
 
 /** The backup to restore from, and the checks that the target is reachable from it. */
-export function chooseBackup(catalog: Catalog, target: RecoveryTarget, backupId?: string, now = new Date()): BackupRecord {
+export function chooseBackup(
+  catalog: Catalog,
+  target: RecoveryTarget,
+  backupId?: string,
+  now = new Date(),
+): BackupRecord {
   const chosen = pickBackup(catalog, target, backupId);
   // The upper end: what the archive holds.
   const seg = chosen.server.walSegmentBytes;
-  const archive = checkArchive(catalog.walFiles, catalog.histories, parseSegment(chosen.physical!.startSegment, seg)!, seg);
+  const archive = checkArchive(
+    catalog.walFiles,
+    catalog.histories,
+    parseSegment(chosen.physical!.startSegment, seg)!,
+    seg,
+  );
   const newest = archive.newest;
   const newestTime = newest ? catalog.walTime(newest.name) : undefined;
   if (target.kind === 'time') {
-    if (target.time > now) throw badInput(`the target ${target.time.toISOString()} is in the future`, `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`);
+    if (target.time > now)
+      throw badInput(
+        `the target ${target.time.toISOString()} is in the future`,
+        `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`,
+      );
     // Object stores keep LastModified to the second: a second of slack for them.
     if (newestTime && target.time.getTime() > Date.parse(newestTime) + (catalog.source === 'remote' ? 1000 : 0)) {
       // A gap is damage to the repository (exit 1, naming the segment); a target newer than the archive is bad input.
       if (archive.missing.length) {
-        throw failed(`the WAL archive has a gap: segment ${archive.missing[0]} is missing, so nothing after ${newestTime} (segment ${newest!.name}) is recoverable from backup ${chosen.id}`,
-          `restore the segment into the repository's wal/ if a copy exists (the object store, another host), or choose a target before ${newestTime}`);
+        throw failed(
+          `the WAL archive has a gap: segment ${archive.missing[0]} is missing, so nothing after ${newestTime} (segment ${newest!.name}) is recoverable from backup ${chosen.id}`,
+          `restore the segment into the repository's wal/ if a copy exists (the object store, another host), or choose a target before ${newestTime}`,
+        );
       }
-      throw badInput(`the target ${target.time.toISOString()} is past the newest archived WAL reachable from backup ${chosen.id}`,
-        `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); a later target needs WAL that has not been archived yet`);
+      throw badInput(
+        `the target ${target.time.toISOString()} is past the newest archived WAL reachable from backup ${chosen.id}`,
+        `the newest recoverable point is about ${newestTime} (segment ${newest!.name}); a later target needs WAL that has not been archived yet`,
+      );
     }
   }
   if (target.kind === 'lsn' && newest) {
     const end = (newest.segno + 1n) * BigInt(seg);
-    if (parseLsn(target.lsn) > end) throw badInput(`the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`, 'choose an earlier LSN');
+    if (parseLsn(target.lsn) > end)
+      throw badInput(
+        `the target LSN ${target.lsn} is past the newest archived WAL (${newest.name})`,
+        'choose an earlier LSN',
+      );
   }
   return chosen;
 }
@@ -144,13 +198,31 @@ function newestArchivedAt(catalog: Catalog): number | undefined {
 }
 
 /** A time target as PostgreSQL can reach it, read from the archived WAL around it (see commits.ts). */
-async function resolveTarget(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget, pg: PgBinaries): Promise<(ResolvedTime & { around: CommitsAround }) | undefined> {
+async function resolveTarget(
+  catalog: Catalog,
+  backup: BackupRecord,
+  target: RecoveryTarget,
+  pg: PgBinaries,
+): Promise<(ResolvedTime & { around: CommitsAround }) | undefined> {
   if (target.kind !== 'time') return undefined;
   const seg = backup.server.walSegmentBytes;
-  const { segments } = checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
-  const around = await commitsAround(pg.bin('pg_waldump'), {
-    segments, archivedAt: (n) => catalog.walTime(n), path: (n) => catalog.walPath(n), slackMs: 1000,
-  }, target.time, seg);
+  const { segments } = checkArchive(
+    catalog.walFiles,
+    catalog.histories,
+    parseSegment(backup.physical!.startSegment, seg)!,
+    seg,
+  );
+  const around = await commitsAround(
+    pg.bin('pg_waldump'),
+    {
+      segments,
+      archivedAt: (n) => catalog.walTime(n),
+      path: (n) => catalog.walPath(n),
+      slackMs: 1000,
+    },
+    target.time,
+    seg,
+  );
   return { ...resolveTime(target.time, around, backup.physical!.stopLsn), around };
 }
 
@@ -161,7 +233,12 @@ function replayEnd(catalog: Catalog, backup: BackupRecord, target: RecoveryTarge
   if (target.kind === 'lsn') return parseLsn(target.lsn);
   const point = target.kind === 'name' ? catalog.restorePoints.find((p) => p.name === target.name) : undefined;
   if (point) return parseLsn(point.lsn);
-  const { newest } = checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
+  const { newest } = checkArchive(
+    catalog.walFiles,
+    catalog.histories,
+    parseSegment(backup.physical!.startSegment, seg)!,
+    seg,
+  );
   return newest ? (newest.segno + 1n) * BigInt(seg) : parseLsn(backup.physical!.stopLsn);
 }
 
@@ -179,7 +256,10 @@ async function damagedFiles(dir: string, r: BackupRecord): Promise<string[]> {
 function realTarget(p: string): string {
   const rest: string[] = [];
   let existing = p;
-  while (!existsSync(existing)) { rest.unshift(basename(existing)); existing = dirname(existing); }
+  while (!existsSync(existing)) {
+    rest.unshift(basename(existing));
+    existing = dirname(existing);
+  }
   return join(realpathSync(existing), ...rest);
 }
 
@@ -203,17 +283,36 @@ export function tablespaceDirs(dataDir: string): string[] {
 export function checkTargetDir(to: string, liveDataDir?: string, protectedDirs: Record<string, string> = {}): void {
   const abs = resolve(to);
   const real = realTarget(abs);
-  const live: Record<string, string> = { ...(liveDataDir ? { "the live cluster's data directory": liveDataDir } : {}), ...protectedDirs };
-  for (const tbs of liveDataDir ? tablespaceDirs(liveDataDir) : []) live[`a tablespace of the live cluster (${tbs})`] = tbs;
+  const live: Record<string, string> = {
+    ...(liveDataDir ? { "the live cluster's data directory": liveDataDir } : {}),
+    ...protectedDirs,
+  };
+  for (const tbs of liveDataDir ? tablespaceDirs(liveDataDir) : [])
+    live[`a tablespace of the live cluster (${tbs})`] = tbs;
   for (const [what, dir] of Object.entries(live)) {
     if (!existsSync(dir)) continue;
     const d = realpathSync(dir);
-    if (real === d) throw refused(`${abs} is ${what}; a restore never goes there`, 'restore into a new directory, then swap deliberately');
-    if (within(real, d)) throw refused(`${abs} is inside ${what} (${d}); a restore never writes there`, 'give --to a new directory outside the live cluster and the repository');
-    if (within(d, real)) throw refused(`${abs} contains ${what} (${d}); a restore never writes around it`, 'give --to a new directory outside the live cluster and the repository');
+    if (real === d)
+      throw refused(
+        `${abs} is ${what}; a restore never goes there`,
+        'restore into a new directory, then swap deliberately',
+      );
+    if (within(real, d))
+      throw refused(
+        `${abs} is inside ${what} (${d}); a restore never writes there`,
+        'give --to a new directory outside the live cluster and the repository',
+      );
+    if (within(d, real))
+      throw refused(
+        `${abs} contains ${what} (${d}); a restore never writes around it`,
+        'give --to a new directory outside the live cluster and the repository',
+      );
   }
   if (existsSync(abs) && readdirSync(abs).length > 0) {
-    throw refused(`${abs} is not empty; a restore never overwrites a directory`, 'give a new or empty directory with --to');
+    throw refused(
+      `${abs} is not empty; a restore never overwrites a directory`,
+      'give a new or empty directory with --to',
+    );
   }
   if (existsSync(join(abs, 'postmaster.pid'))) throw refused(`${abs} holds a running cluster`);
 }
@@ -221,8 +320,10 @@ export function checkTargetDir(to: string, liveDataDir?: string, protectedDirs: 
 async function binariesFor(major: number): Promise<PgBinaries> {
   const pg = await findPgBinaries({ minMajor: major, major });
   if (!pg) {
-    throw badInput(`the backup is PostgreSQL ${major}; this host lacks its binaries (postgres, pg_ctl, initdb)`,
-      `install PostgreSQL ${major} (Debian: apt-get install postgresql-${major}) or set EDUPULSE_PG_BINDIR`);
+    throw badInput(
+      `the backup is PostgreSQL ${major}; this host lacks its binaries (postgres, pg_ctl, initdb)`,
+      `install PostgreSQL ${major} (Debian: apt-get install postgresql-${major}) or set EDUPULSE_PG_BINDIR`,
+    );
   }
   return pg;
 }
@@ -234,7 +335,10 @@ function logTimes(log: string): { redoDone?: number; ready?: number } {
     const m = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) (\w+)/.exec(lines[lines.length - 1] ?? '');
     return m ? Date.parse(`${m[1]!.replace(' ', 'T')}Z`) : undefined;
   };
-  return { redoDone: at(/redo done at|recovery stopping|pausing at the end of recovery/), ready: at(/database system is ready to accept connections/) };
+  return {
+    redoDone: at(/redo done at|recovery stopping|pausing at the end of recovery/),
+    ready: at(/database system is ready to accept connections/),
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -243,23 +347,36 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   const t0 = performance.now();
   const to = resolve(opts.to);
   checkTargetDir(to, opts.liveDataDir, opts.protectedDirs);
-  if (opts.port !== undefined && !(await portFree(opts.port))) throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
-  await checkReachableBy(ctx.as, dirname(to), 'restore into a directory the cluster\'s OS user can reach, for example under the state directory');
+  if (opts.port !== undefined && !(await portFree(opts.port)))
+    throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');
+  await checkReachableBy(
+    ctx.as,
+    dirname(to),
+    "restore into a directory the cluster's OS user can reach, for example under the state directory",
+  );
   const catalog = opts.catalog ?? localCatalog(ctx);
   // The backup choice is bad input or not before the live server is asked for anything.
   pickBackup(catalog, opts.target, opts.backupId);
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
     // The WAL up to "just now" is still in the live server's current segment: have it archived (bounded) rather than refuse.
-    await opts.archiveNow().catch((err: unknown) => ctx.logger.log({ event: 'warn', message: `could not archive the live server's current WAL: ${describeError(err)}` }));
+    await opts.archiveNow().catch((err: unknown) =>
+      ctx.logger.log({
+        event: 'warn',
+        message: `could not archive the live server's current WAL: ${describeError(err)}`,
+      }),
+    );
   }
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
   const resolved = await resolveTarget(catalog, backup, opts.target, pg);
   const recoveryTarget: RecoveryTarget = resolved?.target ?? opts.target;
   const replayFrom = parseLsn(backup.physical!.startLsn);
-  const replayTo = resolved?.around.after ? parseLsn(resolved.around.after.lsn) : replayEnd(catalog, backup, recoveryTarget);
+  const replayTo = resolved?.around.after
+    ? parseLsn(resolved.around.after.lsn)
+    : replayEnd(catalog, backup, recoveryTarget);
   // What extraction unpacks: the data files the manifest lists and the WAL the backup streamed.
-  const extractTotal = backup.sizes.rawBytes + Number(parseLsn(backup.physical!.stopLsn) - replayFrom) + backup.server.walSegmentBytes;
+  const extractTotal =
+    backup.sizes.rawBytes + Number(parseLsn(backup.physical!.stopLsn) - replayFrom) + backup.server.walSegmentBytes;
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -271,13 +388,22 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
       // fails here, named, instead of starting a cluster with corrupt pages.
       const [extractError, damaged] = await Promise.all([
-        extractBaseBackup(dir, to, { as: ctx.as, onBytes: opts.onProgress && ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })) })
-          .then(() => undefined, (err: unknown) => err),
+        extractBaseBackup(dir, to, {
+          as: ctx.as,
+          onBytes:
+            opts.onProgress &&
+            ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })),
+        }).then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
         damagedFiles(dir, backup),
       ]);
       if (damaged.length) {
-        throw failed(`backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
-          'restore from another backup (--backup), and run backup:verify --all');
+        throw failed(
+          `backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
+          'restore from another backup (--backup), and run backup:verify --all',
+        );
       }
       if (extractError) throw extractError;
     } finally {
@@ -299,58 +425,120 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
       shared_preload_libraries: 'pg_stat_statements',
     };
     // The backup carries the live cluster's edupulse.conf (included by postgresql.conf); this replaces it.
-    for (const [name, content] of [['edupulse.conf', renderConf(params)], ['recovery.signal', '']] as const) {
+    for (const [name, content] of [
+      ['edupulse.conf', renderConf(params)],
+      ['recovery.signal', ''],
+    ] as const) {
       writeFileSync(join(to, name), content, { mode: 0o600 });
       if (ctx.as) chownSync(join(to, name), ctx.as.uid, ctx.as.gid);
     }
     const result: RestoreResult = {
-      backup: { id: backup.id, endedAt: backup.physical!.endedAt, stopLsn: backup.physical!.stopLsn, major: backup.server.major },
-      target: describeTarget(opts.target), dataDir: to, port, promoted: false, paused: false,
-      timings: { chooseSeconds, extractSeconds }, spec,
+      backup: {
+        id: backup.id,
+        endedAt: backup.physical!.endedAt,
+        stopLsn: backup.physical!.stopLsn,
+        major: backup.server.major,
+      },
+      target: describeTarget(opts.target),
+      dataDir: to,
+      port,
+      promoted: false,
+      paused: false,
+      timings: { chooseSeconds, extractSeconds },
+      spec,
       ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
-      ...(resolved ? { walEvidence: {
-        ...(resolved.around.atOrBefore ? { atOrBefore: { ...resolved.around.atOrBefore, micros: resolved.around.atOrBefore.micros.toString() } } : {}),
-        ...(resolved.around.after ? { after: { ...resolved.around.after, micros: resolved.around.after.micros.toString() } } : {}),
-        through: resolved.around.through,
-      } } : {}),
+      ...(resolved
+        ? {
+            walEvidence: {
+              ...(resolved.around.atOrBefore
+                ? {
+                    atOrBefore: { ...resolved.around.atOrBefore, micros: resolved.around.atOrBefore.micros.toString() },
+                  }
+                : {}),
+              ...(resolved.around.after
+                ? { after: { ...resolved.around.after, micros: resolved.around.after.micros.toString() } }
+                : {}),
+              through: resolved.around.through,
+            },
+          }
+        : {}),
     };
     if (!opts.start) return result;
     const s0 = Date.now();
     await startCluster(spec, { timeoutSeconds: opts.timeoutSeconds ?? 3600 });
-    const admin: PgConfig = { host: '127.0.0.1', port, user: opts.superuser.user, password: opts.superuser.password, database: 'postgres', application_name: 'edupulse-db restore' };
+    const admin: PgConfig = {
+      host: '127.0.0.1',
+      port,
+      user: opts.superuser.user,
+      password: opts.superuser.password,
+      database: 'postgres',
+      application_name: 'edupulse-db restore',
+    };
     const deadline = Date.now() + (opts.timeoutSeconds ?? 3600) * 1000;
-    let refusals = 0, lastRefusal = '';
+    let refusals = 0,
+      lastRefusal = '';
     for (;;) {
       const pid = postmasterPid(to);
       if (!pid || !processAlive(pid)) {
-        throw failed(`the restored server stopped during recovery:\n${tail(readFileSync(spec.logFile, 'utf8'), 12)}`, `see ${spec.logFile}`);
+        throw failed(
+          `the restored server stopped during recovery:\n${tail(readFileSync(spec.logFile, 'utf8'), 12)}`,
+          `see ${spec.logFile}`,
+        );
       }
-      const state = await withClient(admin, async (c) => (await c.query(
-        `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause,
-          pg_last_wal_replay_lsn()::text AS replayed`)).rows[0])
-        .catch((err: unknown) => {
-          // "Starting up" (57P03) or not listening yet is waited out; anything else, persistently, is a failure.
-          const transient = (err as { code?: string }).code === '57P03' || /ECONNREFUSED|starting up|not yet accepting/i.test(String((err as Error).message));
-          refusals = transient ? 0 : refusals + 1;
-          lastRefusal = describeError(err);
-          return undefined;
-        });
-      if (refusals >= 30) throw failed(`the restored server is running but refuses connections: ${lastRefusal}\n${tail(readFileSync(spec.logFile, 'utf8'), 6)}`, `see ${spec.logFile}`);
+      const state = await withClient(
+        admin,
+        async (c) =>
+          (
+            await c.query(
+              `SELECT pg_is_in_recovery() AS recovering, CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause,
+          pg_last_wal_replay_lsn()::text AS replayed`,
+            )
+          ).rows[0],
+      ).catch((err: unknown) => {
+        // "Starting up" (57P03) or not listening yet is waited out; anything else, persistently, is a failure.
+        const transient =
+          (err as { code?: string }).code === '57P03' ||
+          /ECONNREFUSED|starting up|not yet accepting/i.test(String((err as Error).message));
+        refusals = transient ? 0 : refusals + 1;
+        lastRefusal = describeError(err);
+        return undefined;
+      });
+      if (refusals >= 30)
+        throw failed(
+          `the restored server is running but refuses connections: ${lastRefusal}\n${tail(readFileSync(spec.logFile, 'utf8'), 6)}`,
+          `see ${spec.logFile}`,
+        );
       if (state?.replayed && opts.onProgress) {
         const total = Number(replayTo - replayFrom);
-        opts.onProgress({ phase: 'replay', done: Math.min(total, Number(parseLsn(state.replayed) - replayFrom)), total, unit: 'WAL bytes' });
+        opts.onProgress({
+          phase: 'replay',
+          done: Math.min(total, Number(parseLsn(state.replayed) - replayFrom)),
+          total,
+          unit: 'WAL bytes',
+        });
       }
-      if (state && !state.recovering) { result.promoted = true; break; }
-      if (state && opts.pause && state.pause === 'paused') { result.paused = true; break; }
-      if (Date.now() > deadline) throw failed(`recovery did not finish within ${opts.timeoutSeconds ?? 3600}s`, `see ${spec.logFile}`);
+      if (state && !state.recovering) {
+        result.promoted = true;
+        break;
+      }
+      if (state && opts.pause && state.pause === 'paused') {
+        result.paused = true;
+        break;
+      }
+      if (Date.now() > deadline)
+        throw failed(`recovery did not finish within ${opts.timeoutSeconds ?? 3600}s`, `see ${spec.logFile}`);
       await sleep(100);
     }
     const times = logTimes(readFileSync(spec.logFile, 'utf8'));
     if (times.redoDone) result.timings.replaySeconds = Math.max(0, (times.redoDone - s0) / 1000);
-    if (times.redoDone && times.ready && result.promoted) result.timings.promoteSeconds = Math.max(0, (times.ready - times.redoDone) / 1000);
+    if (times.redoDone && times.ready && result.promoted)
+      result.timings.promoteSeconds = Math.max(0, (times.ready - times.redoDone) / 1000);
     await withClient(admin, async (c) => {
-      const { rows } = await c.query(`SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn()), $1)::bigint AS bytes,
-        pg_last_xact_replay_timestamp() AS last, (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint::text AS us`, [backup.physical!.startLsn]);
+      const { rows } = await c.query(
+        `SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn()), $1)::bigint AS bytes,
+        pg_last_xact_replay_timestamp() AS last, (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint::text AS us`,
+        [backup.physical!.startLsn],
+      );
       result.replayedWalBytes = Number(rows[0].bytes);
       result.lastReplayedCommit = rows[0].last ? (rows[0].last as Date).toISOString() : null;
       result.lastReplayedMicros = rows[0].us ?? null;
@@ -363,8 +551,17 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
     const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
     if (created) rmSync(to, { recursive: true, force: true });
     else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
-    if (kept && err instanceof ToolkitError && (err.message.includes(spec.logFile) || err.hint?.includes(spec.logFile))) {
-      throw new ToolkitError(err.kind, err.message.replaceAll(spec.logFile, kept), err.hint?.replaceAll(spec.logFile, kept), { cause: err.cause });
+    if (
+      kept &&
+      err instanceof ToolkitError &&
+      (err.message.includes(spec.logFile) || err.hint?.includes(spec.logFile))
+    ) {
+      throw new ToolkitError(
+        err.kind,
+        err.message.replaceAll(spec.logFile, kept),
+        err.hint?.replaceAll(spec.logFile, kept),
+        { cause: err.cause },
+      );
     }
     throw err;
   }

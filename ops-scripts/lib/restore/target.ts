@@ -3,23 +3,26 @@
 import { badInput } from '../errors.ts';
 
 export type RecoveryTarget =
-  | { kind: 'time'; time: Date }
-  | { kind: 'lsn'; lsn: string }
-  | { kind: 'name'; name: string }
-  | { kind: 'immediate' };
+  { kind: 'time'; time: Date } | { kind: 'lsn'; lsn: string } | { kind: 'name'; name: string } | { kind: 'immediate' };
 
 /** ISO 8601 with a zone (Z or ±hh:mm). A time without a zone is refused: UTC or local would be a guess. */
 export function parseTargetTime(raw: string): Date {
   const m = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/i.exec(raw.trim());
   if (!m) {
     if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(raw.trim())) {
-      throw badInput(`target time "${raw}" has no time zone`, `add one, for example ${raw.trim().replace(' ', 'T')}Z for UTC`);
+      throw badInput(
+        `target time "${raw}" has no time zone`,
+        `add one, for example ${raw.trim().replace(' ', 'T')}Z for UTC`,
+      );
     }
     throw badInput(`target time "${raw}" is not a time`, 'use ISO 8601 with a zone, for example 2026-11-24T21:30:00Z');
   }
   const d = new Date(raw.trim().replace(' ', 'T'));
   if (Number.isNaN(d.getTime()) || !isCalendarDate(raw.trim().slice(0, 10))) {
-    throw badInput(`target time "${raw}" is not a valid time (no such day or hour)`, 'use a real date and time, for example 2026-11-24T21:30:00Z');
+    throw badInput(
+      `target time "${raw}" is not a valid time (no such day or hour)`,
+      'use a real date and time, for example 2026-11-24T21:30:00Z',
+    );
   }
   return d;
 }
@@ -33,27 +36,37 @@ export function isCalendarDate(s: string): boolean {
 }
 
 export function parseTarget(flags: { time?: string; lsn?: string; name?: string; target?: string }): RecoveryTarget {
-  const given = [flags.time && 'time', flags.lsn && 'lsn', flags.name && 'name', flags.target && 'target'].filter(Boolean);
+  const given = [flags.time && 'time', flags.lsn && 'lsn', flags.name && 'name', flags.target && 'target'].filter(
+    Boolean,
+  );
   if (given.length !== 1) {
-    throw badInput(given.length ? `give one recovery target, not ${given.join(' and ')}` : 'no recovery target given',
-      'use one of --target-time T, --target-lsn L, --target-name N, --target immediate');
+    throw badInput(
+      given.length ? `give one recovery target, not ${given.join(' and ')}` : 'no recovery target given',
+      'use one of --target-time T, --target-lsn L, --target-name N, --target immediate',
+    );
   }
   if (flags.time) return { kind: 'time', time: parseTargetTime(flags.time) };
   if (flags.lsn) {
-    if (!/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(flags.lsn)) throw badInput(`"${flags.lsn}" is not an LSN`, 'use the form 0/3000060');
+    if (!/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(flags.lsn))
+      throw badInput(`"${flags.lsn}" is not an LSN`, 'use the form 0/3000060');
     return { kind: 'lsn', lsn: flags.lsn.toUpperCase() };
   }
   if (flags.name) return { kind: 'name', name: flags.name };
-  if (flags.target !== 'immediate') throw badInput(`--target ${flags.target} is not known`, 'the only named target is immediate');
+  if (flags.target !== 'immediate')
+    throw badInput(`--target ${flags.target} is not known`, 'the only named target is immediate');
   return { kind: 'immediate' };
 }
 
 export function describeTarget(t: RecoveryTarget): string {
   switch (t.kind) {
-    case 'time': return `time ${t.time.toISOString()}`;
-    case 'lsn': return `LSN ${t.lsn}`;
-    case 'name': return `restore point "${t.name}"`;
-    case 'immediate': return 'the end of the backup';
+    case 'time':
+      return `time ${t.time.toISOString()}`;
+    case 'lsn':
+      return `LSN ${t.lsn}`;
+    case 'name':
+      return `restore point "${t.name}"`;
+    case 'immediate':
+      return 'the end of the backup';
   }
 }
 
@@ -61,9 +74,13 @@ export function describeTarget(t: RecoveryTarget): string {
 export function targetParameters(t: RecoveryTarget): Record<string, string> {
   switch (t.kind) {
     // PostgreSQL rejects the ISO 'T' form here; the space form with an explicit UTC offset is unambiguous.
-    case 'time': return { recovery_target_time: t.time.toISOString().replace('T', ' ').replace('Z', '+00') };
-    case 'lsn': return { recovery_target_lsn: t.lsn };
-    case 'name': return { recovery_target_name: t.name };
-    case 'immediate': return { recovery_target: 'immediate' };
+    case 'time':
+      return { recovery_target_time: t.time.toISOString().replace('T', ' ').replace('Z', '+00') };
+    case 'lsn':
+      return { recovery_target_lsn: t.lsn };
+    case 'name':
+      return { recovery_target_name: t.name };
+    case 'immediate':
+      return { recovery_target: 'immediate' };
   }
 }

@@ -8,7 +8,10 @@ import { statePaths } from '../state.ts';
 import type { PasswordStore } from '../../../roles/engine/apply.ts';
 import { secretsFileStore } from './password-store.ts';
 
-export function rolesTarget(env: Readonly<Record<string, string | undefined>> = process.env): { pg: PgConfig; passwords: PasswordStore } {
+export function rolesTarget(env: Readonly<Record<string, string | undefined>> = process.env): {
+  pg: PgConfig;
+  passwords: PasswordStore;
+} {
   return {
     pg: { ...connections(env).pg, application_name: 'edupulse-db roles' },
     passwords: secretsFileStore(statePaths(env).secretsFile, serviceUser()),

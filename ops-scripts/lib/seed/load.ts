@@ -21,11 +21,21 @@ export interface SeedResult {
   offset: number;
 }
 
-async function copyTable(client: PgClient, gen: TableGenerator, spec: SeedSpec, freeze: boolean,
-  onRows: (n: number) => void): Promise<number> {
+async function copyTable(
+  client: PgClient,
+  gen: TableGenerator,
+  spec: SeedSpec,
+  freeze: boolean,
+  onRows: (n: number) => void,
+): Promise<number> {
   const cols = gen.columns.map(quoteIdent).join(', ');
-  const stream = client.query(copyFrom(`COPY ${quoteIdent(gen.table)} (${cols}) FROM STDIN${freeze ? ' WITH (FREEZE)' : ''}`));
-  const done = new Promise<void>((resolve, reject) => { stream.on('finish', resolve); stream.on('error', reject); });
+  const stream = client.query(
+    copyFrom(`COPY ${quoteIdent(gen.table)} (${cols}) FROM STDIN${freeze ? ' WITH (FREEZE)' : ''}`),
+  );
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('finish', resolve);
+    stream.on('error', reject);
+  });
   let rows = 0;
   for (const chunk of tableChunks(gen, spec)) {
     rows += chunk.rows;
@@ -37,33 +47,50 @@ async function copyTable(client: PgClient, gen: TableGenerator, spec: SeedSpec, 
   return rows;
 }
 
-interface ForeignKey { table: string; name: string; definition: string }
+interface ForeignKey {
+  table: string;
+  name: string;
+  definition: string;
+}
 
 async function foreignKeysTo(client: PgClient, table: string): Promise<ForeignKey[]> {
   const { rows } = await client.query<ForeignKey>(
     `SELECT conrelid::regclass::text AS table, conname AS name, pg_get_constraintdef(oid) AS definition
-       FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass ORDER BY 1, 2`, [table]);
+       FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::regclass ORDER BY 1, 2`,
+    [table],
+  );
   return rows;
 }
 
 /** Where appended students start: after the highest generated id present. */
 async function nextIndex(client: PgClient): Promise<number> {
   const { rows } = await client.query<{ n: number | null }>(
-    "SELECT max(substring(student_id FROM 4)::int) AS n FROM students WHERE student_id ~ '^STU[0-9]{7}$'");
+    "SELECT max(substring(student_id FROM 4)::int) AS n FROM students WHERE student_id ~ '^STU[0-9]{7}$'",
+  );
   return rows[0]?.n ?? 0;
 }
 
-export async function seed(config: PgConfig, spec: Omit<SeedSpec, 'offset'>, opts: {
-  existing: ExistingData; onRows?: (n: number) => void;
-}): Promise<SeedResult> {
+export async function seed(
+  config: PgConfig,
+  spec: Omit<SeedSpec, 'offset'>,
+  opts: {
+    existing: ExistingData;
+    onRows?: (n: number) => void;
+  },
+): Promise<SeedResult> {
   const started = performance.now();
   return withClient(config, async (client) => {
     const counts = await client.query<{ table: string; any: boolean }>(
-      SEED_TABLES.map((t) => `SELECT '${t}' AS table, EXISTS (SELECT 1 FROM ${quoteIdent(t)}) AS any`).join(' UNION ALL '));
+      SEED_TABLES.map((t) => `SELECT '${t}' AS table, EXISTS (SELECT 1 FROM ${quoteIdent(t)}) AS any`).join(
+        ' UNION ALL ',
+      ),
+    );
     const nonEmpty = counts.rows.filter((r) => r.any).map((r) => r.table);
     if (nonEmpty.length && opts.existing === 'refuse') {
-      throw refused(`the database already holds data (${nonEmpty.join(', ')}); seed changed nothing`,
-        'add --append to add more students, or --truncate to replace everything');
+      throw refused(
+        `the database already holds data (${nonEmpty.join(', ')}); seed changed nothing`,
+        'add --append to add more students, or --truncate to replace everything',
+      );
     }
     const offset = opts.existing === 'append' ? await nextIndex(client) : 0;
     const full: SeedSpec = { ...spec, offset };
@@ -79,10 +106,14 @@ export async function seed(config: PgConfig, spec: Omit<SeedSpec, 'offset'>, opt
       // The seeder never sends a NULL for a defaulted column, so the NULL-filling triggers (migration
       // fill-null-defaults) have nothing to do here, but a BEFORE ROW trigger makes COPY give up its
       // multi-row inserts: measured 257k vs 191k rows/s. Off for this transaction only (a rollback restores them).
-      const fills = (await client.query<{ t: string; name: string }>(
-        "SELECT tgrelid::regclass::text AS t, tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%\\_fill\\_null\\_defaults'")).rows;
+      const fills = (
+        await client.query<{ t: string; name: string }>(
+          "SELECT tgrelid::regclass::text AS t, tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%\\_fill\\_null\\_defaults'",
+        )
+      ).rows;
       for (const f of fills) await client.query(`ALTER TABLE ${f.t} DISABLE TRIGGER ${quoteIdent(f.name)}`);
-      for (const gen of GENERATORS) rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
+      for (const gen of GENERATORS)
+        rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
       for (const f of fills) await client.query(`ALTER TABLE ${f.t} ENABLE TRIGGER ${quoteIdent(f.name)}`);
       for (const fk of fks) {
         await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition} NOT VALID`);

@@ -5,17 +5,30 @@
 /** 32-bit FNV-1a of a string, then mixed: a seed for sfc32. */
 function hash32(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
-  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
 export class Rng {
-  private a: number; private b: number; private c: number; private d: number;
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
 
   constructor(...parts: Array<string | number>) {
     const key = parts.join(':');
-    this.a = hash32(`a${key}`); this.b = hash32(`b${key}`); this.c = hash32(`c${key}`); this.d = 1;
+    this.a = hash32(`a${key}`);
+    this.b = hash32(`b${key}`);
+    this.c = hash32(`c${key}`);
+    this.d = 1;
     for (let i = 0; i < 12; i++) this.next();
   }
 
@@ -30,15 +43,24 @@ export class Rng {
     return (t >>> 0) / 4294967296;
   }
 
-  int(min: number, max: number): number { return min + Math.floor(this.next() * (max - min + 1)); }
-  chance(p: number): boolean { return this.next() < p; }
-  pick<T>(xs: readonly T[]): T { return xs[Math.floor(this.next() * xs.length)]!; }
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)]!;
+  }
 
   /** Picks by weight: [[value, weight], ...]. */
   weighted<T>(table: ReadonlyArray<readonly [T, number]>): T {
     const total = table.reduce((s, [, w]) => s + w, 0);
     let x = this.next() * total;
-    for (const [v, w] of table) { x -= w; if (x < 0) return v; }
+    for (const [v, w] of table) {
+      x -= w;
+      if (x < 0) return v;
+    }
     return table[table.length - 1]![0];
   }
 
