@@ -6,7 +6,7 @@ import { drill } from './lib/drill/drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
 import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
-import { pickBackup } from './lib/restore/restore.ts';
+import { pickBackup } from './lib/restore/select.ts';
 import { keptDrills, stopScratch } from './lib/restore/scratch-clusters.ts';
 import { phasedProgress } from './lib/progress.ts';
 import { statePaths } from './lib/state.ts';
