@@ -97,6 +97,8 @@ export interface HealthThresholds {
   drillAgeDays: [number, number];
   /** Share of autovacuum_freeze_max_age used by the oldest database. */
   xidAgePct: [number, number];
+  /** WAL segments done but not yet archived (.ready in pg_wal/archive_status): the archiver lagging or stuck. */
+  archiveReadySegments: [number, number];
   redisPingMs: [number, number];
   redisMemoryUsedPct: [number, number];
   latestPredictionsMs: [number, number];
@@ -191,6 +193,8 @@ export const defaultSettings: Settings = {
       logicalBackupAgeHours: [26, 50],
       drillAgeDays: [8, 15],
       xidAgePct: [50, 90],
+      // 16 MB each: a handful is a burst, dozens is an archiver that cannot keep up (or fails) and WAL piling up.
+      archiveReadySegments: [8, 64],
       redisPingMs: [20, 500],
       redisMemoryUsedPct: [90, 98],
       latestPredictionsMs: [50, 500],

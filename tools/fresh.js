@@ -7,7 +7,7 @@ import { join } from 'node:path';
 /** The stamp tools/build.js writes last, inside dist/. */
 export const BUILD_STAMP = '.built';
 /** The folders whose .ts and .sql files dist/ is built from. */
-export const SOURCE_DIRS = ['ops-scripts', 'infra', 'roles', 'views', 'migrations'];
+export const SOURCE_DIRS = ['ops-scripts', 'infra', 'roles', 'views', 'migrations', 'monitoring'];
 
 function newestSource(dir) {
   let newest = 0;

@@ -85,6 +85,15 @@ export async function postgresChecks(
           (last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time)) AS failing
           FROM pg_stat_archiver`)
         ).rows[0];
+        const ready = Number(
+          (await c.query(`SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`)).rows[0].n,
+        );
+        add(
+          'archive_ready_segments',
+          grade(ready, th.archiveReadySegments),
+          ready,
+          `${ready} WAL segment(s) waiting to be archived`,
+        );
         add(
           'archiver_failing',
           a.failing ? 'critical' : 'ok',
