@@ -8,7 +8,7 @@ import { writeFileAtomic } from './files.ts';
 
 export const METRICS = {
   edupulse_backup_last_run_success: { type: 'gauge', help: '1 if the latest backup run of this kind succeeded.' },
-  edupulse_backup_count: { type: 'gauge', help: 'Complete backups in the repository.' },
+  edupulse_backups_complete: { type: 'gauge', help: 'Complete backups in the repository.' },
   edupulse_backup_last_success_timestamp_seconds: { type: 'gauge', help: 'When the newest complete backup finished.' },
   edupulse_backup_duration_seconds: { type: 'gauge', help: 'How long the newest complete backup took.' },
   edupulse_backup_size_bytes: { type: 'gauge', help: 'Stored size of the newest complete backup.' },

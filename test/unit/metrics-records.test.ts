@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { LocalRepository } from '../../ops-scripts/lib/backup/repository.ts';
 import type { DrillReport } from '../../ops-scripts/lib/drill/drill.ts';
 import { drillRecords, lastPassingDrill, LEGACY_HISTORY, recordDrill } from '../../ops-scripts/lib/drill/records.ts';
-import { renderMetrics, writeMetricsFile } from '../../ops-scripts/lib/metrics.ts';
+import { METRICS, renderMetrics, writeMetricsFile, type MetricName } from '../../ops-scripts/lib/metrics.ts';
+import { run } from '../../ops-scripts/lib/run.ts';
 
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'edupulse-records-'));
@@ -85,5 +86,17 @@ test('a history written before records existed is kept as it was, and the new on
     );
     assert.ok(existsSync(join(root, 'drills', 'drill-3.json')));
   }));
+
+test('every declared metric follows the Prometheus conventions (promtool check metrics)', async () => {
+  const text = renderMetrics(
+    (Object.keys(METRICS) as MetricName[]).map((name) => ({
+      name,
+      labels: { component: 'postgres', check: 'x' },
+      value: 1,
+    })),
+  );
+  const r = await run('promtool', ['check', 'metrics'], { input: text, nothrow: true });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+});
 
 test.run();

@@ -10,7 +10,7 @@ export function writeBackupMetrics(ctx: BackupContext, kind: BackupKind, lastRun
   const labels = { kind };
   const samples: Sample[] = [
     { name: 'edupulse_backup_last_run_success', labels, value: lastRunOk ? 1 : 0 },
-    { name: 'edupulse_backup_count', labels, value: all.length },
+    { name: 'edupulse_backups_complete', labels, value: all.length },
     ...(newest
       ? ([
           {
