@@ -34,6 +34,7 @@ export interface DockerConfig extends CommonConfig {
   docker: {
     postgresImage: string;
     redisImage: string;
+    postgresExporterImage: string;
     /** Host paths bind-mounted into the containers, so host-side jobs read the repository. */
     dataDir: string;
     repoDir: string;
@@ -41,6 +42,8 @@ export interface DockerConfig extends CommonConfig {
     /** Published only when set; bound to bindAddress (127.0.0.1 by default). */
     postgresPort?: number;
     redisPort?: number;
+    /** postgres_exporter's metrics port, published only when set. */
+    postgresExporterPort?: number;
     bindAddress: string;
     networkName: string;
   };
@@ -130,11 +133,18 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
     docker: {
       postgresImage: settings.postgres.imageTag,
       redisImage: shaped(cfg, 'redisImage', PATTERNS.image, 'redis:7'),
+      postgresExporterImage: shaped(
+        cfg,
+        'postgresExporterImage',
+        PATTERNS.image,
+        'quay.io/prometheuscommunity/postgres-exporter:v0.15.0',
+      ),
       dataDir: absolutePath(cfg, 'dataDir', '/var/lib/edupulse/pgdata'),
       repoDir: absolutePath(cfg, 'repoDir', '/var/lib/edupulse/repo'),
       redisDataDir: absolutePath(cfg, 'redisDataDir', '/var/lib/edupulse/redis'),
       postgresPort: port(cfg, 'postgresPort'),
       redisPort: port(cfg, 'redisPort'),
+      postgresExporterPort: port(cfg, 'postgresExporterPort'),
       bindAddress: shaped(cfg, 'bindAddress', [/^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address'], '127.0.0.1'),
       networkName: cfg.get('networkName') ?? 'edupulse',
     },

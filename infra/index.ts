@@ -10,6 +10,7 @@ import { declarations } from '../roles/declarations.ts';
 import { DatabaseAccess } from './access.ts';
 import { readConfig } from './config.ts';
 import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
+import { PostgresExporter } from './postgres-exporter.ts';
 import { RedisServer } from './redis-server.ts';
 import { hashDir, SuperuserPassword } from './sql-objects.ts';
 
@@ -38,10 +39,11 @@ let port: pulumi.Output<number>;
 let containers: Record<string, pulumi.Output<string>> = {};
 let dependsOn: pulumi.Resource[] = [];
 let redisPasswordOut: pulumi.Output<string> | undefined;
+let network: docker.Network | undefined;
 
 if (config.mode === 'docker') {
   const d = config.docker;
-  const network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
+  network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
   const pg = new PostgresServer(`edupulse-${stack}`, {
     settings: config.settings.postgres,
     image: d.postgresImage,
@@ -101,6 +103,22 @@ const access = new DatabaseAccess('access', {
     lockTimeout: config.settings.migrations.lockTimeout,
   },
 });
+
+if (config.mode === 'docker' && network) {
+  // Server metrics come from postgres_exporter, as the monitoring login, once that login exists.
+  const exporter = new PostgresExporter(`edupulse-${stack}`, {
+    image: config.docker.postgresExporterImage,
+    network,
+    postgresHost: 'postgres',
+    database,
+    user: declarations.monitor,
+    password: access.passwords[declarations.monitor]!,
+    publishPort: config.docker.postgresExporterPort,
+    bindAddress: config.docker.bindAddress,
+    loginReady: [access.roles[declarations.monitor]!],
+  });
+  containers = { ...containers, postgresExporter: exporter.container.name };
+}
 
 export const mode = config.mode;
 export const postgresEndpoint = pulumi.interpolate`postgres://${config.postgresAdminUser}@${host}:${port}/${database}`;

@@ -62,6 +62,23 @@ test('Redis has a secret password (not on its command line) and maxmemory', () =
   assert.ok(redis.inputs.ports.length === 0, 'not published unless configured');
 });
 
+test('postgres_exporter runs as the monitoring login (its password a secret in the environment), after that login exists', () => {
+  const exporter = container('-postgres-exporter');
+  const envs: string[] = plain(exporter.inputs.envs);
+  assert.ok(envs.includes(`DATA_SOURCE_USER=${declarations.monitor}`), envs.join(' '));
+  assert.ok(envs.includes('DATA_SOURCE_URI=postgres:5432/edupulse?sslmode=disable'));
+  assert.ok(
+    envs.some((e) => e.startsWith(`DATA_SOURCE_PASS=mock-password-for-access-${declarations.monitor}-password`)),
+  );
+  assert.ok(wasSecret(exporter.inputs.envs), 'the environment holding the password is secret');
+  assert.not.ok(
+    envs.some((e) => e.includes('configured-superuser-password')),
+    'never the superuser',
+  );
+  assert.equal(exporter.inputs.ports, [], 'not published unless configured');
+  assert.ok(of('docker:index/remoteImage:RemoteImage').some((i) => /postgres-exporter/.test(i.inputs.name)));
+});
+
 test('each declared role has a Role with the declared attributes and memberships', () => {
   const roles = of('postgresql:index/role:Role');
   assert.equal(roles.map((r) => r.inputs.name).sort(), declarations.roles.map((r) => r.name).sort());

@@ -61,6 +61,12 @@ test('roles before migrations, migrations before indexes and views, both before 
   }
 });
 
+test('postgres_exporter starts once the monitoring login it uses exists', () => {
+  const exporter = named('docker:index/container:Container').find((n) => n.endsWith('-postgres-exporter'))!;
+  assert.ok(exporter, 'an exporter container');
+  assert.ok(waitsFor(graph, exporter, `access-role-${declarations.monitor}`));
+});
+
 test('memberships are declared on each Role (no GrantRole the next Role update would revoke)', () => {
   assert.equal(
     recorded.filter((r) => r.type === 'postgresql:index/grantRole:GrantRole'),
