@@ -6,6 +6,8 @@ import { LocalRepository } from './lib/backup/repository.ts';
 import { postgresChecks, redisChecks, repositoryChecks, healthSamples, type Check } from './lib/maintenance/health.ts';
 import { renderMetrics, writeMetricsFile } from './lib/metrics.ts';
 import { declarations } from '../roles/declarations.ts';
+import { writeFileAtomic } from './lib/files.ts';
+import { healthRecordPath } from './lib/report/report.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
@@ -23,7 +25,8 @@ backup, logical dump and passing drill. Each ok / warn / critical against the
 thresholds in infra/settings.ts. Exit 0 when nothing is critical, 1 otherwise.
 
   --prometheus   print Prometheus text
-  --textfile     also write it to <metrics dir>/edupulse_health.prom`;
+  --textfile     also write it to <metrics dir>/edupulse_health.prom, and the
+                 result to <state>/health.json (what report shows)`;
 
 await command(
   { name: 'health', usage, boolean: ['prometheus', 'textfile'], conflicts: [['json', 'prometheus']] },
@@ -44,14 +47,23 @@ await command(
       ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt),
     ];
     const critical = checks.some((c) => c.level === 'critical');
-    if (args.textfile) writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
+    const status = critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok';
+    if (args.textfile) {
+      writeMetricsFile(paths.metricsDir, 'edupulse_health.prom', healthSamples(checks));
+      // The record the report is rendered from (owner-only: details name hosts and roles).
+      writeFileAtomic(
+        healthRecordPath(paths),
+        JSON.stringify({ at: new Date().toISOString(), status, checks }, null, 2),
+        { mode: 0o600 },
+      );
+    }
     // --prometheus is its own format (it conflicts with --json): printed here, not rendered by the layer.
     if (args.prometheus) {
       out(renderMetrics(healthSamples(checks)));
       return critical ? 1 : 0;
     }
     return outcome(
-      { status: critical ? 'critical' : checks.some((c) => c.level === 'warn') ? 'warn' : 'ok', checks },
+      { status, checks },
       () =>
         table([
           ['COMPONENT', 'CHECK', 'LEVEL', 'DETAIL'],
