@@ -136,12 +136,28 @@ export function alertRules(th: HealthThresholds): AlertRule[] {
   ];
 }
 
+/** Recording rules: the ages a dashboard and an ad-hoc query want, computed once. */
+export function recordingRules(): Array<{ record: string; expr: string }> {
+  return [
+    { record: 'edupulse:backup_age_seconds', expr: `time() - ${m('edupulse_backup_last_success_timestamp_seconds')}` },
+    {
+      record: 'edupulse:drill_success_age_seconds',
+      expr: `time() - ${m('edupulse_drill_last_success_timestamp_seconds')}`,
+    },
+  ];
+}
+
 /** The rules file (Prometheus's rule_files format). */
 export function renderRules(settings: Settings): string {
   return (
     '# Rendered by `edupulse-db monitoring:rules` from infra/settings.ts; do not edit.\n' +
     yaml.dump(
-      { groups: [{ name: 'edupulse', rules: alertRules(settings.maintenance.health) }] },
+      {
+        groups: [
+          { name: 'edupulse-recording', rules: recordingRules() },
+          { name: 'edupulse', rules: alertRules(settings.maintenance.health) },
+        ],
+      },
       { lineWidth: 200, noRefs: true },
     )
   );

@@ -9,7 +9,7 @@ import yaml from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultSettings } from '../../infra/settings.ts';
-import { alertRules, renderRules } from '../../monitoring/rules.ts';
+import { alertRules, recordingRules, renderRules } from '../../monitoring/rules.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 
 const th = defaultSettings.maintenance.health;
@@ -31,6 +31,8 @@ type Case = {
   interval: string;
   series: Record<string, string>;
   checks: Array<{ at: string; alert: string; expect: ReturnType<typeof fires>[] }>;
+  /** Values of recording rules (promtool's promql_expr_test). */
+  exprs?: Array<{ expr: string; eval_time: string; exp_samples: Array<{ labels: string; value: number }> }>;
 };
 
 const db = { instance: 'db1' };
@@ -67,6 +69,15 @@ const cases = (): Case[] => {
           ],
         },
         { at: `${bc + 1}h`, alert: 'EdupulseBackupMissing', expect: [] },
+      ],
+      exprs: [
+        {
+          expr: 'edupulse:backup_age_seconds',
+          eval_time: `${bw + 1}h`,
+          exp_samples: [
+            { labels: `edupulse:backup_age_seconds{instance="db1",kind="physical"}`, value: (bw + 1) * 3600 },
+          ],
+        },
       ],
     },
     {
@@ -188,6 +199,7 @@ function promtoolTests(dir: string, list: Case[]): string {
       interval: c.interval,
       input_series: Object.entries(c.series).map(([series, values]) => ({ series, values })),
       alert_rule_test: c.checks.map((k) => ({ eval_time: k.at, alertname: k.alert, exp_alerts: k.expect })),
+      ...(c.exprs ? { promql_expr_test: c.exprs } : {}),
     })),
   };
   writeFileSync(file, yaml.dump(doc, { lineWidth: 300 }));
@@ -208,7 +220,7 @@ test('the rendered rules pass promtool check rules (syntax, templates, no duplic
   withRules(async (dir) => {
     const r = await run('promtool', ['check', 'rules', join(dir, 'rules.yml')], { nothrow: true });
     assert.is(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`));
+    assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length + recordingRules().length} rules found`));
   }));
 
 test('promtool test rules: each alert fires at its threshold from the settings, and not below it', () =>
