@@ -108,7 +108,14 @@ export interface MaintenanceSettings {
   /** VACUUM FULL above this size needs --force. */
   vacuumFullMaxMb: number;
   /** Cron timetable of the scheduled jobs. */
-  schedule: { physicalBackup: string; logicalBackup: string; vacuum: string; drill: string; health: string };
+  schedule: {
+    physicalBackup: string;
+    logicalBackup: string;
+    vacuum: string;
+    drill: string;
+    health: string;
+    report: string;
+  };
   health: HealthThresholds;
 }
 
@@ -183,6 +190,8 @@ export const defaultSettings: Settings = {
       vacuum: '30 3 * * *',
       drill: '0 5 * * 0',
       health: '7 * * * *',
+      // After the night's backups, the Sunday drill and a health result: the page shows them.
+      report: '20 6 * * *',
     },
     health: {
       selectLatencyMs: [50, 1000],

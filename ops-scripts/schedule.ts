@@ -10,7 +10,8 @@ import { settingsFromEnv } from './lib/settings.ts';
 const usage = `Usage: edupulse-db schedule [--systemd] | --run
 
 Prints crontab lines for the daily physical backup, the nightly logical dump,
-the vacuum run, the weekly drill and the hourly health check, at the times of
+the vacuum run, the weekly drill, the hourly health check and the daily
+report page, at the times of
 infra/settings.ts (maintenance.schedule); each job takes its own lock, logs to
 <state>/logs/<job>.log and writes its metrics to the textfile directory.
 --systemd prints a .service and .timer unit per job instead.

@@ -131,11 +131,12 @@ test("the schedule prints a crontab line and a systemd timer per job, at the set
     /^15 1 \* \* \* \/usr\/bin\/node \/opt\/edupulse-db\/bin\/edupulse-db.js backup --type physical >> \/var\/lib\/edupulse\/logs\/backup-physical.log 2>&1/m,
   );
   assert.match(tab, /^0 5 \* \* 0 .* drill >> /m);
-  assert.is(tab.split('\n').filter((l) => /^[\d*]/.test(l)).length, 5);
+  assert.match(tab, /^20 6 \* \* \* .* report >> /m);
+  assert.is(tab.split('\n').filter((l) => /^[\d*]/.test(l)).length, 6);
   assert.is(onCalendar('15 1 * * *'), '*-*-* 01:15:00');
   assert.is(onCalendar('0 5 * * 0'), 'Sun *-*-* 05:00:00');
   const units = systemdUnits(jobs, { node: '/usr/bin/node', bin: '/b', env: {}, logDir: '/l' });
-  assert.is(units.match(/\[Timer\]/g)!.length, 5);
+  assert.is(units.match(/\[Timer\]/g)!.length, 6);
 });
 
 test('the in-process scheduler runs a job on its timetable and refuses to overlap it', async () => {

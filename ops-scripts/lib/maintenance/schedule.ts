@@ -34,6 +34,7 @@ export function scheduledJobs(s: MaintenanceSettings['schedule']): ScheduledJob[
     },
     { name: 'drill', cron: s.drill, args: ['drill'], description: 'weekly recovery drill' },
     { name: 'health', cron: s.health, args: ['health', '--textfile'], description: 'hourly health check' },
+    { name: 'report', cron: s.report, args: ['report'], description: 'daily recovery report page (after the drill)' },
   ];
 }
 
