@@ -17,6 +17,17 @@ timeline switches). --deep also runs pg_verifybackup on an extracted copy.
 and the ETag it had when uploaded, and the store's WAL without a gap.
 Exit 0 when all pass, 1 when any fails (naming the file or segment).`;
 
+/** The results as the command prints them; exit 1 when any failed. */
+function verified(
+  results: Array<{ ok: boolean; id: string; kind: string; newestWal?: string; problems: string[] }>,
+  where: string,
+) {
+  const line = (r: (typeof results)[number]) =>
+    `${r.ok ? 'ok    ' : 'FAILED'} ${r.id} (${r.kind}${where})${r.newestWal ? `, WAL through ${r.newestWal}` : ''}` +
+    r.problems.map((p) => `\n       ${p}`).join('');
+  return outcome({ results }, () => results.map(line).join('\n'), results.every((r) => r.ok) ? 0 : 1);
+}
+
 await command(
   { name: 'backup:verify', usage, boolean: ['all', 'deep', 'remote'], positionals: { max: 1, name: 'backup id' } },
   async ({ args, logger }) => {
@@ -33,18 +44,7 @@ await command(
         if (!records.length) throw badInput(id ? `no backup with id ${id} in the store` : 'the store holds no backups');
         const results: Array<Awaited<ReturnType<typeof verifyRemote>>> = [];
         for (const r of records) results.push(await verifyRemote(store, r, listing));
-        return outcome(
-          { results },
-          () =>
-            results
-              .map(
-                (r) =>
-                  `${r.ok ? 'ok    ' : 'FAILED'} ${r.id} (${r.kind}, store)${r.newestWal ? `, WAL through ${r.newestWal}` : ''}` +
-                  r.problems.map((p) => `\n       ${p}`).join(''),
-              )
-              .join('\n'),
-          results.every((r) => r.ok) ? 0 : 1,
-        );
+        return verified(results, ', store');
       } finally {
         store.close();
       }
@@ -54,17 +54,6 @@ await command(
       throw badInput(id ? `no complete backup with id ${id}` : 'the repository holds no backups', 'see backup:list');
     const results: Array<Awaited<ReturnType<typeof verifyBackup>>> = [];
     for (const r of records) results.push(await verifyBackup(ctx, r, { deep: Boolean(args.deep) }));
-    return outcome(
-      { results },
-      () =>
-        results
-          .map(
-            (r) =>
-              `${r.ok ? 'ok    ' : 'FAILED'} ${r.id} (${r.kind})${r.newestWal ? `, WAL through ${r.newestWal}` : ''}` +
-              r.problems.map((p) => `\n       ${p}`).join(''),
-          )
-          .join('\n'),
-      results.every((r) => r.ok) ? 0 : 1,
-    );
+    return verified(results, '');
   },
 );
