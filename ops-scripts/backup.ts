@@ -10,7 +10,10 @@ const usage = `Usage: edupulse-db backup --type physical|logical [options] [--js
 
 physical: pg_basebackup as the backup login, tar format, compressed, WAL
   streamed into the backup, a manifest with SHA-256 checksums; marked complete
-  (backup.json) only after pg_verifybackup passed on an extracted copy.
+  (backup.json) only after it matched its manifest, checked as a stream
+  (every file's size and SHA-256, the manifest's checksum, the WAL parsed by
+  pg_waldump) without an extracted copy; backup:verify --deep runs
+  pg_verifybackup on one.
 logical: pg_dump -Fc of the database, checked with pg_restore --list.
 Then retention and Prometheus textfile metrics. One backup job at a time per
 repository (exit 3 naming the running one).

@@ -30,6 +30,7 @@ import { compareFingerprints } from '../../ops-scripts/lib/backup/fingerprint.ts
 import { LocalRepository } from '../../ops-scripts/lib/backup/repository.ts';
 import { extractBaseBackup } from '../../ops-scripts/lib/backup/extract.ts';
 import { freePort, logged, startTestStack, type TestStack } from '../harness.ts';
+import { STREAM_VERIFY_TOOL } from '../../ops-scripts/lib/backup/stream-verify.ts';
 
 let stack: TestStack;
 let repo = '';
@@ -66,12 +67,12 @@ test.after(async () => {
   await stack?.stop();
 });
 
-test('a physical backup is complete, verified by pg_verifybackup, private, and listed', async () => {
+test('a physical backup is complete, verified against its manifest, private, and listed', async () => {
   const { record } = await backupJson(['--type', 'physical']);
   const dir = join(repo, 'base', record.id);
   const meta = JSON.parse(readFileSync(join(dir, 'backup.json'), 'utf8'));
   assert.is(meta.status, 'complete');
-  assert.equal(meta.verification.tool, 'pg_verifybackup');
+  assert.equal(meta.verification.tool, STREAM_VERIFY_TOOL);
   assert.ok(meta.verification.ok);
   assert.ok(meta.physical.walIncluded);
   assert.match(meta.physical.startLsn, /^[0-9A-F]+\/[0-9A-F]+$/);

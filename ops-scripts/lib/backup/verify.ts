@@ -2,12 +2,12 @@
 // the manifest against its own checksum, and the WAL archive from the base
 // backup's start to the newest segment without a gap (timeline-aware).
 // --deep also re-runs pg_verifybackup on an extracted copy.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { extractBaseBackup } from './extract.ts';
+import { checkManifestChecksum } from './stream-verify.ts';
 import { sha256File, type BackupRecord } from './repository.ts';
 import { checkArchive, parseSegment } from './wal.ts';
 
@@ -21,11 +21,7 @@ export interface VerifyResult {
 
 /** The manifest's last line holds the SHA-256 of everything before it. */
 function manifestIntact(path: string): boolean {
-  const text = readFileSync(path, 'utf8');
-  const m = /"Manifest-Checksum": "([0-9a-f]{64})"\}\s*$/.exec(text);
-  if (!m) return false;
-  const body = text.slice(0, text.lastIndexOf('"Manifest-Checksum"'));
-  return createHash('sha256').update(body).digest('hex') === m[1];
+  return checkManifestChecksum(readFileSync(path, 'utf8')) === undefined;
 }
 
 export function archiveStatus(ctx: BackupContext, r: BackupRecord) {

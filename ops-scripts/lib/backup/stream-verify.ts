@@ -1,0 +1,249 @@
+// Verifying a base backup without an extracted copy: the manifest's own
+// checksum, then base.tar read once as a stream (decompressed by the same tool
+// that compressed it, in its own process) with every member's size and SHA-256
+// checked against the manifest, while the stored file's own SHA-256 (the one
+// backup.json records) is taken from the same read. The WAL the backup needs
+// is checked by pg_waldump, as pg_verifybackup checks it; only pg_wal.tar (a
+// few segments) is unpacked for that. `backup:verify --deep` still extracts
+// everything and runs pg_verifybackup.
+import { spawn } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { failed } from '../errors.ts';
+import { run, type OsUser } from '../run.ts';
+import { ensurePrivateDir } from '../files.ts';
+
+/** How backup.json names this verification. */
+export const STREAM_VERIFY_TOOL = 'manifest stream check (SHA-256 per file, pg_waldump)';
+
+export interface ManifestFile {
+  Path: string;
+  Size: number;
+  'Checksum-Algorithm'?: string;
+  Checksum?: string;
+}
+
+export interface BackupManifest {
+  Files: ManifestFile[];
+  'WAL-Ranges': Array<{ Timeline: number; 'Start-LSN': string; 'End-LSN': string }>;
+  'Manifest-Checksum': string;
+}
+
+/** Files pg_verifybackup does not expect the manifest to list (they are written or changed after it). */
+const NOT_IN_MANIFEST = new Set(['backup_manifest', 'postgresql.auto.conf', 'standby.signal', 'recovery.signal']);
+
+/** The manifest's own SHA-256 covers every byte before its last line (the one holding that checksum). */
+export function checkManifestChecksum(text: string): string | undefined {
+  const at = text.lastIndexOf('"Manifest-Checksum"');
+  if (at < 0) return 'the manifest has no Manifest-Checksum';
+  const expected = (JSON.parse(text) as BackupManifest)['Manifest-Checksum'];
+  const actual = createHash('sha256').update(text.slice(0, at)).digest('hex');
+  return actual === expected ? undefined : `the manifest's checksum is ${actual}, it says ${expected}`;
+}
+
+/** The tool that decompresses a stored tar, reading stdin: zstd, lz4, gzip, or none. */
+function decompressor(file: string): string[] | undefined {
+  if (file.endsWith('.zst')) return ['zstd', '-dcq'];
+  if (file.endsWith('.lz4')) return ['lz4', '-dcq'];
+  if (file.endsWith('.gz')) return ['gzip', '-dc'];
+  return undefined;
+}
+
+const octal = (b: Buffer) => parseInt(b.toString('ascii').replace(/\0.*$/s, '').trim() || '0', 8);
+
+/**
+ * A streaming reader of tar members: calls `onFile(path, size)` for each regular file, feeds its
+ * bytes to the hash it returns, and `onEnd(path, hash)` when the member ends.
+ */
+class TarReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private state: { kind: 'header' } | { kind: 'data'; path: string; left: number; pad: number; hash?: Hash } = {
+    kind: 'header',
+  };
+  ended = false;
+
+  constructor(
+    private onFile: (path: string, size: number) => Hash | undefined,
+    private onEnd: (path: string, size: number, hash?: Hash) => void,
+  ) {}
+
+  private take(n: number): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    this.pending = n < all.length ? [all.subarray(n)] : [];
+    this.pendingBytes = all.length - n;
+    return all.subarray(0, n);
+  }
+
+  write(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    for (;;) {
+      if (this.ended) return;
+      if (this.state.kind === 'header') {
+        if (this.pendingBytes < 512) return;
+        const h = this.take(512);
+        if (h.every((b) => b === 0)) {
+          this.ended = true;
+          return;
+        }
+        const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+        const prefix = h.subarray(345, 500).toString('utf8').replace(/\0.*$/s, '');
+        const size = octal(h.subarray(124, 136));
+        const type = String.fromCharCode(h[156]!);
+        const path = (prefix ? `${prefix}/${name}` : name).replace(/^\.\//, '');
+        const regular = type === '0' || type === '\0';
+        this.state = {
+          kind: 'data',
+          path,
+          left: size,
+          pad: (512 - (size % 512)) % 512,
+          hash: regular ? this.onFile(path, size) : undefined,
+        };
+        if (!regular) this.state.path = '';
+      } else {
+        const s = this.state;
+        if (s.left > 0) {
+          if (!this.pendingBytes) return;
+          const n = Math.min(s.left, this.pendingBytes);
+          const part = this.take(n);
+          s.hash?.update(part);
+          s.left -= n;
+          if (s.left > 0) return;
+        }
+        if (this.pendingBytes < s.pad) return;
+        this.take(s.pad);
+        if (s.path) this.onEnd(s.path, 0, s.hash);
+        this.state = { kind: 'header' };
+      }
+    }
+  }
+}
+
+/**
+ * Streams `file` (a stored tar, compressed or not) through the tar reader; returns the stored
+ * file's own SHA-256.
+ */
+async function streamTar(file: string, reader: TarReader): Promise<string> {
+  const stored = createHash('sha256');
+  const tool = decompressor(file);
+  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  if (!tool) {
+    for await (const chunk of input) {
+      stored.update(chunk as Buffer);
+      reader.write(chunk as Buffer);
+    }
+    return stored.digest('hex');
+  }
+  const child = spawn(tool[0]!, tool.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  const fed = (async () => {
+    try {
+      for await (const chunk of input) {
+        stored.update(chunk as Buffer);
+        if (!child.stdin.write(chunk)) await new Promise((r) => child.stdin.once('drain', r));
+      }
+    } finally {
+      child.stdin.end();
+    }
+  })();
+  for await (const chunk of child.stdout) reader.write(chunk as Buffer);
+  await fed;
+  const code = await exited;
+  if (code !== 0) throw failed(`${tool[0]} could not decompress ${file} (exit ${code}): ${stderr.trim()}`);
+  return stored.digest('hex');
+}
+
+export interface StreamVerifyResult {
+  /** SHA-256 of each stored file, by name (taken from the same read). */
+  stored: Record<string, string>;
+  checkedFiles: number;
+  problems: string[];
+}
+
+/**
+ * Checks a tar-format base backup in `dir` against its backup_manifest without extracting the data
+ * files; `scratch` receives only pg_wal.tar's contents for pg_waldump.
+ */
+export async function streamVerify(
+  dir: string,
+  manifestText: string,
+  opts: { pgWaldump: string; scratch: string; as?: OsUser },
+): Promise<StreamVerifyResult> {
+  const problems: string[] = [];
+  const manifestProblem = checkManifestChecksum(manifestText);
+  if (manifestProblem) problems.push(manifestProblem);
+  const manifest = JSON.parse(manifestText) as BackupManifest;
+  const expected = new Map(manifest.Files.map((f) => [f.Path, f]));
+  const seen = new Set<string>();
+  const stored: Record<string, string> = {};
+  const names = readdirSync(dir);
+  const base = names.find((f) => /^base\.tar(\.\w+)?$/.test(f));
+  if (!base) throw failed(`no base.tar file in ${dir}`);
+
+  const reader = new TarReader(
+    (path, size) => {
+      const m = expected.get(path);
+      if (!m) {
+        if (!NOT_IN_MANIFEST.has(path) && !path.startsWith('pg_wal/'))
+          problems.push(`${path}: in the backup but not in the manifest`);
+        return undefined;
+      }
+      seen.add(path);
+      if (m.Size !== size) problems.push(`${path}: ${size} bytes, the manifest says ${m.Size}`);
+      return m['Checksum-Algorithm'] === 'SHA256' ? createHash('sha256') : undefined;
+    },
+    (path, _size, hash) => {
+      const m = expected.get(path);
+      if (m && hash && m.Checksum) {
+        const actual = hash.digest('hex');
+        if (actual !== m.Checksum) problems.push(`${path}: SHA-256 ${actual}, the manifest says ${m.Checksum}`);
+      }
+    },
+  );
+  stored[base] = await streamTar(join(dir, base), reader);
+  if (!reader.ended) problems.push(`${base} ends before the tar's end-of-archive marker`);
+  for (const path of expected.keys())
+    if (!seen.has(path)) problems.push(`${path}: in the manifest but not in the backup`);
+
+  // The WAL the backup needs: every record from its start to its end, read by pg_waldump.
+  const wal = names.find((f) => /^pg_wal\.tar(\.\w+)?$/.test(f));
+  if (!wal) problems.push('no pg_wal.tar: the backup does not hold the WAL it needs');
+  else {
+    const walDir = join(opts.scratch, 'pg_wal');
+    ensurePrivateDir(opts.scratch, opts.as);
+    ensurePrivateDir(walDir, opts.as);
+    try {
+      const walReader = new TarReader(
+        () => undefined,
+        () => {},
+      );
+      stored[wal] = await streamTar(join(dir, wal), walReader);
+      const tool = decompressor(wal);
+      await run('tar', ['-x', ...(tool ? ['-I', tool[0]!] : []), '-f', join(dir, wal), '-C', walDir], {
+        as: opts.as,
+        dieWithParent: true,
+      });
+      for (const r of manifest['WAL-Ranges']) {
+        const check = await run(
+          opts.pgWaldump,
+          ['-q', '-t', String(r.Timeline), '-s', r['Start-LSN'], '-e', r['End-LSN'], '-p', walDir],
+          { as: opts.as, nothrow: true, dieWithParent: true },
+        );
+        if (check.code !== 0)
+          problems.push(
+            `WAL ${r['Start-LSN']}..${r['End-LSN']} does not parse: ${check.stderr.trim().split('\n').pop()}`,
+          );
+      }
+    } finally {
+      rmSync(opts.scratch, { recursive: true, force: true });
+    }
+  }
+  return { stored, checkedFiles: seen.size, problems };
+}
