@@ -57,11 +57,9 @@ const octal = (b: Buffer) => parseInt(b.toString('ascii').replace(/\0.*$/s, '').
  * bytes to the hash it returns, and `onEnd(path, hash)` when the member ends.
  */
 class TarReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private state: { kind: 'header' } | { kind: 'data'; path: string; left: number; pad: number; hash?: Hash } = {
-    kind: 'header',
-  };
+  /** A header split across chunks waits here (never more than 511 bytes). */
+  private rest: Buffer = Buffer.alloc(0);
+  private member: { path: string; left: number; pad: number; hash?: Hash } | undefined;
   ended = false;
 
   constructor(
@@ -69,54 +67,51 @@ class TarReader {
     private onEnd: (path: string, size: number, hash?: Hash) => void,
   ) {}
 
-  private take(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    this.pending = n < all.length ? [all.subarray(n)] : [];
-    this.pendingBytes = all.length - n;
-    return all.subarray(0, n);
-  }
-
   write(chunk: Buffer): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    for (;;) {
-      if (this.ended) return;
-      if (this.state.kind === 'header') {
-        if (this.pendingBytes < 512) return;
-        const h = this.take(512);
-        if (h.every((b) => b === 0)) {
-          this.ended = true;
-          return;
+    // Data is hashed straight from the chunk: nothing is copied but a split header.
+    const data = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
+    this.rest = Buffer.alloc(0);
+    let off = 0;
+    while (!this.ended && off < data.length) {
+      const m = this.member;
+      if (m) {
+        if (m.left > 0) {
+          const n = Math.min(m.left, data.length - off);
+          m.hash?.update(data.subarray(off, off + n));
+          off += n;
+          m.left -= n;
+          if (m.left > 0) return;
         }
-        const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
-        const prefix = h.subarray(345, 500).toString('utf8').replace(/\0.*$/s, '');
-        const size = octal(h.subarray(124, 136));
-        const type = String.fromCharCode(h[156]!);
-        const path = (prefix ? `${prefix}/${name}` : name).replace(/^\.\//, '');
-        const regular = type === '0' || type === '\0';
-        this.state = {
-          kind: 'data',
-          path,
-          left: size,
-          pad: (512 - (size % 512)) % 512,
-          hash: regular ? this.onFile(path, size) : undefined,
-        };
-        if (!regular) this.state.path = '';
-      } else {
-        const s = this.state;
-        if (s.left > 0) {
-          if (!this.pendingBytes) return;
-          const n = Math.min(s.left, this.pendingBytes);
-          const part = this.take(n);
-          s.hash?.update(part);
-          s.left -= n;
-          if (s.left > 0) return;
-        }
-        if (this.pendingBytes < s.pad) return;
-        this.take(s.pad);
-        if (s.path) this.onEnd(s.path, 0, s.hash);
-        this.state = { kind: 'header' };
+        const p = Math.min(m.pad, data.length - off);
+        off += p;
+        m.pad -= p;
+        if (m.pad > 0) return;
+        if (m.path) this.onEnd(m.path, 0, m.hash);
+        this.member = undefined;
+        continue;
       }
+      if (data.length - off < 512) {
+        this.rest = Buffer.from(data.subarray(off));
+        return;
+      }
+      const h = data.subarray(off, off + 512);
+      off += 512;
+      if (h.every((b) => b === 0)) {
+        this.ended = true;
+        return;
+      }
+      const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+      const prefix = h.subarray(345, 500).toString('utf8').replace(/\0.*$/s, '');
+      const size = octal(h.subarray(124, 136));
+      const type = String.fromCharCode(h[156]!);
+      const path = (prefix ? `${prefix}/${name}` : name).replace(/^\.\//, '');
+      const regular = type === '0' || type === '\0';
+      this.member = {
+        path: regular ? path : '',
+        left: size,
+        pad: (512 - (size % 512)) % 512,
+        hash: regular ? this.onFile(path, size) : undefined,
+      };
     }
   }
 }
