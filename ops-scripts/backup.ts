@@ -79,9 +79,18 @@ await command(
                   : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`,
               ]
             : []),
+          ...(r.checksumFailures?.length
+            ? [
+                `  PAGE CHECKSUM FAILURES (the same pages are damaged on the server; the backup holds them as read):`,
+                ...r.checksumFailures.map(
+                  (f) => `    ${f.relation ?? '(relation unknown)'}: ${f.file} block ${f.block}`,
+                ),
+                '  restore the damaged relation from an older backup or a dump, or see the README on checksum failures',
+              ]
+            : []),
           `  metrics: ${result.metricsFile}`,
         ].join('\n'),
-      result.offload && !result.offload.ok ? 1 : 0,
+      (result.offload && !result.offload.ok) || r.checksumFailures?.length ? 1 : 0,
     );
   },
 );

@@ -109,7 +109,9 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
       store.close();
     }
   }
-  return { record, cleaned, pruned, offload, metricsFile: writeBackupMetrics(ctx, opts.type, true) };
+  // Pages that failed their checksum: the backup is complete, but the run reports failure (alerts, exit 1).
+  const metricsFile = writeBackupMetrics(ctx, opts.type, !record.checksumFailures?.length);
+  return { record, cleaned, pruned, offload, metricsFile };
 }
 
 /** backup:prune: retention on its own (the command layer holds the repository lock, as for backup). */

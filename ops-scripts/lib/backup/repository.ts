@@ -14,6 +14,14 @@ import { backupPath, LAYOUT } from './layout.ts';
 export const BACKUP_KINDS = ['physical', 'logical'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
 
+export interface ChecksumFailure {
+  /** The file in the data directory, e.g. base/16384/16579. */
+  file: string;
+  block: number;
+  /** The relation it belongs to, when the server could name it. */
+  relation?: string;
+}
+
 export interface BackupFile {
   name: string;
   bytes: number;
@@ -47,6 +55,11 @@ export interface BackupRecord {
   throughputMBps: number;
   files: BackupFile[];
   verification: { tool: string; ok: boolean; seconds: number };
+  /**
+   * Pages whose checksum failed while the backup read them (the same pages are damaged on the
+   * server): the backup is still complete and restorable, the job exits 1 and health goes critical.
+   */
+  checksumFailures?: ChecksumFailure[];
 }
 
 export const RECORD_FILE = LAYOUT.record;

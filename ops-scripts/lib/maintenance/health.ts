@@ -2,7 +2,7 @@
 // repository, each graded ok / warn / critical against thresholds from
 // settings. Rendered as a table, JSON or Prometheus text.
 import type { HealthThresholds } from '../../../infra/settings.ts';
-import type { BackupKind, LocalRepository } from '../backup/repository.ts';
+import type { BackupKind, BackupRecord, LocalRepository } from '../backup/repository.ts';
 import type { Sample } from '../metrics.ts';
 import { lastPassingDrill } from '../drill/records.ts';
 import type { RedisTarget } from '../connection.ts';
@@ -196,6 +196,20 @@ export async function redisChecks(target: RedisTarget, prefix: string, th: Healt
   return checks;
 }
 
+/** Pages the newest physical backup found damaged (their checksum failed as it read them). */
+function pageChecksums(newest: BackupRecord | undefined): Check {
+  const failures = newest?.checksumFailures ?? [];
+  return {
+    component: 'backups',
+    name: 'page_checksum_failures',
+    level: failures.length ? 'critical' : 'ok',
+    value: failures.length,
+    detail: failures.length
+      ? `backup ${newest!.id} read ${failures.length} damaged page(s): ${failures.map((f) => `${f.relation ?? f.file} block ${f.block}`).join(', ')}`
+      : 'the newest physical backup read no damaged page',
+  };
+}
+
 /**
  * Ages of the newest physical backup, logical dump and passing drill. A new
  * cluster has until the warn threshold after its initdb before a missing one counts.
@@ -234,6 +248,7 @@ export function repositoryChecks(
     check('physical_backup_age_hours', newest('physical'), 'physical backup', 3600, th.physicalBackupAgeHours),
     check('logical_backup_age_hours', newest('logical'), 'logical dump', 3600, th.logicalBackupAgeHours),
     check('drill_age_days', lastPassingDrill(repo), 'passing recovery drill', 86400, th.drillAgeDays),
+    pageChecksums(repo.list('physical').pop()),
   ];
 }
 
