@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { withClient } from '../db.ts';
 import { ensurePrivateDir } from '../files.ts';
 import type { BackupContext } from './context.ts';
-import { newBackupId, type BackupKind } from './repository.ts';
+import { newBackupId, type BackupKind, type BackupRecord } from './repository.ts';
 
 export interface ServerFacts {
   version: string;
@@ -42,4 +42,19 @@ export async function beginBackup(ctx: BackupContext, kind: BackupKind): Promise
   const dir = ctx.repo.backupDir(kind, id);
   ensurePrivateDir(dir, ctx.as);
   return { id, dir, started, t0, facts };
+}
+
+/** The fields every backup.json starts with, as the backup finishes. */
+export function recordHead(b: BackupStart, kind: BackupKind, label: string | undefined) {
+  return {
+    format: 1,
+    id: b.id,
+    kind,
+    label: label ?? `edupulse-db ${b.id}`,
+    status: 'complete',
+    startedAt: b.started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: (performance.now() - b.t0) / 1000,
+    server: b.facts,
+  } satisfies Partial<BackupRecord>;
 }

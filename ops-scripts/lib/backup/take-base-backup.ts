@@ -12,11 +12,10 @@ import { pgEnv } from '../pg-password.ts';
 import { run, tail, type RunResult } from '../run.ts';
 import { withClient } from '../db.ts';
 import type { BackupContext } from './context.ts';
-import { beginBackup } from './begin-backup.ts';
+import { beginBackup, recordHead } from './begin-backup.ts';
 import { sha256File, type BackupRecord, type ChecksumFailure } from './repository.ts';
 import { checkManifestChecksum, STREAM_VERIFY_TOOL, streamVerify } from './stream-verify.ts';
 import { segmentName, segnoOfLsn } from './wal.ts';
-import { archiveUpToNow } from '../restore/archive-now.ts';
 
 export interface PhysicalOptions {
   compression: string;
@@ -63,13 +62,23 @@ async function acceptChecksumFailures(
   // needs is the archive's (archived now, bounded): pg_wal.tar is rebuilt from it, then checked by
   // pg_waldump in the stream check like any other.
   const range = (JSON.parse(readFileSync(join(dir, 'backup_manifest'), 'utf8')) as Manifest)['WAL-Ranges'][0]!;
-  await archiveUpToNow(ctx.admin);
+  // The segments from the backup's start to its end must be in the archive: a switch sends the last
+  // one now if it is still the current one (a no-op otherwise); then wait (bounded) for the files.
+  await withClient(ctx.admin, (c) => c.query('SELECT pg_switch_wal()'));
   const names: string[] = [];
   for (let n = segnoOfLsn(range['Start-LSN'], seg); n <= segnoOfLsn(range['End-LSN'], seg); n++) {
-    const name = segmentName(range.Timeline, n, seg);
-    if (!existsSync(join(ctx.repo.walDir, name)))
-      throw failed(`WAL segment ${name} the backup needs is not in the archive`);
-    names.push(name);
+    names.push(segmentName(range.Timeline, n, seg));
+  }
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const absent = names.filter((name) => !existsSync(join(ctx.repo.walDir, name)));
+    if (!absent.length) break;
+    if (Date.now() > deadline)
+      throw failed(
+        `WAL segment ${absent[0]} the backup needs did not reach the archive within 90 s`,
+        'see status (archiver)',
+      );
+    await new Promise((r) => setTimeout(r, 100));
   }
   for (const f of readdirSync(dir).filter((x) => /^pg_wal\.tar/.test(x))) rmSync(join(dir, f));
   await run('tar', ['-c', '-f', join(dir, 'pg_wal.tar'), '-C', ctx.repo.walDir, ...names], {
@@ -100,7 +109,8 @@ async function acceptChecksumFailures(
 }
 
 export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptions): Promise<BackupRecord> {
-  const { id, dir, started, t0, facts } = await beginBackup(ctx, 'physical');
+  const begun = await beginBackup(ctx, 'physical');
+  const { id, dir, t0, facts } = begun;
   const verifyDir = join(ctx.repo.kindDir('physical'), `.verify-${id}`);
   try {
     const args = [
@@ -164,15 +174,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
     const rawBytes = manifest.Files.reduce((s, f) => s + f.Size, 0);
     const seg = facts.walSegmentBytes;
     const record: BackupRecord = {
-      format: 1,
-      id,
-      kind: 'physical',
-      label: opts.label ?? `edupulse-db ${id}`,
-      status: 'complete',
-      startedAt: started.toISOString(),
-      finishedAt: new Date().toISOString(),
-      durationSeconds: (performance.now() - t0) / 1000,
-      server: facts,
+      ...recordHead(begun, 'physical', opts.label),
       physical: {
         startLsn: range['Start-LSN'],
         stopLsn: range['End-LSN'],

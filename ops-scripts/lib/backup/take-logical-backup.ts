@@ -10,12 +10,13 @@ import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { sha256File, type BackupRecord } from './repository.ts';
-import { beginBackup } from './begin-backup.ts';
+import { beginBackup, recordHead } from './begin-backup.ts';
 
 export const DUMP_FILE = 'dump.pgdump';
 
 export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: string } = {}): Promise<BackupRecord> {
-  const { id, dir, started, t0, facts } = await beginBackup(ctx, 'logical');
+  const begun = await beginBackup(ctx, 'logical');
+  const { dir, t0 } = begun;
   const database = String(ctx.backupLogin.database);
   try {
     const file = join(dir, DUMP_FILE);
@@ -49,15 +50,7 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
     const entries = list.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';')).length;
     const bytes = statSync(file).size;
     const record: BackupRecord = {
-      format: 1,
-      id,
-      kind: 'logical',
-      label: opts.label ?? `edupulse-db ${id}`,
-      status: 'complete',
-      startedAt: started.toISOString(),
-      finishedAt: new Date().toISOString(),
-      durationSeconds: (performance.now() - t0) / 1000,
-      server: facts,
+      ...recordHead(begun, 'logical', opts.label),
       logical: { database, tool: 'pg_dump -Fc', entries, tables },
       sizes: { rawBytes: bytes, storedBytes: bytes },
       throughputMBps: bytes / 1048576 / dumpSeconds,

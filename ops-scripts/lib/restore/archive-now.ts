@@ -12,9 +12,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Switches the live server's WAL segment and waits until the archiver has archived it. */
 export async function archiveUpToNow(admin: PgConfig, timeoutMs = 90_000): Promise<void> {
+  const seg = await withClient(
+    admin,
+    async (c) => (await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS seg')).rows[0].seg as string,
+  );
+  await waitArchived(admin, seg, timeoutMs);
+}
+
+/** Waits (bounded) until the archiver has archived segment `seg` (or a later one). */
+export async function waitArchived(admin: PgConfig, seg: string, timeoutMs = 90_000): Promise<void> {
   await withClient(admin, async (c) => {
-    const { rows } = await c.query('SELECT pg_walfile_name(pg_switch_wal()) AS seg');
-    const seg = rows[0].seg as string;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const a = (await c.query('SELECT last_archived_wal FROM pg_stat_archiver')).rows[0].last_archived_wal as
