@@ -43,12 +43,15 @@ export const JOB_LOCKS: Readonly<Record<string, { file?: readonly FileLock[]; se
  * nothing is there to guard, the job itself reports a bad path, and a job
  * refused for bad input must not have made a directory.
  */
-export function acquireJobLocks(job: string, label = job, paths: StatePaths = statePaths()): () => void {
+export function acquireJobLocks(job: string, label = job, given?: StatePaths): () => void {
   const held: Array<() => void> = [];
+  const names = JOB_LOCKS[job]?.file ?? [];
+  // Only a job with locks pays for the paths (wal:fetch runs once per WAL segment and takes none).
+  const paths = names.length ? (given ?? statePaths()) : undefined;
   try {
-    for (const name of JOB_LOCKS[job]?.file ?? []) {
+    for (const name of names) {
       const lock = FILE_LOCKS[name];
-      const dir = lock.dir(paths);
+      const dir = lock.dir(paths!);
       if (statSync(dir, { throwIfNoEntry: false })?.isDirectory())
         held.push(acquireLockFile(join(dir, lock.file), label));
     }

@@ -24,8 +24,9 @@ const STALE_SECONDS = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function start(cmd: string, args: string[]): ChildProcess {
-  // In a process group of its own, killed whole when the test ends (and by the exit hook if it dies).
-  const child = spawn(cmd, args, { stdio: 'ignore', detached: true });
+  // In a process group of its own, killed whole when the test ends (and by the exit hook if it dies);
+  // the parent-death signal kills it even when the test process is killed outright.
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: 'ignore', detached: true });
   children.push(child);
   return child;
 }

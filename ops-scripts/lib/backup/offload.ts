@@ -14,8 +14,6 @@ import { backupPath, walPath } from './layout.ts';
 export const OFFLOADED_FILE = 'offloaded.json';
 export const OBJECTS_FILE = 'objects.json';
 
-export const remoteDir = backupPath;
-
 export const isOffloaded = (ctx: BackupContext, r: BackupRecord) =>
   existsSync(join(ctx.repo.backupDir(r.kind, r.id), OFFLOADED_FILE));
 
@@ -23,11 +21,11 @@ export async function offloadBackup(ctx: BackupContext, store: RemoteStore, r: B
   const dir = ctx.repo.backupDir(r.kind, r.id);
   const objects: Record<string, { bytes: number; etag: string }> = {};
   for (const f of r.files) {
-    const up = await store.upload(join(dir, f.name), `${remoteDir(r.kind, r.id)}/${f.name}`);
+    const up = await store.upload(join(dir, f.name), `${backupPath(r.kind, r.id)}/${f.name}`);
     objects[f.name] = { bytes: up.bytes, etag: up.etag };
   }
-  await store.putText(`${remoteDir(r.kind, r.id)}/${OBJECTS_FILE}`, JSON.stringify(objects));
-  await store.putText(`${remoteDir(r.kind, r.id)}/${RECORD_FILE}`, readFileSync(join(dir, RECORD_FILE), 'utf8'));
+  await store.putText(`${backupPath(r.kind, r.id)}/${OBJECTS_FILE}`, JSON.stringify(objects));
+  await store.putText(`${backupPath(r.kind, r.id)}/${RECORD_FILE}`, readFileSync(join(dir, RECORD_FILE), 'utf8'));
   writeFileAtomic(join(dir, OFFLOADED_FILE), JSON.stringify({ at: new Date().toISOString(), objects }, null, 2), {
     mode: 0o600,
     owner: ctx.repo.owner,

@@ -3,11 +3,11 @@
 // and the WAL listing; retention applied with the same plan as locally.
 import type { RemoteStore } from './remote.ts';
 import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
-import { OBJECTS_FILE, remoteDir } from './offload.ts';
+import { OBJECTS_FILE } from './offload.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
-import { LAYOUT, walFileOf, walPath } from './layout.ts';
+import { backupPath, LAYOUT, walFileOf, walPath } from './layout.ts';
 
 export interface RemoteListing {
   records: BackupRecord[];
@@ -48,7 +48,7 @@ export async function remoteHistories(store: RemoteStore, walFiles: string[]): P
 
 export async function verifyRemote(store: RemoteStore, r: BackupRecord, listing: RemoteListing): Promise<VerifyResult> {
   const problems: string[] = [];
-  const dir = remoteDir(r.kind, r.id);
+  const dir = backupPath(r.kind, r.id);
   const uploaded = JSON.parse((await store.getText(`${dir}/${OBJECTS_FILE}`)) ?? '{}') as Record<
     string,
     { bytes: number; etag: string }
@@ -90,7 +90,7 @@ export async function pruneRemote(
   const listing = await readRemote(store);
   const plan = retentionPlan(listing.records, listing.walFiles, keep);
   if (dryRun) return plan;
-  const prefixes = plan.removed.map((r) => `${remoteDir(r.kind, r.id)}/`);
+  const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
   const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
   await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));
   await store.remove([...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)), ...plan.walRemoved.map(walPath)]);

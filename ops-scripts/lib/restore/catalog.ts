@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackupContext } from '../backup/context.ts';
-import { OBJECTS_FILE, remoteDir } from '../backup/offload.ts';
+import { OBJECTS_FILE } from '../backup/offload.ts';
 import type { RemoteStore } from '../backup/remote.ts';
 import { RECORD_FILE, type BackupRecord } from '../backup/repository.ts';
 import type { HistoryEntry } from '../backup/wal.ts';
@@ -13,7 +13,7 @@ import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
-import { LAYOUT, walPath } from '../backup/layout.ts';
+import { backupPath, LAYOUT, walPath } from '../backup/layout.ts';
 
 export interface Catalog {
   source: 'local' | 'remote';
@@ -89,7 +89,7 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       const dir = join(staging, r.id);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       for (const f of r.files) {
-        await store.download(`${remoteDir('physical', r.id)}/${f.name}`, join(dir, f.name));
+        await store.download(`${backupPath('physical', r.id)}/${f.name}`, join(dir, f.name));
         // Extraction runs as the cluster's OS user.
         if (ctx.as) chownSync(join(dir, f.name), ctx.as.uid, ctx.as.gid);
       }
