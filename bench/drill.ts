@@ -3,7 +3,9 @@
 // 256 MB of WAL to replay, against the floor measured in the same run: plain
 // tar extraction plus PostgreSQL's own replay to the same target, no toolkit.
 // The drill's verification time is reported beside it, separately.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { localRestoreCommand } from '../ops-scripts/lib/backup/wal-store.ts';
+import { tarArgs } from '../ops-scripts/lib/backup/extract.ts';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { declarations } from '../roles/declarations.ts';
 import { backupContext } from '../ops-scripts/lib/backup/context.ts';
@@ -72,11 +74,14 @@ try {
     const bdir = ctx.repo.backupDir('physical', backup.id);
     await run('tar', ['-x', '-I', 'zstd', '-f', join(bdir, 'base.tar.zst'), '-C', data], { as: stack.ctx.as });
     ensurePrivateDir(join(data, 'pg_wal'), stack.ctx.as);
-    await run('tar', ['-x', '-f', join(bdir, 'pg_wal.tar'), '-C', join(data, 'pg_wal')], { as: stack.ctx.as });
+    const walTar = readdirSync(bdir).find((f) => f.startsWith('pg_wal.tar'))!;
+    await run('tar', ['-x', ...tarArgs(walTar), '-f', join(bdir, walTar), '-C', join(data, 'pg_wal')], {
+      as: stack.ctx.as,
+    });
     writeFileSync(
       join(data, 'edupulse.conf'),
       `port = ${port}\nunix_socket_directories = ''\nlisten_addresses = '127.0.0.1'\narchive_mode = off\n` +
-        `restore_command = 'cp "${ctx.repo.walDir}/%f" "%p"'\nrecovery_target_time = '${target.toISOString().replace('T', ' ').replace('Z', '+00')}'\nrecovery_target_action = promote\n`,
+        `restore_command = '${localRestoreCommand(ctx.repo.walDir).replace(/'/g, "''")}'\nrecovery_target_time = '${target.toISOString().replace('T', ' ').replace('Z', '+00')}'\nrecovery_target_action = promote\n`,
     );
     writeFileSync(join(data, 'recovery.signal'), '');
     await run('chown', [

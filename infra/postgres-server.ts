@@ -2,10 +2,11 @@
 // flags (the same parameters the local stack writes to its edupulse.conf),
 // data and the backup repository bind-mounted from the host so host-side
 // jobs (backup, restore, drill) read the repository, WAL archived into the
-// repository's wal/ with basic_archive, a pg_isready healthcheck.
+// repository's wal/ by the zstd archive script (wal-archive.ts), a pg_isready healthcheck.
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { renderHba } from '../roles/hba.ts';
+import { ARCHIVE_WAL_SCRIPT } from './wal-archive.ts';
 import { CONTAINER_PORTS, postgresParameters, type PostgresSettings } from './settings.ts';
 
 export interface PostgresServerArgs {
@@ -24,6 +25,8 @@ export const CONTAINER_REPO = '/backup';
 const CONTAINER_DATA = '/var/lib/postgresql/data';
 /** The container's pg_hba.conf, uploaded into it and named by hba_file (the image's own, in PGDATA, is then unused). */
 export const CONTAINER_HBA = '/etc/edupulse/pg_hba.conf';
+/** The archive_command's script (wal-archive.ts), uploaded into the container; the image has zstd. */
+export const CONTAINER_ARCHIVE_SCRIPT = '/etc/edupulse/archive-wal.sh';
 /** initdb's arguments in the container (POSTGRES_INITDB_ARGS). */
 export const INITDB_ARGS = '--data-checksums --auth-host=scram-sha-256 --auth-local=peer';
 
@@ -40,7 +43,7 @@ export const containerHba = () => renderHba({ superuser: 'postgres', addresses: 
 export function postgresFlags(settings: PostgresSettings): string[] {
   const params = postgresParameters(settings, {
     walArchiveDir: `${CONTAINER_REPO}/wal`,
-    archiveMethod: 'basic_archive',
+    archiveScript: CONTAINER_ARCHIVE_SCRIPT,
     port: CONTAINER_PORTS.postgres,
     listenAddresses: '*',
   });
@@ -63,7 +66,7 @@ export class PostgresServer extends pulumi.ComponentResource {
       {
         name: containerName,
         image: image.imageId,
-        // The repository's directories must exist, owned by the server, before basic_archive writes there.
+        // The repository's directories must exist, owned by the server, before the archive script writes there.
         entrypoints: [
           'bash',
           '-c',
@@ -77,7 +80,10 @@ export class PostgresServer extends pulumi.ComponentResource {
           'POSTGRES_HOST_AUTH_METHOD=scram-sha-256',
           `PGDATA=${CONTAINER_DATA}/pgdata`,
         ],
-        uploads: [{ file: CONTAINER_HBA, content: containerHba(), permissions: '0644' }],
+        uploads: [
+          { file: CONTAINER_HBA, content: containerHba(), permissions: '0644' },
+          { file: CONTAINER_ARCHIVE_SCRIPT, content: ARCHIVE_WAL_SCRIPT, permissions: '0755' },
+        ],
         volumes: [
           { hostPath: args.dataDir, containerPath: CONTAINER_DATA },
           { hostPath: args.repoDir, containerPath: CONTAINER_REPO },

@@ -2,6 +2,8 @@
 // pure functions (the environment is passed in), imported by the local stack
 // and by the Pulumi program alike.
 
+import { archiveCommand } from './wal-archive.ts';
+
 export const ENV_PREFIX = 'EDUPULSE_';
 
 export type EvictionPolicy =
@@ -35,6 +37,8 @@ export interface PostgresSettings {
   port: number;
   database: string;
   archiveTimeoutSeconds: number;
+  /** zstd level of archived WAL segments (1 = fastest; see infra/wal-archive.ts). */
+  archiveZstdLevel: number;
   logMinDurationMs: number;
   dataChecksums: boolean;
 }
@@ -84,6 +88,8 @@ export interface BackupSettings {
   keepLogical: number;
   compression: BackupCompression;
   checkpoint: 'fast' | 'spread';
+  /** A restore from the object store fetches WAL ahead of replay into a spool of at most this many MB. */
+  walPrefetchMb: number;
 }
 
 export interface HealthThresholds {
@@ -161,6 +167,8 @@ export const defaultSettings: Settings = {
     port: 54329,
     database: 'edupulse',
     archiveTimeoutSeconds: 60,
+    // Measured (BENCHMARKS.md, "WAL archive"): level 1 stores a 16 MB segment in ~4 MB at ~300 MB/s.
+    archiveZstdLevel: 1,
     logMinDurationMs: 1000,
     dataChecksums: true,
   },
@@ -180,6 +188,7 @@ export const defaultSettings: Settings = {
     keepLogical: 14,
     // Measured (BENCHMARKS.md): server-side zstd level 1 is the fastest with a good ratio.
     compression: 'server-zstd:1',
+    walPrefetchMb: 256,
     checkpoint: 'fast',
   },
   maintenance: {
@@ -306,6 +315,8 @@ export const KNOWN_VARIABLES = [
   'PG_PORT',
   'PG_DATABASE',
   'PG_ARCHIVE_TIMEOUT',
+  'PG_ARCHIVE_ZSTD_LEVEL',
+  'WAL_PREFETCH_MB',
   'PG_LOG_MIN_DURATION_MS',
   'MIGRATE_LOCK_TIMEOUT',
   'REDIS_PORT',
@@ -386,6 +397,7 @@ export function loadSettings(env: Env = {}): Settings {
       port: intIn(env, 'PG_PORT', d.postgres.port, 1, 65535),
       database: shaped(env, 'PG_DATABASE', d.postgres.database, PATTERNS.database),
       archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
+      archiveZstdLevel: intIn(env, 'PG_ARCHIVE_ZSTD_LEVEL', d.postgres.archiveZstdLevel, 1, 19),
       logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
       dataChecksums: d.postgres.dataChecksums,
     },
@@ -407,6 +419,7 @@ export function loadSettings(env: Env = {}): Settings {
       keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),
       checkpoint: oneOf(env, 'BACKUP_CHECKPOINT', d.backup.checkpoint, ['fast', 'spread'] as const),
+      walPrefetchMb: intIn(env, 'WAL_PREFETCH_MB', d.backup.walPrefetchMb, 16, 65536),
     },
     maintenance: {
       ...d.maintenance,
@@ -415,32 +428,24 @@ export function loadSettings(env: Env = {}): Settings {
   };
 }
 
-/** Where the server finds the archive: basic_archive where the build has it, else a shell command. */
-export type ArchiveMethod = 'basic_archive' | 'archive_command';
-
 /**
  * The postgresql.conf parameters, rendered once for both appliers: the local
  * stack writes them to an included file, the container gets them as -c flags.
+ * WAL is archived by the script of wal-archive.ts at `archiveScript`, into `walArchiveDir`.
  */
 export function postgresParameters(
   s: PostgresSettings,
-  where: { walArchiveDir: string; archiveMethod: ArchiveMethod; port?: number; listenAddresses?: string },
+  where: { walArchiveDir: string; archiveScript: string; port?: number; listenAddresses?: string },
 ): Record<string, string> {
-  const archive: Record<string, string> =
-    where.archiveMethod === 'basic_archive'
-      ? { archive_library: 'basic_archive', 'basic_archive.archive_directory': where.walArchiveDir }
-      : // No basic_archive: copy to a temp name and rename, refusing to overwrite a segment already there.
-        {
-          archive_command: `test ! -f '${where.walArchiveDir}/%f' && cp %p '${where.walArchiveDir}/%f.tmp' && mv '${where.walArchiveDir}/%f.tmp' '${where.walArchiveDir}/%f'`,
-        };
   return {
     port: String(where.port ?? s.port),
     listen_addresses: where.listenAddresses ?? '127.0.0.1',
     wal_level: 'replica',
     archive_mode: 'on',
-    ...archive,
+    archive_command: archiveCommand(where.archiveScript, where.walArchiveDir, s.archiveZstdLevel),
     archive_timeout: `${s.archiveTimeoutSeconds}s`,
-    wal_compression: 'on',
+    // Full-page images: zstd measured fewer WAL bytes and less time than 'on' (pglz) here (BENCHMARKS.md, "WAL archive").
+    wal_compression: 'zstd',
     log_min_duration_statement: `${s.logMinDurationMs}ms`,
     log_lock_waits: 'on',
     shared_preload_libraries: 'pg_stat_statements',

@@ -102,7 +102,7 @@ await command(
         : drill(ctx, {
             catalog: opened?.catalog,
             // From the store, the WAL up to the target must be there too: push it, then read the store's catalog again.
-            afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog, stack.paths.root) : undefined,
+            afterArchive: opened ? () => syncStoreWal(ctx, opened.catalog) : undefined,
             targetTime,
             backupId: args.backup as string | undefined,
             keep: Boolean(args.keep),

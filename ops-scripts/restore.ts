@@ -74,7 +74,7 @@ await command(
         protectedDirs: liveDirs(stack.paths),
         superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },
         catalog,
-        archiveNow: archiveNow(ctx, catalog, stack.paths.root),
+        archiveNow: archiveNow(ctx, catalog),
         logDir: stack.paths.logDir,
         onProgress: json ? undefined : progress.report,
       });

@@ -7,7 +7,9 @@ import { rmSync } from 'node:fs';
 import { command } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { badInput } from './lib/errors.ts';
-import { walPath } from './lib/backup/layout.ts';
+import { WAL_NAME_RE, WAL_ZSTD, walPath } from './lib/backup/layout.ts';
+import { unpackWal } from './lib/backup/wal-store.ts';
+import { dirname, join } from 'node:path';
 
 const usage = `Usage: edupulse-db wal:fetch <file> <path>
 
@@ -22,20 +24,29 @@ await command(
   { name: 'wal:fetch', usage, positionals: { min: 2, max: 2, name: 'argument' }, errorExitCode: 126 },
   async ({ args }) => {
     const [file, path] = args._;
-    if (!file || !path || !/^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/.test(file))
+    if (!file || !path || !WAL_NAME_RE.test(file))
       throw badInput('needs a WAL file name and a target path: wal:fetch <file> <path>');
     const settings = remoteSettings();
     if (!settings) throw badInput('needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*');
     const store = new RemoteStore(settings);
     try {
-      if (!(await store.head(walPath(file)))) return 1;
-      try {
-        await store.download(walPath(file), path);
-      } catch (err) {
-        rmSync(path, { force: true });
-        throw err;
+      // Compressed as the archive stores it, or plain in a store written before compression.
+      for (const stored of [`${file}${WAL_ZSTD}`, file]) {
+        if (!(await store.head(walPath(stored)))) continue;
+        // Named to end as the stored name does: unpackWal decompresses by the .zst suffix.
+        const download = join(dirname(path), `.download-${process.pid}-${stored}`);
+        try {
+          await store.download(walPath(stored), download);
+          await unpackWal(download, path);
+        } catch (err) {
+          rmSync(path, { force: true });
+          throw err;
+        } finally {
+          rmSync(download, { force: true });
+        }
+        return 0;
       }
-      return 0;
+      return 1;
     } finally {
       store.close();
     }

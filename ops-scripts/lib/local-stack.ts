@@ -1,7 +1,7 @@
 // The local stack: PostgreSQL and Redis from the host's binaries, with the
 // settings of infra/settings.ts, in the state directory. `up` is idempotent:
 // on a running stack it changes nothing and says so.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   clusterRunning,
@@ -16,7 +16,8 @@ import { withClient, type PgConfig } from './db.ts';
 import { badInput } from './errors.ts';
 import { portFree, portHolder } from './ports.ts';
 import { applyDesiredState } from './desired-state.ts';
-import { ensurePrivateDir } from './files.ts';
+import { ensurePrivateDir, writeFileAtomic } from './files.ts';
+import { ARCHIVE_WAL_SCRIPT } from '../../infra/wal-archive.ts';
 import { secretsFileStore } from './roles/password-store.ts';
 import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
@@ -91,6 +92,10 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
       checksums: ctx.settings.postgres.dataChecksums,
     });
     steps.add('postgres: initdb', 'done', `PostgreSQL ${ctx.pg.version} in ${paths.dataDir}`);
+  }
+  // The archive_command's script (rewritten only when it differs; the server runs it per segment).
+  if (!existsSync(paths.archiveScript) || readFileSync(paths.archiveScript, 'utf8') !== ARCHIVE_WAL_SCRIPT) {
+    writeFileAtomic(paths.archiveScript, ARCHIVE_WAL_SCRIPT, { mode: 0o755 });
   }
   const configChanged = configureCluster(spec, {
     params: localParameters(ctx),

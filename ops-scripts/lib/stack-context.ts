@@ -2,7 +2,7 @@
 // (validated: a bad value is exit 2 before anything is touched), paths,
 // binaries and the OS user the servers run as.
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { postgresParameters, type Settings } from '../../infra/settings.ts';
 import { ensureStackBinaries, findPgBinaries, findRedisServer, type PgBinaries } from './binaries.ts';
 import type { ClusterSpec } from './cluster.ts';
@@ -94,10 +94,6 @@ export async function checkReachableBy(user: OsUser | undefined, target: string,
   }
 }
 
-export function archiveMethod(pg: PgBinaries) {
-  return existsSync(join(pg.pkglibdir, 'basic_archive.so')) ? ('basic_archive' as const) : ('archive_command' as const);
-}
-
 export function clusterSpec(ctx: StackContext): ClusterSpec {
   return {
     pg: ctx.pg,
@@ -115,7 +111,7 @@ export function localParameters(ctx: StackContext): Record<string, string> {
   return {
     ...postgresParameters(ctx.settings.postgres, {
       walArchiveDir: ctx.paths.walArchiveDir,
-      archiveMethod: archiveMethod(ctx.pg),
+      archiveScript: ctx.paths.archiveScript,
     }),
     unix_socket_directories: ctx.paths.socketDir,
     unix_socket_permissions: '0700',

@@ -12,8 +12,6 @@ import { clusterSpec, type StackContext } from './stack-context.ts';
 export const KEY_SETTINGS = [
   'wal_level',
   'archive_mode',
-  'archive_library',
-  'basic_archive.archive_directory',
   'archive_command',
   'archive_timeout',
   'wal_compression',

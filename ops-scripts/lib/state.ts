@@ -26,6 +26,8 @@ export interface StatePaths {
   secretsFile: string;
   repoDir: string;
   walArchiveDir: string;
+  /** The archive_command's script (infra/wal-archive.ts), written by up. */
+  archiveScript: string;
   /** Prometheus textfile collector directory. */
   metricsDir: string;
 }
@@ -48,6 +50,7 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
     secretsFile: join(root, 'secrets.json'),
     repoDir,
     walArchiveDir: join(repoDir, LAYOUT.wal),
+    archiveScript: join(root, 'pg', 'archive-wal.sh'),
     metricsDir: resolve(host.metricsDir ?? join(root, 'metrics')),
   };
 }

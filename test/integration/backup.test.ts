@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { walIndex } from '../../ops-scripts/lib/backup/layout.ts';
 import { withClient } from '../../ops-scripts/lib/db.ts';
 import { seed } from '../../ops-scripts/lib/seed/load.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
@@ -312,7 +313,7 @@ test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and t
     before.slice(-2).map((b) => b.id),
   );
   const oldestStart = kept[0]!.physical!.startSegment;
-  const segments = readdirSync(join(repo, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f));
+  const segments = [...walIndex(readdirSync(join(repo, 'wal'))).keys()].filter((f) => /^[0-9A-F]{24}$/.test(f));
   assert.ok(
     segments.every((f) => f.slice(8) >= oldestStart.slice(8)),
     'no segment older than the oldest kept start',

@@ -21,7 +21,7 @@ import { REDIS_ENTRYPOINT, redisFlags } from '../../infra/redis-server.ts';
 import { defaultSettings } from '../../infra/settings.ts';
 import { findRedisServer } from '../../ops-scripts/lib/binaries.ts';
 import { redisPing } from '../../ops-scripts/lib/redis.ts';
-import { CONTAINER_HBA, INITDB_ARGS } from '../../infra/postgres-server.ts';
+import { CONTAINER_ARCHIVE_SCRIPT, CONTAINER_HBA, CONTAINER_REPO, INITDB_ARGS } from '../../infra/postgres-server.ts';
 import { findPgBinaries } from '../../ops-scripts/lib/binaries.ts';
 import { withClient } from '../../ops-scripts/lib/db.ts';
 import { serviceUser } from '../../ops-scripts/lib/os-user.ts';
@@ -118,9 +118,9 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
   const envs: string[] = plain(c.inputs.envs);
   const initdbArgs = envs.find((e) => e.startsWith('POSTGRES_INITDB_ARGS='))!.slice('POSTGRES_INITDB_ARGS='.length);
   assert.is(initdbArgs, INITDB_ARGS);
-  const hba = (c.inputs.uploads as Array<{ file: string; content: string }>).find(
-    (u) => u.file === CONTAINER_HBA,
-  )!.content;
+  const uploads = c.inputs.uploads as Array<{ file: string; content: string; permissions: string }>;
+  const hba = uploads.find((u) => u.file === CONTAINER_HBA)!.content;
+  const archiveScript = uploads.find((u) => u.file === CONTAINER_ARCHIVE_SCRIPT)!;
   const flags: string[] = c.inputs.command.slice(1);
   assert.is(c.inputs.command[0], 'postgres');
   const pg = (await findPgBinaries({ minMajor: 15 }))!;
@@ -139,11 +139,13 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
   }
   writeFileSync(join(base, 'pwfile'), password, { mode: 0o600 });
   writeFileSync(join(base, 'pg_hba.conf'), hba, { mode: 0o644 });
+  writeFileSync(join(base, 'archive-wal.sh'), archiveScript.content, { mode: parseInt(archiveScript.permissions, 8) });
   if (as) chownSync(join(base, 'pwfile'), as.uid, as.gid);
   // The container's paths and port, mapped to this test's; every other flag exactly as the container gets it.
   const local = flags.map((f) =>
     f
-      .replace(/^basic_archive\.archive_directory=.*/, `basic_archive.archive_directory=${wal}`)
+      .replace(CONTAINER_ARCHIVE_SCRIPT, join(base, 'archive-wal.sh'))
+      .replace(`'${CONTAINER_REPO}/wal'`, `'${wal}'`)
       .replace(`hba_file=${CONTAINER_HBA}`, `hba_file=${join(base, 'pg_hba.conf')}`)
       .replace(/^port=5432$/, `port=${port}`),
   );
@@ -177,10 +179,13 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
     });
     let archived: string[] = [];
     for (let i = 0; i < 100 && !archived.length; i++) {
-      archived = readdirSync(wal).filter((f) => /^[0-9A-F]{24}$/.test(f));
+      archived = readdirSync(wal).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f));
       if (!archived.length) await sleep(100);
     }
-    assert.ok(archived.length > 0, 'basic_archive wrote the switched segment into the repository');
+    assert.ok(
+      archived.length > 0,
+      'the uploaded archive script wrote the switched segment, compressed, into the repository',
+    );
     // A client on another host: a network namespace with a veth pair of the test's own addresses.
     const ip = (...a: string[]) => run('ip', a);
     await ip('netns', 'add', ns);

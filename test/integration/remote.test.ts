@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { walIndex } from '../../ops-scripts/lib/backup/layout.ts';
 import S3rver from 's3rver';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { RemoteStore, remoteSettings } from '../../ops-scripts/lib/backup/remote.ts';
@@ -135,9 +136,11 @@ test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () 
   assert.ok(JSON.parse(r.stdout).pushed.length >= 4);
   const s = store();
   try {
-    const names = [...(await s.list('wal/')).keys()].map((k) => k.slice(4)).sort();
-    const local = readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f));
-    for (const f of local) assert.ok(names.includes(f), `${f} is in the store`);
+    const stored = [...(await s.list('wal/')).keys()].map((k) => k.slice(4)).sort();
+    const names = [...walIndex(stored).keys()].sort();
+    const local = readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}(\.zst)?$/.test(f));
+    assert.ok(local.length && local.every((f) => f.endsWith('.zst')), 'the archive holds segments compressed');
+    for (const f of local) assert.ok(stored.includes(f), `${f} is in the store as it is archived`);
     const first = parseSegment(
       names.find((n) => /^[0-9A-F]{24}$/.test(n))!,
       16 * 1024 * 1024,
@@ -211,7 +214,7 @@ test('with the local repository gone, a drill from the store alone verifies', as
   );
 });
 
-test('a restore from the store alone replays across WAL segments named with digits only and with letters', async () => {
+test('a restore from the store alone replays across WAL segments named with digits only and with letters, fetched ahead into the spool', async () => {
   const b = await job('backup', ['--type', 'physical', '--json']);
   assert.is(b.code, 0, b.stdout + b.stderr);
   await withClient(stack.pg, (c) => c.query('CREATE TABLE walk (n int PRIMARY KEY)'));
@@ -246,6 +249,9 @@ test('a restore from the store alone replays across WAL segments named with digi
   ]);
   assert.is(r.code, 0, r.stdout + r.stderr);
   const port = JSON.parse(r.stdout).port as number;
+  // The segments came from the prefetcher's spool, not one wal:fetch process each.
+  const prefetch = JSON.parse(r.stdout).walPrefetch as { fetched: number; used: number; failed: number };
+  assert.ok(prefetch.used >= 3 && prefetch.failed === 0, JSON.stringify(prefetch));
   try {
     const rows = await withClient({ ...stack.pg, port }, async (c) =>
       (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number),
@@ -280,7 +286,7 @@ test('remote mode keeps nothing locally once the store has it', async () => {
     'the local copy is gone',
   );
   assert.equal(
-    readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)),
+    readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}(\.zst)?$/.test(f)),
     [],
     'pushed segments are gone locally',
   );

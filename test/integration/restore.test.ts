@@ -387,9 +387,10 @@ test('a drill with a missing WAL segment exits 1 naming the segment, and leaves 
   await sleep(500);
   const wal = join(repo, 'wal');
   const segments = readdirSync(wal)
-    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+    .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
     .sort();
   const victim = segments[segments.length - 2]!;
+  const segment = victim.slice(0, 24);
   mkdirSync(join(tmpdir(), 'edupulse-wal-aside'), { recursive: true });
   copyFileSync(join(wal, victim), join(tmpdir(), 'edupulse-wal-aside', victim));
   rmSync(join(wal, victim));
@@ -397,7 +398,7 @@ test('a drill with a missing WAL segment exits 1 naming the segment, and leaves 
     const r = await runJob('drill', ['--json'], stack.env);
     const report = JSON.parse(r.stdout);
     assert.is(r.code, 1);
-    assert.match(JSON.stringify(report.checks), new RegExp(victim));
+    assert.match(JSON.stringify(report.checks), new RegExp(segment));
     assert.not.ok(existsSync(join(stack.ctx.paths.root, 'drills', report.id)));
     assert.equal(scratchProcesses(join(stack.ctx.paths.root, 'drills')), []);
   } finally {
@@ -412,11 +413,12 @@ test('a WAL segment the server cannot read stops the restore naming it, instead 
   await withClient(stack.pg, (c) => c.query('INSERT INTO probe DEFAULT VALUES; SELECT pg_switch_wal()'));
   await sleep(500);
   const wal = join(repo, 'wal');
-  const victim = readdirSync(wal)
-    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+  const stored = readdirSync(wal)
+    .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
     .sort()
     .slice(-2)[0]!;
-  const path = join(wal, victim);
+  const victim = stored.slice(0, 24);
+  const path = join(wal, stored);
   // Unreadable by the cluster's OS user: root's own file when run as root, mode 000 otherwise.
   if (stack.ctx.as) chownSync(path, 0, 0);
   else chmodSync(path, 0o000);

@@ -2,6 +2,7 @@
 // real servers they start.
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, mkdirSync, chmodSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -91,14 +92,23 @@ test('up on a fresh state dir: archiving into the repository, Redis only with it
     const show = async (name: string) => (await c.query(`SELECT current_setting($1) AS v`, [name])).rows[0].v as string;
     assert.is(await show('wal_level'), 'replica');
     assert.is(await show('archive_mode'), 'on');
-    assert.is(await show('archive_library'), 'basic_archive');
-    assert.is(await show('basic_archive.archive_directory'), join(root, 'repo', 'wal'));
+    assert.is(await show('archive_library'), '');
+    assert.is(
+      await show('archive_command'),
+      `'${join(root, 'pg', 'archive-wal.sh')}' %p %f '${join(root, 'repo', 'wal')}' 1`,
+    );
+    assert.is(await show('wal_compression'), 'zstd');
     assert.is(await show('data_checksums'), 'on');
     const { rows } = await c.query<{ walfile: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS walfile');
     const segment = rows[0]!.walfile;
     const deadline = Date.now() + 15_000;
-    while (!existsSync(join(root, 'repo', 'wal', segment)) && Date.now() < deadline) await sleep(100);
-    assert.ok(existsSync(join(root, 'repo', 'wal', segment)), `segment ${segment} archived`);
+    const archived = join(root, 'repo', 'wal', `${segment}.zst`);
+    while (!existsSync(archived) && Date.now() < deadline) await sleep(100);
+    assert.ok(existsSync(archived), `segment ${segment} archived, compressed`);
+    // What the archive holds is the segment the server wrote (still in its pg_wal).
+    const original = (await c.query('SELECT pg_read_binary_file($1) AS b', [`pg_wal/${segment}`])).rows[0].b as Buffer;
+    const unpacked = spawnSync('zstd', ['-q', '-d', '-c', archived], { maxBuffer: 64 << 20 }).stdout;
+    assert.ok(unpacked.equals(original), 'the archived segment decompresses to the bytes in pg_wal');
   });
   const port = Number(env.EDUPULSE_REDIS_PORT);
   // No ready check: it would send INFO unauthenticated and close the connection first.

@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { declarations, loginRoles } from '../../roles/declarations.ts';
+import { ARCHIVE_WAL_SCRIPT } from '../../infra/wal-archive.ts';
 import { mockProgram, plain, resolve, settle, wasSecret, type Recorded } from '../pulumi-mocks.ts';
 
 const recorded = mockProgram(
@@ -30,8 +31,13 @@ test('the Postgres container carries the WAL archiving settings of settings.ts a
   const c = (k: string) => flags[flags.indexOf('-c') >= 0 ? flags.findIndex((f) => f.startsWith(`${k}=`)) : -1];
   assert.is(c('wal_level'), 'wal_level=replica');
   assert.is(c('archive_mode'), 'archive_mode=on');
-  assert.is(c('archive_library'), 'archive_library=basic_archive');
-  assert.is(c('basic_archive.archive_directory'), 'basic_archive.archive_directory=/backup/wal');
+  assert.is(c('archive_command'), "archive_command='/etc/edupulse/archive-wal.sh' %p %f '/backup/wal' 1");
+  assert.is(c('wal_compression'), 'wal_compression=zstd');
+  const script = (pg.inputs.uploads as Array<{ file: string; content: string; permissions: string }>).find(
+    (u) => u.file === '/etc/edupulse/archive-wal.sh',
+  );
+  assert.is(script?.content, ARCHIVE_WAL_SCRIPT, 'the archive script is uploaded where archive_command runs it');
+  assert.is(script?.permissions, '0755');
   assert.is(c('archive_timeout'), 'archive_timeout=60s');
   assert.is(c('shared_preload_libraries'), 'shared_preload_libraries=pg_stat_statements');
   assert.ok(flags.every((f, i) => i === 0 || flags[i - 1] !== '-c' || /^[\w.]+=/.test(f)));

@@ -84,34 +84,24 @@ test('paths, programs, the service user and the object store are parsed with the
   rejects({ EDUPULSE_SERVICE_USER: 'root; rm' }, 'EDUPULSE_SERVICE_USER', /OS user name/);
 });
 
-test('postgres parameters archive with basic_archive into the repository', () => {
+test('postgres parameters archive through the zstd script into the repository', () => {
   const p = postgresParameters(defaultSettings.postgres, {
     walArchiveDir: '/repo/wal',
-    archiveMethod: 'basic_archive',
+    archiveScript: '/state/pg/archive-wal.sh',
   });
   assert.is(p.wal_level, 'replica');
   assert.is(p.archive_mode, 'on');
-  assert.is(p.archive_library, 'basic_archive');
-  assert.is(p['basic_archive.archive_directory'], '/repo/wal');
-  assert.is(p.archive_command, undefined);
+  assert.is(p.archive_library, undefined);
+  assert.is(p.archive_command, "'/state/pg/archive-wal.sh' %p %f '/repo/wal' 1");
   assert.is(p.archive_timeout, '60s');
   assert.is(p.log_min_duration_statement, '1000ms');
   assert.is(p.log_lock_waits, 'on');
-  assert.is(p.wal_compression, 'on');
+  assert.is(p.wal_compression, 'zstd');
   assert.is(p.shared_preload_libraries, 'pg_stat_statements');
   assert.is(p.password_encryption, 'scram-sha-256');
-});
-
-test('without basic_archive an archive_command refuses to overwrite and renames into place', () => {
-  const p = postgresParameters(defaultSettings.postgres, {
-    walArchiveDir: '/repo/wal',
-    archiveMethod: 'archive_command',
-  });
-  assert.is(p.archive_library, undefined);
-  assert.is(
-    p.archive_command,
-    "test ! -f '/repo/wal/%f' && cp %p '/repo/wal/%f.tmp' && mv '/repo/wal/%f.tmp' '/repo/wal/%f'",
-  );
+  const level = loadSettings({ EDUPULSE_PG_ARCHIVE_ZSTD_LEVEL: '6' }).postgres;
+  assert.match(postgresParameters(level, { walArchiveDir: '/w', archiveScript: '/s' }).archive_command!, / 6$/);
+  rejects({ EDUPULSE_PG_ARCHIVE_ZSTD_LEVEL: '30' }, 'EDUPULSE_PG_ARCHIVE_ZSTD_LEVEL', /1/);
 });
 
 test('redis directives carry memory limit, eviction policy and persistence', () => {

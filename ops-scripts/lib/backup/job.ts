@@ -87,6 +87,7 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
         ? await takePhysicalBackup(ctx, {
             compression: opts.compression ?? ctx.settings.backup.compression,
             checkpoint: opts.checkpoint ?? ctx.settings.backup.checkpoint,
+            walZstdLevel: ctx.settings.postgres.archiveZstdLevel,
             label: opts.label,
             maxRate: opts.maxRate,
             onProgress: opts.onProgress,

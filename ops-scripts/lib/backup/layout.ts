@@ -1,7 +1,10 @@
 // The backup repository's layout, for the local folder and the object store
 // alike (paths here are relative: joined to the folder, or used as object keys
 // under the store's prefix). Every file name the repository holds is here once.
-//   wal/<segment>                 archived WAL segments and timeline history files
+//   wal/<segment>.zst             archived WAL segments (and .partial files), zstd-compressed
+//                                 (infra/wal-archive.ts); plain wal/<segment> in archives written
+//                                 before compression, read alike
+//   wal/<tli>.history             timeline history files (and backup history files), plain
 //   base/<id>/                    a base backup: tar files, backup_manifest, backup.json
 //   logical/<id>/                 a pg_dump archive and backup.json
 //   restore-points.json           named restore points (backup:mark)
@@ -29,3 +32,27 @@ export const walPath = (file: string) => `${LAYOUT.wal}/${file}`;
 /** The WAL file a wal/ path (or key) names, if it is one. */
 export const walFileOf = (key: string) =>
   key.startsWith(`${LAYOUT.wal}/`) ? key.slice(LAYOUT.wal.length + 1) : undefined;
+
+/** The suffix of a compressed archived WAL file. */
+export const WAL_ZSTD = '.zst';
+
+/** The WAL file names PostgreSQL asks a restore_command for: segments, .partial, timeline and backup history files. */
+export const WAL_NAME_RE = /^[0-9A-F]{8}(?:[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?|\.history)$/;
+
+/** The WAL file a stored wal/ name holds. */
+export const walNameOf = (stored: string) => (stored.endsWith(WAL_ZSTD) ? stored.slice(0, -WAL_ZSTD.length) : stored);
+
+/**
+ * The WAL files an archive listing holds, each with the stored name that holds it: `<name>.zst`,
+ * or `<name>` as written before compression (the compressed copy wins when both exist). Anything
+ * else in the directory (temp files, strays) is not WAL.
+ */
+export function walIndex(stored: Iterable<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of stored) {
+    const name = walNameOf(f);
+    if (!WAL_NAME_RE.test(name)) continue;
+    if (f.endsWith(WAL_ZSTD) || !out.has(name)) out.set(name, f);
+  }
+  return out;
+}

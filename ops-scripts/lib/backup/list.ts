@@ -3,7 +3,6 @@
 // segment archived without a gap after it), whether the object store has it,
 // and the unfinished directories that are not backups.
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { BackupContext } from './context.ts';
 import { isOffloaded } from './offload.ts';
 import type { BackupKind, BackupRecord } from './repository.ts';
@@ -31,6 +30,6 @@ export function listBackups(
 export function recoverableWindow(ctx: BackupContext, r: BackupRecord): { from: string; to: string } {
   const from = r.physical!.endedAt;
   const newest = archiveStatus(ctx, r).newest;
-  const to = newest ? statSync(join(ctx.repo.walDir, newest.name)).mtime.toISOString() : undefined;
+  const to = newest ? statSync(ctx.repo.walStoredPath(newest.name)!).mtime.toISOString() : undefined;
   return { from, to: to && to > from ? to : from };
 }

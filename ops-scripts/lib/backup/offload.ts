@@ -9,7 +9,7 @@ import type { BackupContext } from './context.ts';
 import type { RemoteStore } from './remote.ts';
 import { RECORD_FILE, type BackupRecord } from './repository.ts';
 import { SEGMENT_RE, HISTORY_RE } from './wal.ts';
-import { backupPath, walPath } from './layout.ts';
+import { backupPath, walNameOf, walPath } from './layout.ts';
 
 export const OFFLOADED_FILE = 'offloaded.json';
 export const OBJECTS_FILE = 'objects.json';
@@ -44,9 +44,11 @@ export async function pushWal(
   store: RemoteStore,
   opts: { deleteLocal: boolean; concurrency?: number },
 ): Promise<WalPushResult> {
-  const local = ctx.repo
-    .walFiles()
-    .filter((f) => SEGMENT_RE.test(f) || HISTORY_RE.test(f) || /^[0-9A-F]{24}\.partial$/.test(f));
+  // Stored names (<segment>.zst, or plain from before compression) are pushed as they are: the store holds the same form.
+  const local = [...ctx.repo.walIndex()]
+    .filter(([name]) => SEGMENT_RE.test(name) || HISTORY_RE.test(name) || /^[0-9A-F]{24}\.partial$/.test(name))
+    .map(([, stored]) => stored)
+    .sort();
   const remote = await store.list(walPath(''));
   const missing = local.filter((f) => !remote.has(walPath(f)));
   const pushed: string[] = [];
@@ -60,7 +62,7 @@ export async function pushWal(
   if (opts.deleteLocal) {
     // Only what the store now holds; history files stay (they are small and restores read them).
     for (const f of local)
-      if (SEGMENT_RE.test(f) && (remote.has(walPath(f)) || pushed.includes(f))) {
+      if (SEGMENT_RE.test(walNameOf(f)) && (remote.has(walPath(f)) || pushed.includes(f))) {
         rmSync(join(ctx.repo.walDir, f));
         removedLocal++;
       }

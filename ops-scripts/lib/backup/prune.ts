@@ -3,6 +3,7 @@
 // files always). Never below one backup of a kind.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { WAL_ZSTD } from './layout.ts';
 import { badInput } from '../errors.ts';
 import type { BackupContext } from './context.ts';
 import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
@@ -52,7 +53,9 @@ export function prune(ctx: BackupContext, keep: Keep, opts: { dryRun?: boolean }
   const plan = retentionPlan(ctx.repo.list(), ctx.repo.walFiles(), keep);
   if (!opts.dryRun) {
     for (const r of plan.removed) ctx.repo.remove(r.kind, r.id);
-    for (const f of plan.walRemoved) rmSync(join(ctx.repo.walDir, f), { force: true });
+    // Both forms: a mixed archive may hold a segment compressed and plain.
+    for (const f of plan.walRemoved)
+      for (const stored of [`${f}${WAL_ZSTD}`, f]) rmSync(join(ctx.repo.walDir, stored), { force: true });
   }
   return { ...plan, dryRun: Boolean(opts.dryRun) };
 }

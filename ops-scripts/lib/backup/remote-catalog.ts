@@ -7,12 +7,15 @@ import { OBJECTS_FILE } from './offload.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
-import { backupPath, LAYOUT, walFileOf, walPath } from './layout.ts';
+import { backupPath, LAYOUT, walFileOf, walIndex, walPath } from './layout.ts';
 
 export interface RemoteListing {
   records: BackupRecord[];
   objects: Map<string, { bytes: number; modified: string }>;
+  /** The WAL file names the store holds (sorted)... */
   walFiles: string[];
+  /** ...and the stored name (key under wal/) of each: compressed or, from before compression, plain. */
+  walStored: Map<string, string>;
 }
 
 export async function readRemote(store: RemoteStore): Promise<RemoteListing> {
@@ -30,11 +33,8 @@ export async function readRemote(store: RemoteStore): Promise<RemoteListing> {
     if (text) records.push(JSON.parse(text) as BackupRecord);
   }
   records.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  const walFiles = [...objects.keys()]
-    .map(walFileOf)
-    .filter((f): f is string => Boolean(f))
-    .sort();
-  return { records, objects, walFiles };
+  const walStored = walIndex([...objects.keys()].map(walFileOf).filter((f): f is string => Boolean(f)));
+  return { records, objects, walFiles: [...walStored.keys()].sort(), walStored };
 }
 
 export async function remoteHistories(store: RemoteStore, walFiles: string[]): Promise<Map<number, HistoryEntry[]>> {
@@ -93,6 +93,9 @@ export async function pruneRemote(
   const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
   const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
   await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));
-  await store.remove([...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)), ...plan.walRemoved.map(walPath)]);
+  await store.remove([
+    ...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)),
+    ...plan.walRemoved.map((f) => walPath(listing.walStored.get(f) ?? f)),
+  ]);
   return plan;
 }

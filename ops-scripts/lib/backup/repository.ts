@@ -9,7 +9,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../files.ts';
 import type { OsUser } from '../run.ts';
 import type { Fingerprints } from './fingerprint.ts';
 import { HISTORY_RE, parseHistory, type HistoryEntry } from './wal.ts';
-import { backupPath, LAYOUT } from './layout.ts';
+import { backupPath, LAYOUT, WAL_ZSTD, walIndex } from './layout.ts';
 
 export const BACKUP_KINDS = ['physical', 'logical'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
@@ -152,8 +152,20 @@ export class LocalRepository {
     rmSync(this.backupDir(kind, id), { recursive: true, force: true });
   }
 
+  /** The archived WAL files by name, each with the stored name holding it (layout.ts walIndex). */
+  walIndex(): Map<string, string> {
+    return walIndex(existsSync(this.walDir) ? readdirSync(this.walDir) : []);
+  }
+
+  /** The archived WAL file names (segments whether stored compressed or not, history files), sorted. */
   walFiles(): string[] {
-    return existsSync(this.walDir) ? readdirSync(this.walDir).sort() : [];
+    return [...this.walIndex().keys()].sort();
+  }
+
+  /** Where the archived WAL file `name` is stored, if it is. */
+  walStoredPath(name: string): string | undefined {
+    for (const f of [`${name}${WAL_ZSTD}`, name]) if (existsSync(join(this.walDir, f))) return join(this.walDir, f);
+    return undefined;
   }
 
   histories(): Map<number, HistoryEntry[]> {

@@ -16,11 +16,15 @@ import { beginBackup, recordHead } from './begin-backup.ts';
 import { sha256File, type BackupRecord, type ChecksumFailure } from './repository.ts';
 import { checkManifestChecksum, STREAM_VERIFY_TOOL, streamVerify } from './stream-verify.ts';
 import { segmentName, segnoOfLsn } from './wal.ts';
+import { unpackWal, zstdFile } from './wal-store.ts';
+import { ensurePrivateDir } from '../files.ts';
 
 export interface PhysicalOptions {
   compression: string;
   checkpoint: 'fast' | 'spread';
   label?: string;
+  /** zstd level of the streamed WAL (pg_wal.tar.zst) when the backup is compressed; the archive's level. */
+  walZstdLevel?: number;
   /** pg_basebackup --max-rate, e.g. 10M: throttles the transfer. */
   maxRate?: string;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -71,7 +75,7 @@ async function acceptChecksumFailures(
   }
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const absent = names.filter((name) => !existsSync(join(ctx.repo.walDir, name)));
+    const absent = names.filter((name) => !ctx.repo.walStoredPath(name));
     if (!absent.length) break;
     if (Date.now() > deadline)
       throw failed(
@@ -81,10 +85,18 @@ async function acceptChecksumFailures(
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const f of readdirSync(dir).filter((x) => /^pg_wal\.tar/.test(x))) rmSync(join(dir, f));
-  await run('tar', ['-c', '-f', join(dir, 'pg_wal.tar'), '-C', ctx.repo.walDir, ...names], {
-    as: ctx.as,
-    dieWithParent: true,
-  });
+  // The archive stores segments compressed: they go into the tar as the server wrote them.
+  const plain = join(dir, '.pg_wal');
+  ensurePrivateDir(plain, ctx.as);
+  try {
+    for (const name of names) await unpackWal(ctx.repo.walStoredPath(name)!, join(plain, name), ctx.as);
+    await run('tar', ['-c', '-f', join(dir, 'pg_wal.tar'), '-C', plain, ...names], {
+      as: ctx.as,
+      dieWithParent: true,
+    });
+  } finally {
+    rmSync(plain, { recursive: true, force: true });
+  }
   for (const f of failures) {
     const m = /^base\/(\d+)\/(\d+)/.exec(f.file);
     if (!m) continue;
@@ -144,6 +156,9 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
     });
     const checksumFailures =
       taken.code === 0 ? [] : await acceptChecksumFailures(ctx, dir, taken, facts.walSegmentBytes);
+    // pg_basebackup compresses base.tar (server-side) but streams pg_wal.tar as it is: compress it like the archive.
+    if (opts.compression !== 'none' && existsSync(join(dir, 'pg_wal.tar')))
+      await zstdFile(join(dir, 'pg_wal.tar'), opts.walZstdLevel ?? 1, ctx.as);
     const manifestText = readFileSync(join(dir, 'backup_manifest'), 'utf8');
     const manifest = JSON.parse(manifestText) as Manifest;
     const range = manifest['WAL-Ranges'][0]!;

@@ -6,7 +6,7 @@ import type { BackupContext } from '../backup/context.ts';
 import { pushWal } from '../backup/offload.ts';
 import { RemoteStore, remoteSettings } from '../backup/remote.ts';
 import { withClient, type PgConfig } from '../db.ts';
-import { openCatalog, type Catalog } from './catalog.ts';
+import type { Catalog } from './catalog.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +36,7 @@ export async function waitArchived(admin: PgConfig, seg: string, timeoutMs = 90_
 }
 
 /** After the local archive caught up: the store gets the new WAL and the catalog sees it. No-op for the local catalog, which reads on use. */
-export async function syncStoreWal(ctx: BackupContext, catalog: Catalog, stagingRoot: string): Promise<void> {
+export async function syncStoreWal(ctx: BackupContext, catalog: Catalog): Promise<void> {
   const remote = remoteSettings();
   if (catalog.source !== 'remote' || !remote) return;
   const store = new RemoteStore(remote);
@@ -45,17 +45,11 @@ export async function syncStoreWal(ctx: BackupContext, catalog: Catalog, staging
   } finally {
     store.close();
   }
-  const fresh = await openCatalog(ctx, stagingRoot, true);
-  Object.assign(catalog, {
-    walFiles: fresh.catalog.walFiles,
-    histories: fresh.catalog.histories,
-    walTime: fresh.catalog.walTime,
-  });
-  fresh.close();
+  await catalog.refresh?.();
 }
 
 /** The whole step, for restore's archiveNow option. */
-export const archiveNow = (ctx: BackupContext, catalog: Catalog, stagingRoot: string) => async () => {
+export const archiveNow = (ctx: BackupContext, catalog: Catalog) => async () => {
   await archiveUpToNow(ctx.admin);
-  await syncStoreWal(ctx, catalog, stagingRoot);
+  await syncStoreWal(ctx, catalog);
 };

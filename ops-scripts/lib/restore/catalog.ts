@@ -3,7 +3,9 @@
 // named restore points, how to get a base backup's files on local disk, and
 // the restore_command that fetches WAL.
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { failed } from '../errors.ts';
+import { unpackWal, localRestoreCommand } from '../backup/wal-store.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { OBJECTS_FILE } from '../backup/offload.ts';
 import type { RemoteStore } from '../backup/remote.ts';
@@ -13,7 +15,12 @@ import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
-import { backupPath, LAYOUT, walPath } from '../backup/layout.ts';
+import { spoolRestoreCommand, startPrefetch, type Prefetcher } from './prefetch.ts';
+import { checkArchive, parseSegment } from '../backup/wal.ts';
+
+/** Downloads the prefetcher runs at once: measured (BENCHMARKS.md, "restore from the store") to keep replay fed. */
+const PREFETCH_PARALLEL = 4;
+import { backupPath, LAYOUT, WAL_ZSTD, walPath } from '../backup/layout.ts';
 
 export interface Catalog {
   source: 'local' | 'remote';
@@ -27,11 +34,18 @@ export interface Catalog {
   /** A local directory holding the base backup's files (downloaded first from a store). */
   baseDir(r: BackupRecord): Promise<string>;
   restoreCommand: string;
+  /** From a store: fetch the WAL recovery from `backup` reads ahead of replay (prefetch.ts), until stopped. */
+  prefetch?(backup: BackupRecord): Prefetcher;
+  /** From a store: read its listing again (WAL pushed since it was opened). */
+  refresh?(): Promise<void>;
   cleanup(): void;
 }
 
-/** Read when used, not when made: a drill archives WAL between opening the catalog and restoring. */
-export function localCatalog(ctx: BackupContext): Catalog {
+/**
+ * Read when used, not when made: a drill archives WAL between opening the catalog and restoring.
+ * Compressed segments pg_waldump reads are unpacked into `staging`, which cleanup() removes.
+ */
+export function localCatalog(ctx: BackupContext, staging: string): Catalog {
   return {
     source: 'local',
     get backups() {
@@ -43,25 +57,37 @@ export function localCatalog(ctx: BackupContext): Catalog {
     get histories() {
       return ctx.repo.histories();
     },
-    walTime: (name) => statSync(join(ctx.repo.walDir, name)).mtime.toISOString(),
-    walPath: async (name) => join(ctx.repo.walDir, name),
+    walTime: (name) => {
+      const stored = ctx.repo.walStoredPath(name);
+      return stored ? statSync(stored).mtime.toISOString() : undefined;
+    },
+    async walPath(name) {
+      const stored = ctx.repo.walStoredPath(name);
+      if (!stored) throw failed(`archived WAL file ${name} is no longer in ${ctx.repo.walDir}`);
+      if (!stored.endsWith(WAL_ZSTD)) return stored;
+      const path = join(staging, LAYOUT.wal, name);
+      if (!existsSync(path)) {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        await unpackWal(stored, path);
+      }
+      return path;
+    },
     get restorePoints() {
       return readRestorePoints(ctx.repo);
     },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
-    // Exit 1 only when the file is not there (the end of the archive); a file that cannot be copied exits 126,
-    // which makes PostgreSQL stop with an error instead of taking it for the end and promoting early.
-    restoreCommand: `if [ -e "${ctx.repo.walDir}/%f" ]; then cp "${ctx.repo.walDir}/%f" "%p" || exit 126; else exit 1; fi`,
-    cleanup() {},
+    restoreCommand: localRestoreCommand(ctx.repo.walDir),
+    cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }
 
 /** The store's catalog; base backups are downloaded into a staging directory that cleanup() removes. */
 export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, staging: string): Promise<Catalog> {
-  const { records, objects, walFiles } = await readRemote(store);
-  const histories = await remoteHistories(store, walFiles);
+  let listing = await readRemote(store);
+  let histories = await remoteHistories(store, listing.walFiles);
   const points = await store.getText(LAYOUT.restorePoints);
   const { settings } = store;
+  const spool = `${staging}-spool`;
   const envs = [
     `EDUPULSE_REPO_MODE=${settings.mode}`,
     `EDUPULSE_S3_BUCKET=${settings.bucket}`,
@@ -71,16 +97,30 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   ];
   return {
     source: 'remote',
-    backups: records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
-    walFiles,
-    histories,
-    walTime: (name) => objects.get(walPath(name))?.modified,
+    backups: listing.records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
+    get walFiles() {
+      return listing.walFiles;
+    },
+    get histories() {
+      return histories;
+    },
+    async refresh() {
+      listing = await readRemote(store);
+      histories = await remoteHistories(store, listing.walFiles);
+    },
+    walTime: (name) => listing.objects.get(walPath(listing.walStored.get(name) ?? name))?.modified,
     async walPath(name) {
       const dir = join(staging, LAYOUT.wal);
       const path = join(dir, name);
       if (!existsSync(path)) {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        await store.download(walPath(name), path);
+        const stored = listing.walStored.get(name) ?? name;
+        if (!stored.endsWith(WAL_ZSTD)) await store.download(walPath(stored), path);
+        else {
+          await store.download(walPath(stored), join(dir, stored));
+          await unpackWal(join(dir, stored), path);
+          rmSync(join(dir, stored));
+        }
       }
       return path;
     },
@@ -99,8 +139,28 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       }
       return dir;
     },
-    // Each segment is fetched from the store by our own command (credentials from the server's environment).
-    restoreCommand: `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch %f "%p"`,
+    // Segments come from the spool the prefetcher fills; anything else is fetched from the store by our own
+    // command (credentials from the server's environment).
+    restoreCommand: spoolRestoreCommand(
+      spool,
+      `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch`,
+    ),
+    prefetch(backup) {
+      const seg = backup.server.walSegmentBytes;
+      const start = parseSegment(backup.physical!.startSegment, seg)!;
+      const { segments } = checkArchive(listing.walFiles, histories, start, seg);
+      return startPrefetch({
+        store,
+        segments,
+        stored: listing.walStored,
+        spool,
+        segmentBytes: seg,
+        maxBytes: ctx.settings.backup.walPrefetchMb * 1048576,
+        parallel: PREFETCH_PARALLEL,
+        as: ctx.as,
+        logger: ctx.logger,
+      });
+    },
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }
@@ -119,13 +179,13 @@ export async function openCatalog(
 ): Promise<{ catalog: Catalog; close(): void }> {
   const { RemoteStore, remoteSettings } = await import('../backup/remote.ts');
   const settings = remoteSettings();
-  const local = localCatalog(ctx);
+  const local = localCatalog(ctx, join(stagingRoot, `local-${process.pid}-${Date.now()}`));
   if (!settings || (!fromRemote && local.backups.length)) {
     if (fromRemote)
       throw (await import('../errors.ts')).badInput(
         '--from-remote needs EDUPULSE_REPO_MODE=copy or remote and EDUPULSE_S3_*',
       );
-    return { catalog: local, close() {} };
+    return { catalog: local, close: () => local.cleanup() };
   }
   const store = new RemoteStore(settings);
   const catalog = await remoteCatalog(ctx, store, join(stagingRoot, `remote-${Date.now()}`));

@@ -6,6 +6,7 @@
 // cluster so it can never write into the live archive.
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
@@ -17,6 +18,7 @@ import { checkReachableBy } from '../stack-context.ts';
 import { freePort, portFree } from '../ports.ts';
 import type { PhaseProgress } from '../progress.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
+import type { PrefetchStats } from './prefetch.ts';
 import { type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
 import { chooseBackup, pickBackup, newestArchivedAt, replayEnd, resolveTarget } from './select.ts';
@@ -58,6 +60,8 @@ export interface RestoreResult {
   promoted: boolean;
   paused: boolean;
   timings: { chooseSeconds: number; extractSeconds: number; replaySeconds?: number; promoteSeconds?: number };
+  /** From a store: WAL segments fetched ahead of replay, how many the server took from the spool, failures. */
+  walPrefetch?: PrefetchStats;
   replayedWalBytes?: number;
   lastReplayedCommit?: string | null;
   /** The recovery target given to PostgreSQL, when it differs from the one asked for (see quiet). */
@@ -97,6 +101,17 @@ async function binariesFor(major: number): Promise<PgBinaries> {
 }
 
 export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise<RestoreResult> {
+  if (opts.catalog) return restoreFrom(ctx, opts, opts.catalog);
+  // The local repository; compressed segments pg_waldump reads are unpacked into a temp directory, removed after.
+  const own = localCatalog(ctx, join(tmpdir(), `edupulse-restore-wal-${process.pid}-${Date.now()}`));
+  try {
+    return await restoreFrom(ctx, opts, own);
+  } finally {
+    own.cleanup();
+  }
+}
+
+async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Catalog): Promise<RestoreResult> {
   const t0 = performance.now();
   const to = resolve(opts.to);
   checkTargetDir(to, opts.liveDataDir, opts.protectedDirs);
@@ -107,7 +122,6 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
     dirname(to),
     "restore into a directory the cluster's OS user can reach, for example under the state directory",
   );
-  const catalog = opts.catalog ?? localCatalog(ctx);
   // The backup choice is bad input or not before the live server is asked for anything.
   pickBackup(catalog, opts.target, opts.backupId);
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
@@ -133,123 +147,151 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
-  const spec: ClusterSpec = { pg, dataDir: to, logFile: join(to, 'restore.log'), port, as: ctx.as, logger: ctx.logger };
-  try {
-    const e0 = performance.now();
+  // From a store, the WAL replay needs is fetched while the base backup is extracted and ahead of replay.
+  const prefetcher = opts.start ? catalog.prefetch?.(backup) : undefined;
+  let prefetched: PrefetchStats | undefined;
+  const result = await extractAndRecover().finally(async () => {
+    prefetched = await prefetcher?.stop();
+  });
+  if (prefetched) {
+    result.walPrefetch = prefetched;
+    if (prefetched.failed)
+      ctx.logger.log({
+        event: 'warn',
+        message: `${prefetched.failed} WAL prefetches failed (the restore_command fetched them)`,
+      });
+  }
+  return result;
+
+  async function extractAndRecover(): Promise<RestoreResult> {
+    const spec: ClusterSpec = {
+      pg,
+      dataDir: to,
+      logFile: join(to, 'restore.log'),
+      port,
+      as: ctx.as,
+      logger: ctx.logger,
+    };
     try {
-      const dir = await catalog.baseDir(backup);
-      // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
-      // fails here, named, instead of starting a cluster with corrupt pages.
-      const [extractError, damaged] = await Promise.all([
-        extractBaseBackup(dir, to, {
-          as: ctx.as,
-          onBytes:
-            opts.onProgress &&
-            ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })),
-        }).then(
-          () => undefined,
-          (err: unknown) => err,
-        ),
-        damagedFiles(dir, backup),
-      ]);
-      if (damaged.length) {
-        throw failed(
-          `backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
-          'restore from another backup (--backup), and run backup:verify --all',
+      const e0 = performance.now();
+      try {
+        const dir = await catalog.baseDir(backup);
+        // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
+        // fails here, named, instead of starting a cluster with corrupt pages.
+        const [extractError, damaged] = await Promise.all([
+          extractBaseBackup(dir, to, {
+            as: ctx.as,
+            onBytes:
+              opts.onProgress &&
+              ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })),
+          }).then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
+          damagedFiles(dir, backup),
+        ]);
+        if (damaged.length) {
+          throw failed(
+            `backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
+            'restore from another backup (--backup), and run backup:verify --all',
+          );
+        }
+        if (extractError) throw extractError;
+      } finally {
+        catalog.cleanup();
+      }
+      const extractSeconds = (performance.now() - e0) / 1000;
+      const params: Record<string, string> = {
+        port: String(port),
+        listen_addresses: '127.0.0.1',
+        // TCP only: the restored cluster shares no socket directory with anything.
+        unix_socket_directories: '',
+        // Never archive from a restored cluster: its new timeline must not enter the live archive.
+        archive_mode: 'off',
+        restore_command: catalog.restoreCommand,
+        ...targetParameters(recoveryTarget),
+        recovery_target_action: opts.pause ? 'pause' : 'promote',
+        recovery_target_timeline: 'latest',
+        hot_standby: 'on',
+        shared_preload_libraries: 'pg_stat_statements',
+      };
+      // The backup carries the live cluster's edupulse.conf (included by postgresql.conf); this replaces it.
+      for (const [name, content] of [
+        ['edupulse.conf', renderConf(params)],
+        ['recovery.signal', ''],
+      ] as const) {
+        writeFileSync(join(to, name), content, { mode: 0o600 });
+        if (ctx.as) chownSync(join(to, name), ctx.as.uid, ctx.as.gid);
+      }
+      const result: RestoreResult = {
+        backup: {
+          id: backup.id,
+          endedAt: backup.physical!.endedAt,
+          stopLsn: backup.physical!.stopLsn,
+          major: backup.server.major,
+        },
+        target: describeTarget(opts.target),
+        dataDir: to,
+        port,
+        promoted: false,
+        paused: false,
+        timings: { chooseSeconds, extractSeconds },
+        spec,
+        ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
+        ...(resolved
+          ? {
+              walEvidence: {
+                ...(resolved.around.atOrBefore
+                  ? {
+                      atOrBefore: {
+                        ...resolved.around.atOrBefore,
+                        micros: resolved.around.atOrBefore.micros.toString(),
+                      },
+                    }
+                  : {}),
+                ...(resolved.around.after
+                  ? { after: { ...resolved.around.after, micros: resolved.around.after.micros.toString() } }
+                  : {}),
+                through: resolved.around.through,
+              },
+            }
+          : {}),
+      };
+      if (!opts.start) return result;
+      const recovered = await awaitRecovery(spec, opts.superuser, {
+        pause: opts.pause,
+        timeoutSeconds: opts.timeoutSeconds,
+        replayFrom,
+        replayTo,
+        startLsn: backup.physical!.startLsn,
+        onProgress: opts.onProgress,
+      });
+      const { replaySeconds, promoteSeconds, ...rest } = recovered;
+      Object.assign(result, rest);
+      if (replaySeconds !== undefined) result.timings.replaySeconds = replaySeconds;
+      if (promoteSeconds !== undefined) result.timings.promoteSeconds = promoteSeconds;
+      return result;
+    } catch (err) {
+      // Nothing half-made stays behind: stop what was started, remove what was made. The server's log is
+      // kept (in the state's logs) and the error points there, not into the directory just removed.
+      if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
+      const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
+      if (created) rmSync(to, { recursive: true, force: true });
+      else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
+      if (
+        kept &&
+        err instanceof ToolkitError &&
+        (err.message.includes(spec.logFile) || err.hint?.includes(spec.logFile))
+      ) {
+        throw new ToolkitError(
+          err.kind,
+          err.message.replaceAll(spec.logFile, kept),
+          err.hint?.replaceAll(spec.logFile, kept),
+          { cause: err.cause },
         );
       }
-      if (extractError) throw extractError;
-    } finally {
-      catalog.cleanup();
+      throw err;
     }
-    const extractSeconds = (performance.now() - e0) / 1000;
-    const params: Record<string, string> = {
-      port: String(port),
-      listen_addresses: '127.0.0.1',
-      // TCP only: the restored cluster shares no socket directory with anything.
-      unix_socket_directories: '',
-      // Never archive from a restored cluster: its new timeline must not enter the live archive.
-      archive_mode: 'off',
-      restore_command: catalog.restoreCommand,
-      ...targetParameters(recoveryTarget),
-      recovery_target_action: opts.pause ? 'pause' : 'promote',
-      recovery_target_timeline: 'latest',
-      hot_standby: 'on',
-      shared_preload_libraries: 'pg_stat_statements',
-    };
-    // The backup carries the live cluster's edupulse.conf (included by postgresql.conf); this replaces it.
-    for (const [name, content] of [
-      ['edupulse.conf', renderConf(params)],
-      ['recovery.signal', ''],
-    ] as const) {
-      writeFileSync(join(to, name), content, { mode: 0o600 });
-      if (ctx.as) chownSync(join(to, name), ctx.as.uid, ctx.as.gid);
-    }
-    const result: RestoreResult = {
-      backup: {
-        id: backup.id,
-        endedAt: backup.physical!.endedAt,
-        stopLsn: backup.physical!.stopLsn,
-        major: backup.server.major,
-      },
-      target: describeTarget(opts.target),
-      dataDir: to,
-      port,
-      promoted: false,
-      paused: false,
-      timings: { chooseSeconds, extractSeconds },
-      spec,
-      ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
-      ...(resolved
-        ? {
-            walEvidence: {
-              ...(resolved.around.atOrBefore
-                ? {
-                    atOrBefore: { ...resolved.around.atOrBefore, micros: resolved.around.atOrBefore.micros.toString() },
-                  }
-                : {}),
-              ...(resolved.around.after
-                ? { after: { ...resolved.around.after, micros: resolved.around.after.micros.toString() } }
-                : {}),
-              through: resolved.around.through,
-            },
-          }
-        : {}),
-    };
-    if (!opts.start) return result;
-    const recovered = await awaitRecovery(spec, opts.superuser, {
-      pause: opts.pause,
-      timeoutSeconds: opts.timeoutSeconds,
-      replayFrom,
-      replayTo,
-      startLsn: backup.physical!.startLsn,
-      onProgress: opts.onProgress,
-    });
-    const { replaySeconds, promoteSeconds, ...rest } = recovered;
-    Object.assign(result, rest);
-    if (replaySeconds !== undefined) result.timings.replaySeconds = replaySeconds;
-    if (promoteSeconds !== undefined) result.timings.promoteSeconds = promoteSeconds;
-    return result;
-  } catch (err) {
-    // Nothing half-made stays behind: stop what was started, remove what was made. The server's log is
-    // kept (in the state's logs) and the error points there, not into the directory just removed.
-    if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
-    const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
-    if (created) rmSync(to, { recursive: true, force: true });
-    else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
-    if (
-      kept &&
-      err instanceof ToolkitError &&
-      (err.message.includes(spec.logFile) || err.hint?.includes(spec.logFile))
-    ) {
-      throw new ToolkitError(
-        err.kind,
-        err.message.replaceAll(spec.logFile, kept),
-        err.hint?.replaceAll(spec.logFile, kept),
-        { cause: err.cause },
-      );
-    }
-    throw err;
   }
 }
 

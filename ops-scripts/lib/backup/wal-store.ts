@@ -1,0 +1,47 @@
+// Reading an archived WAL file back in the form PostgreSQL and pg_waldump
+// read: a compressed one (<name>.zst, see infra/wal-archive.ts) is
+// decompressed, a plain one (an archive from before compression) copied.
+import { chownSync, closeSync, copyFileSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { run, type OsUser } from '../run.ts';
+import { WAL_ZSTD } from './layout.ts';
+
+/** Writes the WAL file stored at `stored` (compressed when its name ends in .zst) to `target` as the server wrote it (via a temp name, so `target` is whole or absent). */
+export async function unpackWal(stored: string, target: string, as?: OsUser): Promise<void> {
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+  try {
+    if (stored.endsWith(WAL_ZSTD))
+      await run('zstd', ['-q', '-d', '-f', '-o', tmp, '--', stored], { dieWithParent: true });
+    else copyFileSync(stored, tmp);
+    if (as) chownSync(tmp, as.uid, as.gid);
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Compresses `path` to `<path>.zst` (zstd at `level`, synced to disk), then removes `path`. */
+export async function zstdFile(path: string, level: number, as?: OsUser): Promise<string> {
+  const out = `${path}${WAL_ZSTD}`;
+  await run('zstd', ['-q', `-${level}`, '-f', '-o', out, '--', path], { as, dieWithParent: true });
+  const fd = openSync(out, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  rmSync(path);
+  return out;
+}
+
+/**
+ * The restore_command for a local archive directory: the compressed copy, else a plain one;
+ * exit 1 only when neither is there (the end of the archive), 126 when one is there but cannot
+ * be read (PostgreSQL then stops with an error instead of taking it for the end and promoting early).
+ */
+export function localRestoreCommand(walDir: string): string {
+  const z = `${walDir}/%f${WAL_ZSTD}`;
+  const p = `${walDir}/%f`;
+  return `if [ -e "${z}" ]; then zstd -q -d -f -o "%p" "${z}" || exit 126; elif [ -e "${p}" ]; then cp "${p}" "%p" || exit 126; else exit 1; fi`;
+}
