@@ -23,7 +23,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { backupContext } from '../ops-scripts/lib/backup/context.ts';
 import { runBackup } from '../ops-scripts/lib/backup/job.ts';
 import { offloadAll } from '../ops-scripts/lib/backup/offload.ts';
-import { RemoteStore } from '../ops-scripts/lib/backup/remote.ts';
+import { RemoteStore, remoteSettings } from '../ops-scripts/lib/backup/remote.ts';
 import { renderConf, startCluster, stopCluster, type ClusterSpec } from '../ops-scripts/lib/cluster.ts';
 import { withClient, type PgConfig } from '../ops-scripts/lib/db.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
@@ -31,6 +31,7 @@ import { archiveUpToNow } from '../ops-scripts/lib/restore/archive-now.ts';
 import { openCatalog } from '../ops-scripts/lib/restore/catalog.ts';
 import { restore } from '../ops-scripts/lib/restore/restore.ts';
 import { run } from '../ops-scripts/lib/run.ts';
+import { pgEnv } from '../ops-scripts/lib/pg-password.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { freePort, startTestStack } from '../test/harness.ts';
 
@@ -115,7 +116,7 @@ try {
         '-p',
         String(stack.pg.port),
         '-U',
-        stack.secrets.postgres.superuser,
+        String(ctx.backupLogin.user),
         '-D',
         copy.dataDir,
         '-X',
@@ -123,7 +124,7 @@ try {
         '-c',
         'fast',
       ],
-      { as, env: { PGPASSWORD: stack.secrets.postgres.password } },
+      { as, env: pgEnv(ctx.backupLogin) },
     );
     writeFileSync(
       join(copy.dataDir, 'pg_hba.conf'),
@@ -169,9 +170,11 @@ try {
     if (as) for (const f of ['pg_hba.conf', 'edupulse.conf']) chownSync(join(copy.dataDir, f), as.uid, as.gid);
     if (as) chownSync(conf, as.uid, as.gid);
     rmSync(join(copy.dataDir, 'postmaster.pid'), { force: true });
+    console.error('pgBackRest copy cluster made; starting it');
     await startCluster(copy);
     running.push(copy);
     await pgbackrest('stanza-create');
+    console.error('stanza created');
   } else {
     console.log(
       'bench:pgbackrest: pgbackrest is not on the PATH (apt-get install pgbackrest): measuring our side only',
@@ -200,6 +203,7 @@ try {
     theirStored = backups[backups.length - 1]!.info.repository.delta;
   }
 
+  console.error('backups done; write burst');
   // The same burst on both; what each archive stored for it.
   const ourWal = () => dirBytes(ctx.repo.walDir, (f) => /^[0-9A-F]{24}/.test(f));
   const theirWal = () => dirBytes(join(br, 'repo', 'archive'), (f) => /^[0-9A-F]{24}-/.test(f));
@@ -211,16 +215,21 @@ try {
   await archiveUpToNow(stack.pg);
   const ourArchived = ourWal() - ourBefore;
   let theirArchived = 0;
+  let theirTarget = new Date();
   let theirWalBytes = 0;
   if (hasPgbackrest) {
     const before = theirWal();
     theirWalBytes = await writeBurst(copyConn, WAL_MB);
+    // A commit after the target, archived: PostgreSQL stops at a time target only on a later commit record.
+    await sleep(1100);
+    theirTarget = new Date();
+    await sleep(1100);
+    await withClient(copyConn, (c) => c.query('INSERT INTO bench_burst VALUES (-1, $1)', ['after the target']));
     await archiveUpToNow(copyConn);
     theirArchived = theirWal() - before;
   }
 
   // 3: point-in-time restore to the end of the burst (ours and theirs need the burst's WAL replayed).
-  const theirTarget = new Date();
   const restoreTimes: Record<'ours' | 'theirs' | 'remote', number[]> = { ours: [], theirs: [], remote: [] };
   const superuser = { user: stack.secrets.postgres.superuser, password: stack.secrets.postgres.password };
   const ourRestore = async (fromRemote: boolean) => {
@@ -291,6 +300,9 @@ try {
       const took = secs(t);
       await stopCluster(spec, 'immediate');
       return took;
+    } catch (err) {
+      console.error(spawnSync('tail', ['-20', spec.logFile]).stdout.toString());
+      throw err;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -318,11 +330,12 @@ try {
   });
   await client.send(new CreateBucketCommand({ Bucket: 'edupulse-bench' }));
   client.destroy();
-  const store = new RemoteStore({ endpoint, region: 'us-east-1', bucket: 'edupulse-bench', prefix: '', mode: 'copy' });
+  const store = new RemoteStore(remoteSettings()!);
   const off = await offloadAll(ctx, store, 'copy');
   store.close();
   if (!off.ok) throw new Error(`offload failed: ${off.error}`);
 
+  console.error('offloaded; restores');
   let replayed = 0;
   let prefetch = '';
   for (let i = 0; i < ROUNDS; i++) {

@@ -46,6 +46,7 @@ if (config.mode === 'docker') {
   network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
   const pg = new PostgresServer(`edupulse-${stack}`, {
     settings: config.settings.postgres,
+    ageRecipients: config.settings.backup.encryption.recipients,
     image: d.postgresImage,
     network,
     password: postgresPassword,

@@ -6,11 +6,13 @@
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { renderHba } from '../roles/hba.ts';
-import { ARCHIVE_WAL_SCRIPT } from './wal-archive.ts';
+import { ARCHIVE_WAL_SCRIPT, recipientsFileContent } from './wal-archive.ts';
 import { CONTAINER_PORTS, postgresParameters, type PostgresSettings } from './settings.ts';
 
 export interface PostgresServerArgs {
   settings: PostgresSettings;
+  /** Encryption at rest: archived WAL is encrypted to these age public keys (the image must then carry age). */
+  ageRecipients?: string[];
   image: string;
   network: docker.Network;
   password: pulumi.Input<string>;
@@ -27,6 +29,8 @@ const CONTAINER_DATA = '/var/lib/postgresql/data';
 export const CONTAINER_HBA = '/etc/edupulse/pg_hba.conf';
 /** The archive_command's script (wal-archive.ts), uploaded into the container; the image has zstd. */
 export const CONTAINER_ARCHIVE_SCRIPT = '/etc/edupulse/archive-wal.sh';
+/** The age recipients archived WAL is encrypted to, uploaded when encryption at rest is on (the image then needs age). */
+export const CONTAINER_AGE_RECIPIENTS = '/etc/edupulse/age-recipients';
 /** initdb's arguments in the container (POSTGRES_INITDB_ARGS). */
 export const INITDB_ARGS = '--data-checksums --auth-host=scram-sha-256 --auth-local=peer';
 
@@ -40,10 +44,13 @@ export const INITDB_ARGS = '--data-checksums --auth-host=scram-sha-256 --auth-lo
 export const containerHba = () => renderHba({ superuser: 'postgres', addresses: ['all'] });
 
 /** The server's parameters as `-c name=value` arguments, from the one place they are written. */
-export function postgresFlags(settings: PostgresSettings): string[] {
+export function postgresFlags(settings: PostgresSettings, ageRecipients: string[] = [], image?: string): string[] {
+  const major = /^(?:[\w.\/-]+\/)?postgres:(\d+)/.exec(image ?? settings.imageTag)?.[1];
   const params = postgresParameters(settings, {
+    ...(major ? { major: Number(major) } : {}),
     walArchiveDir: `${CONTAINER_REPO}/wal`,
     archiveScript: CONTAINER_ARCHIVE_SCRIPT,
+    ...(ageRecipients.length ? { ageRecipientsFile: CONTAINER_AGE_RECIPIENTS } : {}),
     port: CONTAINER_PORTS.postgres,
     listenAddresses: '*',
   });
@@ -73,7 +80,7 @@ export class PostgresServer extends pulumi.ComponentResource {
           `install -d -o postgres -g postgres -m 0700 ${CONTAINER_REPO}/wal ${CONTAINER_REPO}/base ${CONTAINER_REPO}/logical && exec docker-entrypoint.sh "$@"`,
           '--',
         ],
-        command: ['postgres', ...postgresFlags(args.settings)],
+        command: ['postgres', ...postgresFlags(args.settings, args.ageRecipients, args.image)],
         envs: [
           pulumi.interpolate`POSTGRES_PASSWORD=${args.password}`,
           `POSTGRES_INITDB_ARGS=${INITDB_ARGS}`,
@@ -83,6 +90,15 @@ export class PostgresServer extends pulumi.ComponentResource {
         uploads: [
           { file: CONTAINER_HBA, content: containerHba(), permissions: '0644' },
           { file: CONTAINER_ARCHIVE_SCRIPT, content: ARCHIVE_WAL_SCRIPT, permissions: '0755' },
+          ...(args.ageRecipients?.length
+            ? [
+                {
+                  file: CONTAINER_AGE_RECIPIENTS,
+                  content: recipientsFileContent(args.ageRecipients),
+                  permissions: '0644',
+                },
+              ]
+            : []),
         ],
         volumes: [
           { hostPath: args.dataDir, containerPath: CONTAINER_DATA },

@@ -90,6 +90,13 @@ export interface BackupSettings {
   checkpoint: 'fast' | 'spread';
   /** A restore from the object store fetches WAL ahead of replay into a spool of at most this many MB. */
   walPrefetchMb: number;
+  /**
+   * Encryption at rest with age (off when no recipients): base backups, dumps and archived WAL are
+   * encrypted to these public keys where they are written, so the database host needs only them;
+   * the identity (private key) file is needed only to restore, drill or verify deeply, and need not
+   * live on the database host at all.
+   */
+  encryption: { recipients: string[]; identityFile?: string };
 }
 
 export interface HealthThresholds {
@@ -189,6 +196,7 @@ export const defaultSettings: Settings = {
     // Measured (BENCHMARKS.md): server-side zstd level 1 is the fastest with a good ratio.
     compression: 'server-zstd:1',
     walPrefetchMb: 256,
+    encryption: { recipients: [] },
     checkpoint: 'fast',
   },
   maintenance: {
@@ -262,6 +270,8 @@ export const PATTERNS = {
   size: [/^\d+(kb|mb|gb)?$/i, 'a size such as 256mb'],
   duration: [/^\d+(ms|s|min)?$/, 'a duration such as 5s or 500ms'],
   database: [/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case database name'],
+  ageRecipient: [/^age1[02-9ac-hj-np-z]{58}$/, 'an age public key (age1..., from age-keygen -y)'],
+  absolutePath: [/^\/[^\0'"\n]*$/, 'an absolute path'],
 } as const satisfies Record<string, readonly [RegExp, string]>;
 
 function fromEnv<T>(env: Env, name: string, fallback: T, parse: (raw: string) => T): T {
@@ -281,6 +291,10 @@ const oneOf = <T extends string>(env: Env, name: string, fallback: T, allowed: r
   fromEnv(env, name, fallback, (r) => check.oneOf(r, allowed));
 const matching = (env: Env, name: string, fallback: string, pattern: RegExp, what: string) =>
   fromEnv(env, name, fallback, (r) => check.match(r, pattern, what));
+const optionalPath = (env: Env, name: string): { identityFile?: string } => {
+  const path = fromEnv<string | undefined>(env, name, undefined, (r) => check.match(r, ...PATTERNS.absolutePath));
+  return path ? { identityFile: path } : {};
+};
 const shaped = (env: Env, name: string, fallback: string, [pattern, what]: readonly [RegExp, string]) =>
   matching(env, name, fallback, pattern, what);
 
@@ -317,6 +331,8 @@ export const KNOWN_VARIABLES = [
   'PG_ARCHIVE_TIMEOUT',
   'PG_ARCHIVE_ZSTD_LEVEL',
   'WAL_PREFETCH_MB',
+  'BACKUP_AGE_RECIPIENTS',
+  'BACKUP_AGE_IDENTITY',
   'PG_LOG_MIN_DURATION_MS',
   'MIGRATE_LOCK_TIMEOUT',
   'REDIS_PORT',
@@ -420,6 +436,12 @@ export function loadSettings(env: Env = {}): Settings {
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),
       checkpoint: oneOf(env, 'BACKUP_CHECKPOINT', d.backup.checkpoint, ['fast', 'spread'] as const),
       walPrefetchMb: intIn(env, 'WAL_PREFETCH_MB', d.backup.walPrefetchMb, 16, 65536),
+      encryption: {
+        recipients: fromEnv(env, 'BACKUP_AGE_RECIPIENTS', d.backup.encryption.recipients, (r) =>
+          r.split(',').map((k) => check.match(k.trim(), ...PATTERNS.ageRecipient)),
+        ),
+        ...optionalPath(env, 'BACKUP_AGE_IDENTITY'),
+      },
     },
     maintenance: {
       ...d.maintenance,
@@ -435,15 +457,31 @@ export function loadSettings(env: Env = {}): Settings {
  */
 export function postgresParameters(
   s: PostgresSettings,
-  where: { walArchiveDir: string; archiveScript: string; port?: number; listenAddresses?: string },
+  where: {
+    walArchiveDir: string;
+    archiveScript: string;
+    /** When encryption at rest is on: the file holding the age recipients archived WAL is encrypted to. */
+    ageRecipientsFile?: string;
+    /** The server's major version, where known: 17+ summarizes WAL for incremental backups. */
+    major?: number;
+    port?: number;
+    listenAddresses?: string;
+  },
 ): Record<string, string> {
   return {
     port: String(where.port ?? s.port),
     listen_addresses: where.listenAddresses ?? '127.0.0.1',
     wal_level: 'replica',
     archive_mode: 'on',
-    archive_command: archiveCommand(where.archiveScript, where.walArchiveDir, s.archiveZstdLevel),
+    archive_command: archiveCommand(
+      where.archiveScript,
+      where.walArchiveDir,
+      s.archiveZstdLevel,
+      where.ageRecipientsFile,
+    ),
     archive_timeout: `${s.archiveTimeoutSeconds}s`,
+    // PostgreSQL 17+: WAL summaries let pg_basebackup --incremental send only changed blocks.
+    ...((where.major ?? 0) >= 17 ? { summarize_wal: 'on' } : {}),
     // Full-page images: zstd measured fewer WAL bytes and less time than 'on' (pglz) here (BENCHMARKS.md, "WAL archive").
     wal_compression: 'zstd',
     log_min_duration_statement: `${s.logMinDurationMs}ms`,

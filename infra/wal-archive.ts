@@ -17,27 +17,34 @@
 //     says so on stderr (the server's log) and exits 1, so the server keeps the
 //     segment in pg_wal, retries, and the archiver alert fires;
 //   - any other failure (disk full, zstd missing) exits non-zero: the same.
+// With age recipients set (encryption at rest, ops-scripts/lib/backup/crypt.ts)
+// segments are stored as <name>.zst.age, with the segment's SHA-256 in
+// <name>.zst.age.sha256 for the same-content check (the host cannot decrypt).
 // Segments and .partial files are stored as <name>.zst; timeline history and
 // backup history files stay as they are (tiny, read as text). An archive written
 // before compression (plain <segment> files) is read alongside (see
 // ops-scripts/lib/backup/layout.ts), and a plain copy counts as archived.
 
-/** The archive_command's script. Arguments: %p %f <archive directory> <zstd level>. */
+/** The archive_command's script. Arguments: %p %f <archive directory> <zstd level> [<age recipients file>]. */
 export const ARCHIVE_WAL_SCRIPT = `#!/bin/sh
-# Written by edupulse-db (infra/wal-archive.ts): archive_command = '<this> %p %f <dir> <zstd level>'.
+# Written by edupulse-db (infra/wal-archive.ts):
+# archive_command = '<this> %p %f <dir> <zstd level> [<age recipients file>]'.
 set -u
-src=$1 name=$2 dir=$3 level=$4
+src=$1 name=$2 dir=$3 level=$4 recipients=\${5:-}
 case $name in
-  *.history | *.backup) dest=$dir/$name zst= ;;
-  *) dest=$dir/$name.zst zst=1 ;;
+  *.history | *.backup) dest=$dir/$name ;;
+  *) if [ -n "$recipients" ]; then dest=$dir/$name.zst.age; else dest=$dir/$name.zst; fi ;;
 esac
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
 same() {
   case $1 in
+    # Encrypted: the host cannot decrypt (it has no identity); the segment's SHA-256 beside it decides.
+    *.age) [ -f "$1.sha256" ] && [ "$(cat -- "$1.sha256")" = "$(sha "$src")" ] ;;
     *.zst) zstd -q -d -c -- "$1" | cmp -s -- - "$src" ;;
     *) cmp -s -- "$1" "$src" ;;
   esac
 }
-for existing in "$dest" "$dir/$name"; do
+for existing in "$dir/$name.zst.age" "$dir/$name.zst" "$dir/$name"; do
   if [ -e "$existing" ]; then
     same "$existing" && exit 0
     echo "archive-wal: $existing is already archived with different content; not overwritten" >&2
@@ -45,10 +52,21 @@ for existing in "$dest" "$dir/$name"; do
   fi
 done
 tmp=$dir/.$name.$$.tmp
-trap 'rm -f -- "$tmp"' EXIT
-if [ -n "$zst" ]; then zstd -q -"$level" -c -- "$src" >"$tmp"; else cp -- "$src" "$tmp"; fi || exit 1
+trap 'rm -f -- "$tmp" "$tmp.zst" "$tmp.sha256"' EXIT
+case $dest in
+  *.age)
+    zstd -q -"$level" -c -- "$src" >"$tmp.zst" && age -R "$recipients" -o "$tmp" -- "$tmp.zst" || exit 1
+    sha "$src" >"$tmp.sha256" && sync -- "$tmp.sha256" && mv -- "$tmp.sha256" "$dest.sha256" || exit 1 ;;
+  *.zst) zstd -q -"$level" -c -- "$src" >"$tmp" || exit 1 ;;
+  *) cp -- "$src" "$tmp" || exit 1 ;;
+esac
 sync -- "$tmp" && mv -- "$tmp" "$dest" && sync -- "$dir"
 `;
 
-/** The archive_command line that runs the script at `script` into `dir`. */
-export const archiveCommand = (script: string, dir: string, level: number) => `'${script}' %p %f '${dir}' ${level}`;
+/** The archive_command line that runs the script at `script` into `dir`, encrypting to `recipientsFile` when given. */
+export const archiveCommand = (script: string, dir: string, level: number, recipientsFile?: string) =>
+  `'${script}' %p %f '${dir}' ${level}${recipientsFile ? ` '${recipientsFile}'` : ''}`;
+
+/** The age recipients file the script reads: one public key per line. */
+export const recipientsFileContent = (recipients: string[]) =>
+  `# Written by edupulse-db: the age recipients archived WAL is encrypted to.\n${recipients.join('\n')}\n`;

@@ -3,6 +3,7 @@ import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { runBackup, type BackupJobOptions } from './lib/backup/job.ts';
 import { bytes } from './lib/format.ts';
+import { canIncremental, INCREMENTAL_MIN_MAJOR } from './lib/backup/incremental.ts';
 import { progressBar, type Progress } from './lib/progress.ts';
 import { resolveStack } from './lib/stack-context.ts';
 
@@ -24,6 +25,9 @@ repository (exit 3 naming the running one).
   --checkpoint fast|spread     (default fast)
   --label TEXT                 a label kept in backup.json
   --max-rate R                 throttle the transfer (e.g. 32k, 10M per second)
+  --incremental                physical: only the blocks changed since the newest
+                               physical backup (PostgreSQL 17+, summarize_wal);
+                               on 15/16 a full backup is taken and the output says so
   --keep-physical N            retention (default from EDUPULSE_BACKUP_KEEP_PHYSICAL, 7)
   --keep-logical M             retention (default from EDUPULSE_BACKUP_KEEP_LOGICAL, 14)`;
 
@@ -34,6 +38,7 @@ await command(
     name: 'backup',
     usage,
     string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical'],
+    boolean: ['incremental'],
   },
   async ({ args, logger }) => {
     const stack = await resolveStack({ logger });
@@ -43,6 +48,7 @@ await command(
       checkpoint: args.checkpoint as BackupJobOptions['checkpoint'],
       label: args.label as string | undefined,
       maxRate: args['max-rate'] as string | undefined,
+      incremental: Boolean(args.incremental),
       keep: {
         physical: intFlag(args['keep-physical'], stack.settings.backup.keepPhysical),
         logical: intFlag(args['keep-logical'], stack.settings.backup.keepLogical),
@@ -64,6 +70,14 @@ await command(
             `${r.durationSeconds.toFixed(1)}s, ${r.throughputMBps.toFixed(1)} MB/s; ${r.verification.tool}: ok`,
           ...(r.physical
             ? [`  WAL ${r.physical.startLsn} .. ${r.physical.stopLsn} on timeline ${r.physical.timeline} (included)`]
+            : []),
+          ...(r.physical?.incremental ? [`  incremental on top of ${r.physical.incremental.parent}`] : []),
+          ...(opts.incremental && r.physical && !r.physical.incremental
+            ? [
+                canIncremental(r.server.major)
+                  ? '  full backup: there was no physical backup of this cluster to build an incremental on'
+                  : `  full backup: PostgreSQL ${r.server.major} has no incremental backups (${INCREMENTAL_MIN_MAJOR}+)`,
+              ]
             : []),
           ...(result.cleaned.length ? [`  cleaned unfinished: ${result.cleaned.join(', ')}`] : []),
           ...(result.pruned.removed.length

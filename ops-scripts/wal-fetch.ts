@@ -7,7 +7,8 @@ import { rmSync } from 'node:fs';
 import { command } from './lib/cli.ts';
 import { RemoteStore, remoteSettings } from './lib/backup/remote.ts';
 import { badInput } from './lib/errors.ts';
-import { WAL_NAME_RE, WAL_ZSTD, walPath } from './lib/backup/layout.ts';
+import { WAL_NAME_RE, walPath, walStoredForms } from './lib/backup/layout.ts';
+import { settingsFromEnv } from './lib/settings.ts';
 import { unpackWal } from './lib/backup/wal-store.ts';
 import { dirname, join } from 'node:path';
 
@@ -31,13 +32,14 @@ await command(
     const store = new RemoteStore(settings);
     try {
       // Compressed as the archive stores it, or plain in a store written before compression.
-      for (const stored of [`${file}${WAL_ZSTD}`, file]) {
+      const identity = settingsFromEnv().backup.encryption.identityFile;
+      for (const stored of walStoredForms(file)) {
         if (!(await store.head(walPath(stored)))) continue;
         // Named to end as the stored name does: unpackWal decompresses by the .zst suffix.
         const download = join(dirname(path), `.download-${process.pid}-${stored}`);
         try {
           await store.download(walPath(stored), download);
-          await unpackWal(download, path);
+          await unpackWal(download, path, undefined, identity);
         } catch (err) {
           rmSync(path, { force: true });
           throw err;

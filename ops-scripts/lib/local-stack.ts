@@ -1,6 +1,7 @@
 // The local stack: PostgreSQL and Redis from the host's binaries, with the
 // settings of infra/settings.ts, in the state directory. `up` is idempotent:
 // on a running stack it changes nothing and says so.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -17,7 +18,7 @@ import { badInput } from './errors.ts';
 import { portFree, portHolder } from './ports.ts';
 import { applyDesiredState } from './desired-state.ts';
 import { ensurePrivateDir, writeFileAtomic } from './files.ts';
-import { ARCHIVE_WAL_SCRIPT } from '../../infra/wal-archive.ts';
+import { ARCHIVE_WAL_SCRIPT, recipientsFileContent } from '../../infra/wal-archive.ts';
 import { secretsFileStore } from './roles/password-store.ts';
 import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
@@ -94,9 +95,13 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
     steps.add('postgres: initdb', 'done', `PostgreSQL ${ctx.pg.version} in ${paths.dataDir}`);
   }
   // The archive_command's script (rewritten only when it differs; the server runs it per segment).
-  if (!existsSync(paths.archiveScript) || readFileSync(paths.archiveScript, 'utf8') !== ARCHIVE_WAL_SCRIPT) {
+  const written = (path: string, content: string) => existsSync(path) && readFileSync(path, 'utf8') === content;
+  if (!written(paths.archiveScript, ARCHIVE_WAL_SCRIPT))
     writeFileAtomic(paths.archiveScript, ARCHIVE_WAL_SCRIPT, { mode: 0o755 });
-  }
+  // Public keys only: the database host never holds the identity.
+  const { recipients } = ctx.settings.backup.encryption;
+  if (recipients.length && !written(paths.ageRecipients, recipientsFileContent(recipients)))
+    writeFileAtomic(paths.ageRecipients, recipientsFileContent(recipients), { mode: 0o644 });
   const configChanged = configureCluster(spec, {
     params: localParameters(ctx),
     hba: localHba(),
@@ -193,6 +198,11 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
 export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Promise<UpResult> {
   await checkReachable(ctx);
   await checkPorts(ctx, opts.redis !== false);
+  if (ctx.settings.backup.encryption.recipients.length && spawnSync('age', ['--version']).error)
+    throw badInput(
+      'EDUPULSE_BACKUP_AGE_RECIPIENTS is set but the age command is not installed',
+      'apt-get install age (the archive script and the backup job encrypt with it)',
+    );
   const created = stateDirs(ctx).filter((d) => !existsSync(d));
   for (const dir of stateDirs(ctx)) ensurePrivateDir(dir, ctx.as);
   const steps = new Steps(ctx);

@@ -112,6 +112,8 @@ export function localParameters(ctx: StackContext): Record<string, string> {
     ...postgresParameters(ctx.settings.postgres, {
       walArchiveDir: ctx.paths.walArchiveDir,
       archiveScript: ctx.paths.archiveScript,
+      major: ctx.pg.major,
+      ...(ctx.settings.backup.encryption.recipients.length ? { ageRecipientsFile: ctx.paths.ageRecipients } : {}),
     }),
     unix_socket_directories: ctx.paths.socketDir,
     unix_socket_permissions: '0700',

@@ -28,6 +28,8 @@ export interface StatePaths {
   walArchiveDir: string;
   /** The archive_command's script (infra/wal-archive.ts), written by up. */
   archiveScript: string;
+  /** The age recipients the archive script encrypts WAL to, when encryption at rest is on. */
+  ageRecipients: string;
   /** Prometheus textfile collector directory. */
   metricsDir: string;
 }
@@ -51,6 +53,7 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
     repoDir,
     walArchiveDir: join(repoDir, LAYOUT.wal),
     archiveScript: join(root, 'pg', 'archive-wal.sh'),
+    ageRecipients: join(root, 'pg', 'age-recipients'),
     metricsDir: resolve(host.metricsDir ?? join(root, 'metrics')),
   };
 }

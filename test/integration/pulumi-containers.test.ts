@@ -150,6 +150,11 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
       .replace(/^port=5432$/, `port=${port}`),
   );
   assert.ok(local.includes(`hba_file=${join(base, 'pg_hba.conf')}`), 'the container names its pg_hba with hba_file');
+  // The image is PostgreSQL 17, which summarizes WAL for incremental backups; the binaries here are older and
+  // do not know the parameter: it alone is left out of the boot (asserted present for the image).
+  const summarize = local.indexOf('summarize_wal=on');
+  assert.ok(summarize > 0, 'postgres:17 gets summarize_wal=on');
+  if (pg.major < 17) local.splice(summarize - 1, 2);
   let server: ReturnType<typeof spawn> | undefined;
   try {
     await run(

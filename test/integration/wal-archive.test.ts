@@ -127,4 +127,15 @@ test('an archive with some segments plain (from before compression) and the rest
   assert.ok(SEGMENT.test(plain[0]!));
 });
 
+test('backup --incremental on PostgreSQL 15 takes a full backup and says why', async () => {
+  const r = await runJob('backup', ['--incremental'], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /full backup: PostgreSQL 15 has no incremental backups \(17\+\)/);
+  const listed = JSON.parse((await runJob('backup:list', ['--json'], stack.env)).stdout);
+  assert.not.ok(listed.backups.at(-1).physical.incremental);
+  const bad = await runJob('backup', ['--type', 'logical', '--incremental'], stack.env);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--incremental is for physical backups/);
+});
+
 test.run();

@@ -67,6 +67,7 @@ function catalog(opts: { gap?: boolean } = {}): Catalog {
     histories: new Map(),
     walTime: (n) => `2026-11-24T10:0${Number(parseSegment(n, SEG)!.segno) - 2}:59Z`,
     walPath: async (n) => n,
+    walEncrypted: false,
     restorePoints: [{ name: 'before-upgrade', lsn: '0/3000050', time: '2026-11-24T10:01:40Z', timeline: 1 }],
     baseDir: async () => '',
     restoreCommand: '',

@@ -27,8 +27,9 @@ const SEG = '00000001000000000000002A';
 function withArchive(
   fn: (t: {
     dir: string;
+    root: string;
     src: (name: string, content: Buffer) => string;
-    archive: (path: string, name: string) => { code: number; stderr: string };
+    archive: (path: string, name: string, recipients?: string) => { code: number; stderr: string };
   }) => void,
 ) {
   const root = mkdtempSync(join(tmpdir(), 'edupulse-archive-'));
@@ -39,13 +40,14 @@ function withArchive(
     spawnSync('mkdir', [dir]);
     fn({
       dir,
+      root,
       src: (name, content) => {
         const p = join(root, `pg_wal-${name}`);
         writeFileSync(p, content);
         return p;
       },
-      archive: (path, name) => {
-        const r = spawnSync(script, [path, name, dir, '1'], { encoding: 'utf8' });
+      archive: (path, name, recipients) => {
+        const r = spawnSync(script, [path, name, dir, '1', ...(recipients ? [recipients] : [])], { encoding: 'utf8' });
         return { code: r.status ?? -1, stderr: r.stderr };
       },
     });
@@ -116,6 +118,30 @@ test('a directory that cannot be written fails the command and leaves no temp fi
     assert.is.not(archive(src(SEG, segment()), SEG).code, 0);
     chmodSync(dir, 0o700);
     assert.equal(readdirSync(dir), []);
+  }));
+
+test('with age recipients a segment is stored encrypted: only the identity reads it; a retry is success, different bytes refused', () =>
+  withArchive(({ dir, root, src, archive }) => {
+    const identity = join(root, 'identity.txt');
+    assert.is(spawnSync('age-keygen', ['-o', identity]).status, 0);
+    const recipients = join(root, 'recipients');
+    writeFileSync(recipients, spawnSync('age-keygen', ['-y', identity]).stdout);
+    const content = segment();
+    const path = src(SEG, content);
+    const r = archive(path, SEG, recipients);
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(readdirSync(dir).sort(), [`${SEG}.zst.age`, `${SEG}.zst.age.sha256`]);
+    const stored = join(dir, `${SEG}.zst.age`);
+    assert.match(readFileSync(stored).subarray(0, 21).toString(), /^age-encryption\.org\/v1/);
+    const decrypted = spawnSync('age', ['-d', '-i', identity, stored], { maxBuffer: 64 << 20 }).stdout;
+    assert.ok(
+      spawnSync('zstd', ['-q', '-d', '-c'], { input: decrypted, maxBuffer: 64 << 20 }).stdout.equals(content),
+      'decrypts and decompresses to the segment',
+    );
+    assert.is(archive(path, SEG, recipients).code, 0, 'the same segment again: success (by its SHA-256)');
+    const other = archive(src(`${SEG}-other`, segment()), SEG, recipients);
+    assert.is(other.code, 1);
+    assert.match(other.stderr, /different content/);
   }));
 
 test.run();

@@ -54,6 +54,8 @@ export function validateBackupOptions(o: BackupJobOptions): void {
   }
   if (o.checkpoint !== undefined && !['fast', 'spread'].includes(o.checkpoint))
     throw badInput(`--checkpoint must be fast or spread, not "${o.checkpoint}"`);
+  if (o.incremental && o.type !== 'physical')
+    throw badInput('--incremental is for physical backups', 'leave it out with --type logical');
   if (o.maxRate !== undefined) {
     // pg_basebackup's own limits: kilobytes per second (k optional, M for megabytes), from 32 kB/s to 1 GB/s.
     const m = /^(\d+)([kM]?)$/.exec(o.maxRate);
@@ -90,6 +92,7 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
             walZstdLevel: ctx.settings.postgres.archiveZstdLevel,
             label: opts.label,
             maxRate: opts.maxRate,
+            incremental: opts.incremental,
             onProgress: opts.onProgress,
           })
         : await takeLogicalBackup(ctx, { label: opts.label });

@@ -3,7 +3,8 @@
 // under the store's prefix). Every file name the repository holds is here once.
 //   wal/<segment>.zst             archived WAL segments (and .partial files), zstd-compressed
 //                                 (infra/wal-archive.ts); plain wal/<segment> in archives written
-//                                 before compression, read alike
+//                                 before compression, read alike; <segment>.zst.age (and the
+//                                 segment's SHA-256 in <segment>.zst.age.sha256) when encrypted
 //   wal/<tli>.history             timeline history files (and backup history files), plain
 //   base/<id>/                    a base backup: tar files, backup_manifest, backup.json
 //   logical/<id>/                 a pg_dump archive and backup.json
@@ -39,8 +40,19 @@ export const WAL_ZSTD = '.zst';
 /** The WAL file names PostgreSQL asks a restore_command for: segments, .partial, timeline and backup history files. */
 export const WAL_NAME_RE = /^[0-9A-F]{8}(?:[0-9A-F]{16}(?:\.partial|\.[0-9A-F]{8}\.backup)?|\.history)$/;
 
+/** The suffix of a compressed and encrypted archived WAL file (encryption at rest, crypt.ts). */
+export const WAL_ZSTD_AGE = `${WAL_ZSTD}.age`;
+
+/** The forms an archived WAL file may be stored in, preferred first. */
+export const walStoredForms = (name: string) => [`${name}${WAL_ZSTD_AGE}`, `${name}${WAL_ZSTD}`, name];
+
 /** The WAL file a stored wal/ name holds. */
-export const walNameOf = (stored: string) => (stored.endsWith(WAL_ZSTD) ? stored.slice(0, -WAL_ZSTD.length) : stored);
+export const walNameOf = (stored: string) =>
+  stored.endsWith(WAL_ZSTD_AGE)
+    ? stored.slice(0, -WAL_ZSTD_AGE.length)
+    : stored.endsWith(WAL_ZSTD)
+      ? stored.slice(0, -WAL_ZSTD.length)
+      : stored;
 
 /**
  * The WAL files an archive listing holds, each with the stored name that holds it: `<name>.zst`,
@@ -52,7 +64,8 @@ export function walIndex(stored: Iterable<string>): Map<string, string> {
   for (const f of stored) {
     const name = walNameOf(f);
     if (!WAL_NAME_RE.test(name)) continue;
-    if (f.endsWith(WAL_ZSTD) || !out.has(name)) out.set(name, f);
+    const held = out.get(name);
+    if (!held || walStoredForms(name).indexOf(f) < walStoredForms(name).indexOf(held)) out.set(name, f);
   }
   return out;
 }

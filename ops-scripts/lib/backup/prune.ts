@@ -3,11 +3,12 @@
 // files always). Never below one backup of a kind.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { WAL_ZSTD } from './layout.ts';
+import { WAL_ZSTD_AGE, walStoredForms } from './layout.ts';
 import { badInput } from '../errors.ts';
 import type { BackupContext } from './context.ts';
 import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { parseSegment } from './wal.ts';
+import { ancestorsToKeep } from './incremental.ts';
 
 export interface PruneResult {
   removed: Array<{ kind: BackupKind; id: string }>;
@@ -33,7 +34,10 @@ export function retentionPlan(records: BackupRecord[], walFiles: string[], keep:
   const removed: PruneResult['removed'] = [];
   for (const kind of BACKUP_KINDS) {
     const all = records.filter((r) => r.kind === kind);
-    for (const r of all.slice(0, Math.max(0, all.length - keep[kind]))) removed.push({ kind, id: r.id });
+    const cut = Math.max(0, all.length - keep[kind]);
+    // An incremental kept keeps its chain: the backups it builds on stay, whatever their age.
+    const chains = ancestorsToKeep(records, all.slice(cut));
+    for (const r of all.slice(0, cut)) if (!chains.has(r.id)) removed.push({ kind, id: r.id });
   }
   const oldest = records.filter((r) => r.kind === 'physical' && !removed.some((x) => x.id === r.id))[0];
   const walRemoved: string[] = [];
@@ -55,7 +59,8 @@ export function prune(ctx: BackupContext, keep: Keep, opts: { dryRun?: boolean }
     for (const r of plan.removed) ctx.repo.remove(r.kind, r.id);
     // Both forms: a mixed archive may hold a segment compressed and plain.
     for (const f of plan.walRemoved)
-      for (const stored of [`${f}${WAL_ZSTD}`, f]) rmSync(join(ctx.repo.walDir, stored), { force: true });
+      for (const stored of [...walStoredForms(f), `${f}${WAL_ZSTD_AGE}.sha256`])
+        rmSync(join(ctx.repo.walDir, stored), { force: true });
   }
   return { ...plan, dryRun: Boolean(opts.dryRun) };
 }

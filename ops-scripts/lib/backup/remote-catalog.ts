@@ -4,6 +4,7 @@
 import type { RemoteStore } from './remote.ts';
 import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
 import { OBJECTS_FILE } from './offload.ts';
+import { chainProblems } from './incremental.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
@@ -65,6 +66,7 @@ export async function verifyRemote(store: RemoteStore, r: BackupRecord, listing:
   }
   let newestWal: string | undefined;
   if (r.physical) {
+    problems.push(...chainProblems(listing.records, r));
     const seg = r.server.walSegmentBytes;
     const archive = checkArchive(
       listing.walFiles,

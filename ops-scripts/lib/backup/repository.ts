@@ -9,7 +9,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../files.ts';
 import type { OsUser } from '../run.ts';
 import type { Fingerprints } from './fingerprint.ts';
 import { HISTORY_RE, parseHistory, type HistoryEntry } from './wal.ts';
-import { backupPath, LAYOUT, WAL_ZSTD, walIndex } from './layout.ts';
+import { backupPath, LAYOUT, walIndex, walStoredForms } from './layout.ts';
 
 export const BACKUP_KINDS = ['physical', 'logical'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
@@ -49,6 +49,8 @@ export interface BackupRecord {
     compression: string;
     checkpoint: string;
     walIncluded: boolean;
+    /** An incremental backup (PostgreSQL 17+, incremental.ts): the backup it builds on. */
+    incremental?: { parent: string };
   };
   logical?: { database: string; tool: 'pg_dump -Fc'; entries: number; tables: Fingerprints };
   sizes: { rawBytes: number; storedBytes: number };
@@ -60,6 +62,8 @@ export interface BackupRecord {
    * server): the backup is still complete and restorable, the job exits 1 and health goes critical.
    */
   checksumFailures?: ChecksumFailure[];
+  /** Encrypted at rest (crypt.ts): the stored tar files / dump are age files for these recipients. */
+  encryption?: { tool: 'age'; recipients: string[] };
 }
 
 export const RECORD_FILE = LAYOUT.record;
@@ -164,7 +168,7 @@ export class LocalRepository {
 
   /** Where the archived WAL file `name` is stored, if it is. */
   walStoredPath(name: string): string | undefined {
-    for (const f of [`${name}${WAL_ZSTD}`, name]) if (existsSync(join(this.walDir, f))) return join(this.walDir, f);
+    for (const f of walStoredForms(name)) if (existsSync(join(this.walDir, f))) return join(this.walDir, f);
     return undefined;
   }
 

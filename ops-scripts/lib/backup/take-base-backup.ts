@@ -17,12 +17,16 @@ import { sha256File, type BackupRecord, type ChecksumFailure } from './repositor
 import { checkManifestChecksum, STREAM_VERIFY_TOOL, streamVerify } from './stream-verify.ts';
 import { segmentName, segnoOfLsn } from './wal.ts';
 import { unpackWal, zstdFile } from './wal-store.ts';
+import { encryptFile } from './crypt.ts';
+import { canIncremental, incrementalParent } from './incremental.ts';
 import { ensurePrivateDir } from '../files.ts';
 
 export interface PhysicalOptions {
   compression: string;
   checkpoint: 'fast' | 'spread';
   label?: string;
+  /** An incremental on top of the newest physical backup where the server can (PostgreSQL 17+); else a full one. */
+  incremental?: boolean;
   /** zstd level of the streamed WAL (pg_wal.tar.zst) when the backup is compressed; the archive's level. */
   walZstdLevel?: number;
   /** pg_basebackup --max-rate, e.g. 10M: throttles the transfer. */
@@ -89,7 +93,13 @@ async function acceptChecksumFailures(
   const plain = join(dir, '.pg_wal');
   ensurePrivateDir(plain, ctx.as);
   try {
-    for (const name of names) await unpackWal(ctx.repo.walStoredPath(name)!, join(plain, name), ctx.as);
+    for (const name of names)
+      await unpackWal(
+        ctx.repo.walStoredPath(name)!,
+        join(plain, name),
+        ctx.as,
+        ctx.settings.backup.encryption.identityFile,
+      );
     await run('tar', ['-c', '-f', join(dir, 'pg_wal.tar'), '-C', plain, ...names], {
       as: ctx.as,
       dieWithParent: true,
@@ -142,6 +152,10 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       '-P',
     ];
     if (opts.compression !== 'none') args.push(`--compress=${opts.compression}`);
+    // Capability-checked: PostgreSQL 15/16 have no incremental backups, so the request takes a full one.
+    const parent =
+      opts.incremental && canIncremental(facts.major) ? incrementalParent(ctx.repo.list('physical'), facts) : undefined;
+    if (parent) args.push(`--incremental=${join(ctx.repo.backupDir('physical', parent.id), 'backup_manifest')}`);
     if (opts.maxRate) args.push(`--max-rate=${opts.maxRate}`);
     const taken = await run(ctx.pg.bin('pg_basebackup'), args, {
       nothrow: true,
@@ -175,6 +189,11 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       throw failed(`backup ${id} does not match its manifest:\n${verified.problems.slice(0, 10).join('\n')}`);
     }
     const verifySeconds = (performance.now() - v0) / 1000;
+    // Encryption at rest: the verified tar files become age files; the manifest holds names, sizes and checksums only.
+    const { recipients } = ctx.settings.backup.encryption;
+    if (recipients.length)
+      for (const name of readdirSync(dir).filter((f) => /^(base|pg_wal)\.tar/.test(f)))
+        await encryptFile(join(dir, name), recipients, ctx.as);
 
     // The tar files' SHA-256 came from the verifying read; only what it did not read is read again.
     const files = await Promise.all(
@@ -200,12 +219,14 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
         compression: opts.compression,
         checkpoint: opts.checkpoint,
         walIncluded: true,
+        ...(parent ? { incremental: { parent: parent.id } } : {}),
       },
       sizes: { rawBytes, storedBytes: files.reduce((s, f) => s + f.bytes, 0) },
       throughputMBps: rawBytes / 1048576 / backupSeconds,
       files,
       verification: { tool: STREAM_VERIFY_TOOL, ok: true, seconds: verifySeconds },
       ...(checksumFailures.length ? { checksumFailures } : {}),
+      ...(recipients.length ? { encryption: { tool: 'age' as const, recipients } } : {}),
     };
     ctx.repo.writeRecord(record);
     return record;

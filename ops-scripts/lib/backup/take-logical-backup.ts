@@ -2,7 +2,8 @@
 // login (the documented nightly dump; compression built in), checked with
 // pg_restore --list before it is marked complete.
 import { rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { encryptFile } from './crypt.ts';
 import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
 import { fingerprintTables } from './fingerprint.ts';
@@ -48,13 +49,18 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
     if (list.code !== 0)
       throw failed(`pg_restore --list could not read the dump of ${database}:\n${list.stderr.trim()}`);
     const entries = list.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';')).length;
-    const bytes = statSync(file).size;
+    const rawBytes = statSync(file).size;
+    // Encryption at rest: the checked dump becomes an age file.
+    const { recipients } = ctx.settings.backup.encryption;
+    const stored = recipients.length ? await encryptFile(file, recipients, ctx.as) : file;
+    const bytes = statSync(stored).size;
     const record: BackupRecord = {
       ...recordHead(begun, 'logical', opts.label),
       logical: { database, tool: 'pg_dump -Fc', entries, tables },
-      sizes: { rawBytes: bytes, storedBytes: bytes },
-      throughputMBps: bytes / 1048576 / dumpSeconds,
-      files: [{ name: DUMP_FILE, bytes, sha256: await sha256File(file) }],
+      sizes: { rawBytes, storedBytes: bytes },
+      throughputMBps: rawBytes / 1048576 / dumpSeconds,
+      files: [{ name: basename(stored), bytes, sha256: await sha256File(stored) }],
+      ...(recipients.length ? { encryption: { tool: 'age' as const, recipients } } : {}),
       verification: { tool: 'pg_restore --list', ok: entries > 0, seconds: (performance.now() - v0) / 1000 },
     };
     ctx.repo.writeRecord(record);

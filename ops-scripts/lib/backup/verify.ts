@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { run } from '../run.ts';
 import type { BackupContext } from './context.ts';
 import { extractBaseBackup } from './extract.ts';
+import { requireIdentity } from './crypt.ts';
+import { chainProblems } from './incremental.ts';
 import { checkManifestChecksum } from './stream-verify.ts';
 import { sha256File, type BackupRecord } from './repository.ts';
 import { checkArchive, parseSegment } from './wal.ts';
@@ -52,6 +54,7 @@ export async function verifyBackup(
     const manifest = join(dir, 'backup_manifest');
     if (existsSync(manifest) && !manifestIntact(manifest))
       problems.push('backup_manifest does not match its own checksum');
+    problems.push(...chainProblems(ctx.repo.list('physical'), r));
     const archive = archiveStatus(ctx, r);
     newestWal = archive.newest?.name;
     if (archive.missing.length) {
@@ -62,7 +65,10 @@ export async function verifyBackup(
     if (opts.deep && !problems.length) {
       const target = join(ctx.repo.kindDir('physical'), `.verify-${r.id}`);
       try {
-        await extractBaseBackup(dir, target, { as: ctx.as, withManifest: true });
+        const identityFile = r.encryption
+          ? requireIdentity(ctx.settings.backup.encryption.identityFile, `backup ${r.id}`)
+          : undefined;
+        await extractBaseBackup(dir, target, { as: ctx.as, withManifest: true, identityFile });
         const v = await run(ctx.pg.bin('pg_verifybackup'), ['-q', target], { as: ctx.as, nothrow: true });
         if (v.code !== 0) problems.push(`pg_verifybackup: ${v.stderr.trim()}`);
       } finally {

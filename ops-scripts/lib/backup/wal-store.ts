@@ -5,19 +5,31 @@ import { chownSync, closeSync, copyFileSync, fsyncSync, openSync, renameSync, rm
 import { basename, dirname, join } from 'node:path';
 import { run, type OsUser } from '../run.ts';
 import { WAL_ZSTD } from './layout.ts';
+import { decryptFile, isEncrypted, requireIdentity } from './crypt.ts';
 
-/** Writes the WAL file stored at `stored` (compressed when its name ends in .zst) to `target` as the server wrote it (via a temp name, so `target` is whole or absent). */
-export async function unpackWal(stored: string, target: string, as?: OsUser): Promise<void> {
+/**
+ * Writes the WAL file stored at `stored` to `target` as the server wrote it (via a temp name, so
+ * `target` is whole or absent): decrypted with `identityFile` when the name ends in .age,
+ * decompressed when it ends in .zst (then), copied otherwise.
+ */
+export async function unpackWal(stored: string, target: string, as?: OsUser, identityFile?: string): Promise<void> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+  let source = stored;
   try {
-    if (stored.endsWith(WAL_ZSTD))
-      await run('zstd', ['-q', '-d', '-f', '-o', tmp, '--', stored], { dieWithParent: true });
-    else copyFileSync(stored, tmp);
+    if (isEncrypted(stored)) {
+      source = `${tmp}${WAL_ZSTD}`;
+      await decryptFile(stored, source, requireIdentity(identityFile, `archived WAL ${basename(stored)}`));
+    }
+    if (source.endsWith(WAL_ZSTD))
+      await run('zstd', ['-q', '-d', '-f', '-o', tmp, '--', source], { dieWithParent: true });
+    else copyFileSync(source, tmp);
     if (as) chownSync(tmp, as.uid, as.gid);
     renameSync(tmp, target);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  } finally {
+    if (source !== stored) rmSync(source, { force: true });
   }
 }
 
@@ -40,8 +52,10 @@ export async function zstdFile(path: string, level: number, as?: OsUser): Promis
  * exit 1 only when neither is there (the end of the archive), 126 when one is there but cannot
  * be read (PostgreSQL then stops with an error instead of taking it for the end and promoting early).
  */
-export function localRestoreCommand(walDir: string): string {
+export function localRestoreCommand(walDir: string, identityFile?: string): string {
   const z = `${walDir}/%f${WAL_ZSTD}`;
   const p = `${walDir}/%f`;
-  return `if [ -e "${z}" ]; then zstd -q -d -f -o "%p" "${z}" || exit 126; elif [ -e "${p}" ]; then cp "${p}" "%p" || exit 126; else exit 1; fi`;
+  // Encrypted: decrypted with the identity (readable by the server's OS user, see crypt.ts) into a temp file first.
+  const encrypted = `elif [ -e "${z}.age" ]; then age -d -i '${identityFile ?? '/nonexistent'}' -o "%p.zst" "${z}.age" && zstd -q -d -f --rm -o "%p" "%p.zst" || { rm -f "%p.zst"; exit 126; };`;
+  return `if [ -e "${z}" ]; then zstd -q -d -f -o "%p" "${z}" || exit 126; ${encrypted} elif [ -e "${p}" ]; then cp "${p}" "%p" || exit 126; else exit 1; fi`;
 }

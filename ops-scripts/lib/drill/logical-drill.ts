@@ -1,7 +1,10 @@
 // A logical drill: restore the newest (or a given) pg_dump into a scratch
 // database, then compare every table's row count and fingerprint with those
 // taken in the dump's own snapshot. The scratch database is always dropped.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decryptFile, requireIdentity } from '../backup/crypt.ts';
 import { withClient, quoteIdent, type PgConfig } from '../db.ts';
 import { badInput, describeError } from '../errors.ts';
 import { pgEnv } from '../pg-password.ts';
@@ -27,6 +30,10 @@ export async function logicalDrill(
       'take one with `npm run backup -- --type logical`',
     );
   }
+  // An encrypted dump needs the identity: refused (exit 2) before the scratch database exists.
+  const identity = dump.encryption
+    ? requireIdentity(ctx.settings.backup.encryption.identityFile, `logical backup ${dump.id}`)
+    : undefined;
   const id = `drill-${newBackupId()}`;
   const scratch = `edupulse_drill_${id.slice(6).toLowerCase()}`;
   const admin: PgConfig = {
@@ -44,21 +51,18 @@ export async function logicalDrill(
     rto: { totalSeconds: 0 },
     passed: false,
   };
+  const dumpFile = join(ctx.repo.backupDir('logical', dump.id), dump.files[0]!.name);
+  // pg_restore -j needs a seekable file: an encrypted dump is decrypted into a private temp directory, removed after.
+  const plainDir = identity ? mkdtempSync(join(tmpdir(), 'edupulse-dump-')) : undefined;
   try {
-    await withClient(admin, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`));
     const r0 = performance.now();
+    const plain = plainDir ? join(plainDir, DUMP_FILE) : dumpFile;
+    if (plainDir) await decryptFile(dumpFile, plain, identity!);
+    await withClient(admin, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`));
     const restored = await run(
       ctx.pg.bin('pg_restore'),
       // Triggers off while data loads: derived tables (latest_predictions) come from the dump as they were.
-      [
-        '--exit-on-error',
-        '--disable-triggers',
-        '-j',
-        '2',
-        '-d',
-        scratch,
-        join(ctx.repo.backupDir('logical', dump.id), DUMP_FILE),
-      ],
+      ['--exit-on-error', '--disable-triggers', '-j', '2', '-d', scratch, plain],
       { env: pgEnv(admin), nothrow: true, dieWithParent: true },
     );
     report.rto.extractSeconds = (performance.now() - r0) / 1000;
@@ -95,6 +99,7 @@ export async function logicalDrill(
     await withClient(admin, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch(
       () => {},
     );
+    if (plainDir) rmSync(plainDir, { recursive: true, force: true });
     report.rto.totalSeconds = (performance.now() - t0) / 1000;
     report.passed = report.checks.length > 0 && report.checks.every((c) => c.status === 'passed');
   }

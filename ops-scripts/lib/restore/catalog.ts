@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failed } from '../errors.ts';
 import { unpackWal, localRestoreCommand } from '../backup/wal-store.ts';
+import { isEncrypted } from '../backup/crypt.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { OBJECTS_FILE } from '../backup/offload.ts';
 import type { RemoteStore } from '../backup/remote.ts';
@@ -28,6 +29,8 @@ export interface Catalog {
   walFiles: string[];
   histories: Map<number, HistoryEntry[]>;
   walTime(name: string): string | undefined;
+  /** Whether any archived WAL file is stored encrypted (then a restore needs the identity). */
+  readonly walEncrypted: boolean;
   /** A local path holding an archived WAL file (downloaded first from a store). */
   walPath(name: string): Promise<string>;
   restorePoints: RestorePoint[];
@@ -46,6 +49,7 @@ export interface Catalog {
  * Compressed segments pg_waldump reads are unpacked into `staging`, which cleanup() removes.
  */
 export function localCatalog(ctx: BackupContext, staging: string): Catalog {
+  const identity = ctx.settings.backup.encryption.identityFile;
   return {
     source: 'local',
     get backups() {
@@ -57,6 +61,9 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
     get histories() {
       return ctx.repo.histories();
     },
+    get walEncrypted() {
+      return [...ctx.repo.walIndex().values()].some(isEncrypted);
+    },
     walTime: (name) => {
       const stored = ctx.repo.walStoredPath(name);
       return stored ? statSync(stored).mtime.toISOString() : undefined;
@@ -64,11 +71,11 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
     async walPath(name) {
       const stored = ctx.repo.walStoredPath(name);
       if (!stored) throw failed(`archived WAL file ${name} is no longer in ${ctx.repo.walDir}`);
-      if (!stored.endsWith(WAL_ZSTD)) return stored;
+      if (!stored.endsWith(WAL_ZSTD) && !isEncrypted(stored)) return stored;
       const path = join(staging, LAYOUT.wal, name);
       if (!existsSync(path)) {
         mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-        await unpackWal(stored, path);
+        await unpackWal(stored, path, undefined, identity);
       }
       return path;
     },
@@ -76,7 +83,7 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
       return readRestorePoints(ctx.repo);
     },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
-    restoreCommand: localRestoreCommand(ctx.repo.walDir),
+    restoreCommand: localRestoreCommand(ctx.repo.walDir, identity),
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }
@@ -88,12 +95,15 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   const points = await store.getText(LAYOUT.restorePoints);
   const { settings } = store;
   const spool = `${staging}-spool`;
+  const identity = ctx.settings.backup.encryption.identityFile;
   const envs = [
     `EDUPULSE_REPO_MODE=${settings.mode}`,
     `EDUPULSE_S3_BUCKET=${settings.bucket}`,
     `EDUPULSE_S3_PREFIX=${settings.prefix}`,
     `EDUPULSE_S3_REGION=${settings.region}`,
     ...(settings.endpoint ? [`EDUPULSE_S3_ENDPOINT=${settings.endpoint}`] : []),
+    // A path, not the key: the file is read by the server's OS user when a segment is encrypted.
+    ...(identity ? [`EDUPULSE_BACKUP_AGE_IDENTITY=${identity}`] : []),
   ];
   return {
     source: 'remote',
@@ -103,6 +113,9 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     },
     get histories() {
       return histories;
+    },
+    get walEncrypted() {
+      return [...listing.walStored.values()].some(isEncrypted);
     },
     async refresh() {
       listing = await readRemote(store);
@@ -115,11 +128,12 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       if (!existsSync(path)) {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const stored = listing.walStored.get(name) ?? name;
-        if (!stored.endsWith(WAL_ZSTD)) await store.download(walPath(stored), path);
-        else {
-          await store.download(walPath(stored), join(dir, stored));
-          await unpackWal(join(dir, stored), path);
-          rmSync(join(dir, stored));
+        // Downloaded under its stored name, which tells unpackWal how to read it.
+        await store.download(walPath(stored), join(dir, `.download-${stored}`));
+        try {
+          await unpackWal(join(dir, `.download-${stored}`), path, undefined, identity);
+        } finally {
+          rmSync(join(dir, `.download-${stored}`), { force: true });
         }
       }
       return path;
@@ -158,6 +172,7 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
         maxBytes: ctx.settings.backup.walPrefetchMb * 1048576,
         parallel: PREFETCH_PARALLEL,
         as: ctx.as,
+        identityFile: identity,
         logger: ctx.logger,
       });
     },

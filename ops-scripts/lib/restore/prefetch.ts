@@ -32,6 +32,8 @@ export interface PrefetchOptions {
   maxBytes: number;
   parallel: number;
   as?: OsUser;
+  /** The age identity file, for an encrypted archive. */
+  identityFile?: string;
   logger: Logger;
 }
 
@@ -82,7 +84,7 @@ export function startPrefetch(o: PrefetchOptions): Prefetcher {
     writeFileSync(marker, '');
     try {
       await o.store.download(walPath(stored), download);
-      await unpackWal(download, join(o.spool, name), o.as);
+      await unpackWal(download, join(o.spool, name), o.as, o.identityFile);
       spooled.add(name);
       fetched++;
     } catch (err) {

@@ -24,6 +24,10 @@ import { describeTarget, targetParameters, type RecoveryTarget } from './target.
 import { chooseBackup, pickBackup, newestArchivedAt, replayEnd, resolveTarget } from './select.ts';
 import { checkTargetDir } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
+import { requireIdentity } from '../backup/crypt.ts';
+import { ensurePrivateDir } from '../files.ts';
+import { run } from '../run.ts';
+import { chainOf, combineArgs } from '../backup/incremental.ts';
 
 export interface RestoreOptions {
   target: RecoveryTarget;
@@ -123,7 +127,16 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
     "restore into a directory the cluster's OS user can reach, for example under the state directory",
   );
   // The backup choice is bad input or not before the live server is asked for anything.
-  pickBackup(catalog, opts.target, opts.backupId);
+  const picked = pickBackup(catalog, opts.target, opts.backupId);
+  // Encrypted at rest: without a usable identity the restore is refused (exit 2) before anything is touched.
+  const identityFile =
+    picked.encryption || catalog.walEncrypted
+      ? requireIdentity(
+          ctx.settings.backup.encryption.identityFile,
+          picked.encryption ? `backup ${picked.id}` : 'the archived WAL',
+          ctx.as,
+        )
+      : undefined;
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
     // The WAL up to "just now" is still in the live server's current segment: have it archived (bounded) rather than refuse.
     await opts.archiveNow().catch((err: unknown) =>
@@ -175,28 +188,54 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
     try {
       const e0 = performance.now();
       try {
-        const dir = await catalog.baseDir(backup);
-        // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
-        // fails here, named, instead of starting a cluster with corrupt pages.
-        const [extractError, damaged] = await Promise.all([
-          extractBaseBackup(dir, to, {
-            as: ctx.as,
-            onBytes:
-              opts.onProgress &&
-              ((done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })),
-          }).then(
-            () => undefined,
-            (err: unknown) => err,
-          ),
-          damagedFiles(dir, backup),
-        ]);
-        if (damaged.length) {
-          throw failed(
-            `backup ${backup.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
-            'restore from another backup (--backup), and run backup:verify --all',
-          );
+        const chain = chainOf(catalog.backups, backup);
+        // An incremental (PostgreSQL 17+): each backup of its chain extracted beside the target, checked
+        // like any other, then pg_combinebackup writes the full data directory the recovery starts from.
+        const combineRoot = `${to}.chain`;
+        const extractOne = async (member: BackupRecord, into: string) => {
+          const dir = await catalog.baseDir(member);
+          // The files are checked against their recorded SHA-256 while tar extracts them: a damaged backup
+          // fails here, named, instead of starting a cluster with corrupt pages.
+          const [extractError, damaged] = await Promise.all([
+            extractBaseBackup(dir, into, {
+              as: ctx.as,
+              identityFile,
+              withManifest: chain.length > 1,
+              onBytes:
+                chain.length === 1 && opts.onProgress
+                  ? (done) => opts.onProgress!({ phase: 'extract', done, total: extractTotal, unit: 'bytes' })
+                  : undefined,
+            }).then(
+              () => undefined,
+              (err: unknown) => err,
+            ),
+            damagedFiles(dir, member),
+          ]);
+          if (damaged.length) {
+            throw failed(
+              `backup ${member.id} is damaged: ${damaged.join(', ')} not matching the SHA-256 recorded in backup.json`,
+              'restore from another backup (--backup), and run backup:verify --all',
+            );
+          }
+          if (extractError) throw extractError;
+        };
+        if (chain.length === 1) await extractOne(backup, to);
+        else {
+          try {
+            ensurePrivateDir(combineRoot, ctx.as);
+            for (const member of chain) await extractOne(member, join(combineRoot, member.id));
+            await run(
+              pg.bin('pg_combinebackup'),
+              combineArgs(
+                chain.map((m) => join(combineRoot, m.id)),
+                to,
+              ),
+              { as: ctx.as, dieWithParent: true },
+            );
+          } finally {
+            rmSync(combineRoot, { recursive: true, force: true });
+          }
         }
-        if (extractError) throw extractError;
       } finally {
         catalog.cleanup();
       }
