@@ -82,7 +82,11 @@ const running: ClusterSpec[] = [];
 try {
   const t0 = performance.now();
   await seed(stack.owner(), { seed: 'bench', students: STUDENTS, yearEnd: '2026-06-12' }, { existing: 'refuse' });
-  await withClient(stack.pg, (c) => c.query('CHECKPOINT'));
+  // Frozen and checkpointed before the copy is made: no autovacuum backlog on either side adds WAL to the burst.
+  await withClient(stack.pg, async (c) => {
+    await c.query('VACUUM (FREEZE, ANALYZE)');
+    await c.query('CHECKPOINT');
+  });
   const ctx = backupContext(stack.ctx, { ...process.env, ...stack.env });
   console.error(`seeded ${STUDENTS} students in ${secs(t0).toFixed(0)} s`);
 
@@ -248,7 +252,9 @@ try {
       });
       const took = secs(t);
       await stopCluster(r.spec, 'immediate');
-      return { took, replayed: r.replayedWalBytes ?? 0, prefetch: r.walPrefetch };
+      const tm = r.timings;
+      const phases = `choose ${tm.chooseSeconds.toFixed(2)}, extract ${tm.extractSeconds.toFixed(2)}, replay ${tm.replaySeconds?.toFixed(2)}, promote ${tm.promoteSeconds?.toFixed(2)} s`;
+      return { took, replayed: r.replayedWalBytes ?? 0, prefetch: r.walPrefetch, phases };
     } finally {
       opened.close();
       rmSync(scratch, { recursive: true, force: true });
@@ -338,14 +344,17 @@ try {
   console.error('offloaded; restores');
   let replayed = 0;
   let prefetch = '';
+  const phases = { local: '', remote: '' };
   for (let i = 0; i < ROUNDS; i++) {
     const local = await ourRestore(false);
     restoreTimes.ours.push(local.took);
+    phases.local = local.phases;
     replayed = local.replayed;
     if (hasPgbackrest) restoreTimes.theirs.push(await theirRestore());
     const remote = await ourRestore(true);
     restoreTimes.remote.push(remote.took);
     prefetch = JSON.stringify(remote.prefetch);
+    phases.remote = remote.phases;
   }
 
   const row = (label: string, ours: number, theirs: number | undefined, unit: (n: number) => string) =>
@@ -366,6 +375,7 @@ try {
       ),
       row(`PITR restore, ${MB(replayed)} WAL replayed`, median(restoreTimes.ours), theirs(restoreTimes.theirs), s),
       `  ${'ours from the object store vs ours local'.padEnd(44)} ${s(median(restoreTimes.remote)).padStart(10)}  ${s(median(restoreTimes.ours)).padStart(10)}  ${(median(restoreTimes.remote) / median(restoreTimes.ours)).toFixed(2)}x  (prefetch ${prefetch})`,
+      `  last round's phases: local ${phases.local}; from the store ${phases.remote}`,
     ].join('\n'),
   );
 } finally {

@@ -39,7 +39,7 @@ await command(
         const download = join(dirname(path), `.download-${process.pid}-${stored}`);
         try {
           await store.download(walPath(stored), download);
-          await unpackWal(download, path, undefined, identity);
+          await unpackWal(download, path, { identityFile: identity });
         } catch (err) {
           rmSync(path, { force: true });
           throw err;

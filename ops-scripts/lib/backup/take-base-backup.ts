@@ -94,12 +94,10 @@ async function acceptChecksumFailures(
   ensurePrivateDir(plain, ctx.as);
   try {
     for (const name of names)
-      await unpackWal(
-        ctx.repo.walStoredPath(name)!,
-        join(plain, name),
-        ctx.as,
-        ctx.settings.backup.encryption.identityFile,
-      );
+      await unpackWal(ctx.repo.walStoredPath(name)!, join(plain, name), {
+        as: ctx.as,
+        identityFile: ctx.settings.backup.encryption.identityFile,
+      });
     await run('tar', ['-c', '-f', join(dir, 'pg_wal.tar'), '-C', plain, ...names], {
       as: ctx.as,
       dieWithParent: true,

@@ -10,20 +10,27 @@ import { decryptFile, isEncrypted, requireIdentity } from './crypt.ts';
 /**
  * Writes the WAL file stored at `stored` to `target` as the server wrote it (via a temp name, so
  * `target` is whole or absent): decrypted with `identityFile` when the name ends in .age,
- * decompressed when it ends in .zst (then), copied otherwise.
+ * decompressed when it ends in .zst (then), copied otherwise. The result is owned by `as`; with
+ * `runAs` the tools run as `as` too (reading what that user may read, as its restore_command would).
  */
-export async function unpackWal(stored: string, target: string, as?: OsUser, identityFile?: string): Promise<void> {
+export async function unpackWal(
+  stored: string,
+  target: string,
+  opts: { as?: OsUser; identityFile?: string; runAs?: boolean } = {},
+): Promise<void> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+  const as = opts.runAs ? opts.as : undefined;
   let source = stored;
   try {
     if (isEncrypted(stored)) {
       source = `${tmp}${WAL_ZSTD}`;
-      await decryptFile(stored, source, requireIdentity(identityFile, `archived WAL ${basename(stored)}`));
+      await decryptFile(stored, source, requireIdentity(opts.identityFile, `archived WAL ${basename(stored)}`), as);
     }
     if (source.endsWith(WAL_ZSTD))
-      await run('zstd', ['-q', '-d', '-f', '-o', tmp, '--', source], { dieWithParent: true });
+      await run('zstd', ['-q', '-d', '-f', '-o', tmp, '--', source], { as, dieWithParent: true });
+    else if (as) await run('cp', ['--', source, tmp], { as, dieWithParent: true });
     else copyFileSync(source, tmp);
-    if (as) chownSync(tmp, as.uid, as.gid);
+    if (opts.as && !as) chownSync(tmp, opts.as.uid, opts.as.gid);
     renameSync(tmp, target);
   } catch (err) {
     rmSync(tmp, { force: true });

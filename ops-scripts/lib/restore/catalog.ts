@@ -37,7 +37,7 @@ export interface Catalog {
   /** A local directory holding the base backup's files (downloaded first from a store). */
   baseDir(r: BackupRecord): Promise<string>;
   restoreCommand: string;
-  /** From a store: fetch the WAL recovery from `backup` reads ahead of replay (prefetch.ts), until stopped. */
+  /** Fetch the WAL recovery from `backup` reads ahead of replay into the spool the restoreCommand reads (prefetch.ts). */
   prefetch?(backup: BackupRecord): Prefetcher;
   /** From a store: read its listing again (WAL pushed since it was opened). */
   refresh?(): Promise<void>;
@@ -50,6 +50,7 @@ export interface Catalog {
  */
 export function localCatalog(ctx: BackupContext, staging: string): Catalog {
   const identity = ctx.settings.backup.encryption.identityFile;
+  const spool = `${staging}-spool`;
   return {
     source: 'local',
     get backups() {
@@ -75,7 +76,7 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
       const path = join(staging, LAYOUT.wal, name);
       if (!existsSync(path)) {
         mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-        await unpackWal(stored, path, undefined, identity);
+        await unpackWal(stored, path, { identityFile: identity });
       }
       return path;
     },
@@ -83,9 +84,40 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
       return readRestorePoints(ctx.repo);
     },
     baseDir: async (r) => ctx.repo.backupDir('physical', r.id),
-    restoreCommand: localRestoreCommand(ctx.repo.walDir, identity),
+    // Segments come from the spool the restore job fills ahead of replay, decompressed (and decrypted) on
+    // the job's core rather than one zstd process per segment on replay's path; anything else from the archive.
+    restoreCommand: spoolRestoreCommand(spool, localRestoreCommand(ctx.repo.walDir, identity)),
+    prefetch: (backup) =>
+      prefetchFor(ctx, backup, spool, ctx.repo.walFiles(), ctx.repo.histories(), (name, target) =>
+        // As the server's OS user: what its restore_command could not read is not read for it either.
+        unpackWal(ctx.repo.walStoredPath(name)!, target, { as: ctx.as, identityFile: identity, runAs: true }),
+      ),
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
+}
+
+/** The prefetcher for a restore from `backup`: the segments recovery reads, in order, through `fetch`. */
+function prefetchFor(
+  ctx: BackupContext,
+  backup: BackupRecord,
+  spool: string,
+  walFiles: string[],
+  histories: Map<number, HistoryEntry[]>,
+  fetch: (name: string, target: string) => Promise<void>,
+): Prefetcher {
+  const seg = backup.server.walSegmentBytes;
+  const start = parseSegment(backup.physical!.startSegment, seg)!;
+  return startPrefetch({
+    segments: checkArchive(walFiles, histories, start, seg).segments,
+    listing: walFiles,
+    fetch,
+    spool,
+    segmentBytes: seg,
+    maxBytes: ctx.settings.backup.walPrefetchMb * 1048576,
+    parallel: PREFETCH_PARALLEL,
+    as: ctx.as,
+    logger: ctx.logger,
+  });
 }
 
 /** The store's catalog; base backups are downloaded into a staging directory that cleanup() removes. */
@@ -131,7 +163,7 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
         // Downloaded under its stored name, which tells unpackWal how to read it.
         await store.download(walPath(stored), join(dir, `.download-${stored}`));
         try {
-          await unpackWal(join(dir, `.download-${stored}`), path, undefined, identity);
+          await unpackWal(join(dir, `.download-${stored}`), path, { identityFile: identity });
         } finally {
           rmSync(join(dir, `.download-${stored}`), { force: true });
         }
@@ -157,25 +189,20 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     // command (credentials from the server's environment).
     restoreCommand: spoolRestoreCommand(
       spool,
-      `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch`,
+      `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch %f "%p"`,
     ),
-    prefetch(backup) {
-      const seg = backup.server.walSegmentBytes;
-      const start = parseSegment(backup.physical!.startSegment, seg)!;
-      const { segments } = checkArchive(listing.walFiles, histories, start, seg);
-      return startPrefetch({
-        store,
-        segments,
-        stored: listing.walStored,
-        spool,
-        segmentBytes: seg,
-        maxBytes: ctx.settings.backup.walPrefetchMb * 1048576,
-        parallel: PREFETCH_PARALLEL,
-        as: ctx.as,
-        identityFile: identity,
-        logger: ctx.logger,
-      });
-    },
+    prefetch: (backup) =>
+      prefetchFor(ctx, backup, spool, listing.walFiles, histories, async (name, target) => {
+        const stored = listing.walStored.get(name) ?? name;
+        // Downloaded under its stored name, which tells unpackWal how to read it.
+        const download = join(spool, `.download-${stored}`);
+        try {
+          await store.download(walPath(stored), download);
+          await unpackWal(download, target, { as: ctx.as, identityFile: identity });
+        } finally {
+          rmSync(download, { force: true });
+        }
+      }),
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }
