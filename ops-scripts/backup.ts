@@ -20,7 +20,8 @@ Then retention and Prometheus textfile metrics. One backup job at a time per
 repository (exit 3 naming the running one).
 
   --type physical|logical      what to take (default physical)
-  --compression C              server-zstd:1 (default), server-zstd, server-lz4,
+  --compression C              server-zstd:level=1,workers=2 (default),
+                               server-zstd:1, server-zstd, server-lz4,
                                client-gzip:1, client-gzip, client-lz4, none
   --checkpoint fast|spread     (default fast)
   --label TEXT                 a label kept in backup.json

@@ -1,6 +1,6 @@
 // The object store as a second repository backend, against a real S3-protocol
 // server (s3rver) on a free port, through the real AWS SDK client.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -141,6 +141,12 @@ test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () 
     const local = readdirSync(join(stack.ctx.paths.repoDir, 'wal')).filter((f) => /^[0-9A-F]{24}(\.zst)?$/.test(f));
     assert.ok(local.length && local.every((f) => f.endsWith('.zst')), 'the archive holds segments compressed');
     for (const f of local) assert.ok(stored.includes(f), `${f} is in the store as it is archived`);
+    // The archive times travel along (the store's own are upload times): a time target is found by them.
+    const times = JSON.parse((await s.getText('wal-archived-at.json'))!) as Record<string, string>;
+    for (const f of local) {
+      const at = statSync(join(stack.ctx.paths.repoDir, 'wal', f)).mtime.toISOString();
+      assert.is(times[f.slice(0, 24)], at, `${f}'s archive time`);
+    }
     const first = parseSegment(
       names.find((n) => /^[0-9A-F]{24}$/.test(n))!,
       16 * 1024 * 1024,

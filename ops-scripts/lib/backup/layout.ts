@@ -11,6 +11,8 @@
 //   restore-points.json           named restore points (backup:mark)
 //   drills/<id>.json              one record per recovery drill
 //   drill-history.md              the drills as a table, rendered from drills/
+//   wal-archived-at.json          (store only) when each pushed WAL file was archived: the store's own
+//                                 times are upload times, and a time target is found by archive time
 //   .backup.lock                  held by backup and backup:prune (see ../locks.ts)
 import type { BackupKind } from './repository.ts';
 
@@ -21,6 +23,7 @@ export const LAYOUT = {
   restorePoints: 'restore-points.json',
   drills: 'drills',
   drillHistory: 'drill-history.md',
+  walTimes: 'wal-archived-at.json',
   lock: '.backup.lock',
 } as const;
 

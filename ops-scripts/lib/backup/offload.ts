@@ -2,14 +2,14 @@
 // the uploaded objects, then backup.json last, so a half-uploaded backup is
 // never listed remotely either) and archived WAL, pushed in order. In remote
 // mode the local copy goes only once the store has it.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files.ts';
 import type { BackupContext } from './context.ts';
 import type { RemoteStore } from './remote.ts';
 import { RECORD_FILE, type BackupRecord } from './repository.ts';
 import { SEGMENT_RE, HISTORY_RE } from './wal.ts';
-import { backupPath, walNameOf, walPath } from './layout.ts';
+import { backupPath, LAYOUT, walNameOf, walPath } from './layout.ts';
 
 export const OFFLOADED_FILE = 'offloaded.json';
 export const OBJECTS_FILE = 'objects.json';
@@ -57,6 +57,15 @@ export async function pushWal(
     const batch = missing.slice(i, i + width);
     await Promise.all(batch.map((f) => store.upload(join(ctx.repo.walDir, f), walPath(f))));
     pushed.push(...batch);
+  }
+  // When each file was archived (its local mtime), for restores that find a time target in the store's WAL.
+  if (pushed.length) {
+    const times = JSON.parse((await store.getText(LAYOUT.walTimes)) ?? '{}') as Record<string, string>;
+    for (const f of local) {
+      const name = walNameOf(f);
+      if (!times[name]) times[name] = statSync(join(ctx.repo.walDir, f)).mtime.toISOString();
+    }
+    await store.putText(LAYOUT.walTimes, JSON.stringify(times));
   }
   let removedLocal = 0;
   if (opts.deleteLocal) {

@@ -124,6 +124,9 @@ function prefetchFor(
 export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, staging: string): Promise<Catalog> {
   let listing = await readRemote(store);
   let histories = await remoteHistories(store, listing.walFiles);
+  // Archive times recorded by the push (the store's own are upload times, hours later for a nightly push).
+  const readTimes = async () => JSON.parse((await store.getText(LAYOUT.walTimes)) ?? '{}') as Record<string, string>;
+  let archivedAt = await readTimes();
   const points = await store.getText(LAYOUT.restorePoints);
   const { settings } = store;
   const spool = `${staging}-spool`;
@@ -152,8 +155,9 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     async refresh() {
       listing = await readRemote(store);
       histories = await remoteHistories(store, listing.walFiles);
+      archivedAt = await readTimes();
     },
-    walTime: (name) => listing.objects.get(walPath(listing.walStored.get(name) ?? name))?.modified,
+    walTime: (name) => archivedAt[name] ?? listing.objects.get(walPath(listing.walStored.get(name) ?? name))?.modified,
     async walPath(name) {
       const dir = join(staging, LAYOUT.wal);
       const path = join(dir, name);
