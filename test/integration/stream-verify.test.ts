@@ -2,12 +2,26 @@
 // extracted copy: a real backup passes (and pg_verifybackup on an extracted
 // copy agrees); a flipped byte in a data file, a tampered manifest and a
 // missing member are each named.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { STREAM_VERIFY_TOOL, streamVerify } from '../../ops-scripts/lib/backup/stream-verify.ts';
+import {
+  hashBaseTarWhileWritten,
+  STREAM_VERIFY_TOOL,
+  streamVerify,
+} from '../../ops-scripts/lib/backup/stream-verify.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { runJob } from '../cli.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
@@ -41,11 +55,20 @@ async function copy(name: string): Promise<string> {
   return dir;
 }
 
-const verify = (dir: string) =>
-  streamVerify(dir, readFileSync(join(dir, 'backup_manifest'), 'utf8'), {
+/** Both ways the job verifies: base.tar read after the backup, and hashed while it was written; they must agree. */
+async function verify(dir: string) {
+  const manifest = readFileSync(join(dir, 'backup_manifest'), 'utf8');
+  const opts = () => ({
     pgWaldump: stack.ctx.pg.bin('pg_waldump'),
     scratch: join(scratch, `wal-${Math.random().toString(36).slice(2)}`),
   });
+  const read = await streamVerify(dir, manifest, opts());
+  const hashed = await hashBaseTarWhileWritten(dir, () => false);
+  const overlapped = await streamVerify(dir, manifest, { ...opts(), hashed });
+  assert.equal(overlapped.problems, read.problems, 'hashed while written or read after: the same findings');
+  assert.equal(overlapped.stored, read.stored);
+  return read;
+}
 
 test('the backup job verified the backup as a stream, and the stored checksums came from that read', async () => {
   assert.is(record.verification.tool, STREAM_VERIFY_TOOL);
@@ -87,6 +110,29 @@ test('a tampered manifest fails its own checksum; a file it lists that the backu
   );
   assert.ok(r.problems.includes('PG_VERSION: 3 bytes, the manifest says 4'), r.problems.join('\n'));
   assert.ok(r.problems.includes('base/1/999999: in the manifest but not in the backup'), r.problems.join('\n'));
+});
+
+test('base.tar hashed while a writer still appends to it ends with what the finished file holds', async () => {
+  const dir = join(scratch, 'growing');
+  const src = readFileSync(join(backupDir, 'base.tar.zst'));
+  mkdirSync(dir);
+  let writing = true;
+  const hashing = hashBaseTarWhileWritten(dir, () => writing);
+  // The file appears late and grows in pieces, as pg_basebackup writes it.
+  await new Promise((r) => setTimeout(r, 100));
+  const fd = openSync(join(dir, 'base.tar.zst'), 'w');
+  for (let off = 0; off < src.length; off += 1 << 18) {
+    writeSync(fd, src, off, Math.min(1 << 18, src.length - off));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  closeSync(fd);
+  writing = false;
+  const grown = (await hashing)!;
+  const whole = (await hashBaseTarWhileWritten(backupDir, () => false))!;
+  assert.ok(grown.ended);
+  assert.is(grown.stored, whole.stored);
+  assert.equal([...grown.members], [...whole.members]);
+  assert.is(grown.stored, record.files.find((f) => f.name === 'base.tar.zst')!.sha256);
 });
 
 test.run();

@@ -8,7 +8,8 @@
 // everything and runs pg_verifybackup.
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { failed } from '../errors.ts';
 import { run, type OsUser } from '../run.ts';
@@ -120,10 +121,10 @@ class TarReader {
  * Streams `file` (a stored tar, compressed or not) through the tar reader; returns the stored
  * file's own SHA-256.
  */
-async function streamTar(file: string, reader: TarReader): Promise<string> {
+async function streamTar(file: string, reader: TarReader, growing?: () => boolean): Promise<string> {
   const stored = createHash('sha256');
   const tool = decompressor(file);
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  const input = growing ? readGrowing(file, growing) : createReadStream(file, { highWaterMark: 1 << 20 });
   if (!tool) {
     for await (const chunk of input) {
       stored.update(chunk as Buffer);
@@ -155,6 +156,65 @@ async function streamTar(file: string, reader: TarReader): Promise<string> {
   return stored.digest('hex');
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Reads a file while another process is still writing it: to its end once `growing()` says the writer is done. */
+async function* readGrowing(path: string, growing: () => boolean): AsyncGenerator<Buffer> {
+  const fd = await open(path, 'r');
+  try {
+    for (let pos = 0; ;) {
+      // Sampled before the read: a read that finds nothing after the writer finished is the true end.
+      const more = growing();
+      const buf = Buffer.allocUnsafe(1 << 20);
+      const { bytesRead } = await fd.read(buf, 0, buf.length, pos);
+      if (bytesRead > 0) {
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      } else if (!more) return;
+      else await sleep(20);
+    }
+  } finally {
+    await fd.close();
+  }
+}
+
+/** Every regular member of a base.tar, hashed as it was read: size and SHA-256 by path. */
+export interface HashedTar {
+  file: string;
+  /** The stored file's own SHA-256. */
+  stored: string;
+  members: Map<string, { size: number; sha256: string }>;
+  /** Whether the tar's end-of-archive marker was read. */
+  ended: boolean;
+}
+
+/**
+ * Hashes base.tar* in `dir` while pg_basebackup still writes it (until `growing()` is false), so
+ * verification overlaps the transfer; streamVerify then compares the result with the manifest.
+ * Undefined when no base.tar appeared (the backup failed before sending it).
+ */
+export async function hashBaseTarWhileWritten(dir: string, growing: () => boolean): Promise<HashedTar | undefined> {
+  let file: string | undefined;
+  for (;;) {
+    const more = growing();
+    file = existsSync(dir) ? readdirSync(dir).find((f) => /^base\.tar(\.\w+)?$/.test(f)) : undefined;
+    if (file || !more) break;
+    await sleep(20);
+  }
+  if (!file) return undefined;
+  const members = new Map<string, { size: number; sha256: string }>();
+  const sizes = new Map<string, number>();
+  const reader = new TarReader(
+    (path, size) => {
+      sizes.set(path, size);
+      return createHash('sha256');
+    },
+    (path, _size, hash) => members.set(path, { size: sizes.get(path)!, sha256: hash!.digest('hex') }),
+  );
+  const stored = await streamTar(join(dir, file), reader, growing);
+  return { file, stored, members, ended: reader.ended };
+}
+
 export interface StreamVerifyResult {
   /** SHA-256 of each stored file, by name (taken from the same read). */
   stored: Record<string, string>;
@@ -169,7 +229,7 @@ export interface StreamVerifyResult {
 export async function streamVerify(
   dir: string,
   manifestText: string,
-  opts: { pgWaldump: string; scratch: string; as?: OsUser },
+  opts: { pgWaldump: string; scratch: string; as?: OsUser; hashed?: HashedTar },
 ): Promise<StreamVerifyResult> {
   const problems: string[] = [];
   const manifestProblem = checkManifestChecksum(manifestText);
@@ -182,28 +242,39 @@ export async function streamVerify(
   const base = names.find((f) => /^base\.tar(\.\w+)?$/.test(f));
   if (!base) throw failed(`no base.tar file in ${dir}`);
 
-  const reader = new TarReader(
-    (path, size) => {
-      const m = expected.get(path);
-      if (!m) {
-        if (!NOT_IN_MANIFEST.has(path) && !path.startsWith('pg_wal/'))
-          problems.push(`${path}: in the backup but not in the manifest`);
-        return undefined;
-      }
-      seen.add(path);
-      if (m.Size !== size) problems.push(`${path}: ${size} bytes, the manifest says ${m.Size}`);
-      return m['Checksum-Algorithm'] === 'SHA256' ? createHash('sha256') : undefined;
-    },
-    (path, _size, hash) => {
-      const m = expected.get(path);
-      if (m && hash && m.Checksum) {
-        const actual = hash.digest('hex');
-        if (actual !== m.Checksum) problems.push(`${path}: SHA-256 ${actual}, the manifest says ${m.Checksum}`);
-      }
-    },
-  );
-  stored[base] = await streamTar(join(dir, base), reader);
-  if (!reader.ended) problems.push(`${base} ends before the tar's end-of-archive marker`);
+  // A member as the tar holds it, against the manifest: whether its checksum is to be compared...
+  const member = (path: string, size: number): boolean => {
+    const m = expected.get(path);
+    if (!m) {
+      if (!NOT_IN_MANIFEST.has(path) && !path.startsWith('pg_wal/'))
+        problems.push(`${path}: in the backup but not in the manifest`);
+      return false;
+    }
+    seen.add(path);
+    if (m.Size !== size) problems.push(`${path}: ${size} bytes, the manifest says ${m.Size}`);
+    return m['Checksum-Algorithm'] === 'SHA256';
+  };
+  // ...and its SHA-256 against the manifest's.
+  const compare = (path: string, actual: string) => {
+    const m = expected.get(path);
+    if (m?.Checksum && actual !== m.Checksum)
+      problems.push(`${path}: SHA-256 ${actual}, the manifest says ${m.Checksum}`);
+  };
+  let ended: boolean;
+  if (opts.hashed && opts.hashed.file === base) {
+    // Hashed while pg_basebackup wrote it (hashBaseTarWhileWritten): only the comparison is left.
+    for (const [path, h] of opts.hashed.members) if (member(path, h.size)) compare(path, h.sha256);
+    stored[base] = opts.hashed.stored;
+    ended = opts.hashed.ended;
+  } else {
+    const reader = new TarReader(
+      (path, size) => (member(path, size) ? createHash('sha256') : undefined),
+      (path, _size, hash) => hash && compare(path, hash.digest('hex')),
+    );
+    stored[base] = await streamTar(join(dir, base), reader);
+    ended = reader.ended;
+  }
+  if (!ended) problems.push(`${base} ends before the tar's end-of-archive marker`);
   for (const path of expected.keys())
     if (!seen.has(path)) problems.push(`${path}: in the manifest but not in the backup`);
 

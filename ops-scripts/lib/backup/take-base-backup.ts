@@ -14,7 +14,7 @@ import { withClient } from '../db.ts';
 import type { BackupContext } from './context.ts';
 import { beginBackup, recordHead } from './begin-backup.ts';
 import { sha256File, type BackupRecord, type ChecksumFailure } from './repository.ts';
-import { checkManifestChecksum, STREAM_VERIFY_TOOL, streamVerify } from './stream-verify.ts';
+import { checkManifestChecksum, hashBaseTarWhileWritten, STREAM_VERIFY_TOOL, streamVerify } from './stream-verify.ts';
 import { segmentName, segnoOfLsn } from './wal.ts';
 import { unpackWal, zstdFile } from './wal-store.ts';
 import { encryptFile } from './crypt.ts';
@@ -155,6 +155,15 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       opts.incremental && canIncremental(facts.major) ? incrementalParent(ctx.repo.list('physical'), facts) : undefined;
     if (parent) args.push(`--incremental=${join(ctx.repo.backupDir('physical', parent.id), 'backup_manifest')}`);
     if (opts.maxRate) args.push(`--max-rate=${opts.maxRate}`);
+    // base.tar is hashed as pg_basebackup writes it, so its verification overlaps the transfer.
+    let writing = true;
+    const hashing = hashBaseTarWhileWritten(dir, () => writing).then(
+      (h) => h,
+      (err: unknown) => {
+        ctx.logger.log({ event: 'warn', message: `hashing base.tar while written: ${(err as Error).message}` });
+        return undefined;
+      },
+    );
     const taken = await run(ctx.pg.bin('pg_basebackup'), args, {
       nothrow: true,
       as: ctx.as,
@@ -165,7 +174,10 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
         const m = /(\d+)\/(\d+) kB/.exec(chunk.split('\r').filter(Boolean).pop() ?? '');
         if (m) opts.onProgress?.(Number(m[1]) * 1024, Number(m[2]) * 1024);
       },
+    }).finally(() => {
+      writing = false;
     });
+    const hashed = await hashing;
     const checksumFailures =
       taken.code === 0 ? [] : await acceptChecksumFailures(ctx, dir, taken, facts.walSegmentBytes);
     // pg_basebackup compresses base.tar (server-side) but streams pg_wal.tar as it is: compress it like the archive.
@@ -182,6 +194,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       pgWaldump: ctx.pg.bin('pg_waldump'),
       scratch: verifyDir,
       as: ctx.as,
+      hashed,
     });
     if (verified.problems.length) {
       throw failed(`backup ${id} does not match its manifest:\n${verified.problems.slice(0, 10).join('\n')}`);
