@@ -99,6 +99,15 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       archiveTimeoutSeconds:
         get(cfg, 'archiveTimeoutSeconds', (r) => check.int(r, 0, 86400)) ?? d.postgres.archiveTimeoutSeconds,
     },
+    backup: {
+      ...d.backup,
+      encryption: {
+        recipients:
+          get(cfg, 'backupAgeRecipients', (r) =>
+            r.split(',').map((k) => check.match(k.trim(), ...PATTERNS.ageRecipient)),
+          ) ?? d.backup.encryption.recipients,
+      },
+    },
     redis: {
       ...d.redis,
       port: CONTAINER_PORTS.redis,
@@ -125,6 +134,15 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       adoptDatabase: oneOf(cfg, 'adoptDatabase', ['true', 'false'] as const, 'true') === 'true',
     };
   }
+  // Encrypted archiving runs age inside the container: the official image has zstd but not age.
+  if (
+    settings.backup.encryption.recipients.length &&
+    /^(docker\.io\/)?(library\/)?postgres:/.test(settings.postgres.imageTag)
+  )
+    throw new ConfigError(
+      'postgresImage',
+      `${settings.postgres.imageTag} has no age, which archiving needs with edupulse:backupAgeRecipients set; build an image FROM it with age installed (apt-get install age) and name it here`,
+    );
   return {
     mode,
     settings,

@@ -32,6 +32,22 @@ for (const [key, value, message] of [
   });
 }
 
+test('encryption at rest with the official image (no age in it) fails naming the image key; with an image of our own it loads', async () => {
+  const recipient = 'age1sz89wagum859rus0crtst3jnpdsvvcdzuy7c6sax0hs83uh6us3q80tchh';
+  const official = await load({ 'edupulse:backupAgeRecipients': recipient });
+  assert.is(official.code, 2, official.stdout + official.stderr);
+  assert.match(official.stdout, /edupulse:postgresImage/);
+  assert.match(official.stdout, /has no age/);
+  const own = await load({
+    'edupulse:backupAgeRecipients': recipient,
+    'edupulse:postgresImage': 'registry.example.com/edupulse/postgres-age:17',
+  });
+  assert.match(own.stdout, /LOADED/, own.stdout + own.stderr);
+  const bad = await load({ 'edupulse:backupAgeRecipients': 'not-a-key' });
+  assert.match(bad.stdout, /edupulse:backupAgeRecipients/);
+  assert.match(bad.stdout, /age public key/);
+});
+
 test('an existing server without a host fails naming the key', async () => {
   const r = await load({ 'edupulse:mode': 'existing', 'edupulse:postgresPassword': 'x' });
   assert.match(r.stdout, /edupulse:postgresHost: is required/);
