@@ -2,7 +2,9 @@
 // on a seeded throwaway cluster (BENCH_STUDENTS, default 50,000: about 1 GB):
 // the stream check against the manifest (what the backup job runs now) and
 // an extracted copy + pg_verifybackup (what it ran before, and what
-// backup:verify --deep runs), alternating rounds, medians and the ratio.
+// backup:verify --deep runs), alternating rounds, medians and the ratio; and
+// what the backup job itself spent verifying after the transfer, now that it
+// hashes base.tar while pg_basebackup writes it.
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupContext } from '../ops-scripts/lib/backup/context.ts';
@@ -60,7 +62,8 @@ try {
     `bench:verify: backup of ${(record.sizes.rawBytes / 1048576).toFixed(0)} MB (${(record.sizes.storedBytes / 1048576).toFixed(0)} MB stored, zstd:1), ${ROUNDS} alternating rounds, median:\n` +
       `  stream check against the manifest  ${s.toFixed(2)} s\n` +
       `  extract + pg_verifybackup          ${e.toFixed(2)} s\n` +
-      `  ratio stream/extracted             ${(s / e).toFixed(2)}x`,
+      `  ratio stream/extracted             ${(s / e).toFixed(2)}x\n` +
+      `  the backup job's own check, left after the transfer (base.tar hashed while written): ${record.verification.seconds.toFixed(2)} s`,
   );
 } finally {
   await stack.stop();
