@@ -39,6 +39,8 @@ export interface PostgresSettings {
   archiveTimeoutSeconds: number;
   /** zstd level of archived WAL segments (1 = fastest; see infra/wal-archive.ts). */
   archiveZstdLevel: number;
+  /** Hot standbys streaming from the primary (local stack: ports port+1..port+N). 0: one server. */
+  standbys: number;
   logMinDurationMs: number;
   dataChecksums: boolean;
 }
@@ -184,6 +186,7 @@ export const defaultSettings: Settings = {
     archiveTimeoutSeconds: 60,
     // Measured (BENCHMARKS.md, "WAL archive"): level 1 stores a 16 MB segment in ~4 MB at ~300 MB/s.
     archiveZstdLevel: 1,
+    standbys: 0,
     logMinDurationMs: 1000,
     dataChecksums: true,
   },
@@ -339,6 +342,7 @@ export const KNOWN_VARIABLES = [
   'PG_DATABASE',
   'PG_ARCHIVE_TIMEOUT',
   'PG_ARCHIVE_ZSTD_LEVEL',
+  'PG_STANDBYS',
   'WAL_PREFETCH_MB',
   'BACKUP_AGE_RECIPIENTS',
   'BACKUP_AGE_IDENTITY',
@@ -423,6 +427,7 @@ export function loadSettings(env: Env = {}): Settings {
       database: shaped(env, 'PG_DATABASE', d.postgres.database, PATTERNS.database),
       archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
       archiveZstdLevel: intIn(env, 'PG_ARCHIVE_ZSTD_LEVEL', d.postgres.archiveZstdLevel, 1, 19),
+      standbys: intIn(env, 'PG_STANDBYS', d.postgres.standbys, 0, 3),
       logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
       dataChecksums: d.postgres.dataChecksums,
     },

@@ -45,6 +45,8 @@ export interface RoleDeclarations {
   monitor: string;
   /** The read-only login reports (and the health check's latency probe) run as. */
   reporting: string;
+  /** The login standbys stream WAL as (REPLICATION only: no data privileges). */
+  replicator: string;
   roles: RoleDecl[];
   grants: Grant[];
   defaultPrivileges: DefaultPrivilege[];
@@ -64,6 +66,7 @@ export const declarations: RoleDeclarations = {
   backup: 'edupulse_backup',
   monitor: 'edupulse_monitor',
   reporting: 'reporting',
+  replicator: 'edupulse_replicator',
   roles: [
     { name: OWNER, login: false, inherit: true, connectionLimit: -1, memberOf: [], purpose: 'owns the schema objects' },
     {
@@ -114,6 +117,15 @@ export const declarations: RoleDeclarations = {
       connectionLimit: 5,
       memberOf: ['pg_monitor'],
       purpose: 'health checks and metrics',
+    },
+    {
+      name: 'edupulse_replicator',
+      login: true,
+      inherit: false,
+      replication: true,
+      connectionLimit: 5,
+      memberOf: [],
+      purpose: 'streaming replication for the standbys (no data privileges)',
     },
   ],
   grants: [

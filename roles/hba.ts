@@ -17,7 +17,10 @@ export interface HbaOptions {
 
 export function renderHba(opts: HbaOptions, declarations: RoleDeclarations = projectDeclarations): string {
   const col = (cells: string[]) =>
-    cells.map((c, i) => (i < cells.length - 1 ? c.padEnd([8, 13, 17, 15][i] ?? 0) : c)).join('');
+    // Aligned, and never run together: a cell as long as its column still gets a space after it.
+    cells
+      .map((c, i) => (i < cells.length - 1 ? c.padEnd(Math.max([8, 13, 17, 15][i] ?? 0, c.length + 1)) : c))
+      .join('');
   const replication = declarations.roles.filter((r) => r.replication && r.login).map((r) => r.name);
   return [
     '# Written by edupulse-db from roles/declarations.ts; changes here are overwritten.',

@@ -24,6 +24,7 @@ import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import { LAYOUT } from './backup/layout.ts';
+import { downStandbys, upStandbys } from './standby.ts';
 import {
   checkReachable,
   clusterSpec,
@@ -228,6 +229,11 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
     logger: ctx.logger,
   }))
     steps.add(s.name, s.status, s.detail);
+  // Standbys last: they stream from the primary as the replicator login the desired state just declared
+  // (its password is in the secrets file now).
+  const current = readSecrets(ctx.paths.secretsFile)!;
+  for (const s of await upStandbys(ctx, localPgConfig(ctx, current, 'postgres'), current))
+    steps.add(`postgres ${s.name}`, s.status, s.detail);
   return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
 }
 
@@ -235,6 +241,12 @@ export async function down(ctx: StackContext): Promise<Step[]> {
   const steps = new Steps(ctx);
   // Both are stopped even when one of them fails to stop; the first error is raised after.
   const errors: unknown[] = [];
+  try {
+    for (const name of await downStandbys(ctx)) steps.add(`postgres ${name}`, 'done', 'stopped');
+  } catch (err) {
+    steps.add('postgres standbys', 'failed');
+    errors.push(err);
+  }
   try {
     const stopped = await stopCluster(clusterSpec(ctx), 'fast');
     steps.add('postgres', stopped ? 'done' : 'skipped', stopped ? 'stopped' : 'was not running');

@@ -8,6 +8,7 @@ import { describeError } from './errors.ts';
 import { redisClient } from './redis.ts';
 import { keptDrills, type ScratchCluster } from './restore/scratch-clusters.ts';
 import { clusterSpec, type StackContext } from './stack-context.ts';
+import { standbyStatus, type StandbyStatus } from './standby.ts';
 
 export const KEY_SETTINGS = [
   'wal_level',
@@ -42,6 +43,8 @@ export interface PostgresStatus {
   version?: string;
   settings?: Record<string, string | null>;
   archiver?: ArchiverStatus;
+  /** Hot standbys (EDUPULSE_PG_STANDBYS): state, replay lag, what each slot holds back. */
+  standbys?: StandbyStatus[];
   error?: string;
 }
 
@@ -86,12 +89,14 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
         lastFailedTime: a.last_failed_time?.toISOString() ?? null,
         waiting: a.waiting,
       };
+      const standbys = ctx ? await standbyStatus(ctx, conn.pg) : [];
       return {
         state: 'running' as const,
         url,
         version,
         settings: Object.fromEntries(rows.map((r) => [r.name, r.value])),
         archiver,
+        ...(standbys.length ? { standbys } : {}),
       };
     });
   } catch (err) {
@@ -150,6 +155,15 @@ export function formatStatus(s: StackStatus): string {
     lines.push(
       `  ${'archiver'.padEnd(34)} ${a.archivedCount} archived (last ${a.lastArchivedWal ?? '-'} at ${a.lastArchivedTime ?? '-'}), ` +
         `${a.failedCount} failed${a.lastFailedWal ? ` (last ${a.lastFailedWal} at ${a.lastFailedTime})` : ''}, ${a.waiting} waiting`,
+    );
+  }
+  for (const sb of s.postgres.standbys ?? []) {
+    lines.push(
+      `  ${`standby ${sb.name}`.padEnd(34)} ${sb.running ? 'running' : 'stopped'} on port ${sb.port}` +
+        (sb.state
+          ? `, ${sb.state} (${sb.syncState}), replay lag ${sb.replayLagBytes} bytes${sb.replayLagSeconds != null ? ` / ${sb.replayLagSeconds.toFixed(3)} s` : ''}`
+          : ', not connected') +
+        (sb.slotRetainedBytes !== undefined ? `, slot holds ${sb.slotRetainedBytes} bytes of WAL` : ''),
     );
   }
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
