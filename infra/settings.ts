@@ -122,6 +122,8 @@ export interface HealthThresholds {
   xidAgePct: [number, number];
   /** WAL segments done but not yet archived (.ready in pg_wal/archive_status): the archiver lagging or stuck. */
   archiveReadySegments: [number, number];
+  /** Bytes a standby's replay is behind the primary's WAL (a standby not streaming at all is critical). */
+  replicationLagBytes: [number, number];
   redisPingMs: [number, number];
   redisMemoryUsedPct: [number, number];
   latestPredictionsMs: [number, number];
@@ -233,6 +235,8 @@ export const defaultSettings: Settings = {
       xidAgePct: [50, 90],
       // 16 MB each: a handful is a burst, dozens is an archiver that cannot keep up (or fails) and WAL piling up.
       archiveReadySegments: [8, 64],
+      // A segment behind is a burst being replayed; sixteen is a standby that cannot keep up (or a failover that would lose time).
+      replicationLagBytes: [16 * 1024 * 1024, 256 * 1024 * 1024],
       redisPingMs: [20, 500],
       redisMemoryUsedPct: [90, 98],
       latestPredictionsMs: [50, 500],

@@ -1,4 +1,5 @@
 // npm run health: Postgres, Redis and backup checks, graded against settings.
+import { standbyNames } from './lib/standby.ts';
 import { command, outcome } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { table } from './lib/format.ts';
@@ -38,7 +39,12 @@ await command(
     const roles = readSecrets(paths.secretsFile)?.roles ?? {};
     const login = (user: string) => (roles[user] ? { ...conn.pg, user, password: roles[user] } : undefined);
     const [pg, redis] = await Promise.all([
-      postgresChecks(login(declarations.monitor) ?? conn.pg, login(declarations.reporting), th),
+      postgresChecks(
+        login(declarations.monitor) ?? conn.pg,
+        login(declarations.reporting),
+        th,
+        standbyNames(settings.postgres.standbys),
+      ),
       redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
     ]);
     const checks: Check[] = [

@@ -21,10 +21,12 @@ export interface StandbySpec extends ClusterSpec {
   slot: string;
 }
 
+/** The names of N standbys: standby1..N (also each one's application_name as the primary sees it). */
+export const standbyNames = (count: number) => Array.from({ length: count }, (_, i) => `standby${i + 1}`);
+
 /** The standbys the settings declare: standby1..N, on the primary's port + 1..N. */
 export function standbySpecs(ctx: StackContext): StandbySpec[] {
-  return Array.from({ length: ctx.settings.postgres.standbys }, (_, i) => {
-    const name = `standby${i + 1}`;
+  return standbyNames(ctx.settings.postgres.standbys).map((name, i) => {
     return {
       name,
       slot: `edupulse_${name}`,

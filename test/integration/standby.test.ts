@@ -3,13 +3,14 @@
 // physical slot as the replicator login (not the superuser) and starts it; a
 // row written on the primary is read on the standby within a bound; the
 // standby refuses writes; status shows it streaming, its lag and what its slot
-// holds back; up again changes nothing; down stops it.
+// holds back; health goes critical when it stops streaming; up again changes
+// nothing; down stops it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { withClient } from '../../ops-scripts/lib/db.ts';
-import { postmasterPid } from '../../ops-scripts/lib/cluster.ts';
+import { postmasterPid, startCluster, stopCluster } from '../../ops-scripts/lib/cluster.ts';
 import { runJob } from '../cli.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
 
@@ -69,6 +70,34 @@ test('status shows the standby streaming, its replay lag and what its slot holds
   assert.type(sb[0].replayLagBytes, 'number');
   assert.type(sb[0].slotRetainedBytes, 'number');
   assert.match((await runJob('status', [], stack.env)).stdout, /standby standby1\s+running on port \d+, streaming/);
+});
+
+test('health checks the standby: ok while it streams, critical once it stops', async () => {
+  const check = async () =>
+    (
+      JSON.parse((await runJob('health', ['--json'], stack.env)).stdout).checks as Array<{
+        name: string;
+        level: string;
+        detail: string;
+      }>
+    ).find((c) => c.name === 'replication_lag_bytes_standby1')!;
+  const ok = await check();
+  assert.is(ok.level, 'ok', ok.detail);
+  const spec = {
+    pg: stack.ctx.pg,
+    dataDir: standbyDir(),
+    logFile: join(stack.ctx.paths.logDir, 'standby1.log'),
+    port: standby().port,
+    as: stack.ctx.as,
+  };
+  await stopCluster(spec, 'fast');
+  try {
+    const down = await check();
+    assert.is(down.level, 'critical');
+    assert.match(down.detail, /standby1 is not streaming/);
+  } finally {
+    await startCluster(spec);
+  }
 });
 
 test('up again changes nothing; down stops the standby with the primary', async () => {

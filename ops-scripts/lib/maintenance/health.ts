@@ -29,6 +29,8 @@ export async function postgresChecks(
   monitor: PgConfig,
   reporting: PgConfig | undefined,
   th: HealthThresholds,
+  /** The standbys the settings declare (standby1..N), each expected to stream from this server. */
+  standbys: string[] = [],
 ): Promise<{ checks: Check[]; bornAt?: number }> {
   const checks: Check[] = [];
   const add = (name: string, level: Level, value: number | null, detail: string) =>
@@ -102,6 +104,26 @@ export async function postgresChecks(
             ? `archiving of ${a.last_failed_wal} failed at ${a.last_failed_time.toISOString()}, no success since`
             : `${a.failed_count} failures ever, none since the last success`,
         );
+        if (standbys.length) {
+          const repl = (
+            await c.query(
+              `SELECT application_name AS name, state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS lag
+               FROM pg_stat_replication`,
+            )
+          ).rows as Array<{ name: string; state: string; lag: number | null }>;
+          for (const name of standbys) {
+            const r = repl.find((x) => x.name === name);
+            const lag = Number(r?.lag ?? 0);
+            add(
+              `replication_lag_bytes_${name}`,
+              r?.state === 'streaming' ? grade(lag, th.replicationLagBytes) : 'critical',
+              r ? lag : null,
+              r?.state === 'streaming'
+                ? `${name} replays ${lag} bytes behind the primary`
+                : `${name} is not streaming from the primary${r ? ` (${r.state})` : ''}`,
+            );
+          }
+        }
         const rows = (
           await c.query(
             `SELECT relname, n_live_tup::float8 AS n FROM pg_stat_user_tables WHERE schemaname = 'public'
