@@ -15,11 +15,16 @@ export function writeFileAtomic(path: string, content: string, opts: { mode?: nu
   }
   if (opts.owner) chownSync(tmp, opts.owner.uid, opts.owner.gid);
   renameSync(tmp, path);
-  const dirFd = openSync(dirname(path), 'r');
+  syncFile(dirname(path));
+}
+
+/** fsync of a file (or directory) written by another process, so it is on disk before it is counted. */
+export function syncFile(path: string): void {
+  const fd = openSync(path, 'r');
   try {
-    fsyncSync(dirFd);
+    fsyncSync(fd);
   } finally {
-    closeSync(dirFd);
+    closeSync(fd);
   }
 }
 

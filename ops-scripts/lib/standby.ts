@@ -6,7 +6,7 @@
 // one (archive_mode=on archives on a primary only) and takes over archiving
 // if promoted. `up` creates and starts them, `down` stops them, `status`
 // reports each one's state, replay lag and what its slot holds back.
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { declarations } from '../../roles/declarations.ts';
 import { clusterRunning, configureCluster, startCluster, stopCluster, type ClusterSpec } from './cluster.ts';
@@ -62,24 +62,40 @@ export async function upStandbys(
   const password = secrets.roles[declarations.replicator];
   for (const s of standbySpecs(ctx)) {
     let made = false;
-    if (!existsSync(join(s.dataDir, 'PG_VERSION'))) {
-      await withClient(primary, (c) =>
-        c.query(
-          `SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
-          [s.slot],
-        ),
+    if (!existsSync(s.dataDir)) {
+      // Into a scratch directory renamed when whole: a killed or failed copy never looks like a standby, and
+      // the slot it made goes again (a slot nobody reads would hold the primary's WAL forever).
+      const scratch = `${s.dataDir}.init`;
+      rmSync(scratch, { recursive: true, force: true });
+      const created = await withClient(
+        primary,
+        async (c) =>
+          (
+            await c.query(
+              `SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+              [s.slot],
+            )
+          ).rowCount === 1,
       );
-      // -R writes standby.signal and primary_conninfo (0600, in the standby's own data directory), -S the slot.
-      await run(
-        ctx.pg.bin('pg_basebackup'),
-        ['-D', s.dataDir, '-R', '-S', s.slot, '-X', 'stream', '-c', 'fast', '-d', `application_name=${s.name}`],
-        {
-          as: ctx.as,
-          env: pgEnv({ ...primary, user: declarations.replicator, password, database: 'postgres' }),
-          logger: ctx.logger,
-          dieWithParent: true,
-        },
-      );
+      try {
+        // -R writes standby.signal and primary_conninfo (0600, in the standby's own data directory), -S the slot.
+        await run(
+          ctx.pg.bin('pg_basebackup'),
+          ['-D', scratch, '-R', '-S', s.slot, '-X', 'stream', '-c', 'fast', '-d', `application_name=${s.name}`],
+          {
+            as: ctx.as,
+            env: pgEnv({ ...primary, user: declarations.replicator, password, database: 'postgres' }),
+            logger: ctx.logger,
+            dieWithParent: true,
+          },
+        );
+        renameSync(scratch, s.dataDir);
+      } catch (err) {
+        rmSync(scratch, { recursive: true, force: true });
+        if (created)
+          await withClient(primary, (c) => c.query('SELECT pg_drop_replication_slot($1)', [s.slot])).catch(() => {});
+        throw err;
+      }
       made = true;
     }
     const changed = configureCluster(s, { params: standbyParameters(ctx, s), hba: localHba(), ident: localIdent(ctx) });

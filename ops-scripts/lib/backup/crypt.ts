@@ -6,7 +6,8 @@
 // from then on; files already written stay readable with the identity they
 // were written for (keep the old identity until the last backup and WAL made
 // for it has aged out by retention; an identity file may hold several keys).
-import { accessSync, closeSync, constants, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, rmSync, statSync } from 'node:fs';
+import { syncFile } from '../files.ts';
 import { badInput } from '../errors.ts';
 import { run, type OsUser } from '../run.ts';
 
@@ -18,12 +19,7 @@ export const isEncrypted = (name: string) => name.endsWith(AGE_SUFFIX);
 export async function encryptFile(path: string, recipients: string[], as?: OsUser): Promise<string> {
   const out = `${path}${AGE_SUFFIX}`;
   await run('age', [...recipients.flatMap((r) => ['-r', r]), '-o', out, '--', path], { as, dieWithParent: true });
-  const fd = openSync(out, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  syncFile(out);
   rmSync(path);
   return out;
 }

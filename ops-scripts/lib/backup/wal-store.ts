@@ -1,7 +1,8 @@
 // Reading an archived WAL file back in the form PostgreSQL and pg_waldump
 // read: a compressed one (<name>.zst, see infra/wal-archive.ts) is
 // decompressed, a plain one (an archive from before compression) copied.
-import { chownSync, closeSync, copyFileSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { chownSync, copyFileSync, renameSync, rmSync } from 'node:fs';
+import { syncFile } from '../files.ts';
 import { basename, dirname, join } from 'node:path';
 import { run, type OsUser } from '../run.ts';
 import { WAL_ZSTD } from './layout.ts';
@@ -44,12 +45,7 @@ export async function unpackWal(
 export async function zstdFile(path: string, level: number, as?: OsUser): Promise<string> {
   const out = `${path}${WAL_ZSTD}`;
   await run('zstd', ['-q', `-${level}`, '-f', '-o', out, '--', path], { as, dieWithParent: true });
-  const fd = openSync(out, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  syncFile(out);
   rmSync(path);
   return out;
 }
