@@ -12,6 +12,7 @@ import { declarations } from '../../roles/declarations.ts';
 import { clusterRunning, configureCluster, startCluster, stopCluster, type ClusterSpec } from './cluster.ts';
 import { withClient, type PgConfig } from './db.ts';
 import { pgEnv } from './pg-password.ts';
+import { failed } from './errors.ts';
 import { run } from './run.ts';
 import type { Secrets } from './secrets.ts';
 import { localHba, localIdent, localParameters, type StackContext } from './stack-context.ts';
@@ -103,6 +104,7 @@ export async function upStandbys(
       if (changed) {
         await stopCluster(s, 'fast');
         await startCluster(s);
+        await awaitStreaming(primary, s);
       }
       out.push({
         name: s.name,
@@ -112,6 +114,7 @@ export async function upStandbys(
       continue;
     }
     await startCluster(s);
+    await awaitStreaming(primary, s);
     out.push({
       name: s.name,
       status: 'done',
@@ -119,6 +122,26 @@ export async function upStandbys(
     });
   }
   return out;
+}
+
+/** Waits (bounded) until the primary sees the standby streaming: the server accepting connections is not yet that. */
+async function awaitStreaming(primary: PgConfig, s: StandbySpec, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  await withClient(primary, async (c) => {
+    for (;;) {
+      const { rowCount } = await c.query(
+        `SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'`,
+        [s.name],
+      );
+      if (rowCount) return;
+      if (Date.now() > deadline)
+        throw failed(
+          `standby ${s.name} started on port ${s.port} but is not streaming from the primary after ${timeoutMs / 1000} s`,
+          `see ${s.logFile}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
 }
 
 /** Stops every standby directory the stack holds (declared or left from a larger setting). */
