@@ -24,7 +24,7 @@ import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import { LAYOUT } from './backup/layout.ts';
-import { downStandbys, upStandbys } from './standby.ts';
+import { downStandbys, standbySpecs, upStandbys } from './standby.ts';
 import {
   checkReachable,
   clusterSpec,
@@ -185,6 +185,15 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
           },
         ]
       : []),
+    // Each standby on the primary's port + i: a port already taken is bad input before anything is made.
+    ...(await Promise.all(
+      standbySpecs(ctx).map(async (s) => ({
+        name: `PostgreSQL ${s.name}`,
+        port: s.port,
+        variable: 'EDUPULSE_PG_PORT (standbys use the ports after it)',
+        running: await clusterRunning(s),
+      })),
+    )),
   ];
   for (const s of ours) {
     if (s.running || (await portFree(s.port))) continue;

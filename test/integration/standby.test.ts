@@ -12,7 +12,8 @@ import * as assert from 'uvu/assert';
 import { withClient } from '../../ops-scripts/lib/db.ts';
 import { postmasterPid, startCluster, stopCluster } from '../../ops-scripts/lib/cluster.ts';
 import { runJob } from '../cli.ts';
-import { logged, startTestStack, type TestStack } from '../harness.ts';
+import { freePort, logged, startTestStack, type TestStack } from '../harness.ts';
+import { portFree } from '../../ops-scripts/lib/ports.ts';
 
 let stack: TestStack;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,7 +22,10 @@ const standby = () => ({ ...stack.pg, port: stack.ctx.settings.postgres.port + 1
 
 test.before(
   logged(async () => {
-    stack = await startTestStack({ env: { EDUPULSE_PG_STANDBYS: '1' } });
+    // The standby listens on the primary's port + 1: a primary port whose next one is free too.
+    let port = await freePort();
+    while (!(await portFree(port + 1))) port = await freePort();
+    stack = await startTestStack({ env: { EDUPULSE_PG_STANDBYS: '1', EDUPULSE_PG_PORT: String(port) } });
   }),
 );
 test.after(logged(async () => stack?.stop()));
