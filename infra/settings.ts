@@ -41,8 +41,43 @@ export interface PostgresSettings {
   archiveZstdLevel: number;
   /** Hot standbys streaming from the primary (local stack: ports port+1..port+N). 0: one server. */
   standbys: number;
+  /**
+   * async: a commit returns once the primary has it (a failover can lose the last moments, reported by the
+   * failover drill); sync: once a standby has flushed it too (synchronous_standby_names = ANY 1 (...)),
+   * so a failover loses no acknowledged commit. Needs at least one standby.
+   */
+  replication: ReplicationMode;
   logMinDurationMs: number;
   dataChecksums: boolean;
+}
+
+export const REPLICATION_MODES = ['async', 'sync'] as const;
+export type ReplicationMode = (typeof REPLICATION_MODES)[number];
+
+export const POOL_MODES = ['transaction', 'session', 'statement'] as const;
+export type PoolMode = (typeof POOL_MODES)[number];
+
+/**
+ * PgBouncer in front of the primary (and, with standbys, a second database entry for reporting reads on a standby).
+ *
+ * Sizing, from the documented application (reference: pool_size=20, max_overflow=40 per process) and
+ * PostgreSQL's max_connections (100, the server default, which we keep):
+ * - clients: each application process may open 20 + 40 = 60 connections; four processes (one per core of
+ *   an app host) is 240, so max_client_conn = 300 leaves headroom for ops jobs and reporting.
+ * - server: the declared ops logins may hold 5+5+5+10 = 25 (migrator, backup, monitor, reporting) plus
+ *   superuser_reserved_connections 3 (walsenders count apart since PostgreSQL 12), leaving 72 of 100;
+ *   max_db_connections = 60 stays under that with room for a direct admin session. In transaction mode one
+ *   server connection serves many clients' short transactions: default_pool_size = 20 per (database, user)
+ *   (the application's steady pool) with reserve_pool_size = 10 more for bursts (its overflow, server side).
+ */
+export interface PoolerSettings {
+  enabled: boolean;
+  port: number;
+  poolMode: PoolMode;
+  defaultPoolSize: number;
+  reservePoolSize: number;
+  maxClientConn: number;
+  maxDbConnections: number;
 }
 
 export interface RedisSettings {
@@ -168,6 +203,7 @@ export interface HostSettings {
 export interface Settings {
   host: HostSettings;
   postgres: PostgresSettings;
+  pooler: PoolerSettings;
   migrations: MigrationSettings;
   redis: RedisSettings;
   backup: BackupSettings;
@@ -189,8 +225,19 @@ export const defaultSettings: Settings = {
     // Measured (BENCHMARKS.md, "WAL archive"): level 1 stores a 16 MB segment in ~4 MB at ~300 MB/s.
     archiveZstdLevel: 1,
     standbys: 0,
+    replication: 'async',
     logMinDurationMs: 1000,
     dataChecksums: true,
+  },
+  pooler: {
+    enabled: false,
+    // Beside the other local ports (PgBouncer's own default is 6432).
+    port: 64329,
+    poolMode: 'transaction',
+    defaultPoolSize: 20,
+    reservePoolSize: 10,
+    maxClientConn: 300,
+    maxDbConnections: 60,
   },
   migrations: { lockTimeout: '5s' },
   redis: {
@@ -347,6 +394,12 @@ export const KNOWN_VARIABLES = [
   'PG_ARCHIVE_TIMEOUT',
   'PG_ARCHIVE_ZSTD_LEVEL',
   'PG_STANDBYS',
+  'PG_REPLICATION',
+  'POOLER',
+  'POOLER_PORT',
+  'POOLER_MODE',
+  'POOLER_POOL_SIZE',
+  'POOLER_MAX_CLIENTS',
   'WAL_PREFETCH_MB',
   'BACKUP_AGE_RECIPIENTS',
   'BACKUP_AGE_IDENTITY',
@@ -409,6 +462,13 @@ export function loadSettings(env: Env = {}): Settings {
   const d = defaultSettings;
   const repoMode = oneOf(env, 'REPO_MODE', d.backup.repoMode, REPO_MODES);
   const store = storeSettings(env, repoMode);
+  const standbys = intIn(env, 'PG_STANDBYS', d.postgres.standbys, 0, 3);
+  const replication = oneOf(env, 'PG_REPLICATION', d.postgres.replication, REPLICATION_MODES);
+  if (replication === 'sync' && standbys === 0)
+    throw new SettingsError(
+      `${ENV_PREFIX}PG_REPLICATION`,
+      'sync needs a standby to confirm commits; set EDUPULSE_PG_STANDBYS to 1 or more, or use async',
+    );
   return {
     host: {
       ...Object.fromEntries(
@@ -431,9 +491,18 @@ export function loadSettings(env: Env = {}): Settings {
       database: shaped(env, 'PG_DATABASE', d.postgres.database, PATTERNS.database),
       archiveTimeoutSeconds: intIn(env, 'PG_ARCHIVE_TIMEOUT', d.postgres.archiveTimeoutSeconds, 0, 86400),
       archiveZstdLevel: intIn(env, 'PG_ARCHIVE_ZSTD_LEVEL', d.postgres.archiveZstdLevel, 1, 19),
-      standbys: intIn(env, 'PG_STANDBYS', d.postgres.standbys, 0, 3),
+      standbys,
+      replication,
       logMinDurationMs: intIn(env, 'PG_LOG_MIN_DURATION_MS', d.postgres.logMinDurationMs, -1, 3_600_000),
       dataChecksums: d.postgres.dataChecksums,
+    },
+    pooler: {
+      ...d.pooler,
+      enabled: oneOf(env, 'POOLER', d.pooler.enabled ? 'on' : 'off', ['on', 'off'] as const) === 'on',
+      port: intIn(env, 'POOLER_PORT', d.pooler.port, 1, 65535),
+      poolMode: oneOf(env, 'POOLER_MODE', d.pooler.poolMode, POOL_MODES),
+      defaultPoolSize: intIn(env, 'POOLER_POOL_SIZE', d.pooler.defaultPoolSize, 1, d.pooler.maxDbConnections),
+      maxClientConn: intIn(env, 'POOLER_MAX_CLIENTS', d.pooler.maxClientConn, 1, 100_000),
     },
     migrations: {
       lockTimeout: shaped(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, PATTERNS.duration),

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { drill } from './lib/drill/drill.ts';
+import { checkFailoverDrill, failoverDrill } from './lib/drill/failover-drill.ts';
 import { logicalDrill } from './lib/drill/logical-drill.ts';
 import { syncStoreWal } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
@@ -20,6 +21,7 @@ import { resolveStack } from './lib/stack-context.ts';
 const usage = `Usage: edupulse-db drill [--target-time T] [--backup <id>] [--keep] [--json]
        edupulse-db drill --logical [<id>] [--json]
        edupulse-db drill --cleanup [--json]
+       edupulse-db drill --failover [--json]
 
 Restores the newest suitable physical backup into a scratch cluster on a free
 port at a target time, waits for promotion, then verifies: the target was
@@ -39,13 +41,22 @@ the live server and compares every table's row count and fingerprint with
 those taken in the dump's own snapshot; the scratch database is dropped.
 
 --cleanup stops and removes every scratch cluster an earlier --keep left
-(status lists them; edupulse-db stop <dir> [--remove] does one).`;
+(status lists them; edupulse-db stop <dir> [--remove] does one).
+
+--failover needs standbys and the pooler (EDUPULSE_PG_STANDBYS, EDUPULSE_POOLER=on):
+under a write load through the pooler it kills the primary (immediate stop),
+promotes a standby (as \`failover\` does, the old primary rewound to a standby),
+and checks that every acknowledged commit is on the new primary (synchronous
+replication; asynchronous reports how many were lost and the lag at the
+failure), that the pooler's port serves reads and writes again, and that the
+roles audit is clean there. RTO: detect, promote, repoint, first write. The
+stack stays failed over (\`failover\` switches back).`;
 
 await command(
   {
     name: 'drill',
     usage,
-    boolean: ['keep', 'logical', 'from-remote', 'cleanup'],
+    boolean: ['keep', 'logical', 'from-remote', 'cleanup', 'failover'],
     string: ['target-time', 'backup'],
     positionals: { max: 1, name: 'backup id (with --logical)' },
     conflicts: [
@@ -56,6 +67,9 @@ await command(
       ['cleanup', 'logical'],
       ['cleanup', 'target-time'],
       ['cleanup', 'backup'],
+      ...(['logical', 'cleanup', 'keep', 'target-time', 'backup', 'from-remote'] as const).map(
+        (f) => ['failover', f] as [string, string],
+      ),
     ],
   },
   async ({ args, json, logger }) => {
@@ -66,6 +80,22 @@ await command(
       for (const k of kept) await stopScratch(k.dataDir, { liveDataDir: paths.dataDir, remove: true, logger });
       return outcome({ removed: kept.map((k) => k.dataDir) }, () =>
         kept.length ? kept.map((k) => `removed ${k.dataDir}`).join('\n') : 'no kept drill clusters',
+      );
+    }
+    if (args.failover) {
+      if (args._.length) throw badInput(`unexpected argument "${args._[0]}"`, 'drill --failover takes none');
+      const stack = await resolveStack({ logger });
+      const secrets = readSecrets(stack.paths.secretsFile);
+      if (!secrets) throw badInput('no secrets file; run `npm run up` first');
+      checkFailoverDrill(stack);
+      const report = await failoverDrill(stack, secrets);
+      const ctx = backupContext(stack);
+      ctx.repo.ensureLayout();
+      const history = recordDrill(ctx.repo, report);
+      return outcome(
+        { ...report, history },
+        () => `${formatDrill(report)}\n  history: ${history}`,
+        report.passed ? 0 : 1,
       );
     }
     if (args._.length && !args.logical)

@@ -43,7 +43,7 @@ await command(
         login(declarations.monitor) ?? conn.pg,
         login(declarations.reporting),
         th,
-        standbyNames(settings.postgres.standbys),
+        standbyNames(settings.postgres.standbys, paths.primaryNode),
       ),
       redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
     ]);

@@ -47,6 +47,11 @@ export interface RoleDeclarations {
   reporting: string;
   /** The login standbys stream WAL as (REPLICATION only: no data privileges). */
   replicator: string;
+  /**
+   * The login PgBouncer looks client secrets up as (auth_user): it may only run the lookup function
+   * (pgbouncer.get_auth, SECURITY DEFINER), and logs in by peer authentication on the local socket.
+   */
+  pooler: string;
   roles: RoleDecl[];
   grants: Grant[];
   defaultPrivileges: DefaultPrivilege[];
@@ -67,6 +72,7 @@ export const declarations: RoleDeclarations = {
   monitor: 'edupulse_monitor',
   reporting: 'reporting',
   replicator: 'edupulse_replicator',
+  pooler: 'edupulse_pooler',
   roles: [
     { name: OWNER, login: false, inherit: true, connectionLimit: -1, memberOf: [], purpose: 'owns the schema objects' },
     {
@@ -127,6 +133,14 @@ export const declarations: RoleDeclarations = {
       memberOf: [],
       purpose: 'streaming replication for the standbys (no data privileges)',
     },
+    {
+      name: 'edupulse_pooler',
+      login: true,
+      inherit: false,
+      connectionLimit: 5,
+      memberOf: [],
+      purpose: "PgBouncer's auth_query (runs pgbouncer.get_auth only)",
+    },
   ],
   grants: [
     ...['edupulse_migrator', 'app_user', 'readonly', 'edupulse_backup', 'edupulse_monitor'].map((role) => ({
@@ -134,6 +148,9 @@ export const declarations: RoleDeclarations = {
       on: 'database' as const,
       privileges: ['CONNECT' as const],
     })),
+    { role: 'edupulse_pooler', on: 'database', privileges: ['CONNECT'] },
+    // The schema of the lookup function (made by the desired state's pooler step, owned by the superuser).
+    { role: 'edupulse_pooler', on: 'schema', schema: 'pgbouncer', privileges: ['USAGE'] },
     { role: 'app_user', on: 'schema', schema: SCHEMA, privileges: ['USAGE'] },
     { role: 'readonly', on: 'schema', schema: SCHEMA, privileges: ['USAGE'] },
     { role: 'app_user', on: 'table', schema: SCHEMA, privileges: APP_TABLE },

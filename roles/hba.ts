@@ -27,6 +27,10 @@ export function renderHba(opts: HbaOptions, declarations: RoleDeclarations = pro
     col(['# TYPE', 'DATABASE', 'USER', 'ADDRESS', 'METHOD']),
     // A local line has no address column; the blank keeps the method in line.
     col(['local', 'all', opts.superuser, '', `peer${opts.identMap ? ` map=${opts.identMap}` : ''}`]),
+    // PgBouncer's lookup login, by peer (it runs as the servers' OS user), and the logins it pools, by their
+    // SCRAM secrets, on the socket (reachable only by that OS user: the directory is 0700).
+    col(['local', 'all', declarations.pooler, '', `peer${opts.identMap ? ` map=${opts.identMap}` : ''}`]),
+    col(['local', 'all', 'all', '', 'scram-sha-256']),
     ...opts.addresses.map((a) => col(['host', 'all', 'all', a, 'scram-sha-256'])),
     ...replication.flatMap((role) => opts.addresses.map((a) => col(['host', 'replication', role, a, 'scram-sha-256']))),
     '',

@@ -25,12 +25,15 @@ import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import { LAYOUT } from './backup/layout.ts';
 import { downStandbys, standbySpecs, upStandbys } from './standby.ts';
+import { nodeName } from './topology.ts';
+import { downPooler, poolerPid, upPooler } from './pooler.ts';
 import {
   checkReachable,
   clusterSpec,
   localHba,
   localIdent,
   localParameters,
+  primaryPort,
   redisSpec,
   type StackContext,
 } from './stack-context.ts';
@@ -75,7 +78,7 @@ function stateDirs(ctx: StackContext): string[] {
 export function localPgConfig(ctx: StackContext, secrets: Secrets, database: string): PgConfig {
   return {
     host: '127.0.0.1',
-    port: ctx.settings.postgres.port,
+    port: primaryPort(ctx),
     user: secrets.postgres.superuser,
     password: secrets.postgres.password,
     database,
@@ -110,7 +113,7 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
   });
   if (await clusterRunning(spec)) {
     if (!configChanged) {
-      steps.add('postgres', 'skipped', `already running on port ${ctx.settings.postgres.port}`);
+      steps.add('postgres', 'skipped', `already running on port ${primaryPort(ctx)}`);
       return;
     }
     await reloadCluster(spec);
@@ -131,7 +134,7 @@ async function upPostgres(ctx: StackContext, secrets: Secrets, steps: Steps): Pr
   steps.add(
     'postgres',
     'done',
-    `${crashed ? 'recovered after an unclean stop and started' : 'started'} on port ${ctx.settings.postgres.port}`,
+    `${crashed ? 'recovered after an unclean stop and started' : 'started'} on port ${primaryPort(ctx)}`,
   );
 }
 
@@ -171,7 +174,7 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
   const ours = [
     {
       name: 'PostgreSQL',
-      port: ctx.settings.postgres.port,
+      port: primaryPort(ctx),
       variable: 'EDUPULSE_PG_PORT',
       running: existsSync(ctx.paths.dataDir) && (await clusterRunning(clusterSpec(ctx))),
     },
@@ -194,6 +197,16 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
         running: await clusterRunning(s),
       })),
     )),
+    ...(ctx.settings.pooler.enabled
+      ? [
+          {
+            name: 'PgBouncer',
+            port: ctx.settings.pooler.port,
+            variable: 'EDUPULSE_POOLER_PORT',
+            running: !!poolerPid(ctx),
+          },
+        ]
+      : []),
   ];
   for (const s of ours) {
     if (s.running || (await portFree(s.port))) continue;
@@ -206,6 +219,11 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
 }
 
 export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Promise<UpResult> {
+  if (ctx.paths.primaryNode > ctx.settings.postgres.standbys)
+    throw badInput(
+      `${nodeName(ctx.paths.primaryNode)} is the primary since a failover, but EDUPULSE_PG_STANDBYS=${ctx.settings.postgres.standbys} declares only pg0..pg${ctx.settings.postgres.standbys}; nothing was changed`,
+      `set EDUPULSE_PG_STANDBYS to at least ${ctx.paths.primaryNode}`,
+    );
   await checkReachable(ctx);
   await checkPorts(ctx, opts.redis !== false);
   if (ctx.settings.backup.encryption.recipients.length && spawnSync('age', ['--version']).error)
@@ -242,7 +260,11 @@ export async function up(ctx: StackContext, opts: { redis?: boolean } = {}): Pro
   // (its password is in the secrets file now).
   const current = readSecrets(ctx.paths.secretsFile)!;
   for (const s of await upStandbys(ctx, localPgConfig(ctx, current, 'postgres'), current))
-    steps.add(`postgres ${s.name}`, s.status, s.detail);
+    steps.add(s.name === 'replication' ? 'postgres: replication' : `postgres ${s.name}`, s.status, s.detail);
+  if (ctx.settings.pooler.enabled) {
+    const p = await upPooler(ctx, primaryPort(ctx));
+    steps.add('pgbouncer', p.status, p.detail);
+  }
   return { steps: steps.list, changed: steps.list.some((s) => s.status === 'done') };
 }
 
@@ -250,6 +272,12 @@ export async function down(ctx: StackContext): Promise<Step[]> {
   const steps = new Steps(ctx);
   // Both are stopped even when one of them fails to stop; the first error is raised after.
   const errors: unknown[] = [];
+  try {
+    if (await downPooler(ctx)) steps.add('pgbouncer', 'done', 'stopped');
+  } catch (err) {
+    steps.add('pgbouncer', 'failed');
+    errors.push(err);
+  }
   try {
     for (const name of await downStandbys(ctx)) steps.add(`postgres ${name}`, 'done', 'stopped');
   } catch (err) {

@@ -31,6 +31,7 @@ export const SERVER_LOCKS = {
 export const JOB_LOCKS: Readonly<Record<string, { file?: readonly FileLock[]; server?: keyof typeof SERVER_LOCKS }>> = {
   up: { file: ['stack'] },
   down: { file: ['stack'] },
+  failover: { file: ['stack'] },
   backup: { file: ['repository'] },
   'backup:prune': { file: ['repository'] },
   drill: { file: ['drill'] },

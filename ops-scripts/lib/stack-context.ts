@@ -13,6 +13,9 @@ import type { RedisSpec } from './redis.ts';
 import { run, type OsUser } from './run.ts';
 import { SUPERUSER } from './secrets.ts';
 import { renderHba } from '../../roles/hba.ts';
+import { localRestoreCommand } from './backup/wal-store.ts';
+import { nodeName } from './topology.ts';
+import { declarations } from '../../roles/declarations.ts';
 import { settingsFromEnv } from './settings.ts';
 import { dataDirMajor, statePaths, type StatePaths } from './state.ts';
 
@@ -63,6 +66,10 @@ export async function resolveStack(opts: { env?: Env; logger: Logger; install?: 
   return { settings, paths, pg, redisServer, as, logger: opts.logger };
 }
 
+/** The primary's port: node i listens on EDUPULSE_PG_PORT + i (topology.ts). */
+export const primaryPort = (ctx: Pick<StackContext, 'settings' | 'paths'>) =>
+  ctx.settings.postgres.port + ctx.paths.primaryNode;
+
 export const osOwnerName = (ctx: Pick<StackContext, 'as'>) => ctx.as?.name ?? currentUserName();
 
 /**
@@ -100,7 +107,7 @@ export function clusterSpec(ctx: StackContext): ClusterSpec {
     dataDir: ctx.paths.dataDir,
     socketDir: ctx.paths.socketDir,
     logFile: ctx.paths.pgLog,
-    port: ctx.settings.postgres.port,
+    port: primaryPort(ctx),
     as: ctx.as,
     logger: ctx.logger,
   };
@@ -113,10 +120,20 @@ export function localParameters(ctx: StackContext): Record<string, string> {
       walArchiveDir: ctx.paths.walArchiveDir,
       archiveScript: ctx.paths.archiveScript,
       major: ctx.pg.major,
+      port: primaryPort(ctx),
       ...(ctx.settings.backup.encryption.recipients.length ? { ageRecipientsFile: ctx.paths.ageRecipients } : {}),
     }),
     unix_socket_directories: ctx.paths.socketDir,
     unix_socket_permissions: '0700',
+    // Each node by its name in ps and logs; set alike on primary and standbys (it needs a restart, and a
+    // promotion must not leave one pending).
+    cluster_name: nodeName(ctx.paths.primaryNode),
+    // WAL a server no longer holds comes from the archive: a standby long stopped catches up, and pg_rewind
+    // (--restore-target-wal) finds an old primary's recycled segments. Ignored outside recovery. Encrypted
+    // archives need the identity, which the database host does not hold: streaming only then.
+    ...(ctx.settings.backup.encryption.recipients.length
+      ? {}
+      : { restore_command: localRestoreCommand(ctx.paths.walArchiveDir) }),
   };
 }
 
@@ -126,7 +143,8 @@ export function localHba(): string {
 }
 
 export function localIdent(ctx: StackContext): string {
-  return `# Written by edupulse-db.\nowner ${osOwnerName(ctx)} ${SUPERUSER}\n`;
+  const os = osOwnerName(ctx);
+  return `# Written by edupulse-db.\nowner ${os} ${SUPERUSER}\nowner ${os} ${declarations.pooler}\n`;
 }
 
 export function redisSpec(ctx: StackContext, password: string): RedisSpec {

@@ -7,7 +7,9 @@ import { withClient } from './db.ts';
 import { describeError } from './errors.ts';
 import { redisClient } from './redis.ts';
 import { keptDrills, type ScratchCluster } from './restore/scratch-clusters.ts';
-import { clusterSpec, type StackContext } from './stack-context.ts';
+import { clusterSpec, primaryPort, type StackContext } from './stack-context.ts';
+import { poolerPid, poolerPools, type PoolStatus } from './pooler.ts';
+import { nodeName } from './topology.ts';
 import { standbyStatus, type StandbyStatus } from './standby.ts';
 
 export const KEY_SETTINGS = [
@@ -45,6 +47,10 @@ export interface PostgresStatus {
   archiver?: ArchiverStatus;
   /** Hot standbys (EDUPULSE_PG_STANDBYS): state, replay lag, what each slot holds back. */
   standbys?: StandbyStatus[];
+  /** Which node (pg0..pgN) is the primary, when the stack has standbys or has failed over. */
+  primary?: string;
+  /** PgBouncer (EDUPULSE_POOLER=on): its port and pools. */
+  pooler?: { state: 'running' | 'stopped'; port: number; pools?: PoolStatus[]; error?: string };
   error?: string;
 }
 
@@ -90,6 +96,11 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
         waiting: a.waiting,
       };
       const standbys = ctx ? await standbyStatus(ctx, conn.pg) : [];
+      const pooler = ctx?.settings.pooler.enabled ? await poolerState(ctx) : undefined;
+      const primary =
+        ctx && (standbys.length || ctx.paths.primaryNode)
+          ? `${nodeName(ctx.paths.primaryNode)} on port ${primaryPort(ctx)}`
+          : undefined;
       return {
         state: 'running' as const,
         url,
@@ -97,10 +108,22 @@ async function postgresStatus(conn: Connections, ctx: StackContext | undefined):
         settings: Object.fromEntries(rows.map((r) => [r.name, r.value])),
         archiver,
         ...(standbys.length ? { standbys } : {}),
+        ...(primary ? { primary } : {}),
+        ...(pooler ? { pooler } : {}),
       };
     });
   } catch (err) {
     return { state: 'unreachable', url, error: describeError(err) };
+  }
+}
+
+async function poolerState(ctx: StackContext): Promise<NonNullable<PostgresStatus['pooler']>> {
+  const port = ctx.settings.pooler.port;
+  if (!poolerPid(ctx)) return { state: 'stopped', port };
+  try {
+    return { state: 'running', port, pools: await poolerPools(ctx) };
+  } catch (err) {
+    return { state: 'running', port, error: describeError(err) };
   }
 }
 
@@ -157,6 +180,7 @@ export function formatStatus(s: StackStatus): string {
         `${a.failedCount} failed${a.lastFailedWal ? ` (last ${a.lastFailedWal} at ${a.lastFailedTime})` : ''}, ${a.waiting} waiting`,
     );
   }
+  if (s.postgres.primary) lines.push(`  ${'primary'.padEnd(34)} ${s.postgres.primary}`);
   for (const sb of s.postgres.standbys ?? []) {
     lines.push(
       `  ${`standby ${sb.name}`.padEnd(34)} ${sb.running ? 'running' : 'stopped'} on port ${sb.port}` +
@@ -165,6 +189,14 @@ export function formatStatus(s: StackStatus): string {
           : ', not connected') +
         (sb.slotRetainedBytes !== undefined ? `, slot holds ${sb.slotRetainedBytes} bytes of WAL` : ''),
     );
+  }
+  const pb = s.postgres.pooler;
+  if (pb) {
+    lines.push(`pgbouncer ${pb.state}  127.0.0.1:${pb.port}${pb.error ? `  error: ${pb.error}` : ''}`);
+    for (const p of pb.pools ?? [])
+      lines.push(
+        `  ${`pool ${p.database}/${p.user}`.padEnd(34)} clients ${p.clientsActive} active, ${p.clientsWaiting} waiting (longest ${p.maxWaitSeconds} s); servers ${p.serversActive} active, ${p.serversIdle} idle`,
+      );
   }
   lines.push(`redis     ${s.redis.state}${s.redis.version ? `  ${s.redis.version}` : ''}  ${s.redis.url}`);
   if (s.redis.error) lines.push(`  error: ${s.redis.error}`);

@@ -1,59 +1,175 @@
-// Hot standbys of the local stack: PostgreSQL's own streaming replication,
-// one physical replication slot per standby (so the primary keeps the WAL a
-// standby has not received yet), each made by pg_basebackup -R as the
-// replicator login declared in roles/ (never the superuser) and run as a hot
-// standby on its own port (TCP only). A standby archives nothing while it is
-// one (archive_mode=on archives on a primary only) and takes over archiving
-// if promoted. `up` creates and starts them, `down` stops them, `status`
-// reports each one's state, replay lag and what its slot holds back.
-import { existsSync, renameSync, rmSync } from 'node:fs';
+// Hot standbys of the local stack: PostgreSQL's own streaming replication.
+// The servers are nodes pg0..pgN (topology.ts); every node but the primary is
+// a hot standby on its own port, streaming over its own physical replication
+// slot on the primary (so the primary keeps the WAL a standby has not received
+// yet) as the replicator login declared in roles/ (never the superuser). A
+// standby is made by pg_basebackup; its primary_conninfo is in the managed
+// configuration and its password in a passfile (0600), never in the
+// configuration itself. A standby archives nothing while it is one
+// (archive_mode=on archives on a primary only) and takes over archiving when
+// promoted. Synchronous replication (EDUPULSE_PG_REPLICATION=sync) names the
+// standbys in synchronous_standby_names once they stream, never before: a
+// primary waiting for a standby that is not there yet stops every write.
+import { existsSync, renameSync, rmSync, writeFileSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { declarations } from '../../roles/declarations.ts';
 import { clusterRunning, configureCluster, startCluster, stopCluster, type ClusterSpec } from './cluster.ts';
 import { withClient, type PgConfig } from './db.ts';
 import { pgEnv } from './pg-password.ts';
 import { failed } from './errors.ts';
+import { writeFileAtomic } from './files.ts';
 import { run } from './run.ts';
 import type { Secrets } from './secrets.ts';
 import { localHba, localIdent, localParameters, type StackContext } from './stack-context.ts';
+import { nodeDataDir, nodeLogFile, nodeName, standbyNodes } from './topology.ts';
 
-export interface StandbySpec extends ClusterSpec {
+export interface NodeSpec extends ClusterSpec {
+  node: number;
+  /** pg<i>: also its application_name as the primary sees it. */
   name: string;
+  /** Its physical slot on whichever node is primary. */
   slot: string;
 }
+export type StandbySpec = NodeSpec;
 
-/** The names of N standbys: standby1..N (also each one's application_name as the primary sees it). */
-export const standbyNames = (count: number) => Array.from({ length: count }, (_, i) => `standby${i + 1}`);
+export const slotName = (node: number) => `edupulse_${nodeName(node)}`;
 
-/** The standbys the settings declare: standby1..N, on the primary's port + 1..N. */
-export function standbySpecs(ctx: StackContext): StandbySpec[] {
-  return standbyNames(ctx.settings.postgres.standbys).map((name, i) => {
-    return {
-      name,
-      slot: `edupulse_${name}`,
-      pg: ctx.pg,
-      dataDir: join(ctx.paths.root, 'pg', name),
-      logFile: join(ctx.paths.logDir, `${name}.log`),
-      port: ctx.settings.postgres.port + i + 1,
-      as: ctx.as,
-      logger: ctx.logger,
-    };
-  });
-}
-
-/** A standby's own parameters: the primary's settings, its port, TCP only, a hot standby named for the primary. */
-function standbyParameters(ctx: StackContext, s: StandbySpec): Record<string, string> {
-  const { unix_socket_directories: _socket, unix_socket_permissions: _perm, ...params } = localParameters(ctx);
+/** Node i of the stack: pg/data or pg/pg<i>, on the primary setting's port + i, the stack's socket directory. */
+export function nodeSpec(ctx: StackContext, node: number): NodeSpec {
   return {
-    ...params,
-    port: String(s.port),
-    unix_socket_directories: '',
-    hot_standby: 'on',
-    cluster_name: s.name,
+    node,
+    name: nodeName(node),
+    slot: slotName(node),
+    pg: ctx.pg,
+    dataDir: nodeDataDir(ctx.paths.root, node),
+    socketDir: ctx.paths.socketDir,
+    logFile: nodeLogFile(ctx.paths.root, node),
+    port: ctx.settings.postgres.port + node,
+    as: ctx.as,
+    logger: ctx.logger,
   };
 }
 
-/** Creates (pg_basebackup -R over its slot) and starts each declared standby; returns what it did, per standby. */
+/** The standbys: every node of pg0..pgN but the primary. */
+export function standbySpecs(ctx: StackContext): NodeSpec[] {
+  return standbyNodes(ctx.settings.postgres.standbys, ctx.paths.primaryNode).map((i) => nodeSpec(ctx, i));
+}
+
+/** The names of the standbys the settings declare, given which node is primary (health checks each one). */
+export const standbyNames = (standbys: number, primary = 0) => standbyNodes(standbys, primary).map(nodeName);
+
+/** Where the replicator's password lives for the standbys' primary_conninfo (0600, the servers' OS user). */
+export const replicationPassfile = (ctx: StackContext) => join(ctx.paths.root, 'pg', 'replication.pgpass');
+
+const pgpassField = (v: string) => v.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+
+function writePassfile(ctx: StackContext, password: string): void {
+  const content = `# Written by edupulse-db: the replication login's password, for the standbys.\n*:*:*:${declarations.replicator}:${pgpassField(password)}\n`;
+  writeFileAtomic(replicationPassfile(ctx), content, { mode: 0o600, ...(ctx.as ? { owner: ctx.as } : {}) });
+}
+
+/** primary_conninfo of a standby of the node `primary`: no password in it, the passfile holds that. */
+export function primaryConninfo(ctx: StackContext, s: NodeSpec, primaryPort: number): string {
+  return [
+    `host=127.0.0.1`,
+    `port=${primaryPort}`,
+    `user=${declarations.replicator}`,
+    `passfile=${replicationPassfile(ctx)}`,
+    `application_name=${s.name}`,
+    `sslmode=disable`,
+  ].join(' ');
+}
+
+/** A standby's parameters: the primary's settings, its own port and name, and where it streams from. */
+export function standbyParameters(ctx: StackContext, s: NodeSpec, primaryPort: number): Record<string, string> {
+  return {
+    ...localParameters(ctx),
+    port: String(s.port),
+    cluster_name: s.name,
+    primary_conninfo: primaryConninfo(ctx, s, primaryPort),
+    primary_slot_name: s.slot,
+  };
+}
+
+/** synchronous_standby_names for these standbys: any one of them confirms a commit. */
+export const syncStandbyNames = (names: string[]) => (names.length ? `ANY 1 (${names.join(', ')})` : '');
+
+/**
+ * The primary's synchronous_standby_names, by ALTER SYSTEM (reloaded, so no
+ * restart): in sync mode the standbys that stream now, else ''. Returns the
+ * value when it changed.
+ */
+export async function setSyncStandbys(primary: PgConfig, names: string[]): Promise<string | undefined> {
+  return withClient(primary, async (c) => {
+    const want = syncStandbyNames(names);
+    const { rows } = await c.query<{ setting: string }>(
+      `SELECT setting FROM pg_settings WHERE name = 'synchronous_standby_names'`,
+    );
+    if (rows[0]?.setting === want) return undefined;
+    await c.query(
+      want ? `ALTER SYSTEM SET synchronous_standby_names = '${want}'` : 'ALTER SYSTEM RESET synchronous_standby_names',
+    );
+    await c.query('SELECT pg_reload_conf()');
+    // The postmaster and then the checkpointer/backends pick it up: wait until this session sees it.
+    for (let i = 0; i < 200; i++) {
+      const now = (await c.query<{ s: string }>(`SELECT current_setting('synchronous_standby_names') AS s`)).rows[0]!.s;
+      if (now === want) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return want;
+  });
+}
+
+/** Makes a standby's data directory from the primary, over its slot, into a scratch directory renamed when whole. */
+export async function makeStandby(ctx: StackContext, s: NodeSpec, primary: PgConfig, password: string): Promise<void> {
+  // A killed or failed copy never looks like a standby, and the slot it made goes again (a slot nobody
+  // reads would hold the primary's WAL forever).
+  const scratch = `${s.dataDir}.init`;
+  rmSync(scratch, { recursive: true, force: true });
+  const created = await ensureSlot(primary, s.slot);
+  try {
+    await run(
+      ctx.pg.bin('pg_basebackup'),
+      ['-D', scratch, '-S', s.slot, '-X', 'stream', '-c', 'fast', '-d', `application_name=${s.name}`],
+      {
+        as: ctx.as,
+        env: pgEnv({ ...primary, user: declarations.replicator, password, database: 'postgres' }),
+        logger: ctx.logger,
+        dieWithParent: true,
+      },
+    );
+    markStandby(ctx, scratch);
+    renameSync(scratch, s.dataDir);
+  } catch (err) {
+    rmSync(scratch, { recursive: true, force: true });
+    if (created)
+      await withClient(primary, (c) => c.query('SELECT pg_drop_replication_slot($1)', [s.slot])).catch(() => {});
+    throw err;
+  }
+}
+
+/** standby.signal: the server starts as a standby (its primary_conninfo is in the managed configuration). */
+export function markStandby(ctx: StackContext, dataDir: string): void {
+  const f = join(dataDir, 'standby.signal');
+  writeFileSync(f, '', { mode: 0o600 });
+  if (ctx.as) chownSync(f, ctx.as.uid, ctx.as.gid);
+}
+
+/** Creates the physical slot on the primary when missing; true when it made it. */
+export async function ensureSlot(primary: PgConfig, slot: string): Promise<boolean> {
+  return withClient(
+    primary,
+    async (c) =>
+      (
+        await c.query(
+          `SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+          [slot],
+        )
+      ).rowCount === 1,
+  );
+}
+
+/** Creates (pg_basebackup over its slot) and starts each declared standby; returns what it did, per standby. */
 export async function upStandbys(
   ctx: StackContext,
   primary: PgConfig,
@@ -61,45 +177,21 @@ export async function upStandbys(
 ): Promise<Array<{ name: string; status: 'done' | 'skipped'; detail: string }>> {
   const out: Array<{ name: string; status: 'done' | 'skipped'; detail: string }> = [];
   const password = secrets.roles[declarations.replicator];
-  for (const s of standbySpecs(ctx)) {
+  if (!password) throw failed(`no password for ${declarations.replicator} in the secrets file`, 'run up again');
+  const specs = standbySpecs(ctx);
+  if (specs.length) writePassfile(ctx, password);
+  const primaryPort = primary.port!;
+  for (const s of specs) {
     let made = false;
     if (!existsSync(s.dataDir)) {
-      // Into a scratch directory renamed when whole: a killed or failed copy never looks like a standby, and
-      // the slot it made goes again (a slot nobody reads would hold the primary's WAL forever).
-      const scratch = `${s.dataDir}.init`;
-      rmSync(scratch, { recursive: true, force: true });
-      const created = await withClient(
-        primary,
-        async (c) =>
-          (
-            await c.query(
-              `SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
-              [s.slot],
-            )
-          ).rowCount === 1,
-      );
-      try {
-        // -R writes standby.signal and primary_conninfo (0600, in the standby's own data directory), -S the slot.
-        await run(
-          ctx.pg.bin('pg_basebackup'),
-          ['-D', scratch, '-R', '-S', s.slot, '-X', 'stream', '-c', 'fast', '-d', `application_name=${s.name}`],
-          {
-            as: ctx.as,
-            env: pgEnv({ ...primary, user: declarations.replicator, password, database: 'postgres' }),
-            logger: ctx.logger,
-            dieWithParent: true,
-          },
-        );
-        renameSync(scratch, s.dataDir);
-      } catch (err) {
-        rmSync(scratch, { recursive: true, force: true });
-        if (created)
-          await withClient(primary, (c) => c.query('SELECT pg_drop_replication_slot($1)', [s.slot])).catch(() => {});
-        throw err;
-      }
+      await makeStandby(ctx, s, primary, password);
       made = true;
-    }
-    const changed = configureCluster(s, { params: standbyParameters(ctx, s), hba: localHba(), ident: localIdent(ctx) });
+    } else await ensureSlot(primary, s.slot);
+    const changed = configureCluster(s, {
+      params: standbyParameters(ctx, s, primaryPort),
+      hba: localHba(),
+      ident: localIdent(ctx),
+    });
     if (await clusterRunning(s)) {
       if (changed) {
         await stopCluster(s, 'fast');
@@ -121,11 +213,22 @@ export async function upStandbys(
       detail: `${made ? `made by pg_basebackup over slot ${s.slot} as ${declarations.replicator}, ` : ''}started as a hot standby on port ${s.port}`,
     });
   }
+  // Only now, with every standby streaming, may the primary wait for one of them.
+  const sync = await setSyncStandbys(
+    primary,
+    ctx.settings.postgres.replication === 'sync' ? specs.map((s) => s.name) : [],
+  );
+  if (sync !== undefined)
+    out.push({
+      name: 'replication',
+      status: 'done',
+      detail: sync ? `synchronous: synchronous_standby_names = '${sync}'` : 'asynchronous',
+    });
   return out;
 }
 
 /** Waits (bounded) until the primary sees the standby streaming: the server accepting connections is not yet that. */
-async function awaitStreaming(primary: PgConfig, s: StandbySpec, timeoutMs = 30_000): Promise<void> {
+export async function awaitStreaming(primary: PgConfig, s: NodeSpec, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   await withClient(primary, async (c) => {
     for (;;) {
@@ -144,7 +247,7 @@ async function awaitStreaming(primary: PgConfig, s: StandbySpec, timeoutMs = 30_
   });
 }
 
-/** Stops every standby directory the stack holds (declared or left from a larger setting). */
+/** Stops every standby the stack holds. */
 export async function downStandbys(ctx: StackContext): Promise<string[]> {
   const stopped: string[] = [];
   for (const s of standbySpecs(ctx)) if (await stopCluster(s, 'fast')) stopped.push(s.name);

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LAYOUT } from './backup/layout.ts';
 import { settingsFromEnv } from './settings.ts';
+import { nodeDataDir, nodeLogFile, readTopology } from './topology.ts';
 
 /** Where the running modules are: the checkout (run by tsx) or its compiled copy in dist/. */
 export const CODE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -13,7 +14,10 @@ export const PROJECT_ROOT = basename(CODE_ROOT) === 'dist' ? dirname(CODE_ROOT) 
 
 export interface StatePaths {
   root: string;
+  /** The primary's data directory (pg/data until a failover makes another node primary; see topology.ts). */
   dataDir: string;
+  /** Which node (pg0..pgN) is the primary: it listens on EDUPULSE_PG_PORT + this. */
+  primaryNode: number;
   /** A fresh initdb goes here first and is renamed into place: a half-made cluster is never `dataDir`. */
   initDir: string;
   socketDir: string;
@@ -38,13 +42,15 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
   const host = settingsFromEnv(env).host;
   const root = resolve(host.stateDir ?? join(PROJECT_ROOT, '.edupulse'));
   const repoDir = resolve(host.repoDir ?? join(root, 'repo'));
+  const primaryNode = readTopology(root).primary;
   return {
     root,
-    dataDir: join(root, 'pg', 'data'),
+    dataDir: nodeDataDir(root, primaryNode),
+    primaryNode,
     initDir: join(root, 'pg', 'data.init'),
     socketDir: join(root, 'run'),
     logDir: join(root, 'logs'),
-    pgLog: join(root, 'logs', 'postgres.log'),
+    pgLog: nodeLogFile(root, primaryNode),
     redisDir: join(root, 'redis'),
     redisConf: join(root, 'redis', 'redis.conf'),
     redisPidFile: join(root, 'redis', 'redis.pid'),

@@ -174,17 +174,21 @@ test('TCP without a password and with a wrong one is rejected (scram, no trust)'
   }
 });
 
-test('pg_hba: no trust anywhere; the socket only for the OS owner as the superuser', async () => {
+test("pg_hba: no trust anywhere; on the socket, peer only for the OS owner (as the superuser or the pooler's lookup login), SCRAM for the rest", async () => {
   await withClient(pgConfig(), async (c) => {
     const { rows } = await c.query<{ type: string; user_name: string[]; auth_method: string }>(
       'SELECT type, user_name, auth_method FROM pg_hba_file_rules',
     );
     assert.ok(rows.length > 0);
     assert.not.ok(rows.some((r) => r.auth_method === 'trust'));
-    for (const r of rows.filter((x) => x.type === 'local')) {
-      assert.equal(r.user_name, ['postgres']);
-      assert.is(r.auth_method, 'peer');
-    }
+    assert.equal(
+      rows.filter((x) => x.type === 'local').map((r) => [r.user_name, r.auth_method]),
+      [
+        [['postgres'], 'peer'],
+        [['edupulse_pooler'], 'peer'],
+        [['all'], 'scram-sha-256'],
+      ],
+    );
     assert.ok(rows.filter((x) => x.type === 'host').every((r) => r.auth_method === 'scram-sha-256'));
   });
 });

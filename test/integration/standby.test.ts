@@ -5,7 +5,7 @@
 // standby refuses writes; status shows it streaming, its lag and what its slot
 // holds back; health goes critical when it stops streaming; up again changes
 // nothing; down stops it.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,7 +17,7 @@ import { portFree } from '../../ops-scripts/lib/ports.ts';
 
 let stack: TestStack;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const standbyDir = () => join(stack.ctx.paths.root, 'pg', 'standby1');
+const standbyDir = () => join(stack.ctx.paths.root, 'pg', 'pg1');
 const standby = () => ({ ...stack.pg, port: stack.ctx.settings.postgres.port + 1 });
 
 test.before(
@@ -32,12 +32,17 @@ test.after(logged(async () => stack?.stop()));
 
 test('up made the standby from the primary over its slot, as the replicator login', async () => {
   assert.ok(existsSync(join(standbyDir(), 'standby.signal')));
-  const auto = readFileSync(join(standbyDir(), 'postgresql.auto.conf'), 'utf8');
-  assert.match(auto, /primary_slot_name = 'edupulse_standby1'/);
-  assert.match(auto, /user=edupulse_replicator/);
+  // Where it streams from is in the managed configuration; the password only in the passfile (0600).
+  const conf = readFileSync(join(standbyDir(), 'edupulse.conf'), 'utf8');
+  assert.match(conf, /primary_slot_name = 'edupulse_pg1'/);
+  assert.match(conf, /user=edupulse_replicator passfile=\S+replication.pgpass/);
+  const password = JSON.parse(readFileSync(stack.ctx.paths.secretsFile, 'utf8')).roles.edupulse_replicator;
+  for (const f of ['edupulse.conf', 'postgresql.auto.conf'])
+    assert.not.ok(readFileSync(join(standbyDir(), f), 'utf8').includes(password), `${f} holds the password`);
+  assert.is(statSync(join(stack.ctx.paths.root, 'pg', 'replication.pgpass')).mode & 0o777, 0o600);
   await withClient(stack.pg, async (c) => {
     const r = (await c.query(`SELECT usename, application_name, state FROM pg_stat_replication`)).rows;
-    assert.equal(r, [{ usename: 'edupulse_replicator', application_name: 'standby1', state: 'streaming' }]);
+    assert.equal(r, [{ usename: 'edupulse_replicator', application_name: 'pg1', state: 'streaming' }]);
   });
 });
 
@@ -68,12 +73,12 @@ test('status shows the standby streaming, its replay lag and what its slot holds
   const r = await runJob('status', ['--json'], stack.env);
   const sb = JSON.parse(r.stdout).postgres.standbys;
   assert.is(sb.length, 1);
-  assert.is(sb[0].name, 'standby1');
+  assert.is(sb[0].name, 'pg1');
   assert.is(sb[0].running, true);
   assert.is(sb[0].state, 'streaming');
   assert.type(sb[0].replayLagBytes, 'number');
   assert.type(sb[0].slotRetainedBytes, 'number');
-  assert.match((await runJob('status', [], stack.env)).stdout, /standby standby1\s+running on port \d+, streaming/);
+  assert.match((await runJob('status', [], stack.env)).stdout, /standby pg1\s+running on port \d+, streaming/);
 });
 
 test('health checks the standby: ok while it streams, critical once it stops', async () => {
@@ -84,13 +89,13 @@ test('health checks the standby: ok while it streams, critical once it stops', a
         level: string;
         detail: string;
       }>
-    ).find((c) => c.name === 'replication_lag_bytes_standby1')!;
+    ).find((c) => c.name === 'replication_lag_bytes_pg1')!;
   const ok = await check();
   assert.is(ok.level, 'ok', ok.detail);
   const spec = {
     pg: stack.ctx.pg,
     dataDir: standbyDir(),
-    logFile: join(stack.ctx.paths.logDir, 'standby1.log'),
+    logFile: join(stack.ctx.paths.logDir, 'pg1.log'),
     port: standby().port,
     as: stack.ctx.as,
   };
@@ -98,7 +103,7 @@ test('health checks the standby: ok while it streams, critical once it stops', a
   try {
     const down = await check();
     assert.is(down.level, 'critical');
-    assert.match(down.detail, /standby1 is not streaming/);
+    assert.match(down.detail, /pg1 is not streaming/);
   } finally {
     await startCluster(spec);
   }
@@ -111,7 +116,7 @@ test('up again changes nothing; down stops the standby with the primary', async 
   assert.ok(pid);
   const down = await runJob('down', [], stack.env);
   assert.is(down.code, 0, down.stderr);
-  assert.match(down.stdout + down.stderr, /postgres standby1: stopped/);
+  assert.match(down.stdout + down.stderr, /postgres pg1: stopped/);
   assert.is(postmasterPid(standbyDir()), undefined);
   const up = await runJob('up', ['--no-redis'], stack.env);
   assert.is(up.code, 0, up.stderr);

@@ -50,6 +50,8 @@ export interface DrillCheck {
 
 export interface DrillReport {
   id: string;
+  /** A recovery drill (restore to a target) or a failover drill (drill --failover); absent: recovery. */
+  kind?: 'recovery' | 'failover';
   startedAt: string;
   target: string;
   backupId?: string;
@@ -61,6 +63,10 @@ export interface DrillReport {
     replaySeconds?: number;
     promoteSeconds?: number;
     verifySeconds?: number;
+    /** Failover drills: primary death to the failed probe, promotion, pooler and standbys repointed, first write. */
+    detectSeconds?: number;
+    repointSeconds?: number;
+    firstWriteSeconds?: number;
   };
   rpoSeconds?: number;
   replayedWalBytes?: number;

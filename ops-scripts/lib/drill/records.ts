@@ -25,7 +25,8 @@ export function drillRecords(repo: LocalRepository): DrillReport[] {
 
 /** When the newest passing drill started, in ms since the epoch. */
 export function lastPassingDrill(repo: LocalRepository): number | undefined {
-  const passing = drillRecords(repo).filter((r) => r.passed);
+  // A failover drill proves promotion, not that backups restore.
+  const passing = drillRecords(repo).filter((r) => r.passed && r.kind !== 'failover');
   return passing.length ? Date.parse(passing[passing.length - 1]!.startedAt) : undefined;
 }
 

@@ -8,6 +8,14 @@ import type { DrillReport } from './drill.ts';
 const s = (n?: number) => (n === undefined ? '-' : `${n.toFixed(2)}s`);
 
 export function formatDrill(r: DrillReport): string {
+  if (r.kind === 'failover') {
+    return [
+      `failover drill ${r.id}: ${r.passed ? 'PASSED' : 'FAILED'}`,
+      `  ${r.target}`,
+      ...r.checks.map((c) => `  ${c.status === 'passed' ? 'ok    ' : 'FAILED'} ${c.name}: ${c.detail}`),
+      `  RTO ${s(r.rto.totalSeconds)} to the first write through the pooler: detect ${s(r.rto.detectSeconds)}, promote ${s(r.rto.promoteSeconds)}, repoint ${s(r.rto.repointSeconds)}`,
+    ].join('\n');
+  }
   const lines = [
     `drill ${r.id}: ${r.passed ? 'PASSED' : 'FAILED'}`,
     `  target        ${r.target || '-'}`,
