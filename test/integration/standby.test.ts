@@ -1,11 +1,16 @@
-// A hot standby by PostgreSQL's own streaming replication, from the one
-// setting (EDUPULSE_PG_STANDBYS): up makes it with pg_basebackup -R over a
-// physical slot as the replicator login (not the superuser) and starts it; a
-// row written on the primary is read on the standby within a bound; the
-// standby refuses writes; status shows it streaming, its lag and what its slot
-// holds back; health goes critical when it stops streaming; up again changes
-// nothing; down stops it.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// A hot standby by PostgreSQL's own streaming replication, synchronous, with
+// PgBouncer in front, from the settings (EDUPULSE_PG_STANDBYS,
+// EDUPULSE_PG_REPLICATION, EDUPULSE_POOLER): up makes the standby with
+// pg_basebackup over a physical slot as the replicator login (not the
+// superuser) and starts it; a row written on the primary is read on the
+// standby within a bound; the standby refuses writes; status shows it
+// streaming, its lag and what its slot holds back, and the pooler's pools;
+// health goes critical when it stops streaming; the pooler authenticates
+// without a password on disk; failover refuses bad input and a lagging
+// standby, switches over, and the failover drill kills the primary under
+// load and loses no acknowledged commit; the old primary rejoins by pg_rewind
+// each time; up again changes nothing; down stops it all.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -25,7 +30,15 @@ test.before(
     // The standby listens on the primary's port + 1: a primary port whose next one is free too.
     let port = await freePort();
     while (!(await portFree(port + 1))) port = await freePort();
-    stack = await startTestStack({ env: { EDUPULSE_PG_STANDBYS: '1', EDUPULSE_PG_PORT: String(port) } });
+    stack = await startTestStack({
+      env: {
+        EDUPULSE_PG_STANDBYS: '1',
+        EDUPULSE_PG_PORT: String(port),
+        EDUPULSE_PG_REPLICATION: 'sync',
+        EDUPULSE_POOLER: 'on',
+        EDUPULSE_POOLER_PORT: String(await freePort()),
+      },
+    });
   }),
 );
 test.after(logged(async () => stack?.stop()));
@@ -109,6 +122,136 @@ test('health checks the standby: ok while it streams, critical once it stops', a
   }
 });
 
+const pooled = (role: string, database = stack.ctx.settings.postgres.database) => ({
+  ...stack.login(role, database),
+  port: stack.ctx.settings.pooler.port,
+});
+const topology = () => {
+  const f = join(stack.ctx.paths.root, 'pg', 'topology.json');
+  return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : { primary: 0, history: [] };
+};
+
+test('the pooler: clients by their SCRAM secrets (no password on disk), the primary for the app, a standby for reporting', async () => {
+  const port = (cfg: ReturnType<typeof pooled>) =>
+    withClient(
+      cfg,
+      async (c) => (await c.query(`SELECT current_setting('port') AS p, pg_is_in_recovery() AS r`)).rows[0],
+    );
+  assert.equal(await port(pooled('app_user')), { p: String(stack.ctx.settings.postgres.port), r: false });
+  assert.equal(await port(pooled('reporting', 'edupulse_reporting')), {
+    p: String(stack.ctx.settings.postgres.port + 1),
+    r: true,
+  });
+  const wrong = await withClient({ ...pooled('app_user'), password: 'not-it' }, async () => 'in').catch(
+    (e: Error) => e.message,
+  );
+  assert.match(wrong, /password authentication failed|SASL authentication failed/, wrong);
+  // The superuser and the replication login are not served: the lookup returns no secret for them.
+  const su = await withClient({ ...stack.pg, port: stack.ctx.settings.pooler.port }, async () => 'in').catch(
+    (e: Error) => e.message,
+  );
+  assert.not.equal(su, 'in');
+  const secrets = JSON.parse(readFileSync(stack.ctx.paths.secretsFile, 'utf8'));
+  const passwords = [secrets.postgres.password, ...Object.values(secrets.roles)] as string[];
+  const dir = join(stack.ctx.paths.root, 'pooler');
+  for (const f of readdirSync(dir).filter((f) => !f.endsWith('.pid'))) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    assert.not.ok(
+      passwords.some((p) => text.includes(p)),
+      `${f} holds a password`,
+    );
+    assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  }
+  const pools = JSON.parse((await runJob('status', ['--json'], stack.env)).stdout).postgres.pooler;
+  assert.is(pools.state, 'running');
+  assert.ok(pools.pools.some((p: { database: string; user: string }) => p.user === 'app_user'));
+});
+
+test('failover refuses bad input and a lagging standby with nothing changed', async () => {
+  const unknown = await runJob('failover', ['--to', 'pg7'], stack.env);
+  assert.is(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /--to pg7: no such standby.*\n.*use one of pg1/);
+  const none = await runJob('failover', [], {
+    ...stack.env,
+    EDUPULSE_PG_STANDBYS: '0',
+    EDUPULSE_PG_REPLICATION: 'async',
+  });
+  assert.is(none.code, 2, none.stderr);
+  assert.match(none.stderr, /no standby to promote/);
+  // Replay paused on the standby: it receives (so sync commits go on) but falls behind.
+  await withClient(standby(), (c) => c.query('SELECT pg_wal_replay_pause()'));
+  try {
+    await withClient(stack.owner(), (c) =>
+      c.query('CREATE TABLE lagging AS SELECT g FROM generate_series(1, 20000) g'),
+    );
+    const lagging = await runJob('failover', ['--max-lag-bytes', '1000'], stack.env);
+    assert.is(lagging.code, 3, lagging.stderr);
+    assert.match(lagging.stderr, /pg1 is \d+ bytes behind the primary \(more than 1000\); nothing was changed/);
+  } finally {
+    await withClient(standby(), (c) => c.query('SELECT pg_wal_replay_resume()'));
+  }
+  assert.equal(topology(), { primary: 0, history: [] });
+  assert.is(
+    await withClient(stack.pg, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r),
+    false,
+  );
+});
+
+test('switchover: pg1 becomes the primary, the pooler follows on the same port, pg0 rejoins by pg_rewind', async () => {
+  const app = await withClient(pooled('app_user'), async (c) => {
+    const r = JSON.parse((await runJob('failover', ['--json'], stack.env)).stdout);
+    assert.is(r.kind, 'switchover');
+    assert.is(r.to, 'pg1');
+    assert.is(r.oldPrimary, 'rejoined');
+    assert.is(r.pooler, 'reloaded');
+    assert.is(r.syncStandbys, 'ANY 1 (pg0)');
+    // The same client connection, its next transaction: on the new primary.
+    return (await c.query(`SELECT current_setting('port') AS p, pg_is_in_recovery() AS r`)).rows[0];
+  });
+  assert.equal(app, { p: String(stack.ctx.settings.postgres.port + 1), r: false });
+  assert.is(topology().primary, 1);
+  const st = JSON.parse((await runJob('status', ['--json'], stack.env)).stdout).postgres;
+  assert.match(st.primary, /^pg1 on port/);
+  assert.is(st.standbys[0].name, 'pg0');
+  assert.is(st.standbys[0].state, 'streaming');
+});
+
+test('drill --failover: the primary killed under load through the pooler, no acknowledged commit lost (sync), pooler serves again, audit clean', async () => {
+  const r = await runJob('drill', ['--failover', '--json'], stack.env);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const d = JSON.parse(r.stdout);
+  assert.is(d.kind, 'failover');
+  assert.is(d.passed, true, JSON.stringify(d.checks));
+  assert.ok(d.ackedCommits > 0);
+  assert.is(d.lostCommits, 0);
+  assert.is(d.failover.kind, 'failover');
+  assert.is(d.failover.to, 'pg0');
+  assert.is(d.failover.oldPrimary, 'rejoined');
+  assert.type(d.rto.detectSeconds, 'number');
+  assert.type(d.rto.firstWriteSeconds, 'number');
+  assert.match(readFileSync(d.history, 'utf8'), /failover pg1 -> pg0 \(sync\)/);
+  assert.is(topology().primary, 0);
+  assert.equal(
+    topology().history.map((h: { kind: string; from: string; to: string }) => [h.kind, h.from, h.to]),
+    [
+      ['switchover', 'pg0', 'pg1'],
+      ['failover', 'pg1', 'pg0'],
+    ],
+  );
+  const check = (
+    JSON.parse((await runJob('health', ['--json'], stack.env)).stdout).checks as Array<{ name: string; level: string }>
+  ).find((c) => c.name === 'replication_lag_bytes_pg1')!;
+  assert.is(check.level, 'ok');
+  // The drill's probe rows are gone with it.
+  assert.is(
+    await withClient(
+      stack.pg,
+      async (c) => (await c.query('SELECT count(*)::int AS n FROM edupulse_meta.failover_probes')).rows[0].n,
+    ),
+    0,
+  );
+});
+
 test('up again changes nothing; down stops the standby with the primary', async () => {
   const again = JSON.parse((await runJob('up', ['--json', '--no-redis'], stack.env)).stdout);
   assert.is(again.changed, false, JSON.stringify(again.steps));
@@ -117,6 +260,7 @@ test('up again changes nothing; down stops the standby with the primary', async 
   const down = await runJob('down', [], stack.env);
   assert.is(down.code, 0, down.stderr);
   assert.match(down.stdout + down.stderr, /postgres pg1: stopped/);
+  assert.match(down.stdout + down.stderr, /pgbouncer: stopped/);
   assert.is(postmasterPid(standbyDir()), undefined);
   const up = await runJob('up', ['--no-redis'], stack.env);
   assert.is(up.code, 0, up.stderr);
