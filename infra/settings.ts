@@ -159,6 +159,8 @@ export interface HealthThresholds {
   archiveReadySegments: [number, number];
   /** Bytes a standby's replay is behind the primary's WAL (a standby not streaming at all is critical). */
   replicationLagBytes: [number, number];
+  /** Clients PgBouncer holds waiting for a server connection (pools exhausted: the documented "QueuePool limit"). */
+  poolerWaitingClients: [number, number];
   redisPingMs: [number, number];
   redisMemoryUsedPct: [number, number];
   latestPredictionsMs: [number, number];
@@ -284,6 +286,8 @@ export const defaultSettings: Settings = {
       archiveReadySegments: [8, 64],
       // A segment behind is a burst being replayed; sixteen is a standby that cannot keep up (or a failover that would lose time).
       replicationLagBytes: [16 * 1024 * 1024, 256 * 1024 * 1024],
+      // A few waiting is a burst the reserve pool absorbs; a hundred is a pool too small or connections held idle in transaction.
+      poolerWaitingClients: [10, 100],
       redisPingMs: [20, 500],
       redisMemoryUsedPct: [90, 98],
       latestPredictionsMs: [50, 500],

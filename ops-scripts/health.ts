@@ -4,7 +4,14 @@ import { command, outcome } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { table } from './lib/format.ts';
 import { LocalRepository } from './lib/backup/repository.ts';
-import { postgresChecks, redisChecks, repositoryChecks, healthSamples, type Check } from './lib/maintenance/health.ts';
+import {
+  poolerChecks,
+  postgresChecks,
+  redisChecks,
+  repositoryChecks,
+  healthSamples,
+  type Check,
+} from './lib/maintenance/health.ts';
 import { renderMetrics, writeMetricsFile } from './lib/metrics.ts';
 import { declarations } from '../roles/declarations.ts';
 import { writeFileAtomic } from './lib/files.ts';
@@ -12,6 +19,8 @@ import { healthRecordPath } from './lib/report/report.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
+import { resolveStack } from './lib/stack-context.ts';
+import { silentLogger } from './lib/logger.ts';
 
 const usage = `Usage: edupulse-db health [--json | --prometheus]
 
@@ -19,7 +28,9 @@ Postgres (as the monitoring login): SELECT 1 latency, version, uptime,
 connections used vs max_connections, longest transaction, blocked queries,
 archiver failing since its last success, transaction-id age of the oldest
 database, database size, row estimates of the five tables, and (as the
-reporting login) the latency of the high/critical latest-predictions query.
+reporting login) the latency of the high/critical latest-predictions query;
+each standby's replay lag (critical when one is not streaming) and, with the
+pooler on, the clients PgBouncer holds waiting for a server connection.
 Redis: authenticated PING latency, used_memory vs maxmemory, evicted keys,
 prediction:* keys, persistence status. Backups: age of the newest physical
 backup, logical dump and passing drill. Each ok / warn / critical against the
@@ -47,8 +58,14 @@ await command(
       ),
       redisChecks(conn.redis, settings.redis.cacheKeyPrefix, th),
     ]);
+    // The pooler's admin console is reached as the servers' OS user on the local stack's socket.
+    const pooler =
+      settings.pooler.enabled && conn.source === 'local-stack'
+        ? await poolerChecks(await resolveStack({ logger: silentLogger }), th)
+        : [];
     const checks: Check[] = [
       ...pg.checks,
+      ...pooler,
       ...redis,
       ...repositoryChecks(new LocalRepository(paths.repoDir), th, pg.bornAt),
     ];

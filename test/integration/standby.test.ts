@@ -238,10 +238,12 @@ test('drill --failover: the primary killed under load through the pooler, no ack
       ['failover', 'pg1', 'pg0'],
     ],
   );
-  const check = (
-    JSON.parse((await runJob('health', ['--json'], stack.env)).stdout).checks as Array<{ name: string; level: string }>
-  ).find((c) => c.name === 'replication_lag_bytes_pg1')!;
-  assert.is(check.level, 'ok');
+  const checks = JSON.parse((await runJob('health', ['--json'], stack.env)).stdout).checks as Array<{
+    name: string;
+    level: string;
+  }>;
+  assert.is(checks.find((c) => c.name === 'replication_lag_bytes_pg1')!.level, 'ok');
+  assert.is(checks.find((c) => c.name === 'pooler_waiting_clients')!.level, 'ok');
   // The drill's probe rows are gone with it.
   assert.is(
     await withClient(

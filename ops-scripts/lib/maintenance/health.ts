@@ -10,6 +10,8 @@ import { withClient, type PgConfig } from '../db.ts';
 import { describeError } from '../errors.ts';
 import { redisClient } from '../redis.ts';
 import { SEED_TABLES } from '../seed/load.ts';
+import { poolerPid, poolerPools } from '../pooler.ts';
+import type { StackContext } from '../stack-context.ts';
 
 export type Level = 'ok' | 'warn' | 'critical';
 export interface Check {
@@ -18,6 +20,33 @@ export interface Check {
   level: Level;
   value: number | null;
   detail: string;
+}
+
+/** PgBouncer's pools (local stack, EDUPULSE_POOLER=on): clients waiting for a server connection. */
+export async function poolerChecks(ctx: StackContext, th: HealthThresholds): Promise<Check[]> {
+  const name = 'pooler_waiting_clients';
+  if (!poolerPid(ctx))
+    return [
+      {
+        component: 'postgres',
+        name,
+        level: 'critical',
+        value: null,
+        detail: `PgBouncer is not running on port ${ctx.settings.pooler.port}`,
+      },
+    ];
+  const pools = await poolerPools(ctx);
+  const waiting = pools.reduce((n, p) => n + p.clientsWaiting, 0);
+  const longest = Math.max(0, ...pools.map((p) => p.maxWaitSeconds));
+  return [
+    {
+      component: 'postgres',
+      name,
+      level: grade(waiting, th.poolerWaitingClients),
+      value: waiting,
+      detail: `${waiting} clients waiting for a server connection (longest ${longest} s) across ${pools.length} pools`,
+    },
+  ];
 }
 
 export const grade = (value: number, [warn, critical]: [number, number]): Level =>
