@@ -133,6 +133,8 @@ export interface BackupSettings {
   keepLogical: number;
   compression: BackupCompression;
   checkpoint: 'fast' | 'spread';
+  /** Physical backups are read from a standby (the first streaming one) to keep the load off the primary. */
+  fromStandby: boolean;
   /** A restore from the object store fetches WAL ahead of replay into a spool of at most this many MB. */
   walPrefetchMb: number;
   /**
@@ -261,6 +263,7 @@ export const defaultSettings: Settings = {
     walPrefetchMb: 256,
     encryption: { recipients: [] },
     checkpoint: 'fast',
+    fromStandby: false,
   },
   maintenance: {
     vacuumFullMaxMb: 1024,
@@ -417,6 +420,7 @@ export const KNOWN_VARIABLES = [
   'BACKUP_KEEP_LOGICAL',
   'BACKUP_COMPRESSION',
   'BACKUP_CHECKPOINT',
+  'BACKUP_FROM_STANDBY',
   'VACUUM_FULL_MAX_MB',
   'STATE_DIR',
   'REPO_DIR',
@@ -526,6 +530,8 @@ export function loadSettings(env: Env = {}): Settings {
       keepLogical: intIn(env, 'BACKUP_KEEP_LOGICAL', d.backup.keepLogical, 1, 1000),
       compression: oneOf(env, 'BACKUP_COMPRESSION', d.backup.compression, BACKUP_COMPRESSIONS),
       checkpoint: oneOf(env, 'BACKUP_CHECKPOINT', d.backup.checkpoint, ['fast', 'spread'] as const),
+      fromStandby:
+        oneOf(env, 'BACKUP_FROM_STANDBY', d.backup.fromStandby ? 'on' : 'off', ['on', 'off'] as const) === 'on',
       walPrefetchMb: intIn(env, 'WAL_PREFETCH_MB', d.backup.walPrefetchMb, 16, 65536),
       encryption: {
         recipients: fromEnv(env, 'BACKUP_AGE_RECIPIENTS', d.backup.encryption.recipients, (r) =>

@@ -6,6 +6,8 @@ import { bytes } from './lib/format.ts';
 import { canIncremental, INCREMENTAL_MIN_MAJOR } from './lib/backup/incremental.ts';
 import { progressBar, type Progress } from './lib/progress.ts';
 import { resolveStack } from './lib/stack-context.ts';
+import { pickBackupStandby } from './lib/standby.ts';
+import { badInput } from './lib/errors.ts';
 
 const usage = `Usage: edupulse-db backup --type physical|logical [options] [--json]
 
@@ -26,6 +28,11 @@ repository (exit 3 naming the running one).
   --checkpoint fast|spread     (default fast)
   --label TEXT                 a label kept in backup.json
   --max-rate R                 throttle the transfer (e.g. 32k, 10M per second)
+  --from-standby                physical: read the backup from a standby (the first
+                               streaming one) to keep the load off the primary;
+                               also EDUPULSE_BACKUP_FROM_STANDBY=on. Restore and
+                               drills use it like any other backup
+  --standby pgN                with --from-standby: that standby
   --incremental                physical: only the blocks changed since the newest
                                physical backup (PostgreSQL 17+, summarize_wal);
                                on 15/16 a full backup is taken and the output says so
@@ -38,11 +45,18 @@ await command(
   {
     name: 'backup',
     usage,
-    string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical'],
-    boolean: ['incremental'],
+    string: ['type', 'compression', 'checkpoint', 'label', 'max-rate', 'keep-physical', 'keep-logical', 'standby'],
+    boolean: ['incremental', 'from-standby'],
   },
   async ({ args, logger }) => {
     const stack = await resolveStack({ logger });
+    // Which standby, checked before anything is taken: none declared or none streaming is refused, nothing made.
+    if (args.standby !== undefined && !args['from-standby'])
+      throw badInput('--standby goes with --from-standby', `use --from-standby --standby ${args.standby}`);
+    const fromStandby =
+      (args['from-standby'] || stack.settings.backup.fromStandby) && (args.type ?? 'physical') === 'physical'
+        ? await pickBackupStandby(stack, args.standby as string | undefined)
+        : undefined;
     const opts: BackupJobOptions = {
       type: (args.type ?? 'physical') as BackupJobOptions['type'],
       compression: args.compression as string | undefined,
@@ -50,6 +64,7 @@ await command(
       label: args.label as string | undefined,
       maxRate: args['max-rate'] as string | undefined,
       incremental: Boolean(args.incremental),
+      ...(fromStandby ? { fromStandby } : {}),
       keep: {
         physical: intFlag(args['keep-physical'], stack.settings.backup.keepPhysical),
         logical: intFlag(args['keep-logical'], stack.settings.backup.keepLogical),
@@ -73,6 +88,9 @@ await command(
             ? [`  WAL ${r.physical.startLsn} .. ${r.physical.stopLsn} on timeline ${r.physical.timeline} (included)`]
             : []),
           ...(r.physical?.incremental ? [`  incremental on top of ${r.physical.incremental.parent}`] : []),
+          ...(r.physical?.fromStandby
+            ? [`  read from standby ${r.physical.fromStandby.name} (port ${r.physical.fromStandby.port})`]
+            : []),
           ...(opts.incremental && r.physical && !r.physical.incremental
             ? [
                 canIncremental(r.server.major)

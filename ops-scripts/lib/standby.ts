@@ -16,11 +16,12 @@ import { declarations } from '../../roles/declarations.ts';
 import { clusterRunning, configureCluster, startCluster, stopCluster, type ClusterSpec } from './cluster.ts';
 import { withClient, type PgConfig } from './db.ts';
 import { pgEnv } from './pg-password.ts';
-import { failed } from './errors.ts';
+import { badInput, failed, refused } from './errors.ts';
+import { readSecrets } from './secrets.ts';
 import { writeFileAtomic } from './files.ts';
 import { run } from './run.ts';
 import type { Secrets } from './secrets.ts';
-import { localHba, localIdent, localParameters, type StackContext } from './stack-context.ts';
+import { localHba, localIdent, localParameters, primaryPort, type StackContext } from './stack-context.ts';
 import { nodeDataDir, nodeLogFile, nodeName, standbyNodes } from './topology.ts';
 
 export interface NodeSpec extends ClusterSpec {
@@ -245,6 +246,50 @@ export async function awaitStreaming(primary: PgConfig, s: NodeSpec, timeoutMs =
       await new Promise((r) => setTimeout(r, 50));
     }
   });
+}
+
+/**
+ * The standby a backup is read from: `name`, or the first that streams. Bad input when the stack has no such
+ * standby, refused when it is not streaming (a backup from a standby that stopped following would be stale).
+ */
+export async function pickBackupStandby(ctx: StackContext, name?: string): Promise<{ name: string; port: number }> {
+  const specs = standbySpecs(ctx);
+  if (!specs.length)
+    throw badInput(
+      'backup --from-standby: the stack has no standby; nothing was taken',
+      'declare one with EDUPULSE_PG_STANDBYS=1 and run up, or back up the primary',
+    );
+  const candidates = name === undefined ? specs : specs.filter((s) => s.name === name);
+  if (!candidates.length)
+    throw badInput(
+      `backup --from-standby ${name}: no such standby; nothing was taken`,
+      `use one of ${specs.map((s) => s.name).join(', ')}`,
+    );
+  const secrets = readSecrets(ctx.paths.secretsFile);
+  const streaming = secrets
+    ? await withClient(
+        {
+          host: '127.0.0.1',
+          port: primaryPort(ctx),
+          user: secrets.postgres.superuser,
+          password: secrets.postgres.password,
+          database: 'postgres',
+        },
+        async (c) =>
+          (
+            await c.query<{ n: string }>(
+              `SELECT application_name AS n FROM pg_stat_replication WHERE state = 'streaming'`,
+            )
+          ).rows.map((r) => r.n),
+      ).catch(() => [] as string[])
+    : [];
+  const s = candidates.find((x) => streaming.includes(x.name));
+  if (!s)
+    throw refused(
+      `backup --from-standby: ${candidates.map((x) => x.name).join(', ')} ${candidates.length > 1 ? 'are' : 'is'} not streaming from the primary; nothing was taken`,
+      'see status; back up the primary instead (without --from-standby)',
+    );
+  return { name: s.name, port: s.port };
 }
 
 /** Stops every standby the stack holds. */

@@ -167,6 +167,20 @@ test('the pooler: clients by their SCRAM secrets (no password on disk), the prim
   assert.ok(pools.pools.some((p: { database: string; user: string }) => p.user === 'app_user'));
 });
 
+test('backup --from-standby reads from the standby; a recovery drill restores it exactly (sync settings do not follow it)', async () => {
+  const bad = await runJob('backup', ['--from-standby', '--standby', 'pg9'], stack.env);
+  assert.is(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /no such standby; nothing was taken/);
+  assert.equal(readdirSync(join(stack.ctx.paths.repoDir, 'base')), []);
+  const r = await runJob('backup', ['--from-standby', '--json'], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  const record = JSON.parse(r.stdout).record;
+  assert.equal(record.physical.fromStandby, { name: 'pg1', port: stack.ctx.settings.postgres.port + 1 });
+  const d = await runJob('drill', ['--backup', record.id, '--json'], stack.env);
+  assert.is(d.code, 0, d.stdout + d.stderr);
+  assert.is(JSON.parse(d.stdout).passed, true);
+});
+
 test('failover refuses bad input and a lagging standby with nothing changed', async () => {
   const unknown = await runJob('failover', ['--to', 'pg7'], stack.env);
   assert.is(unknown.code, 2, unknown.stderr);

@@ -93,6 +93,7 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
             label: opts.label,
             maxRate: opts.maxRate,
             incremental: opts.incremental,
+            ...(opts.fromStandby ? { fromStandby: opts.fromStandby } : {}),
             onProgress: opts.onProgress,
           })
         : await takeLogicalBackup(ctx, { label: opts.label });

@@ -51,6 +51,8 @@ export interface BackupRecord {
     walIncluded: boolean;
     /** An incremental backup (PostgreSQL 17+, incremental.ts): the backup it builds on. */
     incremental?: { parent: string };
+    /** Taken from a standby (backup --from-standby) to keep the load off the primary: its name and port. */
+    fromStandby?: { name: string; port: number };
   };
   logical?: { database: string; tool: 'pg_dump -Fc'; entries: number; tables: Fingerprints };
   sizes: { rawBytes: number; storedBytes: number };

@@ -31,6 +31,8 @@ export interface PhysicalOptions {
   walZstdLevel?: number;
   /** pg_basebackup --max-rate, e.g. 10M: throttles the transfer. */
   maxRate?: string;
+  /** Read from this standby instead of the primary (same cluster, same timeline; the WAL it streams is the primary's). */
+  fromStandby?: { name: string; port: number };
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
@@ -167,7 +169,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
     const taken = await run(ctx.pg.bin('pg_basebackup'), args, {
       nothrow: true,
       as: ctx.as,
-      env: pgEnv(ctx.backupLogin),
+      env: pgEnv(opts.fromStandby ? { ...ctx.backupLogin, port: opts.fromStandby.port } : ctx.backupLogin),
       logger: ctx.logger,
       dieWithParent: true,
       onStderr: (chunk) => {
@@ -231,6 +233,7 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
         checkpoint: opts.checkpoint,
         walIncluded: true,
         ...(parent ? { incremental: { parent: parent.id } } : {}),
+        ...(opts.fromStandby ? { fromStandby: opts.fromStandby } : {}),
       },
       sizes: { rawBytes, storedBytes: files.reduce((s, f) => s + f.bytes, 0) },
       throughputMBps: rawBytes / 1048576 / backupSeconds,

@@ -4,7 +4,17 @@
 // and (with start) start it and wait until it is promoted (or paused).
 // Never over a live or non-empty directory; archiving is off in the restored
 // cluster so it can never write into the live archive.
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
@@ -255,6 +265,17 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
         shared_preload_libraries: 'pg_stat_statements',
       };
       // The backup carries the live cluster's edupulse.conf (included by postgresql.conf); this replaces it.
+      // Its postgresql.auto.conf (ALTER SYSTEM, which wins over edupulse.conf) may name synchronous standbys: a
+      // restored server has none, and every write would wait for one forever. Those lines go.
+      const auto = join(to, 'postgresql.auto.conf');
+      if (existsSync(auto)) {
+        const kept = readFileSync(auto, 'utf8')
+          .split('\n')
+          .filter((l) => !/^\s*(synchronous_standby_names|primary_conninfo|primary_slot_name)\s*=/.test(l))
+          .join('\n');
+        writeFileSync(auto, kept, { mode: 0o600 });
+        if (ctx.as) chownSync(auto, ctx.as.uid, ctx.as.gid);
+      }
       for (const [name, content] of [
         ['edupulse.conf', renderConf(params)],
         ['recovery.signal', ''],
