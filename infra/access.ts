@@ -5,7 +5,8 @@ import * as postgresql from '@pulumi/postgresql';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import type { Grant, RoleDeclarations } from '../roles/declarations.ts';
-import { IndexesAndViews, Migrations } from './sql-objects.ts';
+import { IndexesAndViews, Migrations, PoolerAuth } from './sql-objects.ts';
+import { POOLER_AUTH_MARK } from './pgbouncer.ts';
 
 export interface DatabaseAccessArgs {
   declarations: RoleDeclarations;
@@ -32,7 +33,16 @@ export interface DatabaseAccessArgs {
   serverReady?: pulumi.Resource[];
   /** The schema on top: migrations (as the migrator), then indexes and views, then the table and sequence grants. */
   schema: { migrationsHash: string; declarationsHash: string; lockTimeout: string };
+  /**
+   * PgBouncer's lookup function (pgbouncer.get_auth, reading pg_authid: a superuser only), made after the
+   * roles and before the pooler login's grant on its schema. Without it (a managed server) that grant is
+   * left out: there is no schema for it.
+   */
+  poolerAuth?: boolean;
 }
+
+/** The schema of PgBouncer's lookup function (infra/pgbouncer.ts). */
+const POOLER_SCHEMA = 'pgbouncer';
 
 export class DatabaseAccess extends pulumi.ComponentResource {
   readonly provider: postgresql.Provider;
@@ -43,6 +53,8 @@ export class DatabaseAccess extends pulumi.ComponentResource {
   readonly ready: pulumi.Resource[] = [];
   readonly migrations: Migrations;
   readonly objects: IndexesAndViews;
+  /** PgBouncer's lookup function, when made (args.poolerAuth). */
+  readonly poolerAuth?: PoolerAuth;
 
   constructor(name: string, args: DatabaseAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super('edupulse:infra:DatabaseAccess', name, {}, opts);
@@ -134,9 +146,32 @@ export class DatabaseAccess extends pulumi.ComponentResource {
           ),
       ),
     ];
+    if (args.poolerAuth)
+      this.poolerAuth = new PoolerAuth(
+        `${name}-pooler-auth`,
+        {
+          connection: pulumi
+            .all([args.host, args.port])
+            .apply(([host, port]) => ({ host, port, user: args.username, sslmode: args.sslmode })),
+          password: pulumi.secret(args.password),
+          database: args.database,
+          mark: POOLER_AUTH_MARK,
+        },
+        { parent: this, dependsOn: [this.database, this.roles[d.pooler]!] },
+      );
     const early = d.grants
       .filter((g) => g.on === 'database' || g.on === 'schema')
-      .map((g) => this.grant(name, args.database, g, after));
+      .filter((g) => !('schema' in g && g.schema === POOLER_SCHEMA) || this.poolerAuth)
+      .map((g) =>
+        this.grant(
+          name,
+          args.database,
+          g,
+          'schema' in g && g.schema === POOLER_SCHEMA
+            ? { ...after, dependsOn: [...after.dependsOn, this.poolerAuth!] }
+            : after,
+        ),
+      );
     const defaults = d.defaultPrivileges.map(
       (p) =>
         new postgresql.DefaultPrivileges(

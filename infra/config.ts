@@ -10,6 +10,8 @@ import {
   EVICTION_POLICIES,
   PATTERNS,
   REDIS_PERSISTENCE,
+  REPLICATION_MODES,
+  POOL_MODES,
   type Settings,
 } from './settings.ts';
 
@@ -44,6 +46,9 @@ export interface DockerConfig extends CommonConfig {
     redisPort?: number;
     /** postgres_exporter's metrics port, published only when set. */
     postgresExporterPort?: number;
+    pgbouncerImage: string;
+    /** PgBouncer's port, published only when set (with edupulse:pooler). */
+    poolerPort?: number;
     bindAddress: string;
     networkName: string;
   };
@@ -98,6 +103,13 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       port: CONTAINER_PORTS.postgres,
       archiveTimeoutSeconds:
         get(cfg, 'archiveTimeoutSeconds', (r) => check.int(r, 0, 86400)) ?? d.postgres.archiveTimeoutSeconds,
+      standbys: get(cfg, 'standbys', (r) => check.int(r, 0, 3)) ?? d.postgres.standbys,
+      replication: oneOf(cfg, 'replication', REPLICATION_MODES, d.postgres.replication),
+    },
+    pooler: {
+      ...d.pooler,
+      enabled: oneOf(cfg, 'pooler', ['true', 'false'] as const, d.pooler.enabled ? 'true' : 'false') === 'true',
+      poolMode: oneOf(cfg, 'poolerMode', POOL_MODES, d.pooler.poolMode),
     },
     backup: {
       ...d.backup,
@@ -116,12 +128,20 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       persistence: oneOf(cfg, 'redisPersistence', REDIS_PERSISTENCE, d.redis.persistence),
     },
   };
+  if (settings.postgres.replication === 'sync' && settings.postgres.standbys === 0)
+    throw new ConfigError('replication', 'sync needs a standby to confirm commits; set edupulse:standbys to 1 or more');
   const postgresPassword = cfg.getSecret('postgresPassword');
   const redisPassword = cfg.getSecret('redisPassword');
   if (mode === 'existing') {
     const host = cfg.get('postgresHost');
     if (!host) throw new ConfigError('postgresHost', 'is required when mode is existing (the server to manage)');
     if (!postgresPassword) throw new ConfigError('postgresPassword', 'is required (as a secret) when mode is existing');
+    // A managed service runs its own replicas and pooler (RDS read replicas and RDS Proxy, Cloud SQL, ...).
+    if (settings.postgres.standbys > 0 || settings.pooler.enabled)
+      throw new ConfigError(
+        settings.postgres.standbys > 0 ? 'standbys' : 'pooler',
+        "is for mode docker; a managed server's replicas and pooler are the service's own",
+      );
     return {
       mode,
       settings,
@@ -163,6 +183,9 @@ export function readConfig(cfg = new pulumi.Config('edupulse')): StackConfig {
       postgresPort: port(cfg, 'postgresPort'),
       redisPort: port(cfg, 'redisPort'),
       postgresExporterPort: port(cfg, 'postgresExporterPort'),
+      // CloudNativePG's PgBouncer image (its Pooler runs it); the program names the config file itself.
+      pgbouncerImage: shaped(cfg, 'pgbouncerImage', PATTERNS.image, 'ghcr.io/cloudnative-pg/pgbouncer:1.23.1'),
+      poolerPort: port(cfg, 'poolerPort'),
       bindAddress: shaped(cfg, 'bindAddress', [/^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address'], '127.0.0.1'),
       networkName: cfg.get('networkName') ?? 'edupulse',
     },

@@ -12,7 +12,8 @@ import { readConfig } from './config.ts';
 import { CONTAINER_REPO, PostgresServer } from './postgres-server.ts';
 import { PostgresExporter } from './postgres-exporter.ts';
 import { RedisServer } from './redis-server.ts';
-import { hashDir, SuperuserPassword } from './sql-objects.ts';
+import { hashDir, SuperuserPassword, SyncStandbys, type AdminConnection } from './sql-objects.ts';
+import { PgBouncerServer, StandbyServer } from './replication.ts';
 
 // Pulumi.yaml runs the compiled program (dist/infra/index.js); the tests also import the source.
 const code = join(fileURLToPath(import.meta.url), '..', '..');
@@ -40,10 +41,15 @@ let containers: Record<string, pulumi.Output<string>> = {};
 let dependsOn: pulumi.Resource[] = [];
 let redisPasswordOut: pulumi.Output<string> | undefined;
 let network: docker.Network | undefined;
+let primary: PostgresServer | undefined;
+let adminConnection: pulumi.Output<AdminConnection> | undefined;
 
 if (config.mode === 'docker') {
   const d = config.docker;
   network = new docker.Network('network', { name: `${d.networkName}-${stack}`, internal: false });
+  const pooler = config.settings.pooler.enabled;
+  // Socket directories as host paths, shared with PgBouncer (its lookups are peer-authenticated on them).
+  const socketDir = (node: string) => `${d.dataDir}-${node}-run`;
   const pg = new PostgresServer(`edupulse-${stack}`, {
     settings: config.settings.postgres,
     ageRecipients: config.settings.backup.encryption.recipients,
@@ -54,7 +60,10 @@ if (config.mode === 'docker') {
     repoDir: d.repoDir,
     publishPort: d.postgresPort,
     bindAddress: d.bindAddress,
+    // Shared with the standbys' PgBouncer entry too when the pooler is on.
+    ...(pooler ? { socketDir: socketDir('pg0') } : {}),
   });
+  primary = pg;
   const redisPassword =
     config.redisPassword ?? new random.RandomPassword('redis-password', { length: 32, special: false }).result;
   const redis = new RedisServer(`edupulse-${stack}`, {
@@ -81,6 +90,9 @@ if (config.mode === 'docker') {
     { dependsOn: [pg.container] },
   );
   dependsOn = [pg.container, superuser];
+  adminConnection = pulumi
+    .all([pg.host, pg.port])
+    .apply(([h, p]) => ({ host: h, port: p, user: 'postgres', sslmode: 'disable' }));
   redisPasswordOut = pulumi.secret(redisPassword);
 } else {
   host = pulumi.output(config.postgresHost);
@@ -98,6 +110,7 @@ const access = new DatabaseAccess('access', {
   superuser: config.mode === 'docker',
   adoptDatabase: config.adoptDatabase,
   serverReady: dependsOn,
+  poolerAuth: config.mode === 'docker' && config.settings.pooler.enabled,
   schema: {
     migrationsHash: hashDir(join(root, 'migrations'), /^\d+_.+\.ts$/),
     declarationsHash: hashDir(join(root, 'views'), /\.(sql|ts)$/),
@@ -119,6 +132,56 @@ if (config.mode === 'docker' && network) {
     loginReady: [access.roles[declarations.monitor]!],
   });
   containers = { ...containers, postgresExporter: exporter.container.name };
+
+  // Hot standbys, each made from the primary over its own slot as the replicator login, once that login exists.
+  const d = config.docker;
+  const standbys = Array.from({ length: config.settings.postgres.standbys }, (_, k) => {
+    const i = k + 1;
+    return new StandbyServer(`edupulse-${stack}-pg${i}`, {
+      index: i,
+      settings: config.settings.postgres,
+      ageRecipients: config.settings.backup.encryption.recipients,
+      image: d.postgresImage,
+      network: network!,
+      replicatorPassword: access.passwords[declarations.replicator]!,
+      dataDir: `${d.dataDir}-pg${i}`,
+      repoDir: d.repoDir,
+      socketDir: `${d.dataDir}-pg${i}-run`,
+      bindAddress: d.bindAddress,
+      after: [primary!.container, access.roles[declarations.replicator]!],
+    });
+  });
+  for (const s of standbys) containers = { ...containers, [s.name]: s.container.name };
+  // Synchronous replication only once they stream: a primary waiting for absent standbys stops every write.
+  if (config.settings.postgres.replication === 'sync')
+    new SyncStandbys(
+      'synchronous-standbys',
+      {
+        connection: adminConnection!,
+        password: pulumi.secret(postgresPassword),
+        names: standbys.map((s) => s.name),
+      },
+      { dependsOn: [...standbys.map((s) => s.container), access.migrations, access.objects] },
+    );
+  if (config.settings.pooler.enabled) {
+    const bouncer = new PgBouncerServer(`edupulse-${stack}-pgbouncer`, {
+      pooler: config.settings.pooler,
+      database,
+      image: d.pgbouncerImage,
+      network: network!,
+      primarySocketDir: `${d.dataDir}-pg0-run`,
+      standbySocketDirs: standbys.map((_, k) => `${d.dataDir}-pg${k + 1}-run`),
+      publishPort: d.poolerPort,
+      bindAddress: d.bindAddress,
+      after: [
+        primary!.container,
+        access.poolerAuth!,
+        access.roles[declarations.pooler]!,
+        ...standbys.map((s) => s.container),
+      ],
+    });
+    containers = { ...containers, pgbouncer: bouncer.container.name };
+  }
 }
 
 export const mode = config.mode;

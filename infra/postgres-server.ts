@@ -6,6 +6,7 @@
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { renderHba } from '../roles/hba.ts';
+import { declarations } from '../roles/declarations.ts';
 import { ARCHIVE_WAL_SCRIPT, recipientsFileContent } from './wal-archive.ts';
 import { CONTAINER_PORTS, postgresParameters, type PostgresSettings } from './settings.ts';
 
@@ -20,6 +21,8 @@ export interface PostgresServerArgs {
   repoDir: string;
   publishPort?: number;
   bindAddress: string;
+  /** A host path for the server's socket directory, when PgBouncer shares it. */
+  socketDir?: string;
 }
 
 /** Inside the container the repository is at /backup; archived WAL goes to /backup/wal. */
@@ -41,7 +44,15 @@ export const INITDB_ARGS = '--data-checksums --auth-host=scram-sha-256 --auth-lo
  * host-side pg_basebackup through the published port is accepted, and no
  * other role may replicate.
  */
-export const containerHba = () => renderHba({ superuser: 'postgres', addresses: ['all'] });
+export const containerHba = () => renderHba({ superuser: 'postgres', identMap: 'owner', addresses: ['all'] });
+
+/** The container's pg_ident.conf (ident_file): its OS user postgres may be the superuser and PgBouncer's lookup login. */
+export const CONTAINER_IDENT = '/etc/edupulse/pg_ident.conf';
+export const containerIdent = () =>
+  `# Written by edupulse-db.\nowner postgres postgres\nowner postgres ${declarations.pooler}\n`;
+
+/** The server's socket directory, shared with the PgBouncer container (a host path) for its peer-authenticated lookups. */
+export const CONTAINER_SOCKET_DIR = '/var/run/postgresql';
 
 /** The server's parameters as `-c name=value` arguments, from the one place they are written. */
 export function postgresFlags(settings: PostgresSettings, ageRecipients: string[] = [], image?: string): string[] {
@@ -54,7 +65,10 @@ export function postgresFlags(settings: PostgresSettings, ageRecipients: string[
     port: CONTAINER_PORTS.postgres,
     listenAddresses: '*',
   });
-  return [...Object.entries(params), ['hba_file', CONTAINER_HBA]].flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  return [...Object.entries(params), ['hba_file', CONTAINER_HBA], ['ident_file', CONTAINER_IDENT]].flatMap(([k, v]) => [
+    '-c',
+    `${k}=${v}`,
+  ]);
 }
 
 export class PostgresServer extends pulumi.ComponentResource {
@@ -77,7 +91,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         entrypoints: [
           'bash',
           '-c',
-          `install -d -o postgres -g postgres -m 0700 ${CONTAINER_REPO}/wal ${CONTAINER_REPO}/base ${CONTAINER_REPO}/logical && exec docker-entrypoint.sh "$@"`,
+          `install -d -o postgres -g postgres -m 0700 ${CONTAINER_REPO}/wal ${CONTAINER_REPO}/base ${CONTAINER_REPO}/logical && install -d -o postgres -g postgres -m 2775 ${CONTAINER_SOCKET_DIR} && exec docker-entrypoint.sh "$@"`,
           '--',
         ],
         command: ['postgres', ...postgresFlags(args.settings, args.ageRecipients, args.image)],
@@ -89,6 +103,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         ],
         uploads: [
           { file: CONTAINER_HBA, content: containerHba(), permissions: '0644' },
+          { file: CONTAINER_IDENT, content: containerIdent(), permissions: '0644' },
           { file: CONTAINER_ARCHIVE_SCRIPT, content: ARCHIVE_WAL_SCRIPT, permissions: '0755' },
           ...(args.ageRecipients?.length
             ? [
@@ -103,6 +118,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         volumes: [
           { hostPath: args.dataDir, containerPath: CONTAINER_DATA },
           { hostPath: args.repoDir, containerPath: CONTAINER_REPO },
+          ...(args.socketDir ? [{ hostPath: args.socketDir, containerPath: CONTAINER_SOCKET_DIR }] : []),
         ],
         networksAdvanced: [{ name: args.network.name, aliases: ['postgres'] }],
         ports: args.publishPort

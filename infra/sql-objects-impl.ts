@@ -7,6 +7,7 @@ import { withClient, withTransaction, type PgConfig } from '../ops-scripts/lib/d
 import { scramVerifier } from '../roles/engine/scram.ts';
 import { setPasswordVerifier, UNTRACKED_PASSWORD_STATEMENTS } from '../roles/engine/sql.ts';
 import { planReconcile, reconcile } from '../views/engine/index.ts';
+import { POOLER_AUTH_MARK, POOLER_AUTH_TRANSACTION } from './pgbouncer.ts';
 
 /** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
 export interface OwnerConnection {
@@ -125,4 +126,48 @@ export async function rotateSuperuser(c: AdminConnection, oldPassword: string, n
       await client.query(setPasswordVerifier(c.user, scramVerifier(newPassword)));
     }),
   );
+}
+
+/** PgBouncer's lookup function (infra/pgbouncer.ts) in the application database, as the superuser; idempotent. */
+export async function applyPoolerAuth(c: AdminConnection, password: string, database: string): Promise<void> {
+  await withClient({ ...adminConfig(c, password), database }, async (client) => {
+    const { rows } = await client.query<{ d: string | null }>(
+      `SELECT obj_description(to_regprocedure('pgbouncer.get_auth(text)'), 'pg_proc') AS d`,
+    );
+    if (rows[0]?.d !== POOLER_AUTH_MARK) await client.query(POOLER_AUTH_TRANSACTION);
+  });
+}
+
+/**
+ * synchronous_standby_names on the primary, once every named standby streams (bounded wait): naming a standby
+ * that is not there yet would stop every write. ALTER SYSTEM and a reload; '' for asynchronous.
+ */
+export async function applySyncStandbys(
+  c: AdminConnection,
+  password: string,
+  names: string[],
+  timeoutMs = 120_000,
+): Promise<void> {
+  await withClient(adminConfig(c, password), async (client) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const streaming = (
+        await client.query<{ n: string }>(
+          `SELECT application_name AS n FROM pg_stat_replication WHERE state = 'streaming'`,
+        )
+      ).rows.map((r) => r.n);
+      const missing = names.filter((n) => !streaming.includes(n));
+      if (!missing.length) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `standby ${missing.join(', ')} is not streaming after ${timeoutMs / 1000} s; synchronous replication not set`,
+        );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const want = names.length ? `ANY 1 (${names.join(', ')})` : '';
+    await client.query(
+      want ? `ALTER SYSTEM SET synchronous_standby_names = '${want}'` : 'ALTER SYSTEM RESET synchronous_standby_names',
+    );
+    await client.query('SELECT pg_reload_conf()');
+  });
 }

@@ -180,3 +180,81 @@ export class SuperuserPassword extends pulumi.dynamic.Resource {
     super(superuserPasswordProvider, name, args, { ...opts, additionalSecretOutputs: ['password'] });
   }
 }
+
+interface PoolerAuthInputs {
+  connection: AdminConnection;
+  password: string;
+  database: string;
+  /** The definition's mark: a new one applies it again. */
+  mark: string;
+}
+
+export const poolerAuthProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: PoolerAuthInputs) {
+    const impl = await implementation();
+    await impl.applyPoolerAuth(inputs.connection, inputs.password, inputs.database);
+    return { id: `pooler-auth-${inputs.database}`, outs: inputs };
+  },
+  async diff(_id: string, olds: PoolerAuthInputs, news: PoolerAuthInputs) {
+    const impl = await implementation();
+    if (impl.hasUnknown(news)) return { changes: true };
+    return { changes: JSON.stringify(olds) !== JSON.stringify(news) };
+  },
+  async update(_id: string, _olds: PoolerAuthInputs, news: PoolerAuthInputs) {
+    const impl = await implementation();
+    await impl.applyPoolerAuth(news.connection, news.password, news.database);
+    return { outs: news };
+  },
+  async delete() {},
+};
+
+/** pgbouncer.get_auth, PgBouncer's auth_query target (infra/pgbouncer.ts), made as the superuser. */
+export class PoolerAuth extends pulumi.dynamic.Resource {
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<AdminConnection>; password: pulumi.Input<string>; database: string; mark: string },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(poolerAuthProvider, name, args, { ...opts, additionalSecretOutputs: ['password'] });
+  }
+}
+
+interface SyncStandbysInputs {
+  connection: AdminConnection;
+  password: string;
+  names: string[];
+}
+
+export const syncStandbysProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: SyncStandbysInputs) {
+    const impl = await implementation();
+    await impl.applySyncStandbys(inputs.connection, inputs.password, inputs.names);
+    return { id: 'synchronous-standbys', outs: inputs };
+  },
+  async diff(_id: string, olds: SyncStandbysInputs, news: SyncStandbysInputs) {
+    const impl = await implementation();
+    if (impl.hasUnknown(news)) return { changes: true };
+    return { changes: JSON.stringify(olds) !== JSON.stringify(news) };
+  },
+  async update(_id: string, _olds: SyncStandbysInputs, news: SyncStandbysInputs) {
+    const impl = await implementation();
+    await impl.applySyncStandbys(news.connection, news.password, news.names);
+    return { outs: news };
+  },
+  // Back to asynchronous: a primary left waiting for standbys that are gone would stop every write.
+  async delete(_id: string, olds: SyncStandbysInputs) {
+    const impl = await implementation();
+    await impl.applySyncStandbys(olds.connection, olds.password, []).catch(() => {});
+  },
+};
+
+/** synchronous_standby_names on the primary, set only once the standbys stream. */
+export class SyncStandbys extends pulumi.dynamic.Resource {
+  constructor(
+    name: string,
+    args: { connection: pulumi.Input<AdminConnection>; password: pulumi.Input<string>; names: string[] },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(syncStandbysProvider, name, args, { ...opts, additionalSecretOutputs: ['password'] });
+  }
+}

@@ -9,6 +9,7 @@ import { declarations } from '../../roles/declarations.ts';
 import { failed } from './errors.ts';
 import { migrate, migratorConfig } from '../../migrations/engine/migrate.ts';
 import { reconcile } from '../../views/engine/index.ts';
+import { POOLER_AUTH_MARK, POOLER_AUTH_TRANSACTION } from '../../infra/pgbouncer.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -83,33 +84,15 @@ export async function statStatementsStep(target: DesiredStateTarget): Promise<De
   });
 }
 
-/**
- * PgBouncer's auth_query target: a SECURITY DEFINER function of the superuser returning the SCRAM secret of
- * an ordinary login (never a superuser's or a replication login's), executable only by the pooler's login.
- * PgBouncer verifies clients against that secret and logs in to the server with the client's own SCRAM
- * proof, so no password is written anywhere for it.
- */
-export const POOLER_AUTH_SQL = `CREATE SCHEMA IF NOT EXISTS pgbouncer;
-REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgbouncer TO ${declarations.pooler};
-CREATE OR REPLACE FUNCTION pgbouncer.get_auth(p_usename text, OUT usename name, OUT passwd text)
-  RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS
-$$ SELECT rolname, rolpassword FROM pg_authid
-   WHERE rolname = p_usename AND rolcanlogin AND NOT rolsuper AND NOT rolreplication
-     AND rolpassword LIKE 'SCRAM-SHA-256$%' $$;
-REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO ${declarations.pooler};
-COMMENT ON FUNCTION pgbouncer.get_auth(text) IS 'edupulse-db pooler auth v1';`;
-
 export async function poolerAuthStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
   return withClient(target.connect(target.database), async (c) => {
     const { rows } = await c.query<{ d: string | null }>(
       `SELECT obj_description(to_regprocedure('pgbouncer.get_auth(text)'), 'pg_proc') AS d`,
     );
-    if (rows[0]?.d === 'edupulse-db pooler auth v1')
+    if (rows[0]?.d === POOLER_AUTH_MARK)
       return { name: 'pooler auth function', status: 'skipped', detail: 'as declared' };
     // Not kept by pg_stat_statements: the statement text would only be noise among the queries (and names secrets' format).
-    await c.query(`BEGIN; SET LOCAL pg_stat_statements.track = 'none'; ${POOLER_AUTH_SQL} COMMIT;`);
+    await c.query(POOLER_AUTH_TRANSACTION);
     return { name: 'pooler auth function', status: 'done', detail: `pgbouncer.get_auth for ${declarations.pooler}` };
   });
 }

@@ -10,7 +10,7 @@
 // connected to the same port and their next transaction reaches the new primary.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { declarations } from '../../roles/declarations.ts';
+import { pgbouncerAuthFile, pgbouncerHba, pgbouncerIni } from '../../infra/pgbouncer.ts';
 import { failed } from './errors.ts';
 import { ensurePrivateDir, writeFileAtomic } from './files.ts';
 import { processAlive, processCommand } from './process.ts';
@@ -42,54 +42,22 @@ export function poolerDatabases(ctx: StackContext, primaryPort: number, readPort
 }
 
 export function renderPoolerIni(ctx: StackContext, databases: Record<string, string>): string {
-  const p = ctx.settings.pooler;
   const f = files(ctx);
-  const os = osOwnerName(ctx);
-  return [
-    '; Written by edupulse-db from infra/settings.ts (pooler); changes here are overwritten.',
-    '[databases]',
-    ...Object.entries(databases).map(([k, v]) => `${k} = ${v}`),
-    '',
-    '[pgbouncer]',
-    'listen_addr = 127.0.0.1',
-    `listen_port = ${p.port}`,
+  return pgbouncerIni(ctx.settings.pooler, {
+    databases,
+    listenAddr: '127.0.0.1',
+    port: ctx.settings.pooler.port,
     // The admin console for the servers' OS user only (peer on the 0700 socket directory).
-    `unix_socket_dir = ${ctx.paths.socketDir}`,
-    'auth_type = hba',
-    `auth_hba_file = ${f.hba}`,
-    // Only the admin console's OS user, with no password (peer): PgBouncer 1.18 would otherwise look it up
-    // with auth_query in a database the console does not have, and hang the login.
-    `auth_file = ${f.users}`,
-    `auth_user = ${declarations.pooler}`,
-    'auth_query = SELECT usename, passwd FROM pgbouncer.get_auth($1)',
-    `pool_mode = ${p.poolMode}`,
-    `default_pool_size = ${p.defaultPoolSize}`,
-    `reserve_pool_size = ${p.reservePoolSize}`,
-    'reserve_pool_timeout = 1',
-    `max_client_conn = ${p.maxClientConn}`,
-    `max_db_connections = ${p.maxDbConnections}`,
-    // After a failover the old server is gone: retry (the new one, once reloaded) within 0.1 s, not the default 15 s.
-    'server_login_retry = 0.1',
-    'server_connect_timeout = 5',
-    `admin_users = ${os}`,
-    `stats_users = ${os}`,
-    // Drivers send these at startup; PgBouncer would refuse the connection otherwise.
-    'ignore_startup_parameters = extra_float_digits,options',
-    `pidfile = ${f.pid}`,
-    `logfile = ${f.log}`,
-    '',
-  ].join('\n');
+    unixSocketDir: ctx.paths.socketDir,
+    hbaFile: f.hba,
+    authFile: f.users,
+    adminUser: osOwnerName(ctx),
+    pidfile: f.pid,
+    logfile: f.log,
+  });
 }
 
-function renderPoolerHba(ctx: StackContext): string {
-  return [
-    '# Written by edupulse-db: the admin console by peer on the socket, clients by SCRAM over TCP.',
-    `local pgbouncer ${osOwnerName(ctx)} peer`,
-    'host all all 127.0.0.1/32 scram-sha-256',
-    'host all all ::1/128 scram-sha-256',
-    '',
-  ].join('\n');
-}
+const renderPoolerHba = (ctx: StackContext) => pgbouncerHba(osOwnerName(ctx), ['127.0.0.1/32', '::1/128']);
 
 export function poolerPid(ctx: StackContext): number | undefined {
   const f = files(ctx).pid;
@@ -117,7 +85,7 @@ export async function upPooler(
   const read = standbySpecs(ctx)[0]?.port;
   const ini = renderPoolerIni(ctx, poolerDatabases(ctx, primaryPort, read));
   const same = (path: string, content: string) => existsSync(path) && readFileSync(path, 'utf8') === content;
-  const users = `"${osOwnerName(ctx)}" ""\n`;
+  const users = pgbouncerAuthFile(osOwnerName(ctx));
   const changed = !same(f.ini, ini) || !same(f.hba, renderPoolerHba(ctx)) || !same(f.users, users);
   const owner = ctx.as ? { owner: ctx.as } : {};
   if (changed) {
