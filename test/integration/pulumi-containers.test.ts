@@ -21,16 +21,34 @@ import { REDIS_ENTRYPOINT, redisFlags } from '../../infra/redis-server.ts';
 import { defaultSettings } from '../../infra/settings.ts';
 import { findRedisServer } from '../../ops-scripts/lib/binaries.ts';
 import { redisPing } from '../../ops-scripts/lib/redis.ts';
-import { CONTAINER_ARCHIVE_SCRIPT, CONTAINER_HBA, CONTAINER_REPO, INITDB_ARGS } from '../../infra/postgres-server.ts';
+import {
+  CONTAINER_ARCHIVE_SCRIPT,
+  CONTAINER_HBA,
+  CONTAINER_IDENT,
+  CONTAINER_REPO,
+  INITDB_ARGS,
+} from '../../infra/postgres-server.ts';
 import { findPgBinaries } from '../../ops-scripts/lib/binaries.ts';
 import { withClient } from '../../ops-scripts/lib/db.ts';
 import { serviceUser } from '../../ops-scripts/lib/os-user.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { freePort, tempStateDir } from '../harness.ts';
 import { loadProgram, mockProgram, plain } from '../pulumi-mocks.ts';
+import { applyPoolerAuth, applySyncStandbys } from '../../infra/sql-objects-impl.ts';
+import { STANDBY_PASSFILE } from '../../infra/replication.ts';
+import { declarations } from '../../roles/declarations.ts';
+import { findPgbouncer } from '../../ops-scripts/lib/pooler.ts';
+import { basename } from 'node:path';
+import { userInfo } from 'node:os';
 
 const recorded = mockProgram(
-  { 'edupulse:postgresPort': '55432', 'edupulse:postgresPassword': 'container-superuser-pw' },
+  {
+    'edupulse:postgresPort': '55432',
+    'edupulse:postgresPassword': 'container-superuser-pw',
+    // A standby and PgBouncer too: their configurations boot below beside the primary's.
+    'edupulse:standbys': '1',
+    'edupulse:pooler': 'true',
+  },
   ['edupulse:postgresPassword'],
 );
 
@@ -112,15 +130,18 @@ test("Redis: the entrypoint hands the official image's entrypoint redis-server, 
   }
 });
 
-test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is archived; only the backup login may replicate from another host", async () => {
+test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is archived; only the backup login may replicate from another host; the standby's and PgBouncer's configurations boot beside it", async () => {
   await loadProgram('../infra/index.ts', recorded);
-  const c = recorded.find((r) => r.type === 'docker:index/container:Container' && r.name.endsWith('-postgres'))!;
+  const named = (suffix: string) =>
+    recorded.find((r) => r.type === 'docker:index/container:Container' && r.name.endsWith(suffix))!;
+  const c = named('-postgres');
   const envs: string[] = plain(c.inputs.envs);
   const initdbArgs = envs.find((e) => e.startsWith('POSTGRES_INITDB_ARGS='))!.slice('POSTGRES_INITDB_ARGS='.length);
   assert.is(initdbArgs, INITDB_ARGS);
   const uploads = c.inputs.uploads as Array<{ file: string; content: string; permissions: string }>;
   const hba = uploads.find((u) => u.file === CONTAINER_HBA)!.content;
   const archiveScript = uploads.find((u) => u.file === CONTAINER_ARCHIVE_SCRIPT)!;
+  const ident = uploads.find((u) => u.file === CONTAINER_IDENT)!.content;
   const flags: string[] = c.inputs.command.slice(1);
   assert.is(c.inputs.command[0], 'postgres');
   const pg = (await findPgBinaries({ minMajor: 15 }))!;
@@ -139,6 +160,10 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
   }
   writeFileSync(join(base, 'pwfile'), password, { mode: 0o600 });
   writeFileSync(join(base, 'pg_hba.conf'), hba, { mode: 0o644 });
+  // The container's OS user is postgres; here the servers run as the service user: the map names it instead.
+  writeFileSync(join(base, 'pg_ident.conf'), ident.replace(/ postgres /g, ` ${as?.name ?? process.env.USER} `), {
+    mode: 0o644,
+  });
   writeFileSync(join(base, 'archive-wal.sh'), archiveScript.content, { mode: parseInt(archiveScript.permissions, 8) });
   if (as) chownSync(join(base, 'pwfile'), as.uid, as.gid);
   // The container's paths and port, mapped to this test's; every other flag exactly as the container gets it.
@@ -147,6 +172,7 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
       .replace(CONTAINER_ARCHIVE_SCRIPT, join(base, 'archive-wal.sh'))
       .replace(`'${CONTAINER_REPO}/wal'`, `'${wal}'`)
       .replace(`hba_file=${CONTAINER_HBA}`, `hba_file=${join(base, 'pg_hba.conf')}`)
+      .replace(`ident_file=${CONTAINER_IDENT}`, `ident_file=${join(base, 'pg_ident.conf')}`)
       .replace(/^port=5432$/, `port=${port}`),
   );
   assert.ok(local.includes(`hba_file=${join(base, 'pg_hba.conf')}`), 'the container names its pg_hba with hba_file');
@@ -156,6 +182,8 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
   assert.ok(summarize > 0, 'postgres:17 gets summarize_wal=on');
   if (pg.major < 17) local.splice(summarize - 1, 2);
   let server: ReturnType<typeof spawn> | undefined;
+  let standby: ReturnType<typeof spawn> | undefined;
+  let bouncer: ReturnType<typeof spawn> | undefined;
   try {
     await run(
       pg.bin('initdb'),
@@ -229,7 +257,124 @@ test("Postgres: the container's initdb args, pg_hba and -c flags boot; WAL is ar
     );
     const plainLogin = await psql('app_user', 'app-pw', false);
     assert.is(plainLogin.code, 0, `the same role may log in normally: ${plainLogin.stderr}`);
+
+    // The standby container's configuration: its pg_basebackup line, then its flags, against this primary.
+    await withClient(su, async (cl) => {
+      await cl.query(`CREATE ROLE ${declarations.replicator} LOGIN REPLICATION PASSWORD 'repl-pw'`);
+      await cl.query(`CREATE ROLE ${declarations.pooler} LOGIN`);
+      await cl.query(`CREATE ROLE probe_app LOGIN PASSWORD 'probe-pw'`);
+      await cl.query('CREATE DATABASE edupulse');
+    });
+    await applyPoolerAuth({ host: '127.0.0.1', port, user: 'postgres' }, password, 'edupulse');
+    const sb = named('-pg1');
+    const sbData = join(base, 'pg1'),
+      sbRun = join(base, 'pg1-run'),
+      passfile = join(base, 'replication.pgpass');
+    mkdirSync(sbRun, { mode: 0o700 });
+    writeFileSync(passfile, `*:*:*:${declarations.replicator}:repl-pw\n`, { mode: 0o600 });
+    for (const f of [sbRun, passfile]) if (as) chownSync(f, as.uid, as.gid);
+    const script: string = sb.inputs.entrypoints[2];
+    const basebackup = /gosu postgres (pg_basebackup .*?) -C \|\|/.exec(script)![1]!;
+    const sbPort = await freePort();
+    const toLocal = (line: string) =>
+      line
+        .replace('-h postgres -p 5432', `-h 127.0.0.1 -p ${port}`)
+        .replace(/-D \S+/, `-D ${sbData}`)
+        .replace(/"application_name=(\w+)"/, 'application_name=$1');
+    await run('/bin/sh', ['-c', `${toLocal(basebackup)} -C && touch ${sbData}/standby.signal`], {
+      as,
+      env: { PGPASSFILE: passfile },
+    });
+    const sbFlags = (sb.inputs.command as string[]).slice(1).map((f) =>
+      f
+        .replace(CONTAINER_ARCHIVE_SCRIPT, join(base, 'archive-wal.sh'))
+        .replace(`'${CONTAINER_REPO}/wal'`, `'${wal}'`)
+        .replace(`hba_file=${CONTAINER_HBA}`, `hba_file=${join(base, 'pg_hba.conf')}`)
+        .replace(`ident_file=${CONTAINER_IDENT}`, `ident_file=${join(base, 'pg_ident.conf')}`)
+        .replace(/^port=5432$/, `port=${sbPort}`)
+        .replace('host=postgres port=5432', `host=127.0.0.1 port=${port}`)
+        .replace(STANDBY_PASSFILE, passfile),
+    );
+    const sbSummarize = sbFlags.indexOf('summarize_wal=on');
+    if (pg.major < 17) sbFlags.splice(sbSummarize - 1, 2);
+    standby = spawn(pg.bin('postgres'), ['-D', sbData, ...sbFlags, '-c', `unix_socket_directories=${sbRun}`], {
+      uid: as?.uid,
+      gid: as?.gid,
+      stdio: 'ignore',
+    });
+    let streaming = false;
+    for (let i = 0; i < 100 && !streaming; i++) {
+      streaming = await withClient(
+        su,
+        async (cl) =>
+          (await cl.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'pg1' AND state = 'streaming'`))
+            .rowCount === 1,
+      );
+      if (!streaming) await sleep(100);
+    }
+    assert.ok(streaming, "the standby container's flags stream from the primary over its slot as the replicator");
+    // Synchronous replication as the program sets it, then a commit that a standby confirmed.
+    await applySyncStandbys({ host: '127.0.0.1', port, user: 'postgres' }, password, ['pg1'], 10_000);
+    await withClient(su, async (cl) => {
+      assert.is((await cl.query('SHOW synchronous_standby_names')).rows[0].synchronous_standby_names, 'ANY 1 (pg1)');
+      await cl.query('CREATE TABLE confirmed AS SELECT 1');
+    });
+
+    // The PgBouncer container's configuration, run as the servers' OS user (the container's 999:999).
+    const pb = named('-pgbouncer');
+    const pbDir = join(base, 'pgbouncer');
+    mkdirSync(pbDir, { mode: 0o700 });
+    if (as) chownSync(pbDir, as.uid, as.gid);
+    const pbPort = await freePort();
+    const osName = as?.name ?? userInfo().username;
+    for (const u of pb.inputs.uploads as Array<{ file: string; content: string }>) {
+      const content = u.content
+        .replaceAll('/etc/pgbouncer', pbDir)
+        .replace(/host=\/var\/run\/postgresql port=5432/, `host=${run_} port=${port}`)
+        .replace(/host=\/var\/run\/postgresql-pg1 port=5432/, `host=${sbRun} port=${sbPort}`)
+        .replace('listen_addr = *', 'listen_addr = 127.0.0.1')
+        .replace('listen_port = 6432', `listen_port = ${pbPort}`)
+        .replace('unix_socket_dir = /tmp', `unix_socket_dir = ${pbDir}`)
+        .replaceAll('"postgres"', `"${osName}"`)
+        .replace(/(admin_users|stats_users) = postgres/g, `$1 = ${osName}`);
+      const f = join(pbDir, basename(u.file));
+      writeFileSync(f, content, { mode: 0o600 });
+      if (as) chownSync(f, as.uid, as.gid);
+    }
+    assert.equal(pb.inputs.entrypoints, ['pgbouncer', '/etc/pgbouncer/pgbouncer.ini']);
+    bouncer = spawn(findPgbouncer()!, [join(pbDir, 'pgbouncer.ini')], { uid: as?.uid, gid: as?.gid, stdio: 'ignore' });
+    const via = (database: string) => ({
+      host: '127.0.0.1',
+      port: pbPort,
+      user: 'probe_app',
+      password: 'probe-pw',
+      database,
+    });
+    let served: { port: string; standby: boolean } | undefined;
+    for (let i = 0; i < 100 && !served; i++) {
+      served = await withClient(via('edupulse'), async (cl) => {
+        const r = (await cl.query(`SELECT current_setting('port') AS port, pg_is_in_recovery() AS standby`)).rows[0];
+        return r as { port: string; standby: boolean };
+      }).catch(() => undefined);
+      if (!served) await sleep(100);
+    }
+    assert.equal(
+      served,
+      { port: String(port), standby: false },
+      'PgBouncer serves the primary by SCRAM via auth_query',
+    );
+    const reporting = await withClient(
+      via('edupulse_reporting'),
+      async (cl) => (await cl.query('SELECT pg_is_in_recovery() AS r')).rows[0].r,
+    );
+    assert.is(reporting, true, 'and reporting on the standby');
+    const wrong = await withClient({ ...via('edupulse'), password: 'nope' }, async () => 'in').catch(
+      (e: Error) => e.message,
+    );
+    assert.not.equal(wrong, 'in');
   } finally {
+    bouncer?.kill('SIGINT');
+    standby?.kill('SIGINT');
     server?.kill('SIGINT');
     await run('ip', ['netns', 'del', ns], { nothrow: true });
     await run('ip', ['link', 'del', `${ns}h`], { nothrow: true });
