@@ -29,7 +29,7 @@ import {
   standbySpecs,
   type NodeSpec,
 } from './standby.ts';
-import { statePaths } from './state.ts';
+import { withCurrentPrimary } from './state.ts';
 import { NODE_NAME_RE, nodeName, readTopology, writeTopology, type FailoverRecord } from './topology.ts';
 
 export interface FailoverOptions {
@@ -143,7 +143,7 @@ export async function planFailover(
 }
 
 /** The stack as it is once `primary` is the primary: paths re-read from the topology just written. */
-const asPrimary = (ctx: StackContext): StackContext => ({ ...ctx, paths: statePaths(process.env) });
+const asPrimary = (ctx: StackContext): StackContext => ({ ...ctx, paths: withCurrentPrimary(ctx.paths) });
 
 export async function failover(ctx: StackContext, opts: FailoverOptions): Promise<FailoverResult> {
   const secrets = readSecrets(ctx.paths.secretsFile);

@@ -64,6 +64,12 @@ export function statePaths(env: Readonly<Record<string, string | undefined>> = p
   };
 }
 
+/** The same paths with the primary read again from the topology (after a failover changed it). */
+export function withCurrentPrimary(p: StatePaths): StatePaths {
+  const primaryNode = readTopology(p.root).primary;
+  return { ...p, primaryNode, dataDir: nodeDataDir(p.root, primaryNode), pgLog: nodeLogFile(p.root, primaryNode) };
+}
+
 /** The major version a data directory was made with (its PG_VERSION file). */
 export function dataDirMajor(dataDir: string): number | undefined {
   const f = join(dataDir, 'PG_VERSION');

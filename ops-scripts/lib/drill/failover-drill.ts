@@ -18,7 +18,7 @@ import { poolerPid } from '../pooler.ts';
 import type { Secrets } from '../secrets.ts';
 import type { StackContext } from '../stack-context.ts';
 import { nodeSpec, standbySpecs } from '../standby.ts';
-import { statePaths } from '../state.ts';
+import { withCurrentPrimary } from '../state.ts';
 import type { DrillCheck, DrillReport } from './drill.ts';
 
 export interface FailoverDrillOptions {
@@ -150,7 +150,7 @@ export async function failoverDrill(
     stop.now = true;
     await Promise.all(loops);
   }
-  const next: StackContext = { ...ctx, paths: statePaths(process.env) };
+  const next: StackContext = { ...ctx, paths: withCurrentPrimary(ctx.paths) };
   const newPrimary = localPgConfig(next, secrets, db);
   acked = writers.reduce((n, w) => n + w.acked.length, 0);
   checks.push({
