@@ -52,7 +52,11 @@ for (const mode of ['sync', 'async'] as const) {
     await stack.stop();
   }
 }
-console.log(`\nbench:failover: median of ${ROUNDS} failovers each, 8 writers through PgBouncer (target: <= 5 s, 0 lost in sync)`);
-console.log('| replication | primary death to first write | detect / promote / repoint | acknowledged per round | lost per round |');
+console.log(
+  `\nbench:failover: median of ${ROUNDS} failovers each, 8 writers through PgBouncer (target: <= 5 s, 0 lost in sync)`,
+);
+console.log(
+  '| replication | primary death to first write | detect / promote / repoint | acknowledged per round | lost per round |',
+);
 console.log('|---|---|---|---|---|');
 for (const r of rows) console.log(r);

@@ -107,9 +107,11 @@ try {
     ['PgBouncer', pooled],
   ] as const)
     console.log(
-      `| ${name} | ${r.connected} of ${CLIENTS} | ${Object.entries(r.refused)
-        .map(([m, n]) => `${n}: ${m}`)
-        .join('; ') || '0'} | ${r.tps.toFixed(0)} | ${r.failed} | ${r.peak} |`,
+      `| ${name} | ${r.connected} of ${CLIENTS} | ${
+        Object.entries(r.refused)
+          .map(([m, n]) => `${n}: ${m}`)
+          .join('; ') || '0'
+      } | ${r.tps.toFixed(0)} | ${r.failed} | ${r.peak} |`,
     );
   console.log(
     `ratio: PgBouncer serves ${pooled.connected}/${direct.connected} = ${(pooled.connected / Math.max(1, direct.connected)).toFixed(1)}x the clients at ${(pooled.tps / direct.tps).toFixed(2)}x the transactions/s with ${pooled.peak}/${direct.peak} of the server connections`,
