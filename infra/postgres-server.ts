@@ -71,6 +71,20 @@ export function postgresFlags(settings: PostgresSettings, ageRecipients: string[
   ]);
 }
 
+/** A PostgreSQL container's published port (only when asked for) and pg_isready healthcheck, primary or standby. */
+export function postgresContainerPorts(publishPort: number | undefined, bindAddress: string) {
+  return publishPort ? [{ internal: CONTAINER_PORTS.postgres, external: publishPort, ip: bindAddress }] : [];
+}
+export function postgresHealthcheck(startPeriod: string) {
+  return {
+    tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
+    interval: '10s',
+    timeout: '5s',
+    retries: 5,
+    startPeriod,
+  };
+}
+
 export class PostgresServer extends pulumi.ComponentResource {
   readonly container: docker.Container;
   readonly containerName: pulumi.Output<string>;
@@ -121,16 +135,8 @@ export class PostgresServer extends pulumi.ComponentResource {
           ...(args.socketDir ? [{ hostPath: args.socketDir, containerPath: CONTAINER_SOCKET_DIR }] : []),
         ],
         networksAdvanced: [{ name: args.network.name, aliases: ['postgres'] }],
-        ports: args.publishPort
-          ? [{ internal: CONTAINER_PORTS.postgres, external: args.publishPort, ip: args.bindAddress }]
-          : [],
-        healthcheck: {
-          tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
-          interval: '10s',
-          timeout: '5s',
-          retries: 5,
-          startPeriod: '30s',
-        },
+        ports: postgresContainerPorts(args.publishPort, args.bindAddress),
+        healthcheck: postgresHealthcheck('30s'),
         restart: 'unless-stopped',
         // Fast shutdown gets time to write its checkpoint.
         stopSignal: 'SIGINT',

@@ -12,7 +12,13 @@ import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { declarations } from '../roles/declarations.ts';
 import { pgbouncerAuthFile, pgbouncerHba, pgbouncerIni } from './pgbouncer.ts';
-import { CONTAINER_REPO, CONTAINER_SOCKET_DIR, postgresFlags } from './postgres-server.ts';
+import {
+  CONTAINER_REPO,
+  CONTAINER_SOCKET_DIR,
+  postgresContainerPorts,
+  postgresFlags,
+  postgresHealthcheck,
+} from './postgres-server.ts';
 import { CONTAINER_PORTS, type PoolerSettings, type PostgresSettings } from './settings.ts';
 
 /** The official postgres image's OS user: PgBouncer runs as it, so the server's peer check maps it (pg_ident 'owner'). */
@@ -119,16 +125,9 @@ export class StandbyServer extends pulumi.ComponentResource {
           { hostPath: args.socketDir, containerPath: CONTAINER_SOCKET_DIR },
         ],
         networksAdvanced: [{ name: args.network.name, aliases: [this.name] }],
-        ports: args.publishPort
-          ? [{ internal: CONTAINER_PORTS.postgres, external: args.publishPort, ip: args.bindAddress }]
-          : [],
-        healthcheck: {
-          tests: ['CMD-SHELL', `pg_isready -U postgres -d postgres -h 127.0.0.1 -p ${CONTAINER_PORTS.postgres}`],
-          interval: '10s',
-          timeout: '5s',
-          retries: 5,
-          startPeriod: '120s',
-        },
+        ports: postgresContainerPorts(args.publishPort, args.bindAddress),
+        // A first start copies the primary first.
+        healthcheck: postgresHealthcheck('120s'),
         restart: 'unless-stopped',
         stopSignal: 'SIGINT',
         stopTimeout: 120,

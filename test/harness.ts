@@ -3,7 +3,7 @@
 // local stack, and always stopped and removed, also when a test fails or the
 // process exits early.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterSpec, resolveStack, type StackContext } from '../ops-scripts/lib/stack-context.ts';
@@ -13,6 +13,8 @@ import { readSecrets, type Secrets } from '../ops-scripts/lib/secrets.ts';
 import { ensurePrivateDir } from '../ops-scripts/lib/files.ts';
 import { serviceUser } from '../ops-scripts/lib/os-user.ts';
 import { redisPid } from '../ops-scripts/lib/redis.ts';
+import { poolerPid } from '../ops-scripts/lib/pooler.ts';
+import { nodeDataDir } from '../ops-scripts/lib/topology.ts';
 import type { PgConfig } from '../ops-scripts/lib/db.ts';
 import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { declarations } from '../roles/declarations.ts';
@@ -66,18 +68,23 @@ const live = new Set<StackContext>();
 process.on('exit', () => {
   for (const ctx of live) {
     const spec = clusterSpec(ctx);
-    spawnSync(
-      spec.pg.bin('pg_ctl'),
-      ['stop', '-D', spec.dataDir, '-m', 'immediate', '-s'],
-      spec.as ? { uid: spec.as.uid, gid: spec.as.gid, stdio: 'ignore' } : { stdio: 'ignore' },
-    );
-    const pid = redisPid({ pidFile: ctx.paths.redisPidFile });
-    if (pid)
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+    // Every node (pg0..pg3: the primary and any standbys, whichever is primary now).
+    for (let i = 0; i <= 3; i++) {
+      const dataDir = nodeDataDir(ctx.paths.root, i);
+      if (!existsSync(dataDir)) continue;
+      spawnSync(
+        spec.pg.bin('pg_ctl'),
+        ['stop', '-D', dataDir, '-m', 'immediate', '-s'],
+        spec.as ? { uid: spec.as.uid, gid: spec.as.gid, stdio: 'ignore' } : { stdio: 'ignore' },
+      );
+    }
+    for (const pid of [redisPid({ pidFile: ctx.paths.redisPidFile }), poolerPid(ctx)])
+      if (pid)
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     rmSync(ctx.paths.root, { recursive: true, force: true });
   }
 });
