@@ -180,6 +180,14 @@ export async function failover(ctx: StackContext, opts: FailoverOptions): Promis
       (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f.slice(0, 8),
       16,
     );
+  }).catch(async (err: unknown) => {
+    // A switchover whose promotion failed: the old primary, stopped cleanly for it, is started again as it was,
+    // but only while the standby is certainly still one (two primaries would be worse than none).
+    const stillStandby = await withClient(nodeConfig(ctx, secrets, candidate), async (c) =>
+      Boolean((await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r),
+    ).catch(() => false);
+    if (oldUp && stillStandby) await startCluster(old).catch(() => {});
+    throw err;
   });
   // Recorded at once: from here every job reaches the new primary.
   const topology = readTopology(ctx.paths.root);
