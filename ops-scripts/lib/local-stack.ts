@@ -24,7 +24,7 @@ import type { StepStatus } from './logger.ts';
 import { applyRuntimeDirectives, configureRedis, redisPid, startRedis, stopRedis } from './redis.ts';
 import { loadOrCreateSecrets, readSecrets, type Secrets } from './secrets.ts';
 import { LAYOUT } from './backup/layout.ts';
-import { downStandbys, standbySpecs, upStandbys } from './standby.ts';
+import { downStandbys, legacyStandbyRunning, standbySpecs, upStandbys } from './standby.ts';
 import { nodeName } from './topology.ts';
 import { downPooler, poolerPid, upPooler } from './pooler.ts';
 import {
@@ -194,7 +194,7 @@ async function checkPorts(ctx: StackContext, withRedis: boolean): Promise<void> 
         name: `PostgreSQL ${s.name}`,
         port: s.port,
         variable: 'EDUPULSE_PG_PORT (standbys use the ports after it)',
-        running: await clusterRunning(s),
+        running: (await clusterRunning(s)) || (await legacyStandbyRunning(ctx, s.node)),
       })),
     )),
     ...(ctx.settings.pooler.enabled

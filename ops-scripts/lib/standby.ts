@@ -180,6 +180,7 @@ export async function upStandbys(
   const password = secrets.roles[declarations.replicator];
   if (!password) throw failed(`no password for ${declarations.replicator} in the secrets file`, 'run up again');
   const specs = standbySpecs(ctx);
+  out.push(...(await retireLegacyStandbys(ctx, primary)));
   if (specs.length) writePassfile(ctx, password);
   const primaryPort = primary.port!;
   for (const s of specs) {
@@ -225,6 +226,58 @@ export async function upStandbys(
       status: 'done',
       detail: sync ? `synchronous: synchronous_standby_names = '${sync}'` : 'asynchronous',
     });
+  return out;
+}
+
+/**
+ * Standbys made before nodes were named pg<i> lived in pg/standby<i> with slot edupulse_standby<i> (one
+ * release): each is stopped, its directory removed (a standby is a copy of the primary, made again as pg<i>)
+ * and its slot dropped, which would otherwise hold the primary's WAL forever.
+ */
+async function retireLegacyStandbys(
+  ctx: StackContext,
+  primary: PgConfig,
+): Promise<Array<{ name: string; status: 'done'; detail: string }>> {
+  const out: Array<{ name: string; status: 'done'; detail: string }> = [];
+  for (let i = 1; i <= 3; i++) {
+    const dataDir = join(ctx.paths.root, 'pg', `standby${i}`);
+    const slot = `edupulse_standby${i}`;
+    const dropped = await withClient(
+      primary,
+      async (c) =>
+        (
+          await c.query(
+            `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
+            [slot],
+          )
+        ).rowCount === 1,
+    );
+    if (!existsSync(dataDir) && !dropped) continue;
+    if (existsSync(dataDir)) {
+      await stopCluster({ ...nodeSpec(ctx, i), dataDir }, 'fast');
+      rmSync(dataDir, { recursive: true, force: true });
+      // Its slot was active until the stop; the walsender lets go of it a moment later.
+      await withClient(primary, async (c) => {
+        for (let n = 0; n < 100; n++) {
+          const { rows } = await c.query<{ active: boolean }>(
+            'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+            [slot],
+          );
+          if (!rows.length) return;
+          if (!rows[0]!.active) {
+            await c.query('SELECT pg_drop_replication_slot($1)', [slot]);
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      });
+    }
+    out.push({
+      name: `standby${i}`,
+      status: 'done',
+      detail: `retired the old-layout standby (pg/standby${i}, slot ${slot}); made again as ${nodeName(i)} if declared`,
+    });
+  }
   return out;
 }
 
@@ -291,6 +344,10 @@ export async function pickBackupStandby(ctx: StackContext, name?: string): Promi
     );
   return { name: s.name, port: s.port };
 }
+
+/** A standby of the old layout (pg/standby<i>) running on node i's port: ours, retired by up. */
+export const legacyStandbyRunning = (ctx: StackContext, i: number) =>
+  clusterRunning({ dataDir: join(ctx.paths.root, 'pg', `standby${i}`) });
 
 /** Stops every standby the stack holds. */
 export async function downStandbys(ctx: StackContext): Promise<string[]> {
