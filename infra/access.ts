@@ -6,7 +6,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import type { Grant, RoleDeclarations } from '../roles/declarations.ts';
 import { IndexesAndViews, Migrations, PoolerAuth } from './sql-objects.ts';
-import { POOLER_AUTH_MARK } from './pgbouncer.ts';
+import { POOLER_AUTH_MARK, POOLER_SCHEMA } from './pgbouncer.ts';
 
 export interface DatabaseAccessArgs {
   declarations: RoleDeclarations;
@@ -40,9 +40,6 @@ export interface DatabaseAccessArgs {
    */
   poolerAuth?: boolean;
 }
-
-/** The schema of PgBouncer's lookup function (infra/pgbouncer.ts). */
-const POOLER_SCHEMA = 'pgbouncer';
 
 export class DatabaseAccess extends pulumi.ComponentResource {
   readonly provider: postgresql.Provider;

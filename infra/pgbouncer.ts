@@ -24,6 +24,13 @@ export interface PgbouncerWhere {
   logfile?: string;
 }
 
+/** The lookup function's schema: the one roles/declarations.ts grants the pooler's login USAGE on. */
+export const POOLER_SCHEMA = (() => {
+  const g = declarations.grants.find((x) => x.role === declarations.pooler && x.on === 'schema');
+  if (!g || !('schema' in g)) throw new Error(`roles/declarations.ts grants ${declarations.pooler} no schema`);
+  return g.schema;
+})();
+
 /** Marks the function's current definition: a different comment means it is applied again. */
 export const POOLER_AUTH_MARK = 'edupulse-db pooler auth v1';
 
@@ -33,22 +40,35 @@ export const POOLER_AUTH_MARK = 'edupulse-db pooler auth v1';
  * PgBouncer verifies clients against that secret and logs in to the server with the client's own SCRAM
  * proof, so no password is written anywhere for it.
  */
-export const POOLER_AUTH_SQL = `CREATE SCHEMA IF NOT EXISTS pgbouncer;
-REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgbouncer TO ${declarations.pooler};
-CREATE OR REPLACE FUNCTION pgbouncer.get_auth(p_usename text, OUT usename name, OUT passwd text)
+const POOLER_AUTH_SQL = `CREATE SCHEMA IF NOT EXISTS ${POOLER_SCHEMA};
+REVOKE ALL ON SCHEMA ${POOLER_SCHEMA} FROM PUBLIC;
+GRANT USAGE ON SCHEMA ${POOLER_SCHEMA} TO ${declarations.pooler};
+CREATE OR REPLACE FUNCTION ${POOLER_SCHEMA}.get_auth(p_usename text, OUT usename name, OUT passwd text)
   RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS
 $$ SELECT rolname, rolpassword FROM pg_authid
    WHERE rolname = p_usename AND rolcanlogin AND NOT rolsuper AND NOT rolreplication
      AND rolpassword LIKE 'SCRAM-SHA-256$%' $$;
-REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO ${declarations.pooler};
-COMMENT ON FUNCTION pgbouncer.get_auth(text) IS '${POOLER_AUTH_MARK}';`;
+REVOKE ALL ON FUNCTION ${POOLER_SCHEMA}.get_auth(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${POOLER_SCHEMA}.get_auth(text) TO ${declarations.pooler};
+COMMENT ON FUNCTION ${POOLER_SCHEMA}.get_auth(text) IS '${POOLER_AUTH_MARK}';`;
 
-/** One transaction, kept out of pg_stat_statements (noise among the queries, and it names the secrets' format). */
-export const POOLER_AUTH_TRANSACTION = `BEGIN; SET LOCAL pg_stat_statements.track = 'none'; ${POOLER_AUTH_SQL} COMMIT;`;
+/**
+ * Makes (or remakes) the lookup function unless its current definition is there, for both appliers; true when
+ * it did. One transaction, kept out of pg_stat_statements (noise among the queries, and it names the secrets'
+ * format). `client` is the superuser's, in the application database.
+ */
+export async function ensurePoolerAuth(client: {
+  query(sql: string): Promise<{ rows: Array<Record<string, unknown>> }>;
+}): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT obj_description(to_regprocedure('${POOLER_SCHEMA}.get_auth(text)'), 'pg_proc') AS d`,
+  );
+  if (rows[0]?.d === POOLER_AUTH_MARK) return false;
+  await client.query(`BEGIN; SET LOCAL pg_stat_statements.track = 'none'; ${POOLER_AUTH_SQL} COMMIT;`);
+  return true;
+}
 
-export const AUTH_QUERY = 'SELECT usename, passwd FROM pgbouncer.get_auth($1)';
+export const AUTH_QUERY = `SELECT usename, passwd FROM ${POOLER_SCHEMA}.get_auth($1)`;
 
 export function pgbouncerIni(p: PoolerSettings, w: PgbouncerWhere): string {
   return [

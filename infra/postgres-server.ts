@@ -5,8 +5,7 @@
 // repository's wal/ by the zstd archive script (wal-archive.ts), a pg_isready healthcheck.
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
-import { renderHba } from '../roles/hba.ts';
-import { declarations } from '../roles/declarations.ts';
+import { renderHba, renderIdent } from '../roles/hba.ts';
 import { ARCHIVE_WAL_SCRIPT, recipientsFileContent } from './wal-archive.ts';
 import { CONTAINER_PORTS, postgresParameters, type PostgresSettings } from './settings.ts';
 
@@ -48,8 +47,7 @@ export const containerHba = () => renderHba({ superuser: 'postgres', identMap: '
 
 /** The container's pg_ident.conf (ident_file): its OS user postgres may be the superuser and PgBouncer's lookup login. */
 export const CONTAINER_IDENT = '/etc/edupulse/pg_ident.conf';
-export const containerIdent = () =>
-  `# Written by edupulse-db.\nowner postgres postgres\nowner postgres ${declarations.pooler}\n`;
+export const containerIdent = () => renderIdent('owner', 'postgres', 'postgres');
 
 /** The server's socket directory, shared with the PgBouncer container (a host path) for its peer-authenticated lookups. */
 export const CONTAINER_SOCKET_DIR = '/var/run/postgresql';

@@ -11,6 +11,7 @@
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 import { declarations } from '../roles/declarations.ts';
+import { nodeName, slotName, standbyReplicationParameters } from '../ops-scripts/lib/topology.ts';
 import { pgbouncerAuthFile, pgbouncerHba, pgbouncerIni } from './pgbouncer.ts';
 import {
   CONTAINER_REPO,
@@ -29,9 +30,6 @@ export const STANDBY_PASSFILE = '/var/lib/postgresql/replication.pgpass';
 const CONTAINER_DATA = '/var/lib/postgresql/data';
 const PGDATA = `${CONTAINER_DATA}/pgdata`;
 
-export const standbyName = (i: number) => `pg${i}`;
-export const standbySlot = (i: number) => `edupulse_${standbyName(i)}`;
-
 /** A standby's own parameters beyond the primary's: its name and where it streams from. */
 export function standbyFlags(
   settings: PostgresSettings,
@@ -39,17 +37,10 @@ export function standbyFlags(
   image: string,
   ageRecipients: string[] = [],
 ): string[] {
-  const conninfo = `host=postgres port=${CONTAINER_PORTS.postgres} user=${declarations.replicator} passfile=${STANDBY_PASSFILE} application_name=${standbyName(i)} sslmode=disable`;
+  const own = standbyReplicationParameters(i, { host: 'postgres', port: CONTAINER_PORTS.postgres }, STANDBY_PASSFILE);
   return [
     ...postgresFlags(settings, ageRecipients, image),
-    ...[
-      '-c',
-      `cluster_name=${standbyName(i)}`,
-      '-c',
-      `primary_conninfo=${conninfo}`,
-      '-c',
-      `primary_slot_name=${standbySlot(i)}`,
-    ],
+    ...Object.entries(own).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   ];
 }
 
@@ -58,7 +49,7 @@ export function standbyFlags(
  * by -C, or reused when a failed start made it already), standby.signal, then the image's entrypoint.
  */
 export function standbyEntrypoint(i: number): string[] {
-  const base = `pg_basebackup -h postgres -p ${CONTAINER_PORTS.postgres} -U ${declarations.replicator} -D ${PGDATA} -X stream -c fast -S ${standbySlot(i)} -d "application_name=${standbyName(i)}"`;
+  const base = `pg_basebackup -h postgres -p ${CONTAINER_PORTS.postgres} -U ${declarations.replicator} -D ${PGDATA} -X stream -c fast -S ${slotName(i)} -d "application_name=${nodeName(i)}"`;
   return [
     'bash',
     '-c',
@@ -101,7 +92,7 @@ export class StandbyServer extends pulumi.ComponentResource {
 
   constructor(name: string, args: StandbyServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('edupulse:infra:StandbyServer', name, {}, opts);
-    this.name = standbyName(args.index);
+    this.name = nodeName(args.index);
     const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, { parent: this });
     this.container = new docker.Container(
       name,
@@ -142,7 +133,7 @@ export class StandbyServer extends pulumi.ComponentResource {
 
 const PGBOUNCER_DIR = '/etc/pgbouncer';
 /** Where each standby's socket directory is mounted in the PgBouncer container. */
-const standbySocket = (i: number) => `/var/run/postgresql-${standbyName(i)}`;
+const standbySocket = (i: number) => `/var/run/postgresql-${nodeName(i)}`;
 
 /** The PgBouncer container's configuration: the primary's database, and reporting on the first standby. */
 export function containerPgbouncerIni(p: PoolerSettings, database: string, standbys: number): string {

@@ -7,7 +7,8 @@ import { withClient, withTransaction, type PgConfig } from '../ops-scripts/lib/d
 import { scramVerifier } from '../roles/engine/scram.ts';
 import { setPasswordVerifier, UNTRACKED_PASSWORD_STATEMENTS } from '../roles/engine/sql.ts';
 import { planReconcile, reconcile } from '../views/engine/index.ts';
-import { POOLER_AUTH_MARK, POOLER_AUTH_TRANSACTION } from './pgbouncer.ts';
+import { ensurePoolerAuth } from './pgbouncer.ts';
+import { syncStandbyNames } from '../ops-scripts/lib/topology.ts';
 
 /** How a dynamic provider reaches the database as the migrator (which becomes the owner role). */
 export interface OwnerConnection {
@@ -130,12 +131,7 @@ export async function rotateSuperuser(c: AdminConnection, oldPassword: string, n
 
 /** PgBouncer's lookup function (infra/pgbouncer.ts) in the application database, as the superuser; idempotent. */
 export async function applyPoolerAuth(c: AdminConnection, password: string, database: string): Promise<void> {
-  await withClient({ ...adminConfig(c, password), database }, async (client) => {
-    const { rows } = await client.query<{ d: string | null }>(
-      `SELECT obj_description(to_regprocedure('pgbouncer.get_auth(text)'), 'pg_proc') AS d`,
-    );
-    if (rows[0]?.d !== POOLER_AUTH_MARK) await client.query(POOLER_AUTH_TRANSACTION);
-  });
+  await withClient({ ...adminConfig(c, password), database }, (client) => ensurePoolerAuth(client));
 }
 
 /**
@@ -164,7 +160,7 @@ export async function applySyncStandbys(
         );
       await new Promise((r) => setTimeout(r, 500));
     }
-    const want = names.length ? `ANY 1 (${names.join(', ')})` : '';
+    const want = syncStandbyNames(names);
     await client.query(
       want ? `ALTER SYSTEM SET synchronous_standby_names = '${want}'` : 'ALTER SYSTEM RESET synchronous_standby_names',
     );

@@ -15,6 +15,19 @@ export interface HbaOptions {
   addresses: string[];
 }
 
+/**
+ * pg_ident.conf for renderHba's peer lines: the cluster's OS user may log in as the superuser and as
+ * PgBouncer's lookup login, under one map name.
+ */
+export function renderIdent(
+  map: string,
+  osUser: string,
+  superuser: string,
+  declarations: RoleDeclarations = projectDeclarations,
+): string {
+  return `# Written by edupulse-db.\n${map} ${osUser} ${superuser}\n${map} ${osUser} ${declarations.pooler}\n`;
+}
+
 export function renderHba(opts: HbaOptions, declarations: RoleDeclarations = projectDeclarations): string {
   const col = (cells: string[]) =>
     // Aligned, and never run together: a cell as long as its column still gets a space after it.

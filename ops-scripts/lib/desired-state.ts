@@ -9,7 +9,7 @@ import { declarations } from '../../roles/declarations.ts';
 import { failed } from './errors.ts';
 import { migrate, migratorConfig } from '../../migrations/engine/migrate.ts';
 import { reconcile } from '../../views/engine/index.ts';
-import { POOLER_AUTH_MARK, POOLER_AUTH_TRANSACTION } from '../../infra/pgbouncer.ts';
+import { ensurePoolerAuth, POOLER_SCHEMA } from '../../infra/pgbouncer.ts';
 
 export interface DesiredStateStep {
   name: string;
@@ -86,14 +86,12 @@ export async function statStatementsStep(target: DesiredStateTarget): Promise<De
 
 export async function poolerAuthStep(target: DesiredStateTarget): Promise<DesiredStateStep> {
   return withClient(target.connect(target.database), async (c) => {
-    const { rows } = await c.query<{ d: string | null }>(
-      `SELECT obj_description(to_regprocedure('pgbouncer.get_auth(text)'), 'pg_proc') AS d`,
-    );
-    if (rows[0]?.d === POOLER_AUTH_MARK)
-      return { name: 'pooler auth function', status: 'skipped', detail: 'as declared' };
-    // Not kept by pg_stat_statements: the statement text would only be noise among the queries (and names secrets' format).
-    await c.query(POOLER_AUTH_TRANSACTION);
-    return { name: 'pooler auth function', status: 'done', detail: `pgbouncer.get_auth for ${declarations.pooler}` };
+    if (!(await ensurePoolerAuth(c))) return { name: 'pooler auth function', status: 'skipped', detail: 'as declared' };
+    return {
+      name: 'pooler auth function',
+      status: 'done',
+      detail: `${POOLER_SCHEMA}.get_auth for ${declarations.pooler}`,
+    };
   });
 }
 

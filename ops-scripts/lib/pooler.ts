@@ -112,13 +112,6 @@ export async function upPooler(
   return { status: 'done', detail: `started on port ${ctx.settings.pooler.port}, pooling port ${primaryPort}` };
 }
 
-/** Repoints PgBouncer at a new primary: the configuration rewritten, then a reload (not a restart). */
-export async function repointPooler(ctx: StackContext, primaryPort: number): Promise<boolean> {
-  if (!poolerPid(ctx)) return false;
-  await upPooler(ctx, primaryPort);
-  return true;
-}
-
 export async function downPooler(ctx: StackContext, timeoutMs = 15_000): Promise<boolean> {
   const pid = poolerPid(ctx);
   if (!pid) return false;

@@ -12,10 +12,9 @@ import { currentUserName, serviceUser } from './os-user.ts';
 import type { RedisSpec } from './redis.ts';
 import { run, type OsUser } from './run.ts';
 import { SUPERUSER } from './secrets.ts';
-import { renderHba } from '../../roles/hba.ts';
+import { renderHba, renderIdent } from '../../roles/hba.ts';
 import { localRestoreCommand } from './backup/wal-store.ts';
 import { nodeName } from './topology.ts';
-import { declarations } from '../../roles/declarations.ts';
 import { settingsFromEnv } from './settings.ts';
 import { dataDirMajor, statePaths, type StatePaths } from './state.ts';
 
@@ -143,8 +142,7 @@ export function localHba(): string {
 }
 
 export function localIdent(ctx: StackContext): string {
-  const os = osOwnerName(ctx);
-  return `# Written by edupulse-db.\nowner ${os} ${SUPERUSER}\nowner ${os} ${declarations.pooler}\n`;
+  return renderIdent('owner', osOwnerName(ctx), SUPERUSER);
 }
 
 export function redisSpec(ctx: StackContext, password: string): RedisSpec {

@@ -22,7 +22,15 @@ import { writeFileAtomic } from './files.ts';
 import { run } from './run.ts';
 import type { Secrets } from './secrets.ts';
 import { localHba, localIdent, localParameters, primaryPort, type StackContext } from './stack-context.ts';
-import { nodeDataDir, nodeLogFile, nodeName, standbyNodes } from './topology.ts';
+import {
+  nodeDataDir,
+  nodeLogFile,
+  nodeName,
+  slotName,
+  standbyNodes,
+  standbyReplicationParameters,
+  syncStandbyNames,
+} from './topology.ts';
 
 export interface NodeSpec extends ClusterSpec {
   node: number;
@@ -31,9 +39,6 @@ export interface NodeSpec extends ClusterSpec {
   /** Its physical slot on whichever node is primary. */
   slot: string;
 }
-export type StandbySpec = NodeSpec;
-
-export const slotName = (node: number) => `edupulse_${nodeName(node)}`;
 
 /** Node i of the stack: pg/data or pg/pg<i>, on the primary setting's port + i, the stack's socket directory. */
 export function nodeSpec(ctx: StackContext, node: number): NodeSpec {
@@ -69,31 +74,14 @@ function writePassfile(ctx: StackContext, password: string): void {
   writeFileAtomic(replicationPassfile(ctx), content, { mode: 0o600, ...(ctx.as ? { owner: ctx.as } : {}) });
 }
 
-/** primary_conninfo of a standby of the node `primary`: no password in it, the passfile holds that. */
-export function primaryConninfo(ctx: StackContext, s: NodeSpec, primaryPort: number): string {
-  return [
-    `host=127.0.0.1`,
-    `port=${primaryPort}`,
-    `user=${declarations.replicator}`,
-    `passfile=${replicationPassfile(ctx)}`,
-    `application_name=${s.name}`,
-    `sslmode=disable`,
-  ].join(' ');
-}
-
 /** A standby's parameters: the primary's settings, its own port and name, and where it streams from. */
 export function standbyParameters(ctx: StackContext, s: NodeSpec, primaryPort: number): Record<string, string> {
   return {
     ...localParameters(ctx),
     port: String(s.port),
-    cluster_name: s.name,
-    primary_conninfo: primaryConninfo(ctx, s, primaryPort),
-    primary_slot_name: s.slot,
+    ...standbyReplicationParameters(s.node, { host: '127.0.0.1', port: primaryPort }, replicationPassfile(ctx)),
   };
 }
-
-/** synchronous_standby_names for these standbys: any one of them confirms a commit. */
-export const syncStandbyNames = (names: string[]) => (names.length ? `ANY 1 (${names.join(', ')})` : '');
 
 /**
  * The primary's synchronous_standby_names, by ALTER SYSTEM (reloaded, so no
@@ -231,8 +219,9 @@ export async function upStandbys(
 
 /**
  * Standbys made before nodes were named pg<i> lived in pg/standby<i> with slot edupulse_standby<i> (one
- * release): each is stopped, its directory removed (a standby is a copy of the primary, made again as pg<i>)
- * and its slot dropped, which would otherwise hold the primary's WAL forever.
+ * release): each is stopped, its slot dropped (it would hold the primary's WAL forever), then its directory
+ * removed (a standby is a copy of the primary, made again as pg<i>). The directory goes last, so a slot never
+ * outlives it; no directory, nothing to do and no connection made.
  */
 async function retireLegacyStandbys(
   ctx: StackContext,
@@ -241,37 +230,26 @@ async function retireLegacyStandbys(
   const out: Array<{ name: string; status: 'done'; detail: string }> = [];
   for (let i = 1; i <= 3; i++) {
     const dataDir = join(ctx.paths.root, 'pg', `standby${i}`);
+    if (!existsSync(dataDir)) continue;
     const slot = `edupulse_standby${i}`;
-    const dropped = await withClient(
-      primary,
-      async (c) =>
-        (
-          await c.query(
-            `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
-            [slot],
-          )
-        ).rowCount === 1,
-    );
-    if (!existsSync(dataDir) && !dropped) continue;
-    if (existsSync(dataDir)) {
-      await stopCluster({ ...nodeSpec(ctx, i), dataDir }, 'fast');
-      rmSync(dataDir, { recursive: true, force: true });
-      // Its slot was active until the stop; the walsender lets go of it a moment later.
-      await withClient(primary, async (c) => {
-        for (let n = 0; n < 100; n++) {
-          const { rows } = await c.query<{ active: boolean }>(
-            'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
-            [slot],
-          );
-          if (!rows.length) return;
-          if (!rows[0]!.active) {
-            await c.query('SELECT pg_drop_replication_slot($1)', [slot]);
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 50));
+    await stopCluster({ ...nodeSpec(ctx, i), dataDir }, 'fast');
+    // Its walsender lets go of the slot a moment after the stop.
+    await withClient(primary, async (c) => {
+      for (let n = 0; n < 100; n++) {
+        const { rows } = await c.query<{ active: boolean }>(
+          'SELECT active FROM pg_replication_slots WHERE slot_name = $1',
+          [slot],
+        );
+        if (!rows.length) return;
+        if (!rows[0]!.active) {
+          await c.query('SELECT pg_drop_replication_slot($1)', [slot]);
+          return;
         }
-      });
-    }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw failed(`the old standby's slot ${slot} is still in use after it stopped`, 'run up again');
+    });
+    rmSync(dataDir, { recursive: true, force: true });
     out.push({
       name: `standby${i}`,
       status: 'done',

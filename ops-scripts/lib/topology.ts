@@ -7,10 +7,37 @@
 // primary through statePaths(), so after a failover they follow it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { declarations } from '../../roles/declarations.ts';
 import { writeFileAtomic } from './files.ts';
 import type { OsUser } from './run.ts';
 
+// Pure naming, read by the Pulumi program's containers too (infra/replication.ts): one convention for both appliers.
 export const nodeName = (i: number) => `pg${i}`;
+/** Node i's physical replication slot on whichever node is primary. */
+export const slotName = (i: number) => `edupulse_${nodeName(i)}`;
+/**
+ * What makes node i a standby of the primary at host:port, beyond the primary's own parameters: its name
+ * (also its application_name as the primary sees it), where it streams from as the replication login (the
+ * password in `passfile`, never in the configuration) and its slot.
+ */
+export function standbyReplicationParameters(
+  i: number,
+  primary: { host: string; port: number },
+  passfile: string,
+): Record<string, string> {
+  const conninfo = [
+    `host=${primary.host}`,
+    `port=${primary.port}`,
+    `user=${declarations.replicator}`,
+    `passfile=${passfile}`,
+    `application_name=${nodeName(i)}`,
+    'sslmode=disable',
+  ].join(' ');
+  return { cluster_name: nodeName(i), primary_conninfo: conninfo, primary_slot_name: slotName(i) };
+}
+
+/** synchronous_standby_names for these standbys: any one of them confirms a commit ('' is asynchronous). */
+export const syncStandbyNames = (names: string[]) => (names.length ? `ANY 1 (${names.join(', ')})` : '');
 export const NODE_NAME_RE = /^pg([0-9])$/;
 
 /** Node i's data directory: pg/data for pg0 (where `up` has always made it), pg/pg<i> for the others. */

@@ -101,10 +101,8 @@ export async function failoverDrill(
   const stop = { now: false };
   const loops = writers.map((w, i) => writeLoop(pooled, id, i + 1, w, stop));
   let result: FailoverResult | undefined;
-  const rto: DrillReport['rto'] & Record<string, number | undefined> = { totalSeconds: 0 };
+  const rto: DrillReport['rto'] = { totalSeconds: 0 };
   let lagAtFailure: { bytes: number | null; seconds: number | null } = { bytes: null, seconds: null };
-  let lost: number | undefined;
-  let acked = 0;
   try {
     await sleep(opts.warmupMs ?? 1000);
     if (!writers.some((w) => w.acked.length))
@@ -152,7 +150,7 @@ export async function failoverDrill(
   }
   const next: StackContext = { ...ctx, paths: withCurrentPrimary(ctx.paths) };
   const newPrimary = localPgConfig(next, secrets, db);
-  acked = writers.reduce((n, w) => n + w.acked.length, 0);
+  const acked = writers.reduce((n, w) => n + w.acked.length, 0);
   checks.push({
     name: 'pooler serves writes again',
     status: rto.firstWriteSeconds !== undefined ? 'passed' : 'failed',
@@ -170,7 +168,7 @@ export async function failoverDrill(
     ).rows;
     return new Set(rows.map((r) => `${r.writer}:${r.seq}`));
   });
-  lost = writers.reduce((n, w, i) => n + w.acked.filter((s) => !present.has(`${i + 1}:${s}`)).length, 0);
+  const lost = writers.reduce((n, w, i) => n + w.acked.filter((s) => !present.has(`${i + 1}:${s}`)).length, 0);
   const sync = ctx.settings.postgres.replication === 'sync';
   checks.push({
     name: 'acknowledged commits on the new primary',
