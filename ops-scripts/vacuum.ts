@@ -21,6 +21,8 @@ Runs one table at a time with SKIP_LOCKED (a locked table is skipped, not
 waited on), lock_timeout and statement_timeout; --max-duration stops starting
 new tables once spent. Never VACUUM FULL unless --full <table>; refused (exit 3)
 above EDUPULSE_VACUUM_FULL_MAX_MB (1024) unless --force. One run at a time.
+Before planning, moves the attendance window (the counts behind
+student_attendance_concerns) to today.
 
   --dry-run          print the plan only`;
 
@@ -90,6 +92,11 @@ await command(
           report.horizon.blocked
             ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
             : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back',
+          `attendance window: ${
+            report.attendanceWindow.status === 'done'
+              ? `moved ${report.attendanceWindow.days} day(s) to today`
+              : `${report.attendanceWindow.status} (${report.attendanceWindow.detail})`
+          }`,
           shown.length
             ? table([
                 ['TABLE', 'ACTION', 'STATUS', 'REASON', 'SECONDS', 'DEAD BEFORE', 'DEAD AFTER'],

@@ -315,7 +315,7 @@ test("npm run migrate and node-pg-migrate's own CLI run the same migrations", as
   assert.is(dry.code, 0, dry.stderr);
   const last = migrationNames().at(-1)!;
   assert.match(dry.stdout, new RegExp(`-- up ${last} \\(dry run: not applied\\)`));
-  assert.match(dry.stdout, /CREATE TABLE "edupulse_meta"\."failover_probes"/);
+  assert.match(dry.stdout, /CREATE TABLE "edupulse_derived"\."attendance_window"/);
   assert.match(
     dry.stdout,
     new RegExp(`INSERT INTO "edupulse_meta"\\."pgmigrations" \\(name, run_on\\) VALUES \\('${last}'`),

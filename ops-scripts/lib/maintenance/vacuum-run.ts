@@ -13,6 +13,7 @@ import {
   type HorizonHolder,
 } from './vacuum-stats.ts';
 import { planVacuum, type PlannedTable, type VacuumAction } from './vacuum-plan.ts';
+import { advanceAttendanceWindow, type WindowResult } from './advance-window.ts';
 
 export interface VacuumOptions {
   dryRun?: boolean;
@@ -38,6 +39,8 @@ export interface TableResult {
 
 export interface VacuumReport {
   horizon: { blocked: boolean; holders: string[] };
+  /** The attendance window moved to today before the plan (its counts' dead rows are then in the plan). */
+  attendanceWindow: WindowResult;
   tables: TableResult[];
   budgetSpent: boolean;
   seconds: number;
@@ -117,11 +120,12 @@ export async function runVacuum(config: PgConfig, opts: VacuumOptions): Promise<
       if (opts.full)
         return {
           horizon,
+          attendanceWindow: { status: 'skipped', detail: 'VACUUM FULL run' },
           tables: [await vacuumFull(c, opts.full, opts)],
           budgetSpent: false,
           seconds: (performance.now() - t0) / 1000,
         };
-
+      const attendanceWindow = await advanceAttendanceWindow(c, Boolean(opts.dryRun));
       const planned = planVacuum(await readTableStats(c), await readVacuumSettings(c)).sort(
         (a, b) => ORDER[a.action] - ORDER[b.action] || b.nDeadTup - a.nDeadTup,
       );
@@ -172,7 +176,7 @@ export async function runVacuum(config: PgConfig, opts: VacuumOptions): Promise<
           });
         }
       }
-      return { horizon, tables, budgetSpent, seconds: (performance.now() - t0) / 1000 };
+      return { horizon, attendanceWindow, tables, budgetSpent, seconds: (performance.now() - t0) / 1000 };
     });
   });
 }
