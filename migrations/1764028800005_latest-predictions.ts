@@ -20,15 +20,25 @@
 import type { MigrationBuilder } from 'node-pg-migrate';
 
 const S = 'edupulse_derived';
-const T = `${S}.latest_predictions`;
-const COLS = 'student_id, prediction_id, prediction_date, risk_score, risk_category, first_name, last_name';
-const PICK = (from: string, where = '') =>
+export const T = `${S}.latest_predictions`;
+export const COLS = 'student_id, prediction_id, prediction_date, risk_score, risk_category, first_name, last_name';
+export const PICK = (from: string, where = '') =>
   `SELECT DISTINCT ON (x.student_id) x.student_id, x.id, x.prediction_date, x.risk_score, x.risk_category, s.first_name, s.last_name
      FROM ${from} x JOIN public.students s ON s.student_id = x.student_id ${where}
     ORDER BY x.student_id, x.prediction_date DESC, x.id DESC`;
-const SET_PREDICTION = `prediction_id = EXCLUDED.prediction_id, prediction_date = EXCLUDED.prediction_date,
+export const SET_PREDICTION = `prediction_id = EXCLUDED.prediction_id, prediction_date = EXCLUDED.prediction_date,
         risk_score = EXCLUDED.risk_score, risk_category = EXCLUDED.risk_category`;
 const DEFINER = { language: 'plpgsql', security: 'DEFINER' } as const;
+/** The insert trigger's body as this migration made it (migration latest-predictions-batch replaces it). */
+export const INSERT_BODY = `
+BEGIN
+  PERFORM 1 FROM public.students s WHERE s.student_id IN (SELECT n.student_id FROM new_rows n) ORDER BY s.student_id FOR SHARE;
+  INSERT INTO ${T} AS l (${COLS})
+  ${PICK('new_rows')}
+  ON CONFLICT (student_id) DO UPDATE SET ${SET_PREDICTION}
+    WHERE (EXCLUDED.prediction_date, EXCLUDED.prediction_id) > (l.prediction_date, l.prediction_id);
+  RETURN NULL;
+END`;
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
   pgm.createSchema(S);
@@ -44,20 +54,7 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
       last_name: { type: 'varchar', notNull: true },
     },
   );
-  pgm.createFunction(
-    { schema: S, name: 'latest_after_insert' },
-    [],
-    { ...DEFINER, returns: 'trigger' },
-    `
-BEGIN
-  PERFORM 1 FROM public.students s WHERE s.student_id IN (SELECT n.student_id FROM new_rows n) ORDER BY s.student_id FOR SHARE;
-  INSERT INTO ${T} AS l (${COLS})
-  ${PICK('new_rows')}
-  ON CONFLICT (student_id) DO UPDATE SET ${SET_PREDICTION}
-    WHERE (EXCLUDED.prediction_date, EXCLUDED.prediction_id) > (l.prediction_date, l.prediction_id);
-  RETURN NULL;
-END`,
-  );
+  pgm.createFunction({ schema: S, name: 'latest_after_insert' }, [], { ...DEFINER, returns: 'trigger' }, INSERT_BODY);
   pgm.createFunction(
     { schema: S, name: 'recompute_latest' },
     [{ name: 'ids', type: 'varchar[]' }],
