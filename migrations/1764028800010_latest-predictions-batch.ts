@@ -48,14 +48,26 @@ const replaceBody = (body: string) =>
   `CREATE OR REPLACE FUNCTION edupulse_derived.latest_after_insert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
      SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $body$${body}$body$`;
 
+/** Everything recomputed from predictions in one pass: the seeder's load (triggers off for speed) ends with it. */
+const REBUILD = `CREATE FUNCTION edupulse_derived.rebuild_latest_predictions() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+     SET search_path = pg_catalog, pg_temp SET work_mem = '256MB' AS $body$
+BEGIN
+  LOCK TABLE ${T} IN SHARE ROW EXCLUSIVE MODE;
+  DELETE FROM ${T};
+  INSERT INTO ${T} (${COLS}) ${PICK('public.predictions')};
+END$body$`;
+
 export async function up(pgm: MigrationBuilder): Promise<void> {
   pgm.sql(replaceBody(INSERT_IN_PLACE));
+  pgm.sql(REBUILD);
+  pgm.sql('REVOKE ALL ON FUNCTION edupulse_derived.rebuild_latest_predictions() FROM PUBLIC');
   pgm.sql(`ALTER TABLE ${T} SET (fillfactor = 50)`);
   // Rewritten so existing pages get the room too (one row per student: a short lock on a small table).
   pgm.sql(`CLUSTER ${T} USING latest_predictions_pkey`);
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {
+  pgm.sql('DROP FUNCTION edupulse_derived.rebuild_latest_predictions()');
   pgm.sql(replaceBody(INSERT_BODY));
   pgm.sql(`ALTER TABLE ${T} RESET (fillfactor)`);
 }

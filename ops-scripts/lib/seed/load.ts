@@ -5,7 +5,7 @@
 // before COMMIT: no invalid data is ever visible, nor committed.
 import { once } from 'node:events';
 import { from as copyFrom } from 'pg-copy-streams';
-import { quoteIdent, withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
+import { quoteIdent, quoteLiteral, withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
 import { refused } from '../errors.ts';
 import { GENERATORS, tableChunks, type SeedSpec, type TableGenerator } from './generate.ts';
 
@@ -62,6 +62,26 @@ async function foreignKeysTo(client: PgClient, table: string): Promise<ForeignKe
   return rows;
 }
 
+interface SecondaryIndex {
+  name: string;
+  definition: string;
+  comment: string | null;
+}
+
+/** The seeded tables' indexes that back no constraint (primary keys stay: foreign keys hang on them). */
+async function secondaryIndexes(client: PgClient): Promise<SecondaryIndex[]> {
+  const { rows } = await client.query<SecondaryIndex>(
+    `SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition,
+            obj_description(i.indexrelid, 'pg_class') AS comment
+       FROM pg_index i
+      WHERE i.indrelid = ANY ($1::regclass[])
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+      ORDER BY 1`,
+    [SEED_TABLES],
+  );
+  return rows;
+}
+
 /** Where appended students start: after the highest generated id present. */
 async function nextIndex(client: PgClient): Promise<number> {
   const { rows } = await client.query<{ n: number | null }>(
@@ -103,18 +123,27 @@ export async function seed(
       if (freeze) await client.query(`TRUNCATE ${SEED_TABLES.map(quoteIdent).join(', ')} RESTART IDENTITY CASCADE`);
       const fks = await foreignKeysTo(client, 'students');
       for (const fk of fks) await client.query(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
-      // The seeder never sends a NULL for a defaulted column, so the NULL-filling triggers (migration
-      // fill-null-defaults) have nothing to do here, but a BEFORE ROW trigger makes COPY give up its
-      // multi-row inserts: measured 257k vs 191k rows/s. Off for this transaction only (a rollback restores them).
-      const fills = (
-        await client.query<{ t: string; name: string }>(
-          "SELECT tgrelid::regclass::text AS t, tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%\\_fill\\_null\\_defaults'",
-        )
-      ).rows;
-      for (const f of fills) await client.query(`ALTER TABLE ${f.t} DISABLE TRIGGER ${quoteIdent(f.name)}`);
+      // User triggers off for this transaction only (a rollback restores them). The fill-null-defaults ones have
+      // nothing to do (the seeder never sends a NULL for a defaulted column), but any BEFORE ROW trigger makes COPY
+      // give up its multi-row inserts (measured: 257k vs 191k rows/s); the derived tables' statement triggers are
+      // replaced by one recount each after the load.
+      for (const t of SEED_TABLES) await client.query(`ALTER TABLE ${quoteIdent(t)} DISABLE TRIGGER USER`);
+      // Into emptied tables, the secondary indexes are built once after COPY (one sort each) instead of
+      // maintained row by row; each comes back with its definition and comment (the reconcile engine's marker).
+      const indexes = freeze ? await secondaryIndexes(client) : [];
+      for (const ix of indexes) await client.query(`DROP INDEX ${ix.name}`);
       for (const gen of GENERATORS)
         rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
-      for (const f of fills) await client.query(`ALTER TABLE ${f.t} ENABLE TRIGGER ${quoteIdent(f.name)}`);
+      await client.query("SET LOCAL maintenance_work_mem = '512MB'");
+      for (const ix of indexes) {
+        await client.query(ix.definition);
+        if (ix.comment !== null) await client.query(`COMMENT ON INDEX ${ix.name} IS ${quoteLiteral(ix.comment)}`);
+      }
+      for (const t of SEED_TABLES) await client.query(`ALTER TABLE ${quoteIdent(t)} ENABLE TRIGGER USER`);
+      await client.query('SELECT edupulse_derived.rebuild_latest_predictions()');
+      await client.query(
+        'SELECT edupulse_derived.rebuild_attendance_counts((SELECT as_of FROM edupulse_derived.attendance_window))',
+      );
       for (const fk of fks) {
         await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition} NOT VALID`);
         await client.query(`ALTER TABLE ${fk.table} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
