@@ -107,6 +107,17 @@ try {
       `VACUUM ANALYZE ${SEED_TABLES.join(', ')}, edupulse_derived.latest_predictions, edupulse_derived.attendance_issue_counts, edupulse_derived.attendance_window`,
     ),
   );
+  const sizes = await withClient(stack.pg, async (c) =>
+    (
+      await c.query<{ rel: string; mb: string }>(
+        `SELECT c.oid::regclass::text AS rel, round(pg_total_relation_size(c.oid) / 1048576.0) AS mb
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND n.nspname IN ('public', 'edupulse_derived') AND pg_total_relation_size(c.oid) > 1048576
+          UNION ALL SELECT 'database', round(pg_database_size(current_database()) / 1048576.0) ORDER BY 2 DESC`,
+      )
+    ).rows.map((r) => `${r.rel} ${r.mb} MB`),
+  );
+  console.log(`  sizes (tables with their indexes and TOAST): ${sizes.join(', ')}`);
   const lines: string[] = [];
   const plans: string[] = [];
   const server: Record<string, number> = {};
@@ -138,6 +149,8 @@ try {
     `# bench:queries, ${new Date().toISOString()}`,
     '',
     `${STUDENTS.toLocaleString()} students, ${loaded.rows.attendance_records!.toLocaleString()} attendance rows, ${loaded.rows.predictions!.toLocaleString()} predictions; PostgreSQL ${stack.ctx.pg.version}; median of ${RUNS} runs, client-side, all rows fetched.`,
+    '',
+    `Seed: ${loaded.totalRows.toLocaleString()} rows in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rowsPerSecond).toLocaleString()} rows/s). Sizes: ${sizes.join(', ')}.`,
     '',
     HEADER,
     '|---|---|---|---|---|---|',

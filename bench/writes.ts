@@ -1,5 +1,6 @@
 // npm run bench:writes: what the maintained structures cost the writers. The
-// nightly prediction batch (one new prediction per student) and a school day
+// nightly prediction batch (one new prediction per student: a night when every
+// category holds, and the worst night, every student to medium) and a school day
 // of attendance (one row per student), each inserted the way a batch job
 // does (one INSERT ... SELECT, and one COPY), through the tables' triggers
 // (latest_predictions' statement-level upsert, the fill-null-defaults BEFORE
@@ -27,34 +28,63 @@ try {
   const secrets = readSecrets(stack.ctx.paths.secretsFile)!;
   const owner = migratorConfig(stack.pg, secrets.roles[declarations.migrator]!);
   const t0 = performance.now();
-  await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: '2026-06-12' }, { existing: 'refuse' });
+  // The year up to yesterday, the batches tonight and today: the attendance day lands in the counts' window.
+  const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+  const [yesterday, today] = [day(-1), day(0)];
+  const tonight = `${today} 02:00+00`;
+  await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: yesterday }, { existing: 'refuse' });
   console.log(`bench:writes: seeded ${STUDENTS} students in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   await withClient(stack.pg, (c) => c.query('VACUUM ANALYZE'));
   const ids = await withClient(owner, async (c) =>
     (await c.query<{ id: string }>('SELECT student_id AS id FROM students ORDER BY 1')).rows.map((r) => r.id),
   );
+  const latest = await withClient(owner, async (c) =>
+    (
+      await c.query<{ id: string; score: number; category: string }>(
+        'SELECT student_id AS id, risk_score AS score, risk_category AS category FROM edupulse_derived.latest_predictions ORDER BY 1',
+      )
+    ).rows.map((r) => `${r.id}\t${r.score}\t${r.category}\t0.9\tbench\t${tonight}\n`),
+  );
   const batches = {
-    'predictions: INSERT ... SELECT': {
+    // A night when the model's categories hold (each student's new prediction keeps its latest category).
+    'predictions, categories kept: INSERT ... SELECT': {
       table: 'predictions',
       run: (c: pg.Client) =>
         c.query(`INSERT INTO predictions (student_id, risk_score, risk_category, confidence, model_version, prediction_date)
-                 SELECT student_id, (abs(hashtext(student_id)) % 1000) / 1000.0, 'medium', 0.9, 'bench', '2026-06-13 02:00+00'
-                 FROM students`),
+                 SELECT student_id, risk_score, risk_category, 0.9, 'bench', '${tonight}'
+                 FROM edupulse_derived.latest_predictions`),
     },
-    'predictions: COPY': {
+    'predictions, categories kept: COPY': {
       table: 'predictions',
       run: (c: pg.Client) =>
         copyRows(
           c,
           'COPY predictions (student_id, risk_score, risk_category, confidence, model_version, prediction_date) FROM STDIN',
-          ids.map((id, i) => `${id}\t${(i % 1000) / 1000}\tmedium\t0.9\tbench\t2026-06-13 02:00+00\n`),
+          latest,
+        ),
+    },
+    // The worst night: every student to medium (about 70% of them change category).
+    'predictions, all to medium: INSERT ... SELECT': {
+      table: 'predictions',
+      run: (c: pg.Client) =>
+        c.query(`INSERT INTO predictions (student_id, risk_score, risk_category, confidence, model_version, prediction_date)
+                 SELECT student_id, (abs(hashtext(student_id)) % 1000) / 1000.0, 'medium', 0.9, 'bench', '${tonight}'
+                 FROM students`),
+    },
+    'predictions, all to medium: COPY': {
+      table: 'predictions',
+      run: (c: pg.Client) =>
+        copyRows(
+          c,
+          'COPY predictions (student_id, risk_score, risk_category, confidence, model_version, prediction_date) FROM STDIN',
+          ids.map((id, i) => `${id}\t${(i % 1000) / 1000}\tmedium\t0.9\tbench\t${tonight}\n`),
         ),
     },
     'attendance: INSERT ... SELECT': {
       table: 'attendance_records',
       run: (c: pg.Client) =>
         c.query(`INSERT INTO attendance_records (student_id, date, status, minutes_late)
-                 SELECT student_id, DATE '2026-06-15',
+                 SELECT student_id, DATE '${today}',
                         (ARRAY['present','present','present','present','present','present','absent','tardy'])[1 + abs(hashtext(student_id)) % 8], 0
                  FROM students`),
     },
@@ -64,7 +94,7 @@ try {
         copyRows(
           c,
           'COPY attendance_records (student_id, date, status, minutes_late) FROM STDIN',
-          ids.map((id, i) => `${id}\t2026-06-15\t${i % 8 === 6 ? 'absent' : i % 8 === 7 ? 'tardy' : 'present'}\t0\n`),
+          ids.map((id, i) => `${id}\t${today}\t${i % 8 === 6 ? 'absent' : i % 8 === 7 ? 'tardy' : 'present'}\t0\n`),
         ),
     },
   } as const;
@@ -74,6 +104,8 @@ try {
       times[name] ??= { on: [], off: [] };
       // Alternate which goes first, so neither always meets the warmer cache.
       for (const triggers of round % 2 ? [false, true] : [true, false]) {
+        // A checkpoint first, so one landing inside a timed batch does not decide the ratio.
+        await withClient(stack.pg, (c) => c.query('CHECKPOINT'));
         const seconds = await withClient(owner, async (c) => {
           await c.query('BEGIN');
           if (!triggers) await c.query(`ALTER TABLE ${b.table} DISABLE TRIGGER USER`);
