@@ -4,3 +4,4 @@
 export { planReconcile, projectDeclarations, reconcile, type ReconcileStep } from './apply.ts';
 export { readObjects, type LiveObjects } from './catalog.ts';
 export { describeAction, plan, type Action, type Declared } from './plan.ts';
+export { dropSnapshotIndex, recreateIndex, snapshotIndexes, type IndexSnapshot } from './rebuilt-index.ts';

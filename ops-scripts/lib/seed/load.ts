@@ -5,8 +5,9 @@
 // before COMMIT: no invalid data is ever visible, nor committed.
 import { once } from 'node:events';
 import { from as copyFrom } from 'pg-copy-streams';
-import { quoteIdent, quoteLiteral, withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
+import { quoteIdent, withClient, withTransaction, type PgClient, type PgConfig } from '../db.ts';
 import { refused } from '../errors.ts';
+import { dropSnapshotIndex, recreateIndex, snapshotIndexes } from '../../../views/engine/index.ts';
 import { GENERATORS, tableChunks, type SeedSpec, type TableGenerator } from './generate.ts';
 
 export const SEED_TABLES = GENERATORS.map((g) => g.table);
@@ -62,26 +63,6 @@ async function foreignKeysTo(client: PgClient, table: string): Promise<ForeignKe
   return rows;
 }
 
-interface SecondaryIndex {
-  name: string;
-  definition: string;
-  comment: string | null;
-}
-
-/** The seeded tables' indexes that back no constraint (primary keys stay: foreign keys hang on them). */
-async function secondaryIndexes(client: PgClient): Promise<SecondaryIndex[]> {
-  const { rows } = await client.query<SecondaryIndex>(
-    `SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition,
-            obj_description(i.indexrelid, 'pg_class') AS comment
-       FROM pg_index i
-      WHERE i.indrelid = ANY ($1::regclass[])
-        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-      ORDER BY 1`,
-    [SEED_TABLES],
-  );
-  return rows;
-}
-
 /** Where appended students start: after the highest generated id present. */
 async function nextIndex(client: PgClient): Promise<number> {
   const { rows } = await client.query<{ n: number | null }>(
@@ -130,15 +111,12 @@ export async function seed(
       for (const t of SEED_TABLES) await client.query(`ALTER TABLE ${quoteIdent(t)} DISABLE TRIGGER USER`);
       // Into emptied tables, the secondary indexes are built once after COPY (one sort each) instead of
       // maintained row by row; each comes back with its definition and comment (the reconcile engine's marker).
-      const indexes = freeze ? await secondaryIndexes(client) : [];
-      for (const ix of indexes) await client.query(`DROP INDEX ${ix.name}`);
+      const indexes = freeze ? await snapshotIndexes(client, SEED_TABLES) : [];
+      for (const ix of indexes) await client.query(dropSnapshotIndex(ix));
       for (const gen of GENERATORS)
         rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
       await client.query("SET LOCAL maintenance_work_mem = '512MB'");
-      for (const ix of indexes) {
-        await client.query(ix.definition);
-        if (ix.comment !== null) await client.query(`COMMENT ON INDEX ${ix.name} IS ${quoteLiteral(ix.comment)}`);
-      }
+      for (const ix of indexes) await recreateIndex(client, ix);
       for (const t of SEED_TABLES) await client.query(`ALTER TABLE ${quoteIdent(t)} ENABLE TRIGGER USER`);
       await client.query('SELECT edupulse_derived.rebuild_latest_predictions()');
       await client.query(
