@@ -100,7 +100,11 @@ try {
   console.log(`bench:queries: seeding ${STUDENTS.toLocaleString()} students (school year up to ${today})...`);
   const loaded = await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: today }, { existing: 'refuse' });
   console.log(
-    `  ${loaded.totalRows.toLocaleString()} rows in ${loaded.seconds.toFixed(1)} s = ${Math.round(loaded.rowsPerSecond).toLocaleString()} rows/s end to end (constraints valid, derived tables exact)`,
+    `  ${loaded.totalRows.toLocaleString()} rows in ${loaded.seconds.toFixed(1)} s = ${Math.round(loaded.rowsPerSecond).toLocaleString()} rows/s end to end (constraints valid, derived tables exact); ${Object.entries(
+      loaded.phases,
+    )
+      .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+      .join(', ')}`,
   );
   await withClient(stack.pg, (c) =>
     c.query(

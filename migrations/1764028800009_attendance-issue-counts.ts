@@ -43,40 +43,29 @@ const APPLY = (source: string) => `
    ORDER BY student_id
   ON CONFLICT (student_id) DO UPDATE SET absences = c.absences + EXCLUDED.absences, tardies = c.tardies + EXCLUDED.tardies`;
 
-const FUNCTIONS: Array<[name: string, args: Array<{ name: string; type: string }>, returns: string, body: string]> = [
-  [
-    'attendance_after_insert',
-    [],
-    'trigger',
-    `DECLARE a date;
+type Fn = [name: string, args: Array<{ name: string; type: string }>, returns: string, body: string];
+
+/** A write trigger: the window's day read under FOR KEY SHARE (see above), then the deltas of `source` added. */
+const onWrite = (name: string, source: string): Fn => [
+  name,
+  [],
+  'trigger',
+  `DECLARE a date;
 BEGIN
   SELECT as_of INTO a FROM ${WINDOW} FOR KEY SHARE;
-  ${APPLY(deltas('new_rows', '+', 'date >= a - 30'))};
+  ${APPLY(source)};
   RETURN NULL;
 END`,
-  ],
-  [
+];
+const IN_WINDOW = 'date >= a - 30';
+
+const FUNCTIONS: Fn[] = [
+  onWrite('attendance_after_insert', deltas('new_rows', '+', IN_WINDOW)),
+  onWrite(
     'attendance_after_update',
-    [],
-    'trigger',
-    `DECLARE a date;
-BEGIN
-  SELECT as_of INTO a FROM ${WINDOW} FOR KEY SHARE;
-  ${APPLY(`${deltas('new_rows', '+', 'date >= a - 30')} UNION ALL ${deltas('old_rows', '-', 'date >= a - 30')}`)};
-  RETURN NULL;
-END`,
-  ],
-  [
-    'attendance_after_delete',
-    [],
-    'trigger',
-    `DECLARE a date;
-BEGIN
-  SELECT as_of INTO a FROM ${WINDOW} FOR KEY SHARE;
-  ${APPLY(deltas('old_rows', '-', 'date >= a - 30'))};
-  RETURN NULL;
-END`,
-  ],
+    `${deltas('new_rows', '+', IN_WINDOW)} UNION ALL ${deltas('old_rows', '-', IN_WINDOW)}`,
+  ),
+  onWrite('attendance_after_delete', deltas('old_rows', '-', IN_WINDOW)),
   [
     'attendance_after_truncate',
     [],
@@ -97,7 +86,7 @@ END`,
   LOCK TABLE public.attendance_records IN SHARE MODE;
   UPDATE ${WINDOW} SET as_of = a;
   DELETE FROM ${COUNTS};
-  ${APPLY(deltas('public.attendance_records', '+', 'date >= a - 30'))};
+  ${APPLY(deltas('public.attendance_records', '+', IN_WINDOW))};
 END`,
   ],
   [

@@ -20,6 +20,8 @@ export interface SeedResult {
   seconds: number;
   rowsPerSecond: number;
   offset: number;
+  /** Seconds per phase: COPY, secondary index builds, derived tables recounted, foreign keys validated. */
+  phases: { copy: number; indexes: number; derived: number; foreignKeys: number };
 }
 
 async function copyTable(
@@ -96,6 +98,7 @@ export async function seed(
     const offset = opts.existing === 'append' ? await nextIndex(client) : 0;
     const full: SeedSpec = { ...spec, offset };
     const rows: Record<string, number> = {};
+    const phases = { copy: 0, indexes: 0, derived: 0, foreignKeys: 0 };
     await withTransaction(client, async () => {
       await client.query("SET LOCAL lock_timeout = '10s'");
       // A table truncated in this transaction can take COPY FREEZE: rows are born frozen, no later rewrite by VACUUM.
@@ -113,23 +116,34 @@ export async function seed(
       // maintained row by row; each comes back with its definition and comment (the reconcile engine's marker).
       const indexes = freeze ? await snapshotIndexes(client, SEED_TABLES) : [];
       for (const ix of indexes) await client.query(dropSnapshotIndex(ix));
+      let mark = performance.now();
+      const lap = () => {
+        const now = performance.now();
+        const seconds = (now - mark) / 1000;
+        mark = now;
+        return seconds;
+      };
       for (const gen of GENERATORS)
         rows[gen.table] = await copyTable(client, gen, full, freeze, opts.onRows ?? (() => {}));
+      phases.copy = lap();
       await client.query("SET LOCAL maintenance_work_mem = '512MB'");
       for (const ix of indexes) await recreateIndex(client, ix);
+      phases.indexes = lap();
       for (const t of SEED_TABLES) await client.query(`ALTER TABLE ${quoteIdent(t)} ENABLE TRIGGER USER`);
       await client.query('SELECT edupulse_derived.rebuild_latest_predictions()');
       await client.query(
         'SELECT edupulse_derived.rebuild_attendance_counts((SELECT as_of FROM edupulse_derived.attendance_window))',
       );
+      phases.derived = lap();
       for (const fk of fks) {
         await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition} NOT VALID`);
         await client.query(`ALTER TABLE ${fk.table} VALIDATE CONSTRAINT ${quoteIdent(fk.name)}`);
       }
+      phases.foreignKeys = lap();
     });
     const totalRows = Object.values(rows).reduce((a, b) => a + b, 0);
     const seconds = (performance.now() - started) / 1000;
-    return { rows, totalRows, seconds, rowsPerSecond: totalRows / seconds, offset };
+    return { rows, totalRows, seconds, rowsPerSecond: totalRows / seconds, offset, phases };
   });
 }
 
