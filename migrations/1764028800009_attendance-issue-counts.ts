@@ -133,7 +133,6 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     pgm.sql(`ALTER FUNCTION ${sig} SET search_path = pg_catalog, pg_temp`);
     pgm.sql(`REVOKE ALL ON FUNCTION ${sig} FROM PUBLIC`);
   }
-  pgm.sql(`ALTER FUNCTION ${S}.advance_attendance_window(date) SET lock_timeout = '10s'`);
   for (const [op, refs] of [
     ['insert', 'NEW TABLE AS new_rows'],
     ['update', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'],

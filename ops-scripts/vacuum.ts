@@ -113,7 +113,7 @@ await command(
             : 'every table is below its thresholds; nothing to do',
           ...(report.budgetSpent ? ['time budget spent: the remaining tables were not started'] : []),
         ].join('\n'),
-      report.tables.some((t) => t.status === 'failed') ? 1 : 0,
+      report.tables.some((t) => t.status === 'failed') || report.attendanceWindow.status === 'failed' ? 1 : 0,
     );
   },
 );

@@ -39,6 +39,7 @@ const vacuum = async (args: string[], env: Record<string, string> = {}) => {
       r.code <= 1 && r.stdout
         ? (JSON.parse(r.stdout) as {
             horizon: { blocked: boolean; holders: string[] };
+            attendanceWindow: { status: string; days?: number; detail?: string };
             tables: Row[];
             budgetSpent: boolean;
           })
@@ -147,6 +148,28 @@ test('a young transaction still running a query holds the horizon too, and is re
     await holder.query('ROLLBACK').catch(() => {});
     await holder.end();
   }
+});
+
+test("the attendance window's move waits no longer than --lock-timeout behind a writer, and the run then fails naming it", async () => {
+  const holder = new pg.Client(stack.pg);
+  await holder.connect();
+  try {
+    // An attendance write not yet committed holds the window row (its trigger read the window's day).
+    await holder.query('BEGIN');
+    await holder.query(
+      "INSERT INTO attendance_records (student_id, date, status) SELECT student_id, current_date, 'absent' FROM students LIMIT 1",
+    );
+    const r = await runJob('vacuum', ['--lock-timeout', '1s', '--json'], stack.env);
+    assert.is(r.code, 1, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.is(report.attendanceWindow.status, 'failed');
+    assert.match(report.attendanceWindow.detail, /lock/);
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+  }
+  const again = await vacuum([]);
+  assert.is(again.report!.attendanceWindow.status, 'done', 'once the writer is gone the window moves');
 });
 
 test('a table held under ACCESS EXCLUSIVE is skipped, not waited on, and reported', async () => {
