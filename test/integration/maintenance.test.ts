@@ -225,6 +225,10 @@ test('health is all ok on a fresh stack, and its Prometheus output parses', asyn
   );
   assert.is(h.code, 0);
   assert.ok(h.checks.some((c) => c.name === 'latest_predictions_query_ms'));
+  assert.ok(
+    h.checks.some((c) => c.name === 'attendance_concerns_query_ms' && c.level === 'ok'),
+    'the attendance-concerns view answers as the reporting login',
+  );
   const prom = await runJob('health', ['--prometheus'], stack.env);
   const families = parsePrometheusTextFormat(prom.stdout);
   const checks = families.find((f) => f.name === 'edupulse_health_check')!;

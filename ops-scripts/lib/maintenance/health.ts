@@ -174,21 +174,30 @@ export async function postgresChecks(
     return { checks };
   }
   if (reporting) {
-    try {
-      const latency = await withClient({ ...reporting, connectionTimeoutMillis: 5000 }, async (c) => {
-        const t0 = performance.now();
-        await c.query("SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')");
-        return ms(t0);
-      });
-      add(
-        'latest_predictions_query_ms',
-        grade(latency, th.latestPredictionsMs),
-        latency,
-        `high/critical latest predictions in ${latency.toFixed(1)} ms`,
-      );
-    } catch (err) {
-      add('latest_predictions_query_ms', 'critical', null, describeError(err));
-    }
+    const timed = async (name: string, sql: string, limits: [number, number], what: string) => {
+      try {
+        const latency = await withClient({ ...reporting, connectionTimeoutMillis: 5000 }, async (c) => {
+          const t0 = performance.now();
+          await c.query(sql);
+          return ms(t0);
+        });
+        add(name, grade(latency, limits), latency, `${what} in ${latency.toFixed(1)} ms`);
+      } catch (err) {
+        add(name, 'critical', null, describeError(err));
+      }
+    };
+    await timed(
+      'latest_predictions_query_ms',
+      "SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')",
+      th.latestPredictionsMs,
+      'high/critical latest predictions',
+    );
+    await timed(
+      'attendance_concerns_query_ms',
+      'SELECT * FROM student_attendance_concerns',
+      th.attendanceConcernsMs,
+      'students with more than five absences/tardies in 30 days',
+    );
   }
   return { checks, bornAt };
 }
