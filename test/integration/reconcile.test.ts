@@ -165,4 +165,84 @@ test('roles audit stays clean: views made by the owner get the declared grants b
   assert.is((await runJob('roles:audit', [], stack.env)).code, 0);
 });
 
+test('a declared index on a partitioned table: built partition by partition, valid, rebuilt on change, dropped', async () => {
+  await withClient(owner(), async (c) => {
+    await c.query(
+      `CREATE TABLE public.scratch_by_month (id int, day date NOT NULL, note text) PARTITION BY RANGE (day)`,
+    );
+    await c.query(
+      `CREATE TABLE public.scratch_2026_09 PARTITION OF public.scratch_by_month FOR VALUES FROM ('2026-09-01') TO ('2026-10-01')`,
+    );
+    await c.query(
+      `CREATE TABLE public.scratch_2026_10 PARTITION OF public.scratch_by_month FOR VALUES FROM ('2026-10-01') TO ('2026-11-01')`,
+    );
+    await c.query(
+      "INSERT INTO public.scratch_by_month SELECT g, DATE '2026-09-01' + (g % 60), 'n' FROM generate_series(1, 1000) g",
+    );
+  });
+  const decl = {
+    name: 'idx_scratch_day',
+    schema: 'public',
+    table: 'scratch_by_month',
+    columns: ['day'],
+    purpose: 'test',
+  };
+  const declared = (d: typeof decl & { where?: string }) => ({ indexes: [...indexes, d], views: loadViews() });
+  const partitionIndexes = () =>
+    withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(`SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                        WHERE i.indrelid IN ('public.scratch_2026_09'::regclass, 'public.scratch_2026_10'::regclass) ORDER BY 1`)
+        ).rows,
+    );
+  const steps = await reconcile(owner(), { declared: declared(decl) });
+  assert.equal(
+    steps.map((s) => s.status),
+    ['done'],
+    JSON.stringify(steps),
+  );
+  const parent = async () =>
+    withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('public.idx_scratch_day')",
+          )
+        ).rows[0],
+    );
+  assert.equal(await parent(), { valid: true }, 'the parent index is valid once every partition is attached');
+  assert.equal(await partitionIndexes(), [
+    { name: 'idx_scratch_day__scratch_2026_09', valid: true },
+    { name: 'idx_scratch_day__scratch_2026_10', valid: true },
+  ]);
+  assert.equal(await withClient(owner(), (c) => planReconcile(c, declared(decl))), [], 'as declared after apply');
+  // A new partition gets the index from its parent, with no action of ours.
+  await withClient(owner(), (c) =>
+    c.query(
+      `CREATE TABLE public.scratch_2026_11 PARTITION OF public.scratch_by_month FOR VALUES FROM ('2026-11-01') TO ('2026-12-01')`,
+    ),
+  );
+  assert.equal(await withClient(owner(), (c) => planReconcile(c, declared(decl))), []);
+  const changed = await reconcile(owner(), { declared: declared({ ...decl, where: "note = 'n'" }) });
+  assert.equal(
+    changed.map((s) => s.status),
+    ['done'],
+    JSON.stringify(changed),
+  );
+  assert.equal(await parent(), { valid: true });
+  assert.equal(await withClient(owner(), (c) => planReconcile(c, declared({ ...decl, where: "note = 'n'" }))), []);
+  const dropped = await reconcile(owner(), { declared: { indexes, views: loadViews() } });
+  assert.equal(
+    dropped.map((s) => s.status),
+    ['done'],
+    JSON.stringify(dropped),
+  );
+  assert.is(await parent(), undefined);
+  assert.equal(await partitionIndexes(), [], "the partitions' indexes went with it");
+  await withClient(owner(), (c) => c.query('DROP TABLE public.scratch_by_month'));
+});
+
 test.run();

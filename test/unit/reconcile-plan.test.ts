@@ -37,6 +37,26 @@ test('index and view statements', () => {
   assert.is(sql.parseMarker("someone else's comment"), undefined);
 });
 
+test('partitioned tables: the parent ON ONLY, each partition concurrently under a name that fits, then attached', () => {
+  assert.is(
+    sql.createIndexOnOnly(idx),
+    `CREATE INDEX "idx_a" ON ONLY "public"."attendance_records" USING btree ("date", "student_id" DESC) INCLUDE ("status") WHERE status IN ('absent')`,
+  );
+  assert.is(
+    sql.createIndex(idx, 'idx_a__p1', { schema: 'public', name: 'p1' }),
+    `CREATE INDEX CONCURRENTLY "idx_a__p1" ON "public"."p1" USING btree ("date", "student_id" DESC) INCLUDE ("status") WHERE status IN ('absent')`,
+  );
+  assert.is(
+    sql.attachIndex('public', 'idx_a', 'public', 'idx_a__p1'),
+    'ALTER INDEX "public"."idx_a" ATTACH PARTITION "public"."idx_a__p1"',
+  );
+  assert.is(sql.dropPartitionedIndex('public', 'idx_a'), 'DROP INDEX IF EXISTS "public"."idx_a"');
+  assert.is(sql.partitionIndexName('idx_a', 'attendance_2026_09'), 'idx_a__attendance_2026_09');
+  const long = sql.partitionIndexName('idx_attendance_issues_recent__new', 'attendance_records_2026_09_legacy');
+  assert.ok(Buffer.byteLength(long) <= 63, long);
+  assert.is.not(long, sql.partitionIndexName('idx_attendance_issues_recent__new', 'attendance_records_2026_10_legacy'));
+});
+
 const mine = (decl: string, def: string) => sql.marker(decl, def);
 const live = (over: Partial<LiveObjects> = {}): LiveObjects => ({ indexes: [], views: [], ...over });
 const kinds = (l: LiveObjects, d = { indexes: [idx], views: [view] }) => plan(d, l).map((a) => `${a.kind}:${a.reason}`);

@@ -63,13 +63,66 @@ async function explainLockTimeout(client: PgClient, err: unknown, what: string, 
   throw err;
 }
 
-/** Builds `d` under `name`; on failure drops what the build left (an invalid index) and rethrows. */
+/** The partitions of a partitioned table (undefined for a plain one); sub-partitioned ones are refused. */
+async function partitionsOf(
+  client: PgClient,
+  d: IndexDecl,
+): Promise<Array<{ schema: string; name: string }> | undefined> {
+  const { rows } = await client.query<{
+    kind: string;
+    schema: string | null;
+    name: string | null;
+    pkind: string | null;
+  }>(
+    `SELECT t.relkind AS kind, pn.nspname AS schema, p.relname AS name, p.relkind AS pkind
+       FROM pg_class t LEFT JOIN pg_inherits h ON h.inhparent = t.oid
+       LEFT JOIN pg_class p ON p.oid = h.inhrelid LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
+      WHERE t.oid = to_regclass($1) ORDER BY 3`,
+    [sql.qualified(d.schema, d.table)],
+  );
+  if (rows[0]?.kind !== 'p') return undefined;
+  const nested = rows.find((r) => r.pkind === 'p');
+  if (nested)
+    throw failed(
+      `index ${d.schema}.${d.name}: partition ${nested.schema}.${nested.name} of ${d.table} is itself partitioned`,
+      'declare indexes on tables partitioned one level deep',
+    );
+  return rows.filter((r) => r.name !== null).map((r) => ({ schema: r.schema!, name: r.name! }));
+}
+
+/** DROP INDEX CONCURRENTLY, or a plain DROP for a partitioned index (which cannot be dropped concurrently). */
+async function dropIndexAnyKind(client: PgClient, schema: string, name: string): Promise<void> {
+  const { rows } = await client.query<{ kind: string }>(
+    'SELECT relkind AS kind FROM pg_class WHERE oid = to_regclass($1)',
+    [sql.qualified(schema, name)],
+  );
+  if (!rows[0]) return;
+  await client.query(rows[0].kind === 'I' ? sql.dropPartitionedIndex(schema, name) : sql.dropIndex(schema, name));
+}
+
+/**
+ * Builds `d` under `name`; on failure drops what the build left (an invalid index) and rethrows. On a
+ * partitioned table: the parent's index ON ONLY, then each partition's built concurrently and attached,
+ * so writers are never blocked for longer than those catalog steps.
+ */
 async function buildIndex(client: PgClient, d: IndexDecl, name: string): Promise<void> {
+  const partitions = await partitionsOf(client, d);
+  const children = (partitions ?? []).map((p) => ({ ...p, index: sql.partitionIndexName(name, p.name) }));
   try {
-    await client.query(sql.createIndex(d, name));
+    if (!partitions) {
+      await client.query(sql.createIndex(d, name));
+      return;
+    }
+    await client.query(sql.createIndexOnOnly(d, name));
+    for (const p of children) {
+      await client.query(sql.dropIndex(p.schema, p.index)); // one left by an earlier failed build
+      await client.query(sql.createIndex(d, p.index, p));
+      await client.query(sql.attachIndex(d.schema, name, p.schema, p.index));
+    }
   } catch (err) {
     if (await liveIndex(client, sql.qualified(d.schema, name)))
-      await client.query(sql.dropIndex(d.schema, name)).catch(() => {});
+      await dropIndexAnyKind(client, d.schema, name).catch(() => {});
+    for (const p of children) await client.query(sql.dropIndex(p.schema, p.index)).catch(() => {});
     await explainLockTimeout(client, err, `index ${d.schema}.${d.name}`, [`${d.schema}.${d.table}`]);
   }
 }
@@ -112,10 +165,10 @@ async function run(client: PgClient, a: Action): Promise<string | undefined> {
       return 'built concurrently';
     case 'rebuild-index': {
       const tmp = `${a.decl.name}${sql.NEW_SUFFIX}`;
-      await client.query(sql.dropIndex(a.decl.schema, tmp));
+      await dropIndexAnyKind(client, a.decl.schema, tmp);
       await buildIndex(client, a.decl, tmp);
       try {
-        await client.query(sql.dropIndex(a.decl.schema, a.decl.name));
+        await dropIndexAnyKind(client, a.decl.schema, a.decl.name);
       } catch (err) {
         await explainLockTimeout(client, err, `index ${a.decl.schema}.${a.decl.name}`, [
           `${a.decl.schema}.${a.decl.table}`,
@@ -128,8 +181,8 @@ async function run(client: PgClient, a: Action): Promise<string | undefined> {
       return 'rebuilt concurrently and swapped';
     }
     case 'drop-index':
-      await client.query(sql.dropIndex(a.schema, a.name));
-      return 'dropped concurrently';
+      await dropIndexAnyKind(client, a.schema, a.name);
+      return 'dropped';
     case 'create-view':
     case 'replace-view':
       return putView(client, a.view);

@@ -40,17 +40,40 @@ const column = (c: string) => {
 
 export const qualified = quoteQualified;
 
-export function createIndex(d: IndexDecl, name = d.name): string {
-  return (
-    `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${qualified(d.schema, d.table)}` +
-    ` USING ${d.method ?? 'btree'} (${d.columns.map(column).join(', ')})` +
-    `${d.include?.length ? ` INCLUDE (${d.include.map((c) => qi(c)).join(', ')})` : ''}` +
-    `${d.where ? ` WHERE ${d.where}` : ''}`
-  );
+/** The index's keys, INCLUDE and WHERE: the part every form of its CREATE INDEX shares. */
+const indexBody = (d: IndexDecl) =>
+  ` USING ${d.method ?? 'btree'} (${d.columns.map(column).join(', ')})` +
+  `${d.include?.length ? ` INCLUDE (${d.include.map((c) => qi(c)).join(', ')})` : ''}` +
+  `${d.where ? ` WHERE ${d.where}` : ''}`;
+
+/** CONCURRENTLY on the declared table, or on `on` (one partition of it). */
+export function createIndex(d: IndexDecl, name = d.name, on?: { schema: string; name: string }): string {
+  const table = on ? qualified(on.schema, on.name) : qualified(d.schema, d.table);
+  return `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${qi(name)} ON ${table}${indexBody(d)}`;
+}
+
+/**
+ * On a partitioned table: the parent's index alone (ON ONLY: no partition is read, it starts invalid),
+ * which becomes valid once every partition's index, built concurrently, is attached to it.
+ */
+export const createIndexOnOnly = (d: IndexDecl, name = d.name) =>
+  `CREATE ${d.unique ? 'UNIQUE ' : ''}INDEX ${qi(name)} ON ONLY ${qualified(d.schema, d.table)}${indexBody(d)}`;
+
+export const attachIndex = (schema: string, parent: string, childSchema: string, child: string) =>
+  `ALTER INDEX ${qualified(schema, parent)} ATTACH PARTITION ${qualified(childSchema, child)}`;
+
+/** A partition's index: `<index>__<partition>`, shortened with a hash to fit PostgreSQL's 63 bytes. */
+export function partitionIndexName(index: string, partition: string): string {
+  const full = `${index}__${partition}`;
+  return Buffer.byteLength(full) <= 63 ? full : `${full.slice(0, 46)}_${sha(full)}`;
 }
 
 export const dropIndex = (schema: string, name: string) =>
   `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, name)}`;
+
+/** A partitioned index cannot be dropped CONCURRENTLY: a plain DROP, which takes its table's lock briefly. */
+export const dropPartitionedIndex = (schema: string, name: string) => `DROP INDEX IF EXISTS ${qualified(schema, name)}`;
+
 createIndex.reverse = (d: IndexDecl) => dropIndex(d.schema, d.name);
 
 export const renameIndex = (schema: string, from: string, to: string) =>
