@@ -90,7 +90,7 @@ END`,
 END`,
   ],
   [
-    // Moves the window to day a (today by default): subtracts what has left it. Returns the days moved.
+    // Moves the window to day a (the vacuum job passes today): subtracts what has left it. Returns the days moved.
     'advance_attendance_window',
     [{ name: 'a', type: 'date' }],
     'integer',

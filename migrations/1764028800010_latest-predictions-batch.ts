@@ -10,9 +10,9 @@
 // batches commute), touching neither names nor students; only students new to
 // the table are locked FOR SHARE and joined for their names, as before. With
 // the category index partial (views/indexes.ts says why) and fillfactor 50 (room
-// on every page for each row's next version, pruned by the batch after), the
-// update that keeps a category is HOT: a heap tuple, no index entry. When every student in the batch
-// was updated, nobody is new and the anti-join for new students is skipped.
+// on every page for each row's next version, pruned by the batch after), an
+// update that keeps a category is HOT: a heap tuple, no index entry. When every
+// student in the batch was updated, nobody is new and the anti-join is skipped.
 import type { MigrationBuilder } from 'node-pg-migrate';
 import { COLS, INSERT_BODY, PICK, SET_PREDICTION, T } from './1764028800005_latest-predictions.ts';
 

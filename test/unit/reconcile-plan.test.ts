@@ -50,7 +50,7 @@ test('partitioned tables: the parent ON ONLY, each partition concurrently under 
     sql.attachIndex('public', 'idx_a', 'public', 'idx_a__p1'),
     'ALTER INDEX "public"."idx_a" ATTACH PARTITION "public"."idx_a__p1"',
   );
-  assert.is(sql.dropPartitionedIndex('public', 'idx_a'), 'DROP INDEX IF EXISTS "public"."idx_a"');
+  assert.is(sql.dropIndexInPlace('public', 'idx_a'), 'DROP INDEX IF EXISTS "public"."idx_a"');
   assert.is(sql.partitionIndexName('idx_a', 'attendance_2026_09'), 'idx_a__attendance_2026_09');
   const long = sql.partitionIndexName('idx_attendance_issues_recent__new', 'attendance_records_2026_09_legacy');
   assert.ok(Buffer.byteLength(long) <= 63, long);

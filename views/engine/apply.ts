@@ -97,7 +97,7 @@ async function dropIndexAnyKind(client: PgClient, schema: string, name: string):
     [sql.qualified(schema, name)],
   );
   if (!rows[0]) return;
-  await client.query(rows[0].kind === 'I' ? sql.dropPartitionedIndex(schema, name) : sql.dropIndex(schema, name));
+  await client.query(rows[0].kind === 'I' ? sql.dropIndexInPlace(schema, name) : sql.dropIndex(schema, name));
 }
 
 /**

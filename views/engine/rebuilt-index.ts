@@ -35,8 +35,8 @@ export async function snapshotIndexes(client: PgClient, tables: string[]): Promi
   return snapshots;
 }
 
-/** Plain DROP INDEX: it runs inside the caller's transaction (a rollback brings the index back). */
-export const dropSnapshotIndex = (ix: IndexSnapshot) => `DROP INDEX ${sql.qualified(ix.schema, ix.name)}`;
+/** Inside the caller's transaction (a rollback brings the index back). */
+export const dropSnapshotIndex = (ix: IndexSnapshot) => sql.dropIndexInPlace(ix.schema, ix.name);
 
 /** Makes the index again as snapshotted, with its comment (a marker moved to the rebuilt fingerprint). */
 export async function recreateIndex(client: PgClient, ix: IndexSnapshot): Promise<void> {

@@ -71,8 +71,11 @@ export function partitionIndexName(index: string, partition: string): string {
 export const dropIndex = (schema: string, name: string) =>
   `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, name)}`;
 
-/** A partitioned index cannot be dropped CONCURRENTLY: a plain DROP, which takes its table's lock briefly. */
-export const dropPartitionedIndex = (schema: string, name: string) => `DROP INDEX IF EXISTS ${qualified(schema, name)}`;
+/**
+ * A plain DROP, which takes its table's lock briefly: for a partitioned index (it cannot be dropped
+ * CONCURRENTLY) and inside a transaction (the seeder's load).
+ */
+export const dropIndexInPlace = (schema: string, name: string) => `DROP INDEX IF EXISTS ${qualified(schema, name)}`;
 
 createIndex.reverse = (d: IndexDecl) => dropIndex(d.schema, d.name);
 

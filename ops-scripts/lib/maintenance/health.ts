@@ -174,30 +174,36 @@ export async function postgresChecks(
     return { checks };
   }
   if (reporting) {
-    const timed = async (name: string, sql: string, limits: [number, number], what: string) => {
-      try {
-        const latency = await withClient({ ...reporting, connectionTimeoutMillis: 5000 }, async (c) => {
-          const t0 = performance.now();
-          await c.query(sql);
-          return ms(t0);
-        });
-        add(name, grade(latency, limits), latency, `${what} in ${latency.toFixed(1)} ms`);
-      } catch (err) {
-        add(name, 'critical', null, describeError(err));
-      }
-    };
-    await timed(
-      'latest_predictions_query_ms',
-      "SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')",
-      th.latestPredictionsMs,
-      'high/critical latest predictions',
-    );
-    await timed(
-      'attendance_concerns_query_ms',
-      'SELECT * FROM student_attendance_concerns',
-      th.attendanceConcernsMs,
-      'students with more than five absences/tardies in 30 days',
-    );
+    const queries: Array<[name: string, sql: string, limits: [number, number], what: string]> = [
+      [
+        'latest_predictions_query_ms',
+        "SELECT * FROM student_risk_summary WHERE risk_category IN ('high', 'critical')",
+        th.latestPredictionsMs,
+        'high/critical latest predictions',
+      ],
+      [
+        'attendance_concerns_query_ms',
+        'SELECT * FROM student_attendance_concerns',
+        th.attendanceConcernsMs,
+        'students with more than five absences/tardies in 30 days',
+      ],
+    ];
+    try {
+      await withClient({ ...reporting, connectionTimeoutMillis: 5000 }, async (c) => {
+        for (const [name, sql, limits, what] of queries) {
+          try {
+            const t0 = performance.now();
+            await c.query(sql);
+            const latency = ms(t0);
+            add(name, grade(latency, limits), latency, `${what} in ${latency.toFixed(1)} ms`);
+          } catch (err) {
+            add(name, 'critical', null, describeError(err));
+          }
+        }
+      });
+    } catch (err) {
+      for (const [name] of queries) add(name, 'critical', null, describeError(err));
+    }
   }
   return { checks, bornAt };
 }
