@@ -74,20 +74,28 @@ test('seed loads with COPY, reports the counts it made, and leaves every foreign
   assert.ok(result.rows.grades! > 0 && result.rows.discipline_incidents! > 0);
   await withClient(stack.pg, async (c) => {
     const { rows } = await c.query(
-      "SELECT conrelid::regclass::text AS t, convalidated FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass ORDER BY 1",
+      "SELECT conrelid::regclass::text AS t, convalidated FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass AND conparentid = 0 ORDER BY 1",
     );
     assert.equal(
       rows,
       [...SEED_TABLES.slice(1), 'edupulse_derived.latest_predictions'].sort().map((t) => ({ t, convalidated: true })),
     );
-    // The NULL-filling triggers the load turned off are on again, one per seeded table.
+    // A partition's key (inherited from attendance_records) is back and valid with its table's.
+    const parts = await c.query(
+      "SELECT count(*) FILTER (WHERE convalidated)::int AS valid, count(*)::int AS all FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass AND conrelid::regclass::text LIKE 'edupulse_partitions.%'",
+    );
+    assert.ok(parts.rows[0].all >= 2, 'the first partition and the default one each carry the key');
+    assert.is(parts.rows[0].valid, parts.rows[0].all);
+    // The NULL-filling triggers the load turned off are on again, one per seeded table (and its partitions' clones).
     const fills = await c.query(
-      "SELECT tgrelid::regclass::text AS t, tgenabled AS e FROM pg_trigger WHERE tgname LIKE '%\\_fill\\_null\\_defaults' ORDER BY 1",
+      "SELECT tgrelid::regclass::text AS t, tgenabled AS e FROM pg_trigger WHERE tgname LIKE '%\\_fill\\_null\\_defaults' AND tgparentid = 0 ORDER BY 1",
     );
     assert.equal(
       fills.rows,
       [...SEED_TABLES].sort().map((t) => ({ t, e: 'O' })),
     );
+    const clones = await c.query('SELECT DISTINCT tgenabled AS e FROM pg_trigger WHERE tgparentid <> 0');
+    assert.equal(clones.rows, [{ e: 'O' }]);
     // Realism: a skewed minority is chronically absent (10% or more of days), most are not.
     const chronic =
       await c.query(`SELECT avg((r >= 0.1)::int) AS share FROM (SELECT avg((status IN ('absent', 'excused'))::int) AS r
@@ -129,8 +137,18 @@ test('a non-empty database is refused (exit 3, nothing changed); --append adds, 
   assert.is((await counts()).students, 20);
 });
 
+const studentKeys = () =>
+  withClient(stack.pg, async (c) => {
+    const { rows } = await c.query(
+      "SELECT count(*) FILTER (WHERE convalidated)::int AS valid, count(*)::int AS all FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass",
+    );
+    return rows[0] as { valid: number; all: number };
+  });
+
 test('a seed killed mid-load leaves the database as it was', async () => {
   const before = await fingerprint();
+  const keys = await studentKeys();
+  assert.is(keys.valid, keys.all);
   const child = run(
     process.execPath,
     ['--import', 'tsx', `${PROJECT_ROOT}/ops-scripts/seed.ts`, '--students', '20000', '--truncate'],
@@ -140,12 +158,7 @@ test('a seed killed mid-load leaves the database as it was', async () => {
   assert.is.not(r.code, 0, 'the seed was meant to be killed before it finished');
   await new Promise((res) => setTimeout(res, 300));
   assert.equal(await fingerprint(), before);
-  await withClient(stack.pg, async (c) => {
-    const fks = await c.query(
-      "SELECT count(*) FILTER (WHERE convalidated) AS valid, count(*) AS all FROM pg_constraint WHERE contype = 'f' AND confrelid = 'students'::regclass",
-    );
-    assert.equal(fks.rows[0], { valid: '5', all: '5' }, 'every foreign key to students is back and valid');
-  });
+  assert.equal(await studentKeys(), keys, 'every foreign key to students is back and valid');
 });
 
 test.run();

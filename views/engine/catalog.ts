@@ -28,10 +28,10 @@ export interface LiveObjects {
 const USER = `n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'`;
 
 /** Everything that defines an index (over pg_index i and its pg_class c), hashed. */
-const INDEX_FINGERPRINT = `md5(concat_ws('|', i.indrelid::regclass::text, c.relam, i.indisunique, i.indnkeyatts, i.indkey::text,
+export const INDEX_FINGERPRINT = `md5(concat_ws('|', i.indrelid::regclass::text, c.relam, i.indisunique, i.indnkeyatts, i.indkey::text,
   i.indclass::text, i.indcollation::text, i.indoption::text, i.indexprs::text, i.indpred::text, c.reloptions::text))`;
 /** A view's rewrite rule (over its pg_class c), hashed. */
-const VIEW_FINGERPRINT = `md5((SELECT string_agg(r.ev_action::text, '' ORDER BY r.oid) FROM pg_rewrite r WHERE r.ev_class = c.oid))`;
+export const VIEW_FINGERPRINT = `md5((SELECT string_agg(r.ev_action::text, '' ORDER BY r.oid) FROM pg_rewrite r WHERE r.ev_class = c.oid))`;
 
 export async function readObjects(client: PgClient): Promise<LiveObjects> {
   const indexes = (

@@ -10,7 +10,7 @@ import * as sql from './sql.ts';
 export interface IndexSnapshot {
   schema: string;
   name: string;
-  /** pg_get_indexdef: the statement that makes it again. */
+  /** pg_get_indexdef: the statement that makes it again (on a partitioned table, ON ONLY it). */
   definition: string;
   comment: string | null;
   fingerprint: string;
@@ -40,7 +40,8 @@ export const dropSnapshotIndex = (ix: IndexSnapshot) => sql.dropIndexInPlace(ix.
 
 /** Makes the index again as snapshotted, with its comment (a marker moved to the rebuilt fingerprint). */
 export async function recreateIndex(client: PgClient, ix: IndexSnapshot): Promise<void> {
-  await client.query(ix.definition);
+  // Without ONLY: a partitioned table's index is built on each partition too (in the caller's transaction).
+  await client.query(ix.definition.replace(/ ON ONLY /, ' ON '));
   const mark = sql.parseMarker(ix.comment);
   let comment = ix.comment;
   if (mark && mark.def === ix.fingerprint) {

@@ -217,6 +217,8 @@ export interface TableGenerator {
   columns: string[];
   /** The COPY lines for one student. */
   rows(p: Profile, spec: SeedSpec, days: string[], index: number): string[];
+  /** For a table partitioned by date: the column, and the first and last day its rows carry. */
+  dates?: { column: string; range(spec: SeedSpec): [first: string, last: string] };
 }
 
 const students: TableGenerator = {
@@ -260,6 +262,13 @@ const students: TableGenerator = {
 const attendance: TableGenerator = {
   table: 'attendance_records',
   columns: ['student_id', 'date', 'status', 'period', 'minutes_late', 'reason'],
+  dates: {
+    column: 'date',
+    range: (spec) => {
+      const days = schoolDays(spec.yearEnd);
+      return [days.reduce((a, b) => (a < b ? a : b)), days.reduce((a, b) => (a > b ? a : b))];
+    },
+  },
   rows(p, spec, days, index) {
     const r = new Rng(spec.seed, 'attendance', index);
     const out: string[] = new Array(days.length);
