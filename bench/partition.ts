@@ -6,10 +6,14 @@
 // of BENCH_RUNS: the documented 30-day aggregate (live, as before the counts
 // table), a VACUUM (FREEZE) of every page, and retiring the oldest month:
 // DELETE of its rows against DETACH + DROP of its partition (each in a
-// transaction rolled back, so every run starts from the same tables).
+// transaction rolled back, so every run starts from the same tables). The
+// stack starts from the table as it was before migration partition-attendance
+// (one plain table); at the end that migration converts it online under four
+// writers, and its time and the writers' slowest insert are printed.
 import { withClient, type PgClient } from '../ops-scripts/lib/db.ts';
 import { declarations } from '../roles/declarations.ts';
-import { migratorConfig } from '../migrations/engine/migrate.ts';
+import { migrate, migratorConfig } from '../migrations/engine/migrate.ts';
+import pg from 'pg';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
 import { seed } from '../ops-scripts/lib/seed/load.ts';
 import { startTestStack } from '../test/harness.ts';
@@ -30,6 +34,7 @@ async function timed(c: PgClient, sql: string): Promise<number> {
 const stack = await startTestStack();
 try {
   const owner = migratorConfig(stack.pg, readSecrets(stack.ctx.paths.secretsFile)!.roles[declarations.migrator]!);
+  await migrate(owner, { direction: 'down', count: 1 });
   const today = new Date().toISOString().slice(0, 10);
   const loaded = await seed(owner, { seed: 'bench', students: STUDENTS, yearEnd: today }, { existing: 'refuse' });
   console.log(`bench:partition: ${loaded.rows.attendance_records!.toLocaleString()} attendance rows seeded`);
@@ -99,7 +104,43 @@ try {
     console.log(`\nbench:partition: ${STUDENTS} students, median of ${RUNS} (side by side)`);
     console.log('| measure | one table | by month |\n|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    await c.query('DROP TABLE attendance_by_month');
   });
+  // The conversion itself, online, under writers (as the application: app_user through the table).
+  const app = { ...stack.pg, user: 'app_user', password: readSecrets(stack.ctx.paths.secretsFile)!.roles.app_user! };
+  const pool = new pg.Pool({ ...app, max: 4 });
+  const students = (await pool.query('SELECT student_id FROM students ORDER BY 1 LIMIT 100')).rows.map(
+    (r) => r.student_id,
+  );
+  let stop = false;
+  let writes = 0;
+  const slowest: number[] = [];
+  const writer = async (w: number) => {
+    let worst = 0;
+    for (let i = 0; !stop; i++) {
+      const t0 = performance.now();
+      await pool.query(
+        "INSERT INTO attendance_records (student_id, date, status) VALUES ($1, current_date, 'present')",
+        [students[(w * 13 + i) % students.length]],
+      );
+      worst = Math.max(worst, performance.now() - t0);
+      writes++;
+    }
+    slowest.push(worst);
+  };
+  const writers = [0, 1, 2, 3].map(writer);
+  await new Promise((r) => setTimeout(r, 500));
+  const before = writes;
+  const s0 = performance.now();
+  await migrate(owner, { direction: 'up' });
+  const seconds = (performance.now() - s0) / 1000;
+  const during = writes - before;
+  stop = true;
+  await Promise.all(writers);
+  await pool.end();
+  console.log(
+    `\nconversion (migration partition-attendance) of ${loaded.rows.attendance_records!.toLocaleString()} rows under 4 writers: ${seconds.toFixed(1)} s, ${during.toLocaleString()} inserts acknowledged meanwhile (${(during / seconds).toFixed(0)}/s), the slowest ${Math.max(...slowest).toFixed(0)} ms`,
+  );
 } finally {
   await stack.stop();
 }

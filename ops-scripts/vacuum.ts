@@ -7,6 +7,8 @@ import { writeMetricsFile, type Sample } from './lib/metrics.ts';
 import { runVacuum, type VacuumReport } from './lib/maintenance/vacuum-run.ts';
 import { settingsFromEnv } from './lib/settings.ts';
 import { statePaths } from './lib/state.ts';
+import { migratorTarget } from './lib/migrate-target.ts';
+import { reconcile, type ReconcileStep } from '../views/engine/index.ts';
 
 const usage = `Usage: edupulse-db vacuum [--dry-run] [--max-duration S] [--cost-delay MS] [--lock-timeout 5s]
                          [--statement-timeout 1h] [--full <table> [--force]] [--json]
@@ -21,7 +23,9 @@ Runs one table at a time with SKIP_LOCKED (a locked table is skipped, not
 waited on), lock_timeout and statement_timeout; --max-duration stops starting
 new tables once spent. Never VACUUM FULL unless --full <table>; refused (exit 3)
 above EDUPULSE_VACUUM_FULL_MAX_MB (1024) unless --force. One run at a time.
-Before planning, moves the attendance window (the counts behind
+Before planning, keeps the declared partitions (views/partitions.ts: the
+months ahead made, any past the retention retired, as the owner role, as
+\`apply\` does) and moves the attendance window (the counts behind
 student_attendance_concerns) to today.
 
   --dry-run          print the plan only`;
@@ -71,6 +75,24 @@ await command(
         'name one table, for example students or public.students',
       );
     }
+    // The months keep coming without a deploy: the daily job makes them (its own lock_timeout applies).
+    let partitions: ReconcileStep[] = [];
+    if (!args.full) {
+      let owner;
+      try {
+        owner = migratorTarget();
+      } catch (err) {
+        partitions = [
+          { action: 'partitions', status: 'skipped', detail: `${(err as Error).message}; \`apply\` keeps them` },
+        ];
+      }
+      if (owner)
+        partitions = await reconcile(owner, {
+          partitionsOnly: true,
+          dryRun: Boolean(args['dry-run']),
+          lockTimeout: args['lock-timeout'] as string | undefined,
+        });
+    }
     const report = await runVacuum(connections().pg, {
       dryRun: Boolean(args['dry-run']),
       maxDurationSeconds: seconds(args['max-duration']),
@@ -86,9 +108,14 @@ await command(
       writeMetricsFile(statePaths().metricsDir, 'edupulse_vacuum.prom', samples(report));
     }
     return outcome(
-      report,
+      { ...report, partitions },
       () =>
         [
+          ...(partitions.length
+            ? partitions.map((p) => `partitions: ${p.status} ${p.action}${p.detail ? ` (${p.detail})` : ''}`)
+            : args.full
+              ? []
+              : ['partitions: as declared; nothing to do']),
           report.horizon.blocked
             ? `xmin horizon held back by ${report.horizon.holders.length} (every open snapshot is listed, none ignored for being young): rows deleted after the oldest began cannot be removed until it ends:\n${report.horizon.holders.map((h) => `  ${h}`).join('\n')}`
             : 'xmin horizon: no other open transaction, prepared transaction or replication slot holds it back',
@@ -113,7 +140,11 @@ await command(
             : 'every table is below its thresholds; nothing to do',
           ...(report.budgetSpent ? ['time budget spent: the remaining tables were not started'] : []),
         ].join('\n'),
-      report.tables.some((t) => t.status === 'failed') || report.attendanceWindow.status === 'failed' ? 1 : 0,
+      report.tables.some((t) => t.status === 'failed') ||
+        report.attendanceWindow.status === 'failed' ||
+        partitions.some((p) => p.status === 'failed')
+        ? 1
+        : 0,
     );
   },
 );

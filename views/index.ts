@@ -1,10 +1,11 @@
-// The declared indexes and views. A view is one .sql file in this folder
+// The declared indexes, views and partitions. A view is one .sql file in this folder
 // holding its SELECT; its name is the file name, its schema public.
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export { indexes, type IndexDecl } from './indexes.ts';
+export { partitions, type PartitionDecl } from './partitions.ts';
 
 export interface ViewDecl {
   name: string;

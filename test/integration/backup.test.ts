@@ -96,7 +96,10 @@ test('a logical backup passes pg_restore --list', async () => {
   const dump = join(repo, 'logical', record.id, 'dump.pgdump');
   const listed = await run(stack.ctx.pg.bin('pg_restore'), ['--list', dump]);
   assert.match(listed.stdout, /TABLE DATA public students/);
-  assert.match(listed.stdout, /TABLE DATA public attendance_records/);
+  // A partitioned table's rows are dumped per partition, its definition with it.
+  assert.match(listed.stdout, /TABLE public attendance_records /);
+  assert.match(listed.stdout, /TABLE DATA edupulse_partitions attendance_records_before_\d{4}_\d{2} /);
+  assert.match(listed.stdout, /TABLE DATA edupulse_partitions attendance_records_default /);
 });
 
 test("a logical drill restores the dump into a scratch database and matches the snapshot's fingerprints", async () => {

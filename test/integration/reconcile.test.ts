@@ -15,7 +15,7 @@ const owner = () => stack.owner();
 const kinds = async () =>
   withClient(owner(), async (c) =>
     (await planReconcile(c)).map(
-      (a) => `${a.kind} ${'decl' in a ? a.decl.name : 'view' in a ? a.view.name : 'name' in a ? a.name : a.object}`,
+      (a) => `${a.kind} ${'view' in a ? a.view.name : 'name' in a ? a.name : 'decl' in a ? a.decl.name : a.object}`,
     ),
   );
 const su = (sql: string) => withClient(stack.pg, (c) => c.query(sql));

@@ -58,7 +58,13 @@ test('partitioned tables: the parent ON ONLY, each partition concurrently under 
 });
 
 const mine = (decl: string, def: string) => sql.marker(decl, def);
-const live = (over: Partial<LiveObjects> = {}): LiveObjects => ({ indexes: [], views: [], ...over });
+const live = (over: Partial<LiveObjects> = {}): LiveObjects => ({
+  indexes: [],
+  views: [],
+  partitioned: [],
+  today: '2026-12-06',
+  ...over,
+});
 const kinds = (l: LiveObjects, d = { indexes: [idx], views: [view] }) => plan(d, l).map((a) => `${a.kind}:${a.reason}`);
 
 test('plans: missing, as declared, changed by declaration, changed by hand, invalid, conflict, undeclared', () => {
@@ -82,7 +88,11 @@ test('plans: missing, as declared, changed by declaration, changed by hand, inva
     ['rebuild-index:declaration changed', 'replace-view:declaration changed'],
   );
   assert.equal(
-    kinds({ indexes: [{ ...ok.indexes[0]!, fingerprint: 'G' }], views: [{ ...ok.views[0]!, fingerprint: 'W' }] }),
+    kinds({
+      ...ok,
+      indexes: [{ ...ok.indexes[0]!, fingerprint: 'G' }],
+      views: [{ ...ok.views[0]!, fingerprint: 'W' }],
+    }),
     ['rebuild-index:changed by hand', 'replace-view:changed by hand'],
   );
   assert.equal(kinds({ ...ok, indexes: [{ ...ok.indexes[0]!, valid: false, comment: null }] }), [

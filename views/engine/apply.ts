@@ -3,11 +3,18 @@
 // transaction each, every statement under lock_timeout. A step that cannot
 // get its lock fails naming the table and who holds it, and leaves nothing
 // half-made behind (an invalid index it started is dropped).
-import { indexes as declaredIndexes, loadViews, type IndexDecl, type ViewDecl } from '../index.ts';
+import {
+  indexes as declaredIndexes,
+  loadViews,
+  partitions as declaredPartitions,
+  type IndexDecl,
+  type ViewDecl,
+} from '../index.ts';
 import { withClient, withTransaction, type PgClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { describeError, failed, ToolkitError } from '../../ops-scripts/lib/errors.ts';
 import type { StepStatus } from '../../ops-scripts/lib/logger.ts';
 import { liveIndex, readObjects, viewFingerprint } from './catalog.ts';
+import { createPartition, retirePartition } from './partitions.ts';
 import { describeAction, plan, type Action, type Declared } from './plan.ts';
 import * as sql from './sql.ts';
 
@@ -20,10 +27,25 @@ export interface ReconcileOptions {
   lockTimeout?: string;
 }
 
-export const projectDeclarations = (): Declared => ({ indexes: declaredIndexes, views: loadViews() });
+export const projectDeclarations = (): Declared => ({
+  indexes: declaredIndexes,
+  views: loadViews(),
+  partitions: declaredPartitions,
+});
 
 export async function planReconcile(client: PgClient, declared: Declared = projectDeclarations()): Promise<Action[]> {
-  return plan(declared, await readObjects(client));
+  return plan(declared, await readObjects(client, declared.partitions));
+}
+
+/** Statements in one transaction; a lock not had within lock_timeout names `tables` and who holds them. */
+async function inTransaction(client: PgClient, statements: string[], what: string, tables: string[]): Promise<void> {
+  try {
+    await withTransaction(client, async () => {
+      for (const s of statements) await client.query(s);
+    });
+  } catch (err) {
+    await explainLockTimeout(client, err, what, tables);
+  }
 }
 
 /** Strong locks other sessions hold on `tables`: the reason a statement timed out. */
@@ -191,17 +213,33 @@ async function run(client: PgClient, a: Action): Promise<string | undefined> {
       return 'dropped';
     case 'conflict':
       throw new ToolkitError('failed', `${a.object} ${a.reason}`);
+    case 'create-partition': {
+      const parent = `${a.decl.schema}.${a.decl.table}`;
+      const tables = [
+        parent,
+        ...(a.defaultPartition ? [`${a.defaultPartition.schema}.${a.defaultPartition.name}`] : []),
+      ];
+      await inTransaction(client, createPartition(a), `partition ${a.decl.partitionSchema}.${a.name}`, tables);
+      return a.defaultPartition ? 'made, its rows moved from the default partition, attached' : 'made and attached';
+    }
+    case 'retire-partition':
+      await inTransaction(client, retirePartition(a), `partition ${a.schema}.${a.name}`, [
+        `${a.decl.schema}.${a.decl.table}`,
+      ]);
+      return 'detached and dropped';
   }
 }
 
 /** Plans and applies on one connection (as the owner role); every action reports a step. */
 export async function reconcile(
   config: PgConfig,
-  opts: ReconcileOptions & { declared?: Declared; dryRun?: boolean } = {},
+  opts: ReconcileOptions & { declared?: Declared; dryRun?: boolean; partitionsOnly?: boolean } = {},
 ): Promise<ReconcileStep[]> {
   return withClient(config, async (client) => {
     await client.query(`SET lock_timeout = '${(opts.lockTimeout ?? '5s').replace(/'/g, '')}'`);
-    const actions = await planReconcile(client, opts.declared);
+    const actions = (await planReconcile(client, opts.declared)).filter(
+      (a) => !opts.partitionsOnly || a.kind === 'create-partition' || a.kind === 'retire-partition',
+    );
     const steps: ReconcileStep[] = [];
     for (const a of actions) {
       if (opts.dryRun) {

@@ -4,8 +4,9 @@
 // invalid index with a declared name (or a declared name plus NEW_SUFFIX) is
 // also ours. Anything else is never touched: a declared name taken by an
 // object we did not create is a conflict, reported, not overwritten.
-import type { IndexDecl, ViewDecl } from '../index.ts';
+import type { IndexDecl, PartitionDecl, ViewDecl } from '../index.ts';
 import type { LiveIndex, LiveObjects, LiveView } from './catalog.ts';
+import { planPartitions, type PartitionAction } from './partitions.ts';
 import { indexHash, NEW_SUFFIX, parseMarker, viewHash } from './sql.ts';
 
 export type Action =
@@ -15,11 +16,14 @@ export type Action =
   | { kind: 'create-view'; view: ViewDecl; reason: string }
   | { kind: 'replace-view'; view: ViewDecl; reason: string }
   | { kind: 'drop-view'; schema: string; name: string; reason: string }
-  | { kind: 'conflict'; object: string; reason: string };
+  | { kind: 'conflict'; object: string; reason: string }
+  | PartitionAction;
 
 export interface Declared {
   indexes: IndexDecl[];
   views: ViewDecl[];
+  /** Undefined: partitions are left as they are (declaring no indexes and views removes ours; never partitions). */
+  partitions?: PartitionDecl[];
 }
 
 const key = (schema: string, name: string) => `${schema}.${name}`;
@@ -53,7 +57,7 @@ function viewAction(v: ViewDecl, live: LiveView | undefined): Action | undefined
   return undefined;
 }
 
-/** The actions, in the order they run: drops of views first, then indexes, then views. */
+/** The actions, in the order they run: partitions, drops of views, then indexes, then views. */
 export function plan(declared: Declared, live: LiveObjects): Action[] {
   const liveIndexes = new Map(live.indexes.map((i) => [key(i.schema, i.name), i]));
   const liveViews = new Map(live.views.map((v) => [key(v.schema, v.name), v]));
@@ -61,6 +65,14 @@ export function plan(declared: Declared, live: LiveObjects): Action[] {
   const declaredViews = new Set(declared.views.map((v) => key(v.schema, v.name)));
   const actions: Action[] = [];
 
+  for (const d of declared.partitions ?? [])
+    actions.push(
+      ...planPartitions(
+        d,
+        live.partitioned.find((p) => p.schema === d.schema && p.table === d.table),
+        live.today,
+      ),
+    );
   for (const v of live.views) {
     if (parseMarker(v.comment) && !declaredViews.has(key(v.schema, v.name))) {
       actions.push({ kind: 'drop-view', schema: v.schema, name: v.name, reason: 'no longer declared' });
@@ -102,5 +114,9 @@ export function describeAction(a: Action): string {
       return `- view ${a.schema}.${a.name}: ${a.reason}`;
     case 'conflict':
       return `! ${a.object}: ${a.reason}`;
+    case 'create-partition':
+      return `+ partition ${a.decl.partitionSchema}.${a.name} of ${a.decl.schema}.${a.decl.table} for ${a.from} .. ${a.to} (${a.reason})`;
+    case 'retire-partition':
+      return `- partition ${a.schema}.${a.name} of ${a.decl.schema}.${a.decl.table}: ${a.reason}`;
   }
 }

@@ -7,7 +7,7 @@
 export interface TableStats {
   schema: string;
   name: string;
-  kind: 'table' | 'toast' | 'matview';
+  kind: 'table' | 'toast' | 'matview' | 'partitioned';
   reltuples: number;
   sizeBytes: number;
   nDeadTup: number;
@@ -19,6 +19,8 @@ export interface TableStats {
   lastVacuum: string | null;
   lastAnalyze: string | null;
   reloptions: string[];
+  /** A partitioned table: when one of its partitions was last analyzed (by autovacuum or by hand). */
+  partitionsAnalyzed?: string | null;
 }
 
 export interface VacuumSettings {
@@ -71,10 +73,24 @@ export function effectiveThresholds(t: TableStats, s: VacuumSettings) {
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
 
+/** A partition analyzed this long after its table counts as analyzed since (an ANALYZE of the table does both). */
+export const PARTITION_ANALYZE_SLACK_MS = 60_000;
+
 export function planTable(t: TableStats, s: VacuumSettings): PlannedTable {
   const th = effectiveThresholds(t, s);
   const thresholds = { vacuum: th.vacuum, insert: th.insert, analyze: th.analyze };
   const plan = (action: VacuumAction, reason: string): PlannedTable => ({ ...t, action, reason, thresholds });
+  // Autovacuum vacuums and analyzes partitions, never the partitioned table: its statistics as a whole (which
+  // plan joins and aggregates over it) come only from an ANALYZE of it, after its partitions have changed.
+  if (t.kind === 'partitioned') {
+    if (!t.lastAnalyze) return plan('analyze', 'partitioned table never analyzed as a whole (autovacuum never does)');
+    if (
+      t.partitionsAnalyzed &&
+      Date.parse(t.partitionsAnalyzed) > Date.parse(t.lastAnalyze) + PARTITION_ANALYZE_SLACK_MS
+    )
+      return plan('analyze', `a partition was analyzed since the table as a whole was (${t.lastAnalyze})`);
+    return plan('none', 'analyzed as a whole since its partitions were');
+  }
   if (t.xidAge > th.freezeMaxAge * FREEZE_MARGIN) {
     return plan(
       'vacuum-freeze',

@@ -29,18 +29,22 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
   await c.query('SELECT pg_stat_clear_snapshot()');
   const { rows } = await c.query(`
     SELECT n.nspname AS schema, c.relname AS name,
-           CASE c.relkind WHEN 't' THEN 'toast' WHEN 'm' THEN 'matview' ELSE 'table' END AS kind,
+           CASE c.relkind WHEN 't' THEN 'toast' WHEN 'm' THEN 'matview' WHEN 'p' THEN 'partitioned' ELSE 'table' END AS kind,
            c.reltuples::float8 AS reltuples,
            -- relpages, not pg_table_size(): that takes a lock, and a locked table must not stall the plan.
            c.relpages::float8 * current_setting('block_size')::float8 AS size,
            coalesce(s.n_dead_tup, 0)::float8 AS dead, coalesce(s.n_live_tup, 0)::float8 AS live,
            coalesce(s.n_ins_since_vacuum, 0)::float8 AS ins, coalesce(s.n_mod_since_analyze, 0)::float8 AS mod,
-           age(c.relfrozenxid)::float8 AS xid_age, mxid_age(c.relminmxid)::float8 AS mxid_age,
+           CASE WHEN c.relkind = 'p' THEN 0 ELSE age(c.relfrozenxid) END::float8 AS xid_age,
+           CASE WHEN c.relkind = 'p' THEN 0 ELSE mxid_age(c.relminmxid) END::float8 AS mxid_age,
            greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum, greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
-           coalesce(c.reloptions, '{}') AS reloptions
+           coalesce(c.reloptions, '{}') AS reloptions,
+           CASE WHEN c.relkind = 'p' THEN
+             (SELECT max(greatest(ps.last_analyze, ps.last_autoanalyze)) FROM pg_inherits h
+                JOIN pg_stat_all_tables ps ON ps.relid = h.inhrelid WHERE h.inhparent = c.oid) END AS partitions_analyzed
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
-     WHERE c.relkind IN ('r', 'm', 't') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     WHERE c.relkind IN ('r', 'm', 't', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
        AND (c.relkind <> 't' OR c.relpages > 0 OR coalesce(s.n_dead_tup, 0) > 0)
      ORDER BY 1, 2`);
   return rows.map((r) => ({
@@ -58,6 +62,7 @@ export async function readTableStats(c: PgClient): Promise<TableStats[]> {
     lastVacuum: r.last_vacuum?.toISOString() ?? null,
     lastAnalyze: r.last_analyze?.toISOString() ?? null,
     reloptions: r.reloptions,
+    ...(r.kind === 'partitioned' ? { partitionsAnalyzed: r.partitions_analyzed?.toISOString() ?? null } : {}),
   }));
 }
 
