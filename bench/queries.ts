@@ -114,9 +114,12 @@ try {
   const sizes = await withClient(stack.pg, async (c) =>
     (
       await c.query<{ rel: string; mb: string }>(
-        `SELECT c.oid::regclass::text AS rel, round(pg_total_relation_size(c.oid) / 1048576.0) AS mb
+        // A partitioned table's size is its partitions' (pg_partition_tree: itself and every partition).
+        `SELECT c.oid::regclass::text AS rel,
+                round((SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t) / 1048576.0) AS mb
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind = 'r' AND n.nspname IN ('public', 'edupulse_derived') AND pg_total_relation_size(c.oid) > 1048576
+          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname IN ('public', 'edupulse_derived')
+            AND (SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t) > 1048576
           UNION ALL SELECT 'database', round(pg_database_size(current_database()) / 1048576.0) ORDER BY 2 DESC`,
       )
     ).rows.map((r) => `${r.rel} ${r.mb} MB`),

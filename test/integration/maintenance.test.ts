@@ -210,6 +210,7 @@ interface HealthCheck {
   component: string;
   name: string;
   level: string;
+  value: number | null;
   detail: string;
 }
 const health = async () => {
@@ -229,6 +230,12 @@ test('health is all ok on a fresh stack, and its Prometheus output parses', asyn
     h.checks.some((c) => c.name === 'attendance_concerns_query_ms' && c.level === 'ok'),
     'the attendance-concerns view answers as the reporting login',
   );
+  // up made the months ahead of attendance_records' partitions; no row waits in its default one.
+  const ahead = h.checks.find((c) => c.name === 'partition_months_ahead_attendance_records');
+  assert.ok(ahead && ahead.level === 'ok' && ahead.value! >= 3, JSON.stringify(ahead));
+  assert.ok(h.checks.some((c) => c.name === 'partition_default_rows_attendance_records' && c.value === 0));
+  const rows = h.checks.find((c) => c.name === 'rows_attendance_records');
+  assert.ok(rows, 'a partitioned table is counted through its partitions');
   const prom = await runJob('health', ['--prometheus'], stack.env);
   const families = parsePrometheusTextFormat(prom.stdout);
   const checks = families.find((f) => f.name === 'edupulse_health_check')!;

@@ -12,6 +12,7 @@ import { redisClient } from '../redis.ts';
 import { SEED_TABLES } from '../seed/load.ts';
 import { poolerPid, poolerPools } from '../pooler.ts';
 import type { StackContext } from '../stack-context.ts';
+import { partitions as declaredPartitions } from '../../../views/partitions.ts';
 
 export type Level = 'ok' | 'warn' | 'critical';
 export interface Check {
@@ -153,10 +154,13 @@ export async function postgresChecks(
             );
           }
         }
+        // A partitioned table's rows are its partitions' (it has no statistics of its own).
         const rows = (
           await c.query(
-            `SELECT relname, n_live_tup::float8 AS n FROM pg_stat_user_tables WHERE schemaname = 'public'
-          AND relname = ANY ($1) ORDER BY relname`,
+            `SELECT c.relname, coalesce((SELECT sum(s.n_live_tup) FROM pg_stat_user_tables s
+                                           WHERE s.relid = c.oid OR s.relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = c.oid)), 0)::float8 AS n
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'public' AND c.relname = ANY ($1) ORDER BY 1`,
             [SEED_TABLES],
           )
         ).rows;
@@ -167,6 +171,49 @@ export async function postgresChecks(
             r.n,
             `about ${r.n} rows (statistics estimate; the monitoring login reads no table data)`,
           );
+        // Declared partitions (views/partitions.ts): months made ahead, and rows no month holds (in the default one).
+        for (const d of declaredPartitions) {
+          const { rows: parts } = await c.query<{ bound: string; live: number }>(
+            `SELECT pg_get_expr(p.relpartbound, p.oid) AS bound, coalesce(s.n_live_tup, 0)::float8 AS live
+               FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhrelid LEFT JOIN pg_stat_user_tables s ON s.relid = p.oid
+              WHERE h.inhparent = to_regclass($1)`,
+            [`${d.schema}.${d.table}`],
+          );
+          if (!parts.length) continue;
+          const month = (
+            await c.query<{ m: string }>("SELECT to_char(date_trunc('month', current_date), 'YYYY-MM-DD') AS m")
+          ).rows[0]!.m;
+          const ends = parts
+            .map((p) => /TO \('(\d{4}-\d{2}-\d{2})'\)/.exec(p.bound)?.[1])
+            .filter((e): e is string => !!e);
+          const last = ends.sort().at(-1);
+          const ahead = last
+            ? Math.max(
+                -1,
+                (Number(last.slice(0, 4)) - Number(month.slice(0, 4))) * 12 +
+                  Number(last.slice(5, 7)) -
+                  Number(month.slice(5, 7)) -
+                  1,
+              )
+            : -1;
+          add(
+            `partition_months_ahead_${d.table}`,
+            ahead >= 1 ? 'ok' : 'warn',
+            ahead,
+            ahead >= 1
+              ? `${d.schema}.${d.table} has partitions to ${last} (${ahead} month(s) after this one)`
+              : `${d.schema}.${d.table} has no partition for next month${ahead < 0 ? ' nor this one' : ''}: its rows go to the default partition; run apply (the nightly vacuum makes them)`,
+          );
+          const waiting = parts.filter((p) => p.bound === 'DEFAULT').reduce((n, p) => n + p.live, 0);
+          add(
+            `partition_default_rows_${d.table}`,
+            waiting > 0 ? 'warn' : 'ok',
+            waiting,
+            waiting > 0
+              ? `about ${waiting} rows of ${d.schema}.${d.table} wait in its default partition (no month held them); apply moves them into their month`
+              : `no row of ${d.schema}.${d.table} waits in its default partition`,
+          );
+        }
       },
     );
   } catch (err) {
