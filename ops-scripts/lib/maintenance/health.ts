@@ -176,8 +176,10 @@ export async function postgresChecks(
           const { rows: parts } = await c.query<{ bound: string; live: number }>(
             `SELECT pg_get_expr(p.relpartbound, p.oid) AS bound, coalesce(s.n_live_tup, 0)::float8 AS live
                FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhrelid LEFT JOIN pg_stat_user_tables s ON s.relid = p.oid
-              WHERE h.inhparent = to_regclass($1)`,
-            [`${d.schema}.${d.table}`],
+              WHERE h.inhparent = (SELECT t.oid FROM pg_class t JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                                    WHERE tn.nspname = $1 AND t.relname = $2)`,
+            // By name in the catalog: to_regclass would need USAGE on the schema, which the monitoring login lacks.
+            [d.schema, d.table],
           );
           if (!parts.length) continue;
           const month = (
