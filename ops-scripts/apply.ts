@@ -23,7 +23,7 @@ await command({ name: 'apply', usage, string: ['lock-timeout'] }, async ({ args 
     () =>
       steps.length
         ? steps.map((s) => `${s.status.padEnd(7)} ${s.action}${s.detail ? `\n        ${s.detail}` : ''}`).join('\n')
-        : 'indexes and views are as declared; nothing to do',
+        : 'indexes, views and partitions are as declared; nothing to do',
     steps.some((s) => s.status === 'failed') ? 1 : 0,
   );
 });

@@ -22,7 +22,7 @@ await command({ name: 'plan', usage }, async () => {
     (r) =>
       r.actions.length
         ? r.actions.map((a) => a.description).join('\n')
-        : 'indexes and views are as declared; nothing to do',
+        : 'indexes, views and partitions are as declared; nothing to do',
     actions.length ? 1 : 0,
   );
 });

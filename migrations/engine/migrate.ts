@@ -97,7 +97,14 @@ export async function migrate(
         const name = /^### MIGRATION (\S+) \((UP|DOWN)\) ###$/.exec(m)?.[1];
         if (name) current = name;
       },
-      warn: (m: string) => opts.logger?.log({ event: 'warn', message: m }),
+      warn: (m: string) =>
+        opts.logger?.log({
+          event: 'warn',
+          // node-pg-migrate's words for a migration that asked to run outside a transaction (an online conversion).
+          message: /Need to break single transaction|not wrapped in a transaction/.test(m)
+            ? `${current || 'a migration'} runs its steps outside one transaction, each its own (the migrations before it are committed first)`
+            : m,
+        }),
       error: (m: string) => {
         lastStatement = m;
       },
