@@ -11,6 +11,8 @@ import { seed } from '../../ops-scripts/lib/seed/load.ts';
 import { migrate } from '../../migrations/engine/migrate.ts';
 import { planReconcile, projectDeclarations, reconcile } from '../../views/engine/index.ts';
 import { addMonths } from '../../views/engine/partitions.ts';
+import { ATTENDANCE } from '../../migrations/1764028800011_partition-attendance.ts';
+import { addBound, createKeyIndex, validateBound } from '../../migrations/engine/partition-table.ts';
 import { runJob } from '../cli.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
 
@@ -255,6 +257,32 @@ test('retention retires whole partitions past it, rows and all, and keeps the mo
   } finally {
     await withClient(stack.owner(), (c) => c.query('DROP TABLE public.retention_probe'));
   }
+});
+
+test('down makes one table again with every row; a conversion stopped before its swap completes when run again', async () => {
+  const before = await su(
+    async (c) => (await c.query('SELECT count(*)::int AS n, sum(id)::text AS s FROM attendance_records')).rows[0],
+  );
+  await migrate(stack.owner(), { direction: 'down', count: 1 });
+  const plain = async () =>
+    su(async (c) => ({
+      kind: (await c.query("SELECT relkind FROM pg_class WHERE oid = 'attendance_records'::regclass")).rows[0].relkind,
+      rows: (await c.query('SELECT count(*)::int AS n, sum(id)::text AS s FROM attendance_records')).rows[0],
+      schema: (await c.query(`SELECT to_regnamespace('${P}')::text AS s`)).rows[0].s,
+    }));
+  assert.equal(await plain(), { kind: 'r', rows: before, schema: null });
+  // The first steps, as a run cut short before the swap would leave them.
+  await withClient(stack.owner(), async (c) => {
+    await c.query(`CREATE SCHEMA ${P}`);
+    for (const sql of [addBound(ATTENDANCE), validateBound(ATTENDANCE), createKeyIndex(ATTENDANCE)]) await c.query(sql);
+  });
+  assert.is((await plain()).kind, 'r');
+  await migrate(stack.owner(), { direction: 'up' });
+  const after = await plain();
+  assert.equal([after.kind, after.rows], ['p', before]);
+  await su(async (c) => assert.equal(await countsDrift(c), []));
+  assert.ok((await reconcile(stack.owner())).every((s) => s.status === 'done'));
+  assert.equal(await withClient(stack.owner(), (c) => planReconcile(c)), []);
 });
 
 test.run();
