@@ -10,6 +10,7 @@ import { withClient, type PgClient, type PgConfig } from '../../ops-scripts/lib/
 import { seed } from '../../ops-scripts/lib/seed/load.ts';
 import { runVacuum } from '../../ops-scripts/lib/maintenance/vacuum-run.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
+import { countsDrift } from '../attendance-counts.ts';
 
 let stack: TestStack;
 const app = (): PgConfig => stack.login('app_user');
@@ -29,16 +30,7 @@ async function assertExact(label: string, c?: PgClient): Promise<number> {
     const live = (await c.query(LIVE)).rows;
     assert.equal((await c.query(OURS)).rows, live, `${label}: the view differs from the live count`);
     // Every stored count is exact as of the window's day, not only those above five.
-    const drift = await c.query(`
-      WITH w AS (SELECT as_of FROM edupulse_derived.attendance_window),
-           truth AS (SELECT student_id, count(*) FILTER (WHERE status = 'absent')::int AS absences,
-                            count(*) FILTER (WHERE status = 'tardy')::int AS tardies
-                       FROM attendance_records, w WHERE status IN ('absent', 'tardy') AND date >= w.as_of - 30
-                      GROUP BY student_id)
-      SELECT * FROM truth FULL JOIN edupulse_derived.attendance_issue_counts c USING (student_id)
-       WHERE (truth.absences, truth.tardies) IS DISTINCT FROM (c.absences, c.tardies)
-         AND NOT (truth.student_id IS NULL AND c.absences = 0 AND c.tardies = 0)`);
-    assert.equal(drift.rows, [], `${label}: stored counts that differ from the table`);
+    assert.equal(await countsDrift(c), [], `${label}: stored counts that differ from the table`);
     return live.length;
   };
   return c ? check(c) : withClient(stack.pg, check);

@@ -15,26 +15,13 @@ import { ATTENDANCE } from '../../migrations/1764028800011_partition-attendance.
 import { addBound, createKeyIndex, validateBound } from '../../migrations/engine/partition-table.ts';
 import { runJob } from '../cli.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
+import { countsDrift } from '../attendance-counts.ts';
 
 let stack: TestStack;
 const app = (): PgConfig => stack.login('app_user');
 const su = <T>(fn: (c: PgClient) => Promise<T>) => withClient(stack.pg, fn);
 const P = 'edupulse_partitions';
 let seeded = 0;
-
-/** Every stored absence/tardy count equals the table's, as of the window's day. */
-async function countsDrift(c: PgClient): Promise<unknown[]> {
-  const { rows } = await c.query(`
-    WITH w AS (SELECT as_of FROM edupulse_derived.attendance_window),
-         truth AS (SELECT student_id, count(*) FILTER (WHERE status = 'absent')::int AS absences,
-                          count(*) FILTER (WHERE status = 'tardy')::int AS tardies
-                     FROM attendance_records, w WHERE status IN ('absent', 'tardy') AND date >= w.as_of - 30
-                    GROUP BY student_id)
-    SELECT * FROM truth FULL JOIN edupulse_derived.attendance_issue_counts c USING (student_id)
-     WHERE (truth.absences, truth.tardies) IS DISTINCT FROM (c.absences, c.tardies)
-       AND NOT (truth.student_id IS NULL AND c.absences = 0 AND c.tardies = 0)`);
-  return rows;
-}
 
 const partitionsOf = (c: PgClient, table = 'public.attendance_records') =>
   c
