@@ -246,7 +246,7 @@ test('retention retires whole partitions past it, rows and all, and keeps the mo
   }
 });
 
-test('down makes one table again with every row; a conversion stopped before its swap completes when run again', async () => {
+test('down makes one table again with every row; a conversion cut short before or after its swap completes when run again', async () => {
   const before = await su(
     async (c) => (await c.query('SELECT count(*)::int AS n, sum(id)::text AS s FROM attendance_records')).rows[0],
   );
@@ -270,6 +270,15 @@ test('down makes one table again with every row; a conversion stopped before its
   await su(async (c) => assert.equal(await countsDrift(c), []));
   assert.ok((await reconcile(stack.owner())).every((s) => s.status === 'done'));
   assert.equal(await withClient(stack.owner(), (c) => planReconcile(c)), []);
+  // Cut short after the swap, before node-pg-migrate recorded it: run again, it has nothing left but the record.
+  await su((c) => c.query("DELETE FROM edupulse_meta.pgmigrations WHERE name = '1764028800011_partition-attendance'"));
+  const again = await migrate(stack.owner(), { direction: 'up' });
+  assert.equal(
+    again.map((m) => m.name),
+    ['1764028800011_partition-attendance'],
+  );
+  const recorded = await plain();
+  assert.equal([recorded.kind, recorded.rows], ['p', before]);
 });
 
 test.run();
