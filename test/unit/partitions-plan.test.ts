@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import type { PartitionDecl } from '../../views/index.ts';
 import {
   addMonths,
+  monthsBetween,
   createPartition,
   parseBound,
   planPartitions,
@@ -49,6 +50,9 @@ test('month arithmetic and bounds as PostgreSQL prints them', () => {
   assert.is(addMonths('2026-12-06', 0), '2026-12-01');
   assert.is(addMonths('2026-12-31', 1), '2027-01-01');
   assert.is(addMonths('2027-01-15', -13), '2025-12-01');
+  assert.is(monthsBetween('2026-12-06', '2027-04-01'), 4);
+  assert.is(monthsBetween('2026-12-06', '2026-12-01'), 0);
+  assert.is(monthsBetween('2027-01-31', '2026-11-01'), -2);
   assert.equal(parseBound("FOR VALUES FROM ('2027-02-01') TO ('2027-03-01')"), {
     from: '2027-02-01',
     to: '2027-03-01',

@@ -48,6 +48,10 @@ export function addMonths(day: string, n: number): string {
   return d.toISOString().slice(0, 10);
 }
 
+/** Whole months from the month `from` is in to the month `to` is in (negative when `to` is earlier). */
+export const monthsBetween = (from: string, to: string) =>
+  (Number(to.slice(0, 4)) - Number(from.slice(0, 4))) * 12 + Number(to.slice(5, 7)) - Number(from.slice(5, 7));
+
 export const partitionName = (d: PartitionDecl, month: string) =>
   `${d.table}_${month.slice(0, 4)}_${month.slice(5, 7)}`;
 

@@ -13,6 +13,7 @@ import { SEED_TABLES } from '../seed/load.ts';
 import { poolerPid, poolerPools } from '../pooler.ts';
 import type { StackContext } from '../stack-context.ts';
 import { partitions as declaredPartitions } from '../../../views/partitions.ts';
+import { monthsBetween, parseBound } from '../../../views/engine/partitions.ts';
 
 export type Level = 'ok' | 'warn' | 'critical';
 export interface Check {
@@ -172,6 +173,7 @@ export async function postgresChecks(
             `about ${r.n} rows (statistics estimate; the monitoring login reads no table data)`,
           );
         // Declared partitions (views/partitions.ts): months made ahead, and rows no month holds (in the default one).
+        const today = (await c.query<{ d: string }>("SELECT to_char(current_date, 'YYYY-MM-DD') AS d")).rows[0]!.d;
         for (const d of declaredPartitions) {
           const { rows: parts } = await c.query<{ bound: string; live: number }>(
             `SELECT pg_get_expr(p.relpartbound, p.oid) AS bound, coalesce(s.n_live_tup, 0)::float8 AS live
@@ -182,22 +184,13 @@ export async function postgresChecks(
             [d.schema, d.table],
           );
           if (!parts.length) continue;
-          const month = (
-            await c.query<{ m: string }>("SELECT to_char(date_trunc('month', current_date), 'YYYY-MM-DD') AS m")
-          ).rows[0]!.m;
-          const ends = parts
-            .map((p) => /TO \('(\d{4}-\d{2}-\d{2})'\)/.exec(p.bound)?.[1])
-            .filter((e): e is string => !!e);
-          const last = ends.sort().at(-1);
-          const ahead = last
-            ? Math.max(
-                -1,
-                (Number(last.slice(0, 4)) - Number(month.slice(0, 4))) * 12 +
-                  Number(last.slice(5, 7)) -
-                  Number(month.slice(5, 7)) -
-                  1,
-              )
-            : -1;
+          // The last day a month partition covers up to (exclusive), against today's month.
+          const last = parts
+            .map((p) => parseBound(p.bound))
+            .flatMap((b) => (b && b !== 'default' && b.to ? [b.to] : []))
+            .sort()
+            .at(-1);
+          const ahead = last ? Math.max(-1, monthsBetween(today, last) - 1) : -1;
           add(
             `partition_months_ahead_${d.table}`,
             ahead >= 1 ? 'ok' : 'warn',
