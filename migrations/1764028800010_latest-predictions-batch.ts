@@ -16,7 +16,8 @@
 import type { MigrationBuilder } from 'node-pg-migrate';
 import { COLS, INSERT_BODY, PICK, SET_PREDICTION, T } from './1764028800005_latest-predictions.ts';
 
-const INSERT_IN_PLACE = `
+/** The insert trigger's body as this migration made it (migration latest-predictions-one-statement builds on it). */
+export const INSERT_IN_PLACE = `
 DECLARE
   students_in_batch bigint;
   updated bigint;
@@ -44,7 +45,7 @@ BEGIN
   RETURN NULL;
 END`;
 
-const replaceBody = (body: string) =>
+export const replaceBody = (body: string) =>
   `CREATE OR REPLACE FUNCTION edupulse_derived.latest_after_insert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
      SET search_path = pg_catalog, pg_temp SET work_mem = '64MB' AS $body$${body}$body$`;
 

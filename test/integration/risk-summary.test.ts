@@ -206,6 +206,45 @@ test("a renamed student shows renamed, also when the rename races the student's 
   await assertEquivalent('after racing renames');
 });
 
+test('a nightly batch (one new prediction per student, applied in one statement) and a mixed batch keep it exact', async () => {
+  await withClient(app(), async (c) => {
+    // Every student with a prediction gets a newer one: the trigger's one-UPDATE path.
+    const nightly = await c.query(
+      `INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
+       SELECT student_id, 1 - risk_score, CASE WHEN risk_category = 'low' THEN 'high' ELSE 'low' END, '2031-01-01T02:00:00Z'
+         FROM student_risk_summary`,
+    );
+    assert.ok((nightly.rowCount ?? 0) > 300);
+    await assertEquivalent('nightly batch');
+    assert.is((await rows(`${OURS} WHERE risk_category = 'high'`)).length > 0, true, 'categories moved with the batch');
+    // One statement with a student twice (the later row first), a back-dated row, a student new to the table and
+    // an ordinary newer row: the rows the UPDATE could not apply go through the rest of the trigger.
+    const category = async (id: string) =>
+      (await c.query('SELECT risk_category FROM student_risk_summary WHERE student_id = $1', [id])).rows[0]
+        ?.risk_category;
+    const backDated = await category('STU0000041');
+    await c.query("INSERT INTO students (student_id, first_name, last_name) VALUES ('NEWINBATCH', 'New', 'Student')");
+    await c.query(
+      `INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date) VALUES
+         ('STU0000040', 0.95, 'critical', '2031-01-03T00:00:00Z'), ('STU0000040', 0.15, 'low', '2031-01-02T00:00:00Z'),
+         ('STU0000041', 0.99, 'critical', '2020-01-01T00:00:00Z'),
+         ('NEWINBATCH', 0.55, 'medium', '2031-01-02T00:00:00Z'),
+         ('STU0000042', 0.75, 'high', '2031-01-02T00:00:00Z')`,
+    );
+    await assertEquivalent('mixed batch');
+    assert.equal(
+      [
+        await category('STU0000040'),
+        await category('STU0000041'),
+        await category('NEWINBATCH'),
+        await category('STU0000042'),
+      ],
+      ['critical', backDated, 'medium', 'high'],
+      'the later of two rows, the back-dated row ignored, the new student, the newer row',
+    );
+  });
+});
+
 test('a second bulk COPY load (appending students) keeps it exact', async () => {
   await seed(owner(), { seed: 'summary-more', students: 200, yearEnd: '2026-11-20' }, { existing: 'append' });
   await assertEquivalent('after append');
