@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { withClient, type PgClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { seed } from '../../ops-scripts/lib/seed/load.ts';
-import { migrate } from '../../migrations/engine/migrate.ts';
+import { migrate, migrationNames } from '../../migrations/engine/migrate.ts';
 import { planReconcile, projectDeclarations, reconcile } from '../../views/engine/index.ts';
 import { addMonths } from '../../views/engine/partitions.ts';
 import { ATTENDANCE } from '../../migrations/1764028800011_partition-attendance.ts';
@@ -22,6 +22,9 @@ const app = (): PgConfig => stack.login('app_user');
 const su = <T>(fn: (c: PgClient) => Promise<T>) => withClient(stack.pg, fn);
 const P = 'edupulse_partitions';
 let seeded = 0;
+const CONVERSION = '1764028800011_partition-attendance';
+/** The conversion and the migrations after it, in order: a database made before the conversion has none of them. */
+const fromConversion = () => migrationNames().slice(migrationNames().indexOf(CONVERSION));
 
 const partitionsOf = (c: PgClient, table = 'public.attendance_records') =>
   c
@@ -36,7 +39,7 @@ test.before(
   logged(async () => {
     stack = await startTestStack();
     // As a database made before the conversion: one plain table, with data.
-    await migrate(stack.owner(), { direction: 'down', count: 1 });
+    await migrate(stack.owner(), { direction: 'down', count: fromConversion().length });
     const today = new Date().toISOString().slice(0, 10);
     const r = await seed(stack.owner(), { seed: 'parts', students: 400, yearEnd: today }, { existing: 'refuse' });
     seeded = r.rows.attendance_records!;
@@ -87,7 +90,7 @@ test('the conversion runs online: writers going through the table keep writing a
 
   assert.equal(
     ran.map((m) => m.name),
-    ['1764028800011_partition-attendance'],
+    fromConversion(),
   );
   assert.equal(errors, [], 'no writer saw an error');
   assert.ok(acked.filter((a) => a.at > started && a.at < ended).length > 0, 'writes were acknowledged during it');
@@ -250,7 +253,7 @@ test('down makes one table again with every row; a conversion cut short before o
   const before = await su(
     async (c) => (await c.query('SELECT count(*)::int AS n, sum(id)::text AS s FROM attendance_records')).rows[0],
   );
-  await migrate(stack.owner(), { direction: 'down', count: 1 });
+  await migrate(stack.owner(), { direction: 'down', count: fromConversion().length });
   const plain = async () =>
     su(async (c) => ({
       kind: (await c.query("SELECT relkind FROM pg_class WHERE oid = 'attendance_records'::regclass")).rows[0].relkind,
@@ -270,12 +273,14 @@ test('down makes one table again with every row; a conversion cut short before o
   await su(async (c) => assert.equal(await countsDrift(c), []));
   assert.ok((await reconcile(stack.owner())).every((s) => s.status === 'done'));
   assert.equal(await withClient(stack.owner(), (c) => planReconcile(c)), []);
-  // Cut short after the swap, before node-pg-migrate recorded it: run again, it has nothing left but the record.
-  await su((c) => c.query("DELETE FROM edupulse_meta.pgmigrations WHERE name = '1764028800011_partition-attendance'"));
+  // Cut short after the swap, before node-pg-migrate recorded it (so nothing after it ran either): run again, it
+  // has nothing left but the record.
+  await migrate(stack.owner(), { direction: 'down', count: fromConversion().length - 1 });
+  await su((c) => c.query('DELETE FROM edupulse_meta.pgmigrations WHERE name = $1', [CONVERSION]));
   const again = await migrate(stack.owner(), { direction: 'up' });
   assert.equal(
     again.map((m) => m.name),
-    ['1764028800011_partition-attendance'],
+    fromConversion(),
   );
   const recorded = await plain();
   assert.equal([recorded.kind, recorded.rows], ['p', before]);
