@@ -12,7 +12,7 @@ import { withClient, type PgClient } from '../ops-scripts/lib/db.ts';
 import { run } from '../ops-scripts/lib/run.ts';
 import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';
+import { DERIVED_TABLES, seed, SEED_TABLES } from '../ops-scripts/lib/seed/load.ts';
 import { PROJECT_ROOT } from '../ops-scripts/lib/state.ts';
 import { startTestStack } from '../test/harness.ts';
 
@@ -114,11 +114,7 @@ try {
       .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
       .join(', ')}`,
   );
-  await withClient(stack.pg, (c) =>
-    c.query(
-      `VACUUM ANALYZE ${SEED_TABLES.join(', ')}, edupulse_derived.latest_predictions, edupulse_derived.attendance_issue_counts, edupulse_derived.attendance_window`,
-    ),
-  );
+  await withClient(stack.pg, (c) => c.query(`VACUUM ANALYZE ${[...SEED_TABLES, ...DERIVED_TABLES].join(', ')}`));
   await withClient(stack.pg, async (c) => {
     await c.query(`CREATE TABLE ${FLOOR} AS ${HIGH_CRITICAL}`);
     await c.query(`VACUUM ANALYZE ${FLOOR}`);

@@ -16,17 +16,11 @@ import { declarations } from '../roles/declarations.ts';
 import { migratorConfig } from '../migrations/engine/migrate.ts';
 import { withClient } from '../ops-scripts/lib/db.ts';
 import { readSecrets } from '../ops-scripts/lib/secrets.ts';
-import { seed } from '../ops-scripts/lib/seed/load.ts';
+import { DERIVED_TABLES, seed } from '../ops-scripts/lib/seed/load.ts';
 import { startTestStack } from '../test/harness.ts';
 
 const STUDENTS = Number(process.env.BENCH_STUDENTS ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-/** The tables the batches' triggers write. */
-const DERIVED = [
-  'edupulse_derived.latest_predictions',
-  'edupulse_derived.attendance_issue_counts',
-  'edupulse_derived.attendance_window',
-];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const stack = await startTestStack();
@@ -114,7 +108,7 @@ try {
         // round met more of them than the one before, and autovacuum started inside timed batches. Then a
         // checkpoint, so one landing inside a timed batch does not decide the ratio.
         await withClient(stack.pg, async (c) => {
-          await c.query(`VACUUM ${b.table}, ${DERIVED.join(', ')}`);
+          await c.query(`VACUUM ${b.table}, ${DERIVED_TABLES.join(', ')}`);
           await c.query('CHECKPOINT');
         });
         const seconds = await withClient(owner, async (c) => {

@@ -23,19 +23,13 @@ import { INSERT_IN_PLACE, replaceBody } from './1764028800010_latest-predictions
 
 const NOT_APPLIED = `WHERE NOT EXISTS (SELECT 1 FROM ${T} a WHERE a.student_id = x.student_id AND a.prediction_id = x.id)`;
 
-function replaceOnce(text: string, find: string, by: string): string {
-  if (text.split(find).length !== 2) throw new Error(`latest-predictions-one-statement: expected one "${find}"`);
-  return text.replace(find, by);
-}
-
-/** The insert trigger's body: the batch applied in one UPDATE, the rest (if any) as before. */
-export const ONE_STATEMENT = replaceOnce(
-  replaceOnce(
-    replaceOnce(
-      INSERT_IN_PLACE,
-      '-- Every student updated (the nightly batch): nobody new to the table, nothing more to do.',
-      '-- Every student left was updated: nobody is new to the table.',
-    ),
+/** Each edit of the previous body, [the text it replaces, which must occur once, the replacement], in order. */
+const EDITS: Array<[find: string, by: string]> = [
+  [
+    '-- Every student updated (the nightly batch): nobody new to the table, nothing more to do.',
+    '-- Every student left was updated: nobody is new to the table.',
+  ],
+  [
     'BEGIN\n',
     `  in_batch bigint;
   applied bigint;
@@ -51,10 +45,15 @@ BEGIN
   IF applied = in_batch THEN RETURN NULL; END IF;
   -- The rows not applied: the greatest of each student's, if greater than the table's.
 `,
-  ),
-  'FROM new_rows x ORDER BY',
-  `FROM new_rows x ${NOT_APPLIED} ORDER BY`,
-);
+  ],
+  ['FROM new_rows x ORDER BY', `FROM new_rows x ${NOT_APPLIED} ORDER BY`],
+];
+
+/** The insert trigger's body: the batch applied in one UPDATE, the rest (if any) as before. */
+export const ONE_STATEMENT = EDITS.reduce((body, [find, by]) => {
+  if (body.split(find).length !== 2) throw new Error(`latest-predictions-one-statement: expected one "${find}"`);
+  return body.replace(find, by);
+}, INSERT_IN_PLACE);
 
 export async function up(pgm: MigrationBuilder): Promise<void> {
   pgm.sql(replaceBody(ONE_STATEMENT));

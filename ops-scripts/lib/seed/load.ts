@@ -11,6 +11,12 @@ import { dropSnapshotIndex, recreateIndex, snapshotIndexes } from '../../../view
 import { GENERATORS, tableChunks, type SeedSpec, type TableGenerator } from './generate.ts';
 
 export const SEED_TABLES = GENERATORS.map((g) => g.table);
+/** The tables the triggers keep from the seeded ones; a load recounts them at its end. */
+export const DERIVED_TABLES = [
+  'edupulse_derived.latest_predictions',
+  'edupulse_derived.attendance_issue_counts',
+  'edupulse_derived.attendance_window',
+];
 
 export type ExistingData = 'refuse' | 'append' | 'truncate';
 
