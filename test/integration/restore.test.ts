@@ -16,6 +16,7 @@ import {
   writeSync,
   closeSync,
   writeFileSync,
+  utimesSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,6 +25,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
+import { archiveUpToNow } from '../../ops-scripts/lib/restore/archive-now.ts';
 import { writeCanary } from '../../ops-scripts/lib/restore/restore-points.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { runJob, runJobOnTerminal } from '../cli.ts';
@@ -486,6 +488,47 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
       await c.query('ALTER SYSTEM RESET autovacuum');
       await c.query('SELECT pg_reload_conf()');
     });
+    await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+});
+
+test('restore to a time the archive has not reached, though its newest segment was archived after it: archives first, loses nothing', async () => {
+  const to = join(tempStateDir(), 'data');
+  try {
+    // The newest archived segment ends here; the rows below are in the live server's open segment.
+    await archiveUpToNow(stack.pg);
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        await withClient(
+          stack.pg,
+          async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
+        ),
+      );
+    await sleep(300);
+    const target = new Date();
+    await sleep(300);
+    // As when the archiver lags: the segment that ended before the rows is written to the repository after the target.
+    const wal = join(repo, 'wal');
+    const newest = readdirSync(wal)
+      .filter((f) => /^[0-9A-F]{24}\./.test(f))
+      .sort()
+      .pop()!;
+    utimesSync(join(wal, newest), new Date(), new Date());
+    const r = await runJob(
+      'restore',
+      ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
+      stack.env,
+    );
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const res = JSON.parse(r.stdout);
+    const got = await withClient({ ...stack.pg, port: res.port }, async (c) =>
+      (await c.query('SELECT id FROM probe WHERE id = ANY($1) ORDER BY id', [ids])).rows.map((x) => x.id as number),
+    );
+    assert.equal(got, ids, 'every row committed before the target is there');
+    if (res.quiet) assert.not.match(res.quiet.note, /could not be asked/);
+  } finally {
     await stopKept(to);
     rmSync(dirname(to), { recursive: true, force: true });
   }

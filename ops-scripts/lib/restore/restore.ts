@@ -59,7 +59,8 @@ export interface RestoreOptions {
   logDir?: string;
   /**
    * Called when a time target is newer than the archived WAL ("restore to just
-   * now"): switch the live server's segment and wait for it to be archived.
+   * now"), or the archive holds no transaction end after it (a quiet moment, or
+   * an archiver behind): switch the live server's segment and wait for it to be archived.
    */
   archiveNow?: () => Promise<void>;
   /** Hears each phase's progress (extract: bytes unpacked; replay: WAL bytes replayed of those to replay). */
@@ -147,18 +148,35 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
           ctx.as,
         )
       : undefined;
-  if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0)) {
-    // The WAL up to "just now" is still in the live server's current segment: have it archived (bounded) rather than refuse.
-    await opts.archiveNow().catch((err: unknown) =>
-      ctx.logger.log({
-        event: 'warn',
-        message: `could not archive the live server's current WAL: ${describeError(err)}`,
-      }),
-    );
-  }
+  /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
+  let caughtUp: boolean | undefined;
+  const catchUp = async (): Promise<boolean> =>
+    (caughtUp ??= opts.archiveNow
+      ? await opts.archiveNow().then(
+          () => true,
+          (err: unknown) => {
+            ctx.logger.log({
+              event: 'warn',
+              message: `could not archive the live server's current WAL: ${describeError(err)}`,
+            });
+            return false;
+          },
+        )
+      : false);
+  // The WAL up to "just now" is still in the live server's current segment: have it archived rather than refuse.
+  if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0))
+    await catchUp();
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
-  const resolved = await resolveTarget(catalog, backup, opts.target, pg);
+  let resolved = await resolveTarget(catalog, backup, opts.target, pg);
+  // Nothing after the target in the archive: a quiet moment, or WAL not archived yet. A segment is archived after it
+  // closes, so the newest one can be archived after the target and still end before it while the archiver lags;
+  // stopping at the archive's last commit would then lose what was committed up to the target. Archive first, read again.
+  if (resolved?.quiet && opts.archiveNow && caughtUp === undefined && (await catchUp()))
+    resolved = await resolveTarget(catalog, backup, opts.target, pg);
+  if (resolved?.quiet && opts.archiveNow && !caughtUp)
+    resolved.quiet.note +=
+      '; the live server could not be asked to archive its current WAL, so what it had committed but not archived is not in this restore';
   const recoveryTarget: RecoveryTarget = resolved?.target ?? opts.target;
   const replayFrom = parseLsn(backup.physical!.startLsn);
   const replayTo = resolved?.around.after
