@@ -29,8 +29,9 @@ of the WAL to replay); none when output is not a terminal or with --json.
                      When nothing committed after T in the archived WAL (a quiet
                      night, "just now" on an idle database), recovery stops at
                      the last commit at or before T (found with pg_waldump), the
-                     same state; a T newer than the archive has the live
-                     server switch its WAL segment and waits for the archiver
+                     same state; a T newer than the archive, or with nothing
+                     after it there, has the live server switch its WAL
+                     segment and waits for the archiver first
   --target-lsn L     e.g. 0/3000060
   --target-name N    a restore point made by backup:mark
   --target immediate the end of the backup
