@@ -105,6 +105,17 @@ async function stopKept(dataDir: string): Promise<void> {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+/** `restore --target-time` into `to`, started; its JSON report (the restore must succeed). */
+async function restoreStarted(target: Date, to: string) {
+  const r = await runJob(
+    'restore',
+    ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
+    stack.env,
+  );
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  return JSON.parse(r.stdout);
+}
+
 let backupEnded = 0;
 let mark = { name: 'mid-run', time: 0 };
 let end = 0;
@@ -465,13 +476,7 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
     await sleep(300);
     const target = new Date();
     // No pg_switch_wal here: the target is newer than the archive until the restore has it archived.
-    const r = await runJob(
-      'restore',
-      ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
-      stack.env,
-    );
-    assert.is(r.code, 0, r.stdout + r.stderr);
-    const res = JSON.parse(r.stdout);
+    const res = await restoreStarted(target, to);
     assert.ok(res.promoted);
     assert.match(res.recoveredTo, /^LSN /);
     assert.ok(Date.parse(res.quiet.lastCommit.time) <= target.getTime(), 'the last commit is at or before the target');
@@ -516,13 +521,7 @@ test('restore to a time the archive has not reached, though its newest segment w
       .sort()
       .pop()!;
     utimesSync(join(wal, newest), new Date(), new Date());
-    const r = await runJob(
-      'restore',
-      ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
-      stack.env,
-    );
-    assert.is(r.code, 0, r.stdout + r.stderr);
-    const res = JSON.parse(r.stdout);
+    const res = await restoreStarted(target, to);
     const got = await withClient({ ...stack.pg, port: res.port }, async (c) =>
       (await c.query('SELECT id FROM probe WHERE id = ANY($1) ORDER BY id', [ids])).rows.map((x) => x.id as number),
     );
