@@ -119,7 +119,7 @@ try {
     await stopCluster(r.spec, 'immediate');
     rmSync(scratch, { recursive: true, force: true });
     const full = await drill(ctx, {
-      targetTime: target,
+      targetTime: { time: target },
       scratchRoot: join(stack.ctx.paths.root, 'drills'),
       liveDataDir: stack.ctx.paths.dataDir,
       superuser: { user: secrets.postgres.superuser, password: secrets.postgres.password },

@@ -14,7 +14,7 @@ import { statePaths } from './lib/state.ts';
 import { formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { recordDrill } from './lib/drill/records.ts';
 import { badInput } from './lib/errors.ts';
-import { parseTargetTime } from './lib/restore/target.ts';
+import { isoOf, parseTargetTime } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { resolveStack } from './lib/stack-context.ts';
 
@@ -104,8 +104,7 @@ await command(
         'choose a backup with --backup <id>; a bare id goes only with --logical',
       );
     const targetTime = args['target-time'] ? parseTargetTime(String(args['target-time'])) : undefined;
-    if (targetTime && targetTime > new Date())
-      throw badInput(`the target ${targetTime.toISOString()} is in the future`);
+    if (targetTime && targetTime.time > new Date()) throw badInput(`the target ${isoOf(targetTime)} is in the future`);
     const stack = await resolveStack({ logger });
     const secrets = readSecrets(stack.paths.secretsFile);
     if (!secrets) throw badInput('no secrets file; run `npm run up` first');
@@ -116,7 +115,7 @@ await command(
     // failed drill is recorded (history, metrics) for it.
     if (opened && (args.backup || targetTime)) {
       try {
-        pickBackup(opened.catalog, { kind: 'time', time: targetTime ?? new Date() }, args.backup);
+        pickBackup(opened.catalog, { kind: 'time', ...(targetTime ?? { time: new Date() }) }, args.backup);
       } catch (err) {
         opened.close();
         throw err;

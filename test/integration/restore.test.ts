@@ -106,12 +106,9 @@ async function stopKept(dataDir: string): Promise<void> {
 }
 
 /** `restore --target-time` into `to`, started; its JSON report (the restore must succeed). */
-async function restoreStarted(target: Date, to: string) {
-  const r = await runJob(
-    'restore',
-    ['--target-time', target.toISOString(), '--to', to, '--start', '--json'],
-    stack.env,
-  );
+async function restoreStarted(target: Date | string, to: string) {
+  const time = typeof target === 'string' ? target : target.toISOString();
+  const r = await runJob('restore', ['--target-time', time, '--to', to, '--start', '--json'], stack.env);
   assert.is(r.code, 0, r.stdout + r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -488,6 +485,15 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
     const live = await withClient(stack.pg, async (c) => (await c.query('SELECT count(*) AS n FROM probe')).rows[0].n);
     assert.is(ids.m, last, 'the last row committed before the target is there');
     assert.is(ids.n, live, 'every row of the live table is there');
+    // The last commit's time, as the report gives it (to the microsecond), names that commit: restored to it, it is there.
+    await stopKept(to);
+    const again = await restoreStarted(res.quiet.lastCommit.time, to);
+    const m = await withClient(
+      { ...stack.pg, port: again.port },
+      async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
+    );
+    assert.is(m, last, 'restored to the commit time of the last row, the row is there');
+    assert.match(again.target, new RegExp(res.quiet.lastCommit.time.replace(/[.]/g, '[.]')));
   } finally {
     await withClient(stack.pg, async (c) => {
       await c.query('ALTER SYSTEM RESET autovacuum');

@@ -19,13 +19,14 @@ import { newBackupId } from '../backup/repository.ts';
 import { auditRoles } from '../../../roles/engine/index.ts';
 import { writeCanary } from '../restore/restore-points.ts';
 import { restore, type RestoreOptions, type RestoreResult } from '../restore/restore.ts';
+import { exactMicros, isoOf, type TargetTime } from '../restore/target.ts';
 import { archiveUpToNow } from '../restore/archive-now.ts';
 import type { Catalog } from '../restore/catalog.ts';
 import type { StepStatus } from '../logger.ts';
 
 export interface DrillOptions {
   /** Default: a point the drill makes between two canaries, just now. */
-  targetTime?: Date;
+  targetTime?: TargetTime;
   backupId?: string;
   keep?: boolean;
   scratchRoot: string;
@@ -147,12 +148,12 @@ async function checkCanaries(live: PgConfig, restored: PgConfig, target: Date): 
  */
 export function checkWalEvidence(
   r: Pick<RestoreResult, 'walEvidence' | 'lastReplayedMicros'>,
-  target: Date,
+  target: TargetTime,
 ): DrillCheck {
   const name = 'data exactness (WAL evidence)';
   const ev = r.walEvidence;
   if (!ev) return { name, status: 'skipped', detail: 'not a time target' };
-  const t = BigInt(target.getTime()) * 1000n;
+  const t = exactMicros(target);
   const secs = (us: bigint) => (Number(us) / 1e6).toFixed(6);
   const after = ev.after
     ? `; the first after it (${ev.after.time}, LSN ${ev.after.lsn}, ${secs(BigInt(ev.after.micros) - t)}s after the target) was not replayed`
@@ -238,15 +239,15 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
   const scratch = join(opts.scratchRoot, id);
   let restored: RestoreResult | undefined;
   try {
-    const target = opts.targetTime ?? (await placeTarget(ctx.admin, id));
+    const target: TargetTime = opts.targetTime ?? { time: await placeTarget(ctx.admin, id) };
     if (opts.targetTime) await writeCanary(ctx.admin, id, 'after');
-    report.target = target.toISOString();
+    report.target = isoOf(target);
     await archiveUpToNow(ctx.admin);
     await opts.afterArchive?.();
     ensurePrivateDir(opts.scratchRoot, ctx.as);
     const r0 = performance.now();
     restored = await restore(ctx, {
-      target: { kind: 'time', time: target },
+      target: { kind: 'time', ...target },
       to: join(scratch, 'data'),
       backupId: opts.backupId,
       start: true,
@@ -275,8 +276,13 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
       application_name: 'edupulse-db drill',
     };
     const last = restored.lastReplayedCommit ? new Date(restored.lastReplayedCommit) : undefined;
-    if (last && last.getTime() <= target.getTime()) {
-      report.rpoSeconds = (target.getTime() - last.getTime()) / 1000;
+    // To the microsecond where the server said it (a target may be finer than a millisecond).
+    const lastUs =
+      restored.lastReplayedMicros != null
+        ? BigInt(restored.lastReplayedMicros)
+        : last && BigInt(last.getTime()) * 1000n;
+    if (last && lastUs !== undefined && lastUs <= exactMicros(target)) {
+      report.rpoSeconds = Number(exactMicros(target) - lastUs) / 1e6;
       checks.push({
         name: 'target reached',
         status: 'passed',
@@ -290,7 +296,7 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
       });
     }
     for (const check of [
-      () => checkCanaries(ctx.admin, conn, target),
+      () => checkCanaries(ctx.admin, conn, target.time),
       async () => checkWalEvidence(restored!, target),
       () => checkIndexes(restored!, conn),
       async (): Promise<DrillCheck> => {

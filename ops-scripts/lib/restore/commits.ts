@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { failed } from '../errors.ts';
 import { run } from '../run.ts';
 import { parseLsn, parseSegment } from '../backup/wal.ts';
+import { exactMicros, isoOf, type TargetTime } from './target.ts';
 
 export interface XactRecord {
   kind: 'COMMIT' | 'ABORT' | 'COMMIT_PREPARED' | 'ABORT_PREPARED';
@@ -35,8 +36,6 @@ export function parseXactRecords(text: string): XactRecord[] {
   }
   return out;
 }
-
-export const microsOf = (d: Date) => BigInt(d.getTime()) * 1000n;
 
 export interface CommitsAround {
   /** The last transaction end at or before the target. */
@@ -93,14 +92,14 @@ async function recordsIn(waldump: string, src: WalSource, i: number, segSize: nu
 export async function commitsAround(
   waldump: string,
   src: WalSource,
-  target: Date,
+  target: TargetTime,
   segSize: number,
 ): Promise<CommitsAround> {
-  const t = microsOf(target);
+  const t = exactMicros(target);
   const { segments } = src;
   const archivedBefore = (n: string) => {
     const at = src.archivedAt(n);
-    return at !== undefined && Date.parse(at) + src.slackMs < target.getTime();
+    return at !== undefined && Date.parse(at) + src.slackMs < target.time.getTime();
   };
   let first = segments.findIndex((n) => !archivedBefore(n));
   if (first < 0) first = segments.length - 1;
@@ -126,7 +125,7 @@ export async function commitsAround(
 
 export interface ResolvedTime {
   /** The recovery target to give PostgreSQL. */
-  target: { kind: 'time'; time: Date } | { kind: 'lsn'; lsn: string } | { kind: 'immediate' };
+  target: { kind: 'time'; time: Date; micros?: bigint } | { kind: 'lsn'; lsn: string } | { kind: 'immediate' };
   /** Set when the archive holds nothing after the target: how the stop point was chosen. */
   quiet?: { lastCommit?: { time: string; lsn: string }; scannedThrough?: string; note: string };
 }
@@ -137,8 +136,8 @@ export interface ResolvedTime {
  * it (or the end of the backup, when that commit precedes it), which is the
  * same state, since nothing committed between that commit and the target.
  */
-export function resolveTime(time: Date, around: CommitsAround, backupStopLsn: string): ResolvedTime {
-  if (around.after) return { target: { kind: 'time', time } };
+export function resolveTime(time: TargetTime, around: CommitsAround, backupStopLsn: string): ResolvedTime {
+  if (around.after) return { target: { kind: 'time', ...time } };
   const last = around.atOrBefore;
   const through = around.through ?? 'the newest segment';
   if (last && parseLsn(last.lsn) >= parseLsn(backupStopLsn)) {
@@ -148,7 +147,7 @@ export function resolveTime(time: Date, around: CommitsAround, backupStopLsn: st
         lastCommit: { time: last.time, lsn: last.lsn },
         scannedThrough: through,
         note:
-          `nothing committed between ${last.time} and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
+          `nothing committed between ${last.time} and ${isoOf(time)} nor after it in the archived WAL (read through ${through}); ` +
           `the state at the target is the state after the transaction that ended at ${last.time} (LSN ${last.lsn}), recovered exactly to it`,
       },
     };
@@ -159,7 +158,7 @@ export function resolveTime(time: Date, around: CommitsAround, backupStopLsn: st
       ...(last ? { lastCommit: { time: last.time, lsn: last.lsn } } : {}),
       scannedThrough: through,
       note:
-        `nothing committed between the end of the backup and ${time.toISOString()} nor after it in the archived WAL (read through ${through}); ` +
+        `nothing committed between the end of the backup and ${isoOf(time)} nor after it in the archived WAL (read through ${through}); ` +
         'the state at the target is the state at the end of the backup, recovered exactly to it',
     },
   };

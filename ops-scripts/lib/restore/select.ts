@@ -143,10 +143,10 @@ export async function resolveTarget(
       path: (n) => catalog.walPath(n),
       slackMs: 1000,
     },
-    target.time,
+    target,
     seg,
   );
-  return { ...resolveTime(target.time, around, backup.physical!.stopLsn), around };
+  return { ...resolveTime(target, around, backup.physical!.stopLsn), around };
 }
 
 /** The WAL position recovery will stop at, as far as it is known before it starts (for progress). */
