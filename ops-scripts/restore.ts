@@ -26,6 +26,7 @@ On a terminal it shows each phase's progress (bytes extracted; WAL replayed
 of the WAL to replay); none when output is not a terminal or with --json.
 
   --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused.
+                     Fractions are kept to the microsecond (commit times are).
                      When nothing committed after T in the archived WAL (a quiet
                      night, "just now" on an idle database), recovery stops at
                      the last commit at or before T (found with pg_waldump), the
