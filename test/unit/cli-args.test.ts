@@ -1,6 +1,6 @@
 // The command layer keeps identifiers as the strings they were typed: a WAL
 // segment name made only of digits, a numeric backup id or restore point name.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -123,6 +123,18 @@ test('an impossible date is bad input, not rolled over to the next month', async
   const r = await runJob('seed', ['--year-end', '2000-02-30']);
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /--year-end 2000-02-30 is not a date/);
+});
+
+test('every job has its npm script, as the README promises (`npm run <job> -- [flags]`)', () => {
+  const scripts = JSON.parse(readFileSync('package.json', 'utf8')).scripts as Record<string, string>;
+  const jobs = readdirSync('ops-scripts')
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => f.slice(0, -3).replace(/-/g, ':'));
+  assert.equal(
+    jobs.filter((j) => scripts[j] !== `node bin/edupulse-db.js ${j}`),
+    [],
+    'jobs without an npm script running the bin',
+  );
 });
 
 test.run();
