@@ -33,7 +33,8 @@ of the WAL to replay); none when output is not a terminal or with --json.
                      same state; a T newer than the archive, or with nothing
                      after it there, has the live server switch its WAL
                      segment and waits for the archiver first
-  --target-lsn L     e.g. 0/3000060
+  --target-lsn L     e.g. 0/3000060; one past the archived WAL (the current LSN)
+                     has the live server archive its WAL first, as above
   --target-name N    a restore point made by backup:mark
   --target immediate the end of the backup
   --from-remote      restore from the object store (also the default when the

@@ -504,6 +504,27 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
   }
 });
 
+test('restore to an LSN the archive does not reach yet (the current one): archives the current WAL first, loses nothing', async () => {
+  const to = join(tempStateDir(), 'data');
+  try {
+    const { id, lsn } = await withClient(stack.pg, async (c) => {
+      const id = (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number;
+      return { id, lsn: (await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string };
+    });
+    const r = await runJob('restore', ['--target-lsn', lsn, '--to', to, '--start', '--json'], stack.env);
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const res = JSON.parse(r.stdout);
+    const m = await withClient(
+      { ...stack.pg, port: res.port },
+      async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
+    );
+    assert.is(m, id, 'the row committed before the LSN is there');
+  } finally {
+    await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+});
+
 test('restore to a time the archive has not reached, though its newest segment was archived after it: archives first, loses nothing', async () => {
   const to = join(tempStateDir(), 'data');
   try {

@@ -31,7 +31,7 @@ import { localCatalog, type Catalog } from './catalog.ts';
 import type { PrefetchStats } from './prefetch.ts';
 import { type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
-import { chooseBackup, pickBackup, newestArchivedAt, replayEnd, resolveTarget } from './select.ts';
+import { archivedEnd, chooseBackup, pickBackup, newestArchivedAt, replayEnd, resolveTarget } from './select.ts';
 import { checkTargetDir } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
@@ -60,7 +60,8 @@ export interface RestoreOptions {
   /**
    * Called when a time target is newer than the archived WAL ("restore to just
    * now"), or the archive holds no transaction end after it (a quiet moment, or
-   * an archiver behind): switch the live server's segment and wait for it to be archived.
+   * an archiver behind), or an LSN target is past the archive's end: switch the
+   * live server's segment and wait for it to be archived.
    */
   archiveNow?: () => Promise<void>;
   /** Hears each phase's progress (extract: bytes unpacked; replay: WAL bytes replayed of those to replay). */
@@ -165,6 +166,9 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
       : false);
   // The WAL up to "just now" is still in the live server's current segment: have it archived rather than refuse.
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0))
+    await catchUp();
+  // Likewise an LSN the archive does not reach yet (pg_current_wal_lsn() a moment ago).
+  if (opts.target.kind === 'lsn' && opts.archiveNow && parseLsn(opts.target.lsn) > archivedEnd(catalog, picked))
     await catchUp();
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);

@@ -151,11 +151,16 @@ export async function resolveTarget(
 
 /** The WAL position recovery will stop at, as far as it is known before it starts (for progress). */
 export function replayEnd(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget): bigint {
-  const seg = backup.server.walSegmentBytes;
   if (target.kind === 'immediate') return parseLsn(backup.physical!.stopLsn);
   if (target.kind === 'lsn') return parseLsn(target.lsn);
   const point = target.kind === 'name' ? catalog.restorePoints.find((p) => p.name === target.name) : undefined;
   if (point) return parseLsn(point.lsn);
+  return archivedEnd(catalog, backup);
+}
+
+/** Where the archived WAL reachable from `backup` ends: the end of its newest segment (the backup's end without one). */
+export function archivedEnd(catalog: Catalog, backup: BackupRecord): bigint {
+  const seg = backup.server.walSegmentBytes;
   const { newest } = checkArchive(
     catalog.walFiles,
     catalog.histories,
