@@ -35,7 +35,8 @@ of the WAL to replay); none when output is not a terminal or with --json.
                      segment and waits for the archiver first
   --target-lsn L     e.g. 0/3000060; one past the archived WAL (the current LSN)
                      has the live server archive its WAL first, as above
-  --target-name N    a restore point made by backup:mark
+  --target-name N    a restore point made by backup:mark (one not archived yet has
+                     the live server archive its WAL first)
   --target immediate the end of the backup
   --from-remote      restore from the object store (also the default when the
                      local repository holds no physical backup and a store is set)`;

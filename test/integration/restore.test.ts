@@ -525,6 +525,25 @@ test('restore to an LSN the archive does not reach yet (the current one): archiv
   }
 });
 
+test('restore to a restore point marked a moment ago (not archived yet): archives the current WAL first', async () => {
+  const to = join(tempStateDir(), 'data');
+  try {
+    const marked = await runJob('backup:mark', ['just-marked', '--json'], stack.env);
+    assert.is(marked.code, 0, marked.stderr);
+    const r = await runJob('restore', ['--target-name', 'just-marked', '--to', to, '--start', '--json'], stack.env);
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const sides = await withClient({ ...stack.pg, port: JSON.parse(r.stdout).port }, async (c) =>
+      (await c.query("SELECT side FROM edupulse_meta.drill_canaries WHERE drill_id = 'mark:just-marked'")).rows.map(
+        (x) => x.side as string,
+      ),
+    );
+    assert.equal(sides, ['before'], "the mark's canary before it is there, the one after it is not");
+  } finally {
+    await stopKept(to);
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+});
+
 test('restore to a time the archive has not reached, though its newest segment was archived after it: archives first, loses nothing', async () => {
   const to = join(tempStateDir(), 'data');
   try {

@@ -60,8 +60,8 @@ export interface RestoreOptions {
   /**
    * Called when a time target is newer than the archived WAL ("restore to just
    * now"), or the archive holds no transaction end after it (a quiet moment, or
-   * an archiver behind), or an LSN target is past the archive's end: switch the
-   * live server's segment and wait for it to be archived.
+   * an archiver behind), or an LSN or restore point target is past the
+   * archive's end: switch the live server's segment and wait for it to be archived.
    */
   archiveNow?: () => Promise<void>;
   /** Hears each phase's progress (extract: bytes unpacked; replay: WAL bytes replayed of those to replay). */
@@ -93,6 +93,13 @@ export interface RestoreResult {
   /** The last replayed transaction end, in microseconds since the epoch (exact, unlike lastReplayedCommit). */
   lastReplayedMicros?: string | null;
   spec: ClusterSpec;
+}
+
+/** The WAL position an LSN or a restore point target names, if known. */
+function targetLsn(t: RecoveryTarget, catalog: Catalog): string | undefined {
+  if (t.kind === 'lsn') return t.lsn;
+  if (t.kind === 'name') return catalog.restorePoints.find((p) => p.name === t.name)?.lsn;
+  return undefined;
 }
 
 /** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
@@ -167,9 +174,9 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   // The WAL up to "just now" is still in the live server's current segment: have it archived rather than refuse.
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0))
     await catchUp();
-  // Likewise an LSN the archive does not reach yet (pg_current_wal_lsn() a moment ago).
-  if (opts.target.kind === 'lsn' && opts.archiveNow && parseLsn(opts.target.lsn) > archivedEnd(catalog, picked))
-    await catchUp();
+  // Likewise an LSN, or a restore point, the archive does not reach yet (pg_current_wal_lsn() or a mark a moment ago).
+  const lsn = targetLsn(opts.target, catalog);
+  if (lsn && opts.archiveNow && parseLsn(lsn) > archivedEnd(catalog, picked)) await catchUp();
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
   const pg = await binariesFor(backup.server.major);
   let resolved = await resolveTarget(catalog, backup, opts.target, pg);
