@@ -113,6 +113,12 @@ async function restoreStarted(target: Date | string, to: string) {
   return JSON.parse(r.stdout);
 }
 
+/** A restore's data directory `to` (in its own temp state directory): stopped, and both removed. */
+async function discardRestore(to: string): Promise<void> {
+  await stopKept(to);
+  rmSync(dirname(to), { recursive: true, force: true });
+}
+
 let backupEnded = 0;
 let mark = { name: 'mid-run', time: 0 };
 let end = 0;
@@ -239,8 +245,7 @@ test('restore to a named restore point holds exactly the rows committed before t
     const restoredConf = readFileSync(join(to, 'edupulse.conf'), 'utf8');
     assert.match(restoredConf, /archive_mode = 'off'/, 'a restored cluster never archives into the live repository');
   } finally {
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
   assert.not.match(r.stderr, /extract|replay|\r/, 'no progress with --json or without a terminal');
 });
@@ -255,8 +260,7 @@ test('on a terminal, restore shows its phases with progress: bytes extracted, WA
     assert.ok(r.stdout.indexOf('extract') < r.stdout.indexOf('replay'), 'extract, then replay');
     assert.match(r.stdout, /restored backup \S+ .* target restore point/);
   } finally {
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
 });
 
@@ -499,8 +503,7 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
       await c.query('ALTER SYSTEM RESET autovacuum');
       await c.query('SELECT pg_reload_conf()');
     });
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
 });
 
@@ -520,8 +523,7 @@ test('restore to an LSN the archive does not reach yet (the current one): archiv
     );
     assert.is(m, id, 'the row committed before the LSN is there');
   } finally {
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
 });
 
@@ -539,8 +541,7 @@ test('restore to a restore point marked a moment ago (not archived yet): archive
     );
     assert.equal(sides, ['before'], "the mark's canary before it is there, the one after it is not");
   } finally {
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
 });
 
@@ -574,8 +575,7 @@ test('restore to a time the archive has not reached, though its newest segment w
     assert.equal(got, ids, 'every row committed before the target is there');
     if (res.quiet) assert.not.match(res.quiet.note, /could not be asked/);
   } finally {
-    await stopKept(to);
-    rmSync(dirname(to), { recursive: true, force: true });
+    await discardRestore(to);
   }
 });
 

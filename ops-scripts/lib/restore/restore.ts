@@ -31,7 +31,15 @@ import { localCatalog, type Catalog } from './catalog.ts';
 import type { PrefetchStats } from './prefetch.ts';
 import { type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
-import { archivedEnd, chooseBackup, pickBackup, newestArchivedAt, replayEnd, resolveTarget } from './select.ts';
+import {
+  archivedEnd,
+  chooseBackup,
+  pickBackup,
+  newestArchivedAt,
+  replayEnd,
+  resolveTarget,
+  targetLsn,
+} from './select.ts';
 import { checkTargetDir } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
@@ -95,13 +103,6 @@ export interface RestoreResult {
   spec: ClusterSpec;
 }
 
-/** The WAL position an LSN or a restore point target names, if known. */
-function targetLsn(t: RecoveryTarget, catalog: Catalog): string | undefined {
-  if (t.kind === 'lsn') return t.lsn;
-  if (t.kind === 'name') return catalog.restorePoints.find((p) => p.name === t.name)?.lsn;
-  return undefined;
-}
-
 /** Files of the backup whose content no longer matches the SHA-256 recorded when it was taken. */
 async function damagedFiles(dir: string, r: BackupRecord): Promise<string[]> {
   const out: string[] = [];
@@ -156,6 +157,8 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
           ctx.as,
         )
       : undefined;
+  // Without the backup's binaries the restore is refused (exit 2) before the live server is asked to archive.
+  const pg = await binariesFor(picked.server.major);
   /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
   let caughtUp: boolean | undefined;
   const catchUp = async (): Promise<boolean> =>
@@ -178,7 +181,6 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   const lsn = targetLsn(opts.target, catalog);
   if (lsn && opts.archiveNow && parseLsn(lsn) > archivedEnd(catalog, picked)) await catchUp();
   const backup = chooseBackup(catalog, opts.target, opts.backupId);
-  const pg = await binariesFor(backup.server.major);
   let resolved = await resolveTarget(catalog, backup, opts.target, pg);
   // Nothing after the target in the archive: a quiet moment, or WAL not archived yet. A segment is archived after it
   // closes, so the newest one can be archived after the target and still end before it while the archiver lags;

@@ -152,10 +152,15 @@ export async function resolveTarget(
 /** The WAL position recovery will stop at, as far as it is known before it starts (for progress). */
 export function replayEnd(catalog: Catalog, backup: BackupRecord, target: RecoveryTarget): bigint {
   if (target.kind === 'immediate') return parseLsn(backup.physical!.stopLsn);
-  if (target.kind === 'lsn') return parseLsn(target.lsn);
-  const point = target.kind === 'name' ? catalog.restorePoints.find((p) => p.name === target.name) : undefined;
-  if (point) return parseLsn(point.lsn);
-  return archivedEnd(catalog, backup);
+  const lsn = targetLsn(target, catalog);
+  return lsn ? parseLsn(lsn) : archivedEnd(catalog, backup);
+}
+
+/** The WAL position an LSN or a restore point target names, if known. */
+export function targetLsn(t: RecoveryTarget, catalog: Catalog): string | undefined {
+  if (t.kind === 'lsn') return t.lsn;
+  if (t.kind === 'name') return catalog.restorePoints.find((p) => p.name === t.name)?.lsn;
+  return undefined;
 }
 
 /** Where the archived WAL reachable from `backup` ends: the end of its newest segment (the backup's end without one). */
