@@ -1,6 +1,16 @@
 // Files that hold secrets or catalog entries: written whole or not at all
 // (temp file, fsync, rename), readable by their owner only.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, chownSync, mkdirSync, chmodSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  writeSync,
+  chownSync,
+  mkdirSync,
+  chmodSync,
+  rmSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { OsUser } from './run.ts';
 
@@ -8,13 +18,19 @@ export function writeFileAtomic(path: string, content: string, opts: { mode?: nu
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', opts.mode ?? 0o600);
   try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (opts.owner) chownSync(tmp, opts.owner.uid, opts.owner.gid);
+    renameSync(tmp, path);
+  } catch (err) {
+    // A failed write (disk full, the path a directory) leaves nothing behind: not even its temp file.
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  if (opts.owner) chownSync(tmp, opts.owner.uid, opts.owner.gid);
-  renameSync(tmp, path);
   syncFile(dirname(path));
 }
 

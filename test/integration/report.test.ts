@@ -2,7 +2,7 @@
 // file written by `edupulse-db report` for a test stack with a backup, a drill
 // and a health result; its DOM holds the expected text and charts, and
 // screenshots at a desktop and a phone width are not blank.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -103,5 +103,17 @@ for (const [name, width, height] of [
     assert.ok(p.distinct > 40, `${p.distinct} distinct values: text and charts, not an empty page`);
   });
 }
+
+test('--out a directory, or a file in a missing directory: exit 2, named, and nothing written anywhere', async () => {
+  const before = readdirSync(scratch).sort();
+  const dir = await runJob('report', ['--out', scratch], stack.env);
+  assert.is(dir.code, 2, dir.stderr);
+  assert.match(dir.stderr, `--out ${scratch} is a directory`);
+  const missing = join(scratch, 'no-such-dir', 'report.html');
+  const gone = await runJob('report', ['--out', missing], stack.env);
+  assert.is(gone.code, 2, gone.stderr);
+  assert.match(gone.stderr, `directory ${join(scratch, 'no-such-dir')} does not exist`);
+  assert.equal(readdirSync(scratch).sort(), before, 'no temp file or page left beside them');
+});
 
 test.run();
