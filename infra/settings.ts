@@ -336,13 +336,25 @@ export const check = {
     if (!pattern.test(raw)) throw new Error(`"${raw}" is not ${what}`);
     return raw;
   },
+  /**
+   * A PostgreSQL timeout (lock_timeout, statement_timeout) with its unit. A bare
+   * number would be milliseconds to the server and 0 turns the timeout off, so
+   * both are refused; so is anything past the server's limit (2147483647 ms).
+   */
+  timeout(raw: string): string {
+    const m = /^(\d+)(ms|s|min|h)$/.exec(raw);
+    if (!m) throw new Error(`"${raw}" is not a duration with its unit, such as 5s, 500ms, 2min or 1h`);
+    const ms = Number(m[1]) * { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'min' | 'h'];
+    if (ms < 1) throw new Error(`"${raw}" would turn the timeout off; give at least 1ms`);
+    if (ms > 2_147_483_647) throw new Error(`"${raw}" is past PostgreSQL's limit of 2147483647ms (about 24 days)`);
+    return raw;
+  },
 };
 
 /** The shapes of values, each written once. */
 export const PATTERNS = {
   image: [/^[\w.\/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/, 'an image reference such as postgres:17'],
   size: [/^\d+(kb|mb|gb)?$/i, 'a size such as 256mb'],
-  duration: [/^\d+(ms|s|min)?$/, 'a duration such as 5s or 500ms'],
   database: [/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case database name'],
   ageRecipient: [/^age1[02-9ac-hj-np-z]{58}$/, 'an age public key (age1..., from age-keygen -y)'],
   absolutePath: [/^\/[^\0'"\n]*$/, 'an absolute path'],
@@ -517,7 +529,7 @@ export function loadSettings(env: Env = {}): Settings {
       maxClientConn: intIn(env, 'POOLER_MAX_CLIENTS', d.pooler.maxClientConn, 1, 100_000),
     },
     migrations: {
-      lockTimeout: shaped(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, PATTERNS.duration),
+      lockTimeout: fromEnv(env, 'MIGRATE_LOCK_TIMEOUT', d.migrations.lockTimeout, check.timeout),
     },
     redis: {
       port: intIn(env, 'REDIS_PORT', d.redis.port, 1, 65535),

@@ -1,6 +1,5 @@
 // npm run apply: make the declared indexes and views real.
-import { command, outcome } from './lib/cli.ts';
-import { badInput } from './lib/errors.ts';
+import { command, outcome, timeoutFlag } from './lib/cli.ts';
 import { migratorTarget } from './lib/migrate-target.ts';
 import { reconcile } from '../views/engine/index.ts';
 
@@ -14,9 +13,7 @@ declares. Every statement runs under lock_timeout. Runs as the owner role.
 Exit 0 when every step succeeded, 1 otherwise.`;
 
 await command({ name: 'apply', usage, string: ['lock-timeout'] }, async ({ args }) => {
-  if (args['lock-timeout'] !== undefined && !/^\d+(ms|s|min)?$/.test(args['lock-timeout'])) {
-    throw badInput(`--lock-timeout ${args['lock-timeout']} is not a duration`, 'use for example 5s, 500ms or 2min');
-  }
+  timeoutFlag(args, 'lock-timeout');
   const steps = await reconcile(migratorTarget(), { lockTimeout: args['lock-timeout'] as string | undefined });
   return outcome(
     { steps },

@@ -1,5 +1,5 @@
 // npm run vacuum: plan from the server's statistics, then vacuum/analyze what needs it.
-import { command, outcome } from './lib/cli.ts';
+import { command, outcome, timeoutFlag } from './lib/cli.ts';
 import { connections } from './lib/connection.ts';
 import { badInput } from './lib/errors.ts';
 import { table } from './lib/format.ts';
@@ -34,7 +34,10 @@ function seconds(raw: unknown): number | undefined {
   if (raw === undefined) return undefined;
   const m = /^(\d+)(s|m|h)?$/.exec(String(raw));
   if (!m) throw badInput(`--max-duration ${raw} is not a duration`, 'use seconds, or e.g. 10m or 1h');
-  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'] ?? 1);
+  const s = Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'] ?? 1);
+  if (s === 0)
+    throw badInput(`--max-duration ${raw} would vacuum no table`, 'give at least 1 (seconds), or leave it out');
+  return s;
 }
 
 function samples(r: VacuumReport): Sample[] {
@@ -63,10 +66,8 @@ await command(
     const costDelay = args['cost-delay'] === undefined ? undefined : Number(args['cost-delay']);
     if (costDelay !== undefined && (!Number.isFinite(costDelay) || costDelay < 0 || costDelay > 100))
       throw badInput(`--cost-delay ${args['cost-delay']} must be 0-100 ms`);
-    for (const f of ['lock-timeout', 'statement-timeout']) {
-      if (args[f] !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(args[f])))
-        throw badInput(`--${f} ${args[f]} is not a duration`, 'e.g. 5s or 500ms');
-    }
+    for (const f of ['lock-timeout', 'statement-timeout']) timeoutFlag(args, f);
+    const maxDurationSeconds = seconds(args['max-duration']);
     if (args.force && !args.full) throw badInput('--force only goes with --full <table>');
     // A table name, optionally schema-qualified; anything else never reaches the server.
     if (args.full !== undefined && !/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/.test(args.full)) {
@@ -95,7 +96,7 @@ await command(
     }
     const report = await runVacuum(connections().pg, {
       dryRun: Boolean(args['dry-run']),
-      maxDurationSeconds: seconds(args['max-duration']),
+      maxDurationSeconds,
       costDelayMs: costDelay,
       lockTimeout: args['lock-timeout'] as string | undefined,
       statementTimeout: args['statement-timeout'] as string | undefined,

@@ -7,6 +7,7 @@
 // rounded number), a value that starts with a dash is refused rather than
 // read as another flag, and it loads nothing, so `--help` answers fast.
 import { parseArgs } from 'node:util';
+import { check } from '../../infra/settings.ts';
 import { badInput, describeError, exitCodeFor, ExitCode } from './errors.ts';
 import { acquireJobLocks } from './locks.ts';
 import { silentLogger, stderrLogger, type Logger } from './logger.ts';
@@ -123,6 +124,17 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
     if (given(a) && given(b)) throw badInput(`--${a} and --${b} contradict each other`, 'give one of them');
   }
   return args;
+}
+
+/** A PostgreSQL timeout flag (--lock-timeout 5s): bad input unless it has its unit and is on (see check.timeout). */
+export function timeoutFlag(args: Args, flag: string): void {
+  const raw = args[flag];
+  if (raw === undefined) return;
+  try {
+    check.timeout(String(raw));
+  } catch (err) {
+    throw badInput(`--${flag} ${(err as Error).message}`, 'for example 5s, 500ms, 2min or 1h');
+  }
 }
 
 export async function command(

@@ -109,7 +109,14 @@ test('a job given arguments it does not take exits 2 naming them', async () => {
 
 test('bad values that used to reach the server or the file system are exit 2 with one line', async () => {
   for (const [job, args, message] of [
-    ['apply', ['--lock-timeout', 'banana'], /--lock-timeout banana is not a duration/],
+    ['apply', ['--lock-timeout', 'banana'], /--lock-timeout "banana" is not a duration/],
+    // A bare number is milliseconds to PostgreSQL, 0 turns the timeout off: neither is what was meant.
+    ['apply', ['--lock-timeout', '5'], /--lock-timeout "5" is not a duration with its unit/],
+    ['vacuum', ['--lock-timeout', '0s'], /--lock-timeout "0s" would turn the timeout off/],
+    ['vacuum', ['--statement-timeout', '600h'], /past PostgreSQL's limit/],
+    // Checked before the partitions are kept (with no server here, that would be exit 1).
+    ['vacuum', ['--max-duration', '10x'], /--max-duration 10x is not a duration/],
+    ['vacuum', ['--max-duration', '0'], /--max-duration 0 would vacuum no table/],
     ['migrate:lint', ['/nonexistent'], /\/nonexistent is not a directory of migrations/],
     ['vacuum', ['--full', 'students; drop table students'], /is not a table name/],
   ] as const) {

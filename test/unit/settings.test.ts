@@ -54,6 +54,8 @@ test('invalid values are rejected naming the variable', () => {
   rejects({ EDUPULSE_REDIS_EVICTION_POLICY: 'random-ish' }, 'EDUPULSE_REDIS_EVICTION_POLICY', /allkeys-lru/);
   rejects({ EDUPULSE_REDIS_PERSISTENCE: 'sometimes' }, 'EDUPULSE_REDIS_PERSISTENCE', /none, rdb, aof/);
   rejects({ EDUPULSE_REDIS_MAXMEMORY: 'lots' }, 'EDUPULSE_REDIS_MAXMEMORY', /size/);
+  rejects({ EDUPULSE_MIGRATE_LOCK_TIMEOUT: '5' }, 'EDUPULSE_MIGRATE_LOCK_TIMEOUT', /with its unit/);
+  rejects({ EDUPULSE_MIGRATE_LOCK_TIMEOUT: '0ms' }, 'EDUPULSE_MIGRATE_LOCK_TIMEOUT', /turn the timeout off/);
 });
 
 test('paths, programs, the service user and the object store are parsed with the rest, once', () => {
