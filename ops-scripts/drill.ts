@@ -14,6 +14,7 @@ import { statePaths } from './lib/state.ts';
 import { formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { recordDrill } from './lib/drill/records.ts';
 import { badInput } from './lib/errors.ts';
+import { haltIfInterrupted, onInterrupt } from './lib/interrupt.ts';
 import { isoOf, parseTargetTime } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
 import { resolveStack } from './lib/stack-context.ts';
@@ -89,6 +90,7 @@ await command(
       if (!secrets) throw badInput('no secrets file; run `npm run up` first');
       checkFailoverDrill(stack);
       const report = await failoverDrill(stack, secrets);
+      await haltIfInterrupted();
       const ctx = backupContext(stack);
       ctx.repo.ensureLayout();
       const history = recordDrill(ctx.repo, report);
@@ -121,6 +123,7 @@ await command(
         throw err;
       }
     }
+    const forget = onInterrupt(() => opened?.close());
     const progress = phasedProgress();
     const report = await (
       args.logical
@@ -143,9 +146,12 @@ await command(
             database: stack.settings.postgres.database,
           })
     ).finally(() => {
+      forget();
       progress.end();
       opened?.close();
     });
+    // An interrupted drill records nothing: it proved nothing either way.
+    await haltIfInterrupted();
     const history = recordDrill(ctx.repo, report);
     writeDrillMetrics(ctx, report);
     return outcome(

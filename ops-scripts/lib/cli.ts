@@ -9,7 +9,8 @@
 import { parseArgs } from 'node:util';
 import { check } from '../../infra/settings.ts';
 import { badInput, describeError, exitCodeFor, ExitCode } from './errors.ts';
-import { acquireJobLocks } from './locks.ts';
+import { interruptedBy, interruptedJobName, onInterrupt } from './interrupt.ts';
+import { acquireJobLocks, JOB_LOCKS } from './locks.ts';
 import { silentLogger, stderrLogger, type Logger } from './logger.ts';
 
 export interface CommandSpec {
@@ -153,10 +154,18 @@ export async function command(
     const json = Boolean(args.json);
     const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
     // The locks ./locks.ts declares for this job, held while it runs; the holder is named by its command line.
-    const release = acquireJobLocks(
+    // Interrupted, the job undoes what it started and exits 128 + the signal (./interrupt.ts); its locks go last.
+    interruptedJobName(spec.name);
+    const locks = acquireJobLocks(
       spec.name,
       [spec.name, ...argv.filter((a) => a !== '--json')].join(' ').slice(0, 200),
     );
+    let released = false;
+    const release = () => {
+      if (!released) locks();
+      released = true;
+    };
+    if (JOB_LOCKS[spec.name]?.file?.length) onInterrupt(release);
     const out = (t: string) => process.stdout.write(t.endsWith('\n') ? t : t + '\n');
     try {
       const done = await handler({ args, json, logger, out });
@@ -168,6 +177,8 @@ export async function command(
       release();
     }
   } catch (err) {
+    // An interrupted job's children were killed on purpose: its handler says so and exits; no second story.
+    if (interruptedBy()) return;
     process.stderr.write(`${spec.name}: ${describeError(err)}\n`);
     code = spec.errorExitCode ?? exitCodeFor(err);
   }

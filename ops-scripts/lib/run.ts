@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { failed } from './errors.ts';
+import { trackChild } from './interrupt.ts';
 import type { Logger } from './logger.ts';
 
 export interface OsUser {
@@ -89,6 +90,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       ],
       timeout: opts.timeoutMs,
     });
+    // Interrupted, the job kills these first (./interrupt.ts), before it undoes what they were writing.
+    if (opts.dieWithParent) trackChild(child, group);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {

@@ -28,7 +28,7 @@ import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { archiveUpToNow } from '../../ops-scripts/lib/restore/archive-now.ts';
 import { writeCanary } from '../../ops-scripts/lib/restore/restore-points.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
-import { runJob, runJobOnTerminal } from '../cli.ts';
+import { interruptJob, runJob, runJobOnTerminal } from '../cli.ts';
 import { logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
@@ -401,6 +401,51 @@ test('a drill from a corrupted backup exits 1, names the cause, and leaves no sc
     copyFileSync(`${file}.good`, file);
     rmSync(`${file}.good`);
   }
+});
+
+test('a restore interrupted (SIGTERM) while its server replays stops that server, removes the directory, keeps the log: exit 143', async () => {
+  const to = join(tempStateDir(), 'data');
+  try {
+    const r = await interruptJob('restore', ['--target', 'immediate', '--to', to, '--start'], stack.env, () =>
+      existsSync(join(to, 'postmaster.pid')),
+    );
+    assert.is(r.code, 143, r.stderr);
+    assert.match(r.stderr, /restore: interrupted by SIGTERM; undoing what it started/);
+    assert.not.ok(existsSync(to), 'the half-made data directory is gone');
+    assert.equal(scratchProcesses(to), [], 'no server left running in it');
+    const kept = /the server's log is kept in (\S+)/.exec(r.stderr)?.[1];
+    assert.ok(kept && existsSync(kept), `the log is kept: ${r.stderr}`);
+    assert.equal(
+      readdirSync(stack.ctx.paths.root).filter((f) => f.endsWith('-spool')),
+      [],
+      'no WAL prefetch spool left',
+    );
+  } finally {
+    await discardRestore(to);
+  }
+});
+
+test('a drill interrupted (SIGINT) once its scratch server runs leaves no scratch cluster and records nothing: exit 130', async () => {
+  const drills = join(stack.ctx.paths.root, 'drills');
+  const history = join(repo, 'drill-history.md');
+  // Earlier tests' kept drills leave their empty <id> directories (stopKept removes the data directory only).
+  const scratchDirs = () => (existsSync(drills) ? readdirSync(drills).sort() : []);
+  const dirsBefore = scratchDirs();
+  const before = existsSync(history) ? readFileSync(history, 'utf8') : '';
+  const recorded = () => (existsSync(join(repo, 'drills')) ? readdirSync(join(repo, 'drills')).sort() : []);
+  const records = recorded();
+  const started = () =>
+    existsSync(drills) && readdirSync(drills).some((d) => existsSync(join(drills, d, 'data', 'postmaster.pid')));
+  const r = await interruptJob('drill', [], stack.env, started, 'SIGINT');
+  assert.is(r.code, 130, r.stderr);
+  assert.match(r.stderr, /drill: interrupted by SIGINT; undoing what it started/);
+  assert.equal(scratchDirs(), dirsBefore, 'no scratch directory left');
+  assert.equal(scratchProcesses(drills), [], 'no scratch server left');
+  assert.is(existsSync(history) ? readFileSync(history, 'utf8') : '', before, 'no drill recorded in the history');
+  assert.equal(recorded(), records, 'no drill record written');
+  // Its lock went with it: the next drill runs.
+  const next = await runJob('drill', ['--json'], stack.env);
+  assert.is(next.code, 0, next.stderr);
 });
 
 test('a drill with a missing WAL segment exits 1 naming the segment, and leaves nothing behind', async () => {

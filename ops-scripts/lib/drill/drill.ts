@@ -6,6 +6,7 @@
 // Every canary committed at or before the target must be in the restored
 // cluster, every one after it must not. "It started" is not verification.
 import { existsSync, rmSync } from 'node:fs';
+import { onInterrupt } from '../interrupt.ts';
 import { join } from 'node:path';
 import { clusterRunning, postmasterPid, stopCluster } from '../cluster.ts';
 import { withClient, type PgConfig } from '../db.ts';
@@ -238,6 +239,16 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
   };
   const scratch = join(opts.scratchRoot, id);
   let restored: RestoreResult | undefined;
+  /** The scratch cluster stopped (killed if it will not stop) and removed. */
+  const teardown = async () => {
+    if (restored && (await clusterRunning(restored.spec)))
+      await stopCluster(restored.spec, 'immediate').catch(() => {});
+    const pid = restored ? postmasterPid(restored.dataDir) : undefined;
+    if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  // Interrupted, even with --keep: a drill that did not finish keeps nothing (the restore undoes its own part).
+  const forget = onInterrupt(teardown);
   try {
     const target: TargetTime = opts.targetTime ?? { time: await placeTarget(ctx.admin, id) };
     if (opts.targetTime) await writeCanary(ctx.admin, id, 'after');
@@ -334,15 +345,10 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
       detail: describeError(err),
     });
   } finally {
+    forget();
     if (restored && opts.keep) {
       report.kept = { dataDir: restored.dataDir, port: restored.port };
-    } else {
-      if (restored && (await clusterRunning(restored.spec)))
-        await stopCluster(restored.spec, 'immediate').catch(() => {});
-      const pid = restored ? postmasterPid(restored.dataDir) : undefined;
-      if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
-      rmSync(scratch, { recursive: true, force: true });
-    }
+    } else await teardown();
     report.rto.totalSeconds = (performance.now() - t0) / 1000;
     // A check that could not judge ("not proven") does not fail the drill; exactness must still be proven by one of them.
     report.passed =

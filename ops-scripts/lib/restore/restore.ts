@@ -44,6 +44,7 @@ import { checkTargetDir } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
 import { ensurePrivateDir } from '../files.ts';
+import { onInterrupt } from '../interrupt.ts';
 import { run } from '../run.ts';
 import { chainOf, combineArgs } from '../backup/incremental.ts';
 
@@ -128,9 +129,11 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   if (opts.catalog) return restoreFrom(ctx, opts, opts.catalog);
   // The local repository; compressed segments pg_waldump reads are unpacked into a temp directory, removed after.
   const own = localCatalog(ctx, join(tmpdir(), `edupulse-restore-wal-${process.pid}-${Date.now()}`));
+  const forget = onInterrupt(() => own.cleanup());
   try {
     return await restoreFrom(ctx, opts, own);
   } finally {
+    forget();
     own.cleanup();
   }
 }
@@ -204,7 +207,9 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   // From a store, the WAL replay needs is fetched while the base backup is extracted and ahead of replay.
   const prefetcher = opts.start ? catalog.prefetch?.(backup) : undefined;
   let prefetched: PrefetchStats | undefined;
+  const forgetSpool = prefetcher ? onInterrupt(async () => void (await prefetcher.stop())) : () => {};
   const result = await extractAndRecover().finally(async () => {
+    forgetSpool();
     prefetched = await prefetcher?.stop();
   });
   if (prefetched) {
@@ -226,6 +231,26 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
       as: ctx.as,
       logger: ctx.logger,
     };
+    // Nothing half-made stays behind, whether the restore fails or is interrupted: stop what was started, remove
+    // what was made (once). The server's log is kept in the state's logs; the path is returned.
+    let undone: Promise<string | undefined> | undefined;
+    const undo = () =>
+      (undone ??= (async () => {
+        if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
+        const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
+        if (created) rmSync(to, { recursive: true, force: true });
+        else
+          for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
+        rmSync(`${to}.chain`, { recursive: true, force: true });
+        return kept;
+      })());
+    const forget = onInterrupt(async () => {
+      const kept = await undo();
+      ctx.logger.log({
+        event: 'warn',
+        message: `${created ? 'removed' : 'emptied'} ${to}${kept ? `; the server's log is kept in ${kept}` : ''}`,
+      });
+    });
     try {
       const e0 = performance.now();
       try {
@@ -363,12 +388,8 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
       if (promoteSeconds !== undefined) result.timings.promoteSeconds = promoteSeconds;
       return result;
     } catch (err) {
-      // Nothing half-made stays behind: stop what was started, remove what was made. The server's log is
-      // kept (in the state's logs) and the error points there, not into the directory just removed.
-      if (await clusterRunning(spec)) await stopCluster(spec, 'immediate').catch(() => {});
-      const kept = opts.logDir && existsSync(spec.logFile) ? keepLog(spec.logFile, opts.logDir) : undefined;
-      if (created) rmSync(to, { recursive: true, force: true });
-      else for (const f of existsSync(to) ? readdirSync(to) : []) rmSync(join(to, f), { recursive: true, force: true });
+      // The error points at the kept log, not into the directory just removed.
+      const kept = await undo();
       if (
         kept &&
         err instanceof ToolkitError &&
@@ -382,6 +403,8 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
         );
       }
       throw err;
+    } finally {
+      forget();
     }
   }
 }
