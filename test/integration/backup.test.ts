@@ -26,7 +26,7 @@ import { PROJECT_ROOT } from '../../ops-scripts/lib/state.ts';
 import { clusterSpec } from '../../ops-scripts/lib/stack-context.ts';
 import { startCluster, stopCluster } from '../../ops-scripts/lib/cluster.ts';
 import { ensurePrivateDir } from '../../ops-scripts/lib/files.ts';
-import { runJob } from '../cli.ts';
+import { interruptJob, runJob } from '../cli.ts';
 import { compareFingerprints } from '../../ops-scripts/lib/backup/fingerprint.ts';
 import { LocalRepository } from '../../ops-scripts/lib/backup/repository.ts';
 import { extractBaseBackup } from '../../ops-scripts/lib/backup/extract.ts';
@@ -237,6 +237,24 @@ test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the nex
   );
   assert.ok(JSON.parse(next.stdout).cleaned.includes(`physical/${partial[0]}`));
   assert.not.ok(existsSync(join(repo, 'base', partial[0]!)));
+});
+
+test('a backup interrupted (SIGTERM) mid-transfer removes its partial directory and its lock at once: exit 143', async () => {
+  const partials = () =>
+    readdirSync(join(repo, 'base')).filter((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
+  const lock = join(repo, '.backup.lock');
+  const r = await interruptJob('backup', ['--type', 'physical', '--max-rate', '32k'], stack.env, () =>
+    partials().some((d) => readdirSync(join(repo, 'base', d)).length > 0),
+  );
+  assert.is(r.code, 143, r.stderr);
+  assert.match(r.stderr, /backup: interrupted by SIGTERM; undoing what it started/);
+  assert.equal(partials(), [], 'no partial directory waits for the next run');
+  assert.not.ok(existsSync(lock), 'the lock went with the job');
+  const ps = await run('ps', ['-eo', 'stat=,args='], {});
+  assert.not.ok(
+    ps.stdout.split('\n').some((l) => !l.startsWith('Z') && /pg_basebackup .*--max-rate=32k/.test(l)),
+    'pg_basebackup went with the job',
+  );
 });
 
 test('one flipped byte in a finished backup: verify exits 1 naming the file', async () => {

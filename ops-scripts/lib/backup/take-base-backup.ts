@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { failed } from '../errors.ts';
+import { onInterrupt } from '../interrupt.ts';
 import { pgEnv } from '../pg-password.ts';
 import { run, tail, type RunResult } from '../run.ts';
 import { withClient } from '../db.ts';
@@ -134,6 +135,12 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
   const begun = await beginBackup(ctx, 'physical');
   const { id, dir, t0, facts } = begun;
   const verifyDir = join(ctx.repo.kindDir('physical'), `.verify-${id}`);
+  // Interrupted before its record is written, the half-taken backup goes now rather than at the next run.
+  let recorded = false;
+  const forget = onInterrupt(() => {
+    if (!recorded) rmSync(dir, { recursive: true, force: true });
+    rmSync(verifyDir, { recursive: true, force: true });
+  });
   try {
     const args = [
       '-D',
@@ -243,11 +250,13 @@ export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptio
       ...(recipients.length ? { encryption: { tool: 'age' as const, recipients } } : {}),
     };
     ctx.repo.writeRecord(record);
+    recorded = true;
     return record;
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   } finally {
+    forget();
     rmSync(verifyDir, { recursive: true, force: true });
   }
 }

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { encryptFile } from './crypt.ts';
 import { withClient } from '../db.ts';
 import { failed } from '../errors.ts';
+import { onInterrupt } from '../interrupt.ts';
 import { fingerprintTables } from './fingerprint.ts';
 import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
@@ -19,6 +20,11 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
   const begun = await beginBackup(ctx, 'logical');
   const { dir, t0 } = begun;
   const database = String(ctx.backupLogin.database);
+  // Interrupted before its record is written, the half-taken dump goes now rather than at the next run.
+  let recorded = false;
+  const forget = onInterrupt(() => {
+    if (!recorded) rmSync(dir, { recursive: true, force: true });
+  });
   try {
     const file = join(dir, DUMP_FILE);
     // The dump is made from a snapshot exported here, in which every table is also fingerprinted:
@@ -64,9 +70,12 @@ export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: stri
       verification: { tool: 'pg_restore --list', ok: entries > 0, seconds: (performance.now() - v0) / 1000 },
     };
     ctx.repo.writeRecord(record);
+    recorded = true;
     return record;
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
+  } finally {
+    forget();
   }
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { decryptFile, requireIdentity } from '../backup/crypt.ts';
 import { withClient, quoteIdent, type PgConfig } from '../db.ts';
 import { badInput, describeError } from '../errors.ts';
+import { onInterrupt } from '../interrupt.ts';
 import { pgEnv } from '../pg-password.ts';
 import { run } from '../run.ts';
 import type { BackupContext } from '../backup/context.ts';
@@ -54,6 +55,14 @@ export async function logicalDrill(
   const dumpFile = join(ctx.repo.backupDir('logical', dump.id), dump.files[0]!.name);
   // pg_restore -j needs a seekable file: an encrypted dump is decrypted into a private temp directory, removed after.
   const plainDir = identity ? mkdtempSync(join(tmpdir(), 'edupulse-dump-')) : undefined;
+  /** The scratch database dropped and the decrypted dump removed: after the drill, or when it is interrupted. */
+  const teardown = async () => {
+    await withClient(admin, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch(
+      () => {},
+    );
+    if (plainDir) rmSync(plainDir, { recursive: true, force: true });
+  };
+  const forget = onInterrupt(teardown);
   try {
     const r0 = performance.now();
     const plain = plainDir ? join(plainDir, DUMP_FILE) : dumpFile;
@@ -96,10 +105,8 @@ export async function logicalDrill(
   } catch (err) {
     report.checks.push({ name: 'logical drill', status: 'failed', detail: describeError(err) });
   } finally {
-    await withClient(admin, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch(
-      () => {},
-    );
-    if (plainDir) rmSync(plainDir, { recursive: true, force: true });
+    forget();
+    await teardown();
     report.rto.totalSeconds = (performance.now() - t0) / 1000;
     report.passed = report.checks.length > 0 && report.checks.every((c) => c.status === 'passed');
   }
