@@ -2,6 +2,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { command } from './lib/cli.ts';
+import { onInterrupt } from './lib/interrupt.ts';
 import { crontab, runScheduler, scheduledJobs, systemdUnits } from './lib/maintenance/schedule.ts';
 import { run } from './lib/run.ts';
 import { PROJECT_ROOT, statePaths } from './lib/state.ts';
@@ -42,6 +43,8 @@ await command(
         run: async () => {
           const r = await run(process.execPath, [bin, ...j.args], {
             nothrow: true,
+            // Stopped, the scheduler stops the job it is running the way a supervisor would: SIGTERM, then waits.
+            forwardInterrupt: true,
             env: { EDUPULSE_STATE_DIR: paths.root },
           });
           appendFileSync(join(paths.logDir, `${j.name}.log`), r.stdout + r.stderr);
@@ -50,6 +53,8 @@ await command(
       })),
       (r) => appendFileSync(log, `${new Date().toISOString()} ${JSON.stringify(r)}\n`),
     );
-    await new Promise(() => {}); // until stopped
+    // Until stopped: SIGTERM or Ctrl-C stops the scheduler, after the job it is running has undone its work.
+    onInterrupt(() => {});
+    await new Promise(() => {});
   },
 );

@@ -5,7 +5,8 @@
 //
 // On the first signal the programs it runs that die with it (run's
 // dieWithParent) are killed first, so nothing still writes into what is
-// removed; then each undo step registered with onInterrupt runs, newest first,
+// removed (a job it runs, as the scheduler does, is sent SIGTERM and waited
+// for); then each undo step registered with onInterrupt runs, newest first,
 // within a bound; then the job exits 128 + the signal's number (130, 143, 129).
 // A second signal exits at once.
 import type { ChildProcess } from 'node:child_process';
@@ -13,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 type Undo = () => Promise<void> | void;
 
 const undos: Undo[] = [];
-const children = new Set<{ child: ChildProcess; group: boolean }>();
+const children = new Set<{ child: ChildProcess; how: boolean | 'forward' }>();
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 /** How long the undo steps may take before the job exits anyway. */
 const UNDO_BOUND_MS = 60_000;
@@ -33,9 +34,12 @@ export function onInterrupt(undo: Undo): () => void {
   };
 }
 
-/** A running child that dies with the job (in a process group of its own when `group`); forgotten when it closes. */
-export function trackChild(child: ChildProcess, group: boolean): void {
-  const entry = { child, group };
+/**
+ * A running child, forgotten when it closes. Interrupted, the job kills it (its process group when `how` is true),
+ * or, with 'forward', sends it SIGTERM and waits for it (a job of its own, which undoes its own work).
+ */
+export function trackChild(child: ChildProcess, how: boolean | 'forward'): void {
+  const entry = { child, how };
   children.add(entry);
   child.once('close', () => children.delete(entry));
 }
@@ -51,25 +55,28 @@ export function haltIfInterrupted(): Promise<void> {
   return interrupted ? new Promise<void>(() => {}) : Promise.resolve();
 }
 
-function killChildren(): Promise<void> {
+function stopChildren(): Promise<void> {
   const closing = [...children].map(
-    ({ child, group }) =>
+    ({ child, how }) =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('close', () => resolve());
         try {
-          if (group && child.pid) process.kill(-child.pid, 'SIGKILL');
+          if (how === 'forward') child.kill('SIGTERM');
+          else if (how && child.pid) process.kill(-child.pid, 'SIGKILL');
           else child.kill('SIGKILL');
         } catch {
           resolve();
         }
       }),
   );
-  return Promise.race([Promise.all(closing).then(() => {}), new Promise<void>((r) => setTimeout(r, 5_000))]);
+  // A forwarded job gets the time its own undo may take; a killed program is gone at once.
+  const wait = [...children].some((c) => c.how === 'forward') ? UNDO_BOUND_MS - 5_000 : 5_000;
+  return Promise.race([Promise.all(closing).then(() => {}), new Promise<void>((r) => setTimeout(r, wait))]);
 }
 
 async function undoAll(): Promise<void> {
-  await killChildren();
+  await stopChildren();
   for (const undo of [...undos].reverse()) {
     try {
       await undo();

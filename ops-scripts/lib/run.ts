@@ -33,6 +33,11 @@ export interface RunOptions {
    * output or holding a replication connection. See GROUP_WRAPPER.
    */
   dieWithParent?: boolean;
+  /**
+   * A child that is itself a job (the scheduler's): when this job is interrupted it is sent SIGTERM and
+   * waited for, so it undoes its own work (./interrupt.ts), instead of being killed or left running.
+   */
+  forwardInterrupt?: boolean;
 }
 
 const SETPRIV = '/usr/bin/setpriv';
@@ -91,7 +96,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       timeout: opts.timeoutMs,
     });
     // Interrupted, the job kills these first (./interrupt.ts), before it undoes what they were writing.
-    if (opts.dieWithParent) trackChild(child, group);
+    if (opts.dieWithParent || opts.forwardInterrupt) trackChild(child, opts.forwardInterrupt ? 'forward' : group);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {

@@ -257,6 +257,28 @@ test('a backup interrupted (SIGTERM) mid-transfer removes its partial directory 
   );
 });
 
+test("a job run by a parent that is stopped (the scheduler's way) gets the SIGTERM, undoes its work, and is waited for", async () => {
+  const partials = () =>
+    readdirSync(join(repo, 'base')).filter((d) => !existsSync(join(repo, 'base', d, 'backup.json')));
+  const parent = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(PROJECT_ROOT, 'test/fixtures/job-runner.ts'), 'backup', '--max-rate', '32k'],
+    { env: { ...process.env, ...stack.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  parent.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  for (let i = 0; i < 200 && !partials().some((d) => readdirSync(join(repo, 'base', d)).length > 0); i++)
+    await sleep(50);
+  assert.ok(partials().length > 0, 'the backup had started');
+  parent.kill('SIGTERM');
+  const code = await new Promise((r) => parent.on('close', r));
+  assert.is(code, 143);
+  assert.match(out, /backup: interrupted by SIGTERM; undoing what it started/);
+  assert.match(out, /job exited 143/, 'the parent waited for the job to end');
+  assert.equal(partials(), [], 'the job removed its partial directory');
+  assert.not.ok(existsSync(join(repo, '.backup.lock')));
+});
+
 test('one flipped byte in a finished backup: verify exits 1 naming the file', async () => {
   const { backups } = await list();
   const victim = backups.find((b) => b.kind === 'physical')!;
