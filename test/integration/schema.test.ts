@@ -340,6 +340,35 @@ test("npm run migrate and node-pg-migrate's own CLI run the same migrations", as
   assert.is((await runJob('migrate', ['down', '-1'], stack.env)).code, 2);
 });
 
+test('migrate down or redo that would drop tables holding rows is refused (exit 3), naming them, and changes nothing', async () => {
+  await withClient(app(), (c) =>
+    c.query(
+      "INSERT INTO students (student_id, first_name, last_name, grade_level) VALUES ('STU900', 'Kept', 'Row', 9)",
+    ),
+  );
+  try {
+    const applied = await appliedMigrations(migrator());
+    for (const args of [
+      ['down', 'all'],
+      ['redo', String(migrationNames().length)],
+    ]) {
+      const r = await runJob('migrate', args, stack.env);
+      assert.is(r.code, 3, `migrate ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /would destroy data: .*table public\.students \([\d,]+ rows?\)/);
+      assert.match(r.stderr, /--force/);
+      assert.equal(await appliedMigrations(migrator()), applied, 'no migration reverted');
+    }
+    const kept = await withClient(app(), (c) => c.query("SELECT 1 FROM students WHERE student_id = 'STU900'"));
+    assert.is(kept.rowCount, 1, 'the row is still there');
+    // A redo has no dry run (its up needs its down to have run): refused as bad input, nothing run.
+    const dry = await runJob('migrate', ['redo', '--dry-run'], stack.env);
+    assert.is(dry.code, 2, dry.stderr);
+    assert.equal(await appliedMigrations(migrator()), applied);
+  } finally {
+    await withClient(app(), (c) => c.query("DELETE FROM students WHERE student_id = 'STU900'"));
+  }
+});
+
 test('migrate:lint passes the real migrations and flags every rule in the bad fixture', async () => {
   const real = await lintMigrations(MIGRATIONS_DIR);
   assert.equal(
