@@ -13,7 +13,8 @@ import { phasedProgress } from './lib/progress.ts';
 import { statePaths } from './lib/state.ts';
 import { formatDrill, writeDrillMetrics } from './lib/drill/report.ts';
 import { recordDrill } from './lib/drill/records.ts';
-import { badInput } from './lib/errors.ts';
+import { withClient } from './lib/db.ts';
+import { badInput, describeError, failed } from './lib/errors.ts';
 import { haltIfInterrupted, onInterrupt } from './lib/interrupt.ts';
 import { isoOf, parseTargetTime } from './lib/restore/target.ts';
 import { readSecrets } from './lib/secrets.ts';
@@ -111,6 +112,13 @@ await command(
     const secrets = readSecrets(stack.paths.secretsFile);
     if (!secrets) throw badInput('no secrets file; run `npm run up` first');
     const ctx = backupContext(stack);
+    // A drill writes its canaries on the live server and has it archive up to now (a logical one restores into a
+    // scratch database there). Unreachable, it fails before it starts: that is not a failed recovery, so none is recorded.
+    const live = await withClient(ctx.admin, (c) => c.query('SELECT 1')).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    if (live) throw failed(`no drill ran and none is recorded: it needs the live server, and ${describeError(live)}`);
     ctx.repo.ensureLayout();
     const opened = args.logical ? undefined : await openCatalog(ctx, stack.paths.root, Boolean(args['from-remote']));
     // A mistyped --backup, or a target before every backup, is bad input: refused before the drill starts, so no

@@ -12,7 +12,10 @@ export async function invalidatePredictions(target: RedisTarget, prefix: string,
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw failed(`could not connect to Redis at ${target.host}:${target.port}: ${(err as Error).message}`);
+    throw failed(
+      `could not connect to Redis at ${target.host}:${target.port}: ${(err as Error).message}`,
+      "`npm run status` shows the stack's servers and `npm run up` starts them; or point REDIS_URL at the running one",
+    );
   }
   let removed = 0;
   try {

@@ -43,11 +43,29 @@ function isPgError(err: unknown): err is PgErrorFields {
   return err instanceof Error && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
+interface NetErrorFields {
+  code?: string;
+  address?: string;
+  port?: number;
+  errors?: unknown[];
+}
+
+/** A refused connection (Node's ECONNREFUSED, or the first of an AggregateError's attempts), as "host:port". */
+function refusedAt(err: unknown): string | undefined {
+  const e = err as NetErrorFields | undefined;
+  if (!(err instanceof Error) || e?.code !== 'ECONNREFUSED') return undefined;
+  const first = (e.errors?.[0] as NetErrorFields | undefined) ?? e;
+  return first.address ? `${first.address}:${first.port}` : 'the server';
+}
+
 /** Text for a person: the message, a Postgres error's SQLSTATE, detail and hint, and ours. */
 export function describeError(err: unknown): string {
   if (err instanceof ToolkitError) {
     return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
   }
+  const at = refusedAt(err);
+  if (at)
+    return `could not connect to ${at}: nothing is accepting connections there (ECONNREFUSED)\n  hint: \`npm run status\` shows the stack's servers and \`npm run up\` starts them; or point DATABASE_URL, EDUPULSE_PG_PORT or REDIS_URL at the running ones`;
   if (isPgError(err)) {
     const lines = [`${err.message} (SQLSTATE ${err.code})`];
     if (err.detail) lines.push(`  detail: ${err.detail}`);

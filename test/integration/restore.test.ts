@@ -29,7 +29,7 @@ import { archiveUpToNow } from '../../ops-scripts/lib/restore/archive-now.ts';
 import { writeCanary } from '../../ops-scripts/lib/restore/restore-points.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { interruptJob, runJob, runJobOnTerminal } from '../cli.ts';
-import { logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
+import { freePort, logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
 
 let stack: TestStack;
 let repo = '';
@@ -423,6 +423,20 @@ test('a restore interrupted (SIGTERM) while its server replays stops that server
   } finally {
     await discardRestore(to);
   }
+});
+
+test('a drill with the live server unreachable fails before it starts, says where, and records nothing', async () => {
+  const history = join(repo, 'drill-history.md');
+  const before = existsSync(history) ? readFileSync(history, 'utf8') : '';
+  const port = String(await freePort());
+  const r = await runJob('drill', [], { ...stack.env, DATABASE_URL: `postgres://nobody@127.0.0.1:${port}/edupulse` });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`no drill ran and none is recorded: .*127\\.0\\.0\\.1:${port}: nothing is accepting connections`),
+  );
+  assert.match(r.stderr, /hint: `npm run status`/);
+  assert.is(existsSync(history) ? readFileSync(history, 'utf8') : '', before, 'no failed drill in the history');
 });
 
 test('a drill interrupted (SIGINT) once its scratch server runs leaves no scratch cluster and records nothing: exit 130', async () => {
