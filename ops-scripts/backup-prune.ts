@@ -1,5 +1,6 @@
 // npm run backup:prune: apply retention now.
 import { command, outcome } from './lib/cli.ts';
+import { refused } from './lib/errors.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { runPrune } from './lib/backup/job.ts';
 import { resolveStack } from './lib/stack-context.ts';
@@ -21,6 +22,11 @@ await command(
       logical: args['keep-logical'] === undefined ? stack.settings.backup.keepLogical : Number(args['keep-logical']),
     };
     const r = await runPrune(backupContext(stack), keep, Boolean(args['dry-run']));
+    if (r.deferred)
+      throw refused(
+        `the repository is being read by ${r.deferred}, which may need what retention would remove; nothing was removed`,
+        'run again when it has finished (the next backup also applies retention)',
+      );
     const verb = r.dryRun ? 'would remove' : 'removed';
     return outcome(r, () =>
       r.removed.length || r.walRemoved.length

@@ -99,6 +99,9 @@ await command(
               ]
             : []),
           ...(result.cleaned.length ? [`  cleaned unfinished: ${result.cleaned.join(', ')}`] : []),
+          ...(result.pruned.deferred
+            ? [`  retention deferred to the next run: the repository is being read by ${result.pruned.deferred}`]
+            : []),
           ...(result.pruned.removed.length
             ? [`  retention removed: ${result.pruned.removed.map((x) => `${x.kind}/${x.id}`).join(', ')}`]
             : []),

@@ -329,6 +329,51 @@ test('archiving into an unwritable archive fails visibly; once fixed the backlog
   assert.is(r.code, 0, r.stdout + r.stderr);
 });
 
+test('retention waits while a restore reads the repository: backup:prune exits 3 naming it, a backup defers its retention', async () => {
+  for (let i = 0; i < 2; i++) {
+    await sleep(1100);
+    await backupJson(['--type', 'physical', '--keep-physical', '99']);
+  }
+  const ids = () => list().then((l) => l.backups.filter((b) => b.kind === 'physical').map((b) => b.id));
+  const before = await ids();
+  // A directory the restore makes itself (one made here, 0700 root, would be out of the postgres user's reach).
+  const data = join(tmpdir(), `edupulse-reader-${process.pid}-${Date.now()}`);
+  const reader = spawn(
+    process.execPath,
+    [join(PROJECT_ROOT, 'bin', 'edupulse-db.js'), 'restore', '--target', 'immediate', '--to', data, '--start'],
+    { env: { ...process.env, ...stack.env }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let readerErr = '';
+  reader.stderr!.setEncoding('utf8').on('data', (d: string) => (readerErr += d));
+  const ended = new Promise<number | null>((r) => reader.on('close', r));
+  try {
+    for (let i = 0; i < 1000 && !existsSync(join(data, 'PG_VERSION')); i++) await sleep(10);
+    reader.kill('SIGSTOP'); // mid-restore, as long as the test needs
+    assert.ok(existsSync(join(data, 'PG_VERSION')), `the restore is extracting: ${readerErr}`);
+    const prune = await runJob('backup:prune', ['--keep-physical', '1'], stack.env);
+    assert.is(prune.code, 3, `${prune.stdout}${prune.stderr}\nrestore: ${readerErr}`);
+    assert.match(prune.stderr, new RegExp(`being read by restore \\(pid ${reader.pid},`));
+    const backup = await runJob('backup', ['--type', 'physical', '--keep-physical', '1', '--json'], stack.env);
+    assert.is(backup.code, 0, backup.stderr);
+    assert.match(JSON.parse(backup.stdout).pruned.deferred, new RegExp(`restore \\(pid ${reader.pid},`));
+    const after = await ids();
+    assert.ok(
+      before.every((id) => after.includes(id)),
+      'no backup removed while the restore reads',
+    );
+    reader.kill('SIGCONT');
+    assert.is(await ended, 0, 'the restore finishes');
+    const pruned = await runJob('backup:prune', ['--keep-physical', '1', '--json'], stack.env);
+    assert.is(pruned.code, 0, pruned.stderr);
+    assert.ok(JSON.parse(pruned.stdout).removed.length >= 2, 'with the restore done, retention applies');
+  } finally {
+    reader.kill('SIGCONT');
+    await ended;
+    await runJob('stop', [data, '--remove'], stack.env);
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
 test('retention keep 2 after 4 physical backups: 2 remain, older WAL goes, and the oldest kept still restores', async () => {
   for (let i = 0; i < 4; i++) {
     await sleep(1100);

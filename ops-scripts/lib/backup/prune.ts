@@ -9,11 +9,14 @@ import type { BackupContext } from './context.ts';
 import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { parseSegment } from './wal.ts';
 import { ancestorsToKeep } from './incremental.ts';
+import { describeReaders, liveReaders } from './readers.ts';
 
 export interface PruneResult {
   removed: Array<{ kind: BackupKind; id: string }>;
   walRemoved: string[];
   dryRun: boolean;
+  /** Set when nothing was removed because restores or drills are reading the repository (./readers.ts). */
+  deferred?: string;
 }
 
 export type Keep = { physical: number; logical: number };
@@ -55,6 +58,10 @@ export function retentionPlan(records: BackupRecord[], walFiles: string[], keep:
 
 export function prune(ctx: BackupContext, keep: Keep, opts: { dryRun?: boolean } = {}): PruneResult {
   const plan = retentionPlan(ctx.repo.list(), ctx.repo.walFiles(), keep);
+  // A restore or drill reading the repository may need what the plan removes: retention waits for the next run.
+  const readers = opts.dryRun ? [] : liveReaders(ctx.repo.root);
+  if (readers.length && (plan.removed.length || plan.walRemoved.length))
+    return { removed: [], walRemoved: [], dryRun: false, deferred: describeReaders(readers) };
   if (!opts.dryRun) {
     for (const r of plan.removed) ctx.repo.remove(r.kind, r.id);
     // Both forms: a mixed archive may hold a segment compressed and plain.

@@ -258,6 +258,7 @@ export async function drill(ctx: BackupContext, opts: DrillOptions): Promise<Dri
     ensurePrivateDir(opts.scratchRoot, ctx.as);
     const r0 = performance.now();
     restored = await restore(ctx, {
+      reader: 'drill',
       target: { kind: 'time', ...target },
       to: join(scratch, 'data'),
       backupId: opts.backupId,

@@ -45,10 +45,13 @@ import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
 import { ensurePrivateDir } from '../files.ts';
 import { onInterrupt } from '../interrupt.ts';
+import { registerReader } from '../backup/readers.ts';
 import { run } from '../run.ts';
 import { chainOf, combineArgs } from '../backup/incremental.ts';
 
 export interface RestoreOptions {
+  /** Who reads the repository, as retention names it while deferring (default 'restore'). */
+  reader?: string;
   target: RecoveryTarget;
   to: string;
   backupId?: string;
@@ -126,15 +129,21 @@ async function binariesFor(major: number): Promise<PgBinaries> {
 }
 
 export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise<RestoreResult> {
-  if (opts.catalog) return restoreFrom(ctx, opts, opts.catalog);
-  // The local repository; compressed segments pg_waldump reads are unpacked into a temp directory, removed after.
-  const own = localCatalog(ctx, join(tmpdir(), `edupulse-restore-wal-${process.pid}-${Date.now()}`));
-  const forget = onInterrupt(() => own.cleanup());
+  // Retention leaves the local repository alone while this reads it (the backup it picks, the WAL replay needs).
+  const reading = registerReader(ctx.repo.root, opts.reader ?? 'restore');
   try {
-    return await restoreFrom(ctx, opts, own);
+    if (opts.catalog) return await restoreFrom(ctx, opts, opts.catalog);
+    // The local repository; compressed segments pg_waldump reads are unpacked into a temp directory, removed after.
+    const own = localCatalog(ctx, join(tmpdir(), `edupulse-restore-wal-${process.pid}-${Date.now()}`));
+    const forget = onInterrupt(() => own.cleanup());
+    try {
+      return await restoreFrom(ctx, opts, own);
+    } finally {
+      forget();
+      own.cleanup();
+    }
   } finally {
-    forget();
-    own.cleanup();
+    reading();
   }
 }
 
