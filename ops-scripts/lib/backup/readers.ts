@@ -3,7 +3,7 @@
 // (<repo>/.readers/<pid>.json: pid, start, job) while it runs; retention finds
 // the live ones (a marker of a dead process is removed) and defers: the
 // nightly backup still completes, and removes the old backups next time.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onInterrupt } from '../interrupt.ts';
 import { processAlive } from '../process.ts';
@@ -20,6 +20,8 @@ export interface Reader {
 export function registerReader(repoDir: string, job: string): () => void {
   const dir = join(repoDir, READERS);
   const file = join(dir, `${process.pid}.json`);
+  // No local repository (a restore from the store on a fresh host): nothing here to guard, and none is made.
+  if (!existsSync(repoDir)) return () => {};
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(file, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), job }), {
