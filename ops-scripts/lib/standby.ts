@@ -74,6 +74,17 @@ function writePassfile(ctx: StackContext, password: string): void {
   writeFileAtomic(replicationPassfile(ctx), content, { mode: 0o600, ...(ctx.as ? { owner: ctx.as } : {}) });
 }
 
+/**
+ * After the replication login's password changed (roles:rotate): the standbys' passfile gets the new one, so
+ * their next connection to the primary (a restart, a network blip) authenticates. Returns whether it was written.
+ */
+export function refreshReplicationPassfile(ctx: StackContext, secrets: Secrets): boolean {
+  const password = secrets.roles[declarations.replicator];
+  if (!password || !existsSync(replicationPassfile(ctx))) return false;
+  writePassfile(ctx, password);
+  return true;
+}
+
 /** A standby's parameters: the primary's settings, its own port and name, and where it streams from. */
 export function standbyParameters(ctx: StackContext, s: NodeSpec, primaryPort: number): Record<string, string> {
   return {

@@ -14,6 +14,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { declarations } from '../../roles/declarations.ts';
 import { withClient } from '../../ops-scripts/lib/db.ts';
 import { postmasterPid, startCluster, stopCluster } from '../../ops-scripts/lib/cluster.ts';
 import { runJob } from '../cli.ts';
@@ -120,6 +121,30 @@ test('health checks the standby: ok while it streams, critical once it stops', a
   } finally {
     await startCluster(spec);
   }
+});
+
+test("roles:rotate of the replication login: the standby's passfile follows, and the standby reconnects with it", async () => {
+  const r = await runJob('roles:rotate', [declarations.replicator], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /the standbys' passfile .* holds the new one too/);
+  // The walreceiver authenticates only when it connects: cut its connection, and it must come back.
+  await withClient(stack.pg, (c) =>
+    c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = 'pg1'"),
+  );
+  let streaming = false;
+  for (let i = 0; i < 100 && !streaming; i++) {
+    await sleep(100);
+    streaming = await withClient(
+      stack.pg,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT count(*)::int AS n FROM pg_stat_replication WHERE application_name = 'pg1' AND state = 'streaming'",
+          )
+        ).rows[0].n === 1,
+    );
+  }
+  assert.ok(streaming, 'pg1 streams again after reconnecting with the new password');
 });
 
 const pooled = (role: string, database = stack.ctx.settings.postgres.database) => ({
