@@ -425,6 +425,25 @@ test('a restore interrupted (SIGTERM) while its server replays stops that server
   }
 });
 
+test('a restore onto a filesystem without room for the backup is refused (exit 3) before anything is extracted', async () => {
+  // A small filesystem of its own: a 16 MB tmpfs (the tests run as root, as CI does).
+  const mnt = mkdtempSync(join(tmpdir(), 'edupulse-small-fs-'));
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=1777', 'tmpfs', mnt]);
+  try {
+    const r = await runJob('restore', ['--target', 'immediate', '--to', join(mnt, 'data')], stack.env);
+    assert.is(r.code, 3, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`${join(mnt, 'data')} is on a filesystem with [\\d.]+ [kM]?B free; restoring backup \\S+ needs about`),
+    );
+    assert.match(r.stderr, /nothing was extracted/);
+    assert.equal(readdirSync(mnt), [], 'nothing written there');
+  } finally {
+    await run('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
 test('a drill with the live server unreachable fails before it starts, says where, and records nothing', async () => {
   const history = join(repo, 'drill-history.md');
   const before = existsSync(history) ? readFileSync(history, 'utf8') : '';

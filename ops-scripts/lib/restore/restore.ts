@@ -13,6 +13,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statfsSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -23,7 +24,8 @@ import { extractBaseBackup } from '../backup/extract.ts';
 import { sha256File, type BackupRecord } from '../backup/repository.ts';
 import { parseLsn } from '../backup/wal.ts';
 import { clusterRunning, renderConf, stopCluster, type ClusterSpec } from '../cluster.ts';
-import { badInput, describeError, failed, ToolkitError } from '../errors.ts';
+import { badInput, describeError, failed, refused, ToolkitError } from '../errors.ts';
+import { bytes } from '../format.ts';
 import { checkReachableBy } from '../stack-context.ts';
 import { freePort, portFree } from '../ports.ts';
 import type { PhaseProgress } from '../progress.ts';
@@ -210,6 +212,14 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   // What extraction unpacks: the data files the manifest lists and the WAL the backup streamed.
   const extractTotal =
     backup.sizes.rawBytes + Number(parseLsn(backup.physical!.stopLsn) - replayFrom) + backup.server.walSegmentBytes;
+  // Room for it, checked before anything is extracted: a restore that fills its disk fails late, after the longest
+  // part of the work. An incremental's chain is extracted beside the target first, then combined into it.
+  const members = chainOf(catalog.backups, backup);
+  checkRoom(
+    to,
+    extractTotal + (members.length > 1 ? members.reduce((sum, m) => sum + m.sizes.rawBytes, 0) : 0),
+    backup,
+  );
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -416,6 +426,26 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
       forget();
     }
   }
+}
+
+/** Free bytes (for an unprivileged user) on the filesystem that holds `path`, or its nearest existing ancestor. */
+export function freeBytes(path: string): number {
+  let p = resolve(path);
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  const st = statfsSync(p);
+  return st.bavail * st.bsize;
+}
+
+/** Refused (exit 3) when the target's filesystem lacks the room the restore needs, with a margin (5%, 64 MB). */
+function checkRoom(to: string, unpacked: number, backup: BackupRecord): void {
+  const needed = Math.ceil(unpacked * 1.05) + 64 * 1048576;
+  const free = freeBytes(to);
+  if (free < needed)
+    throw refused(
+      `${to} is on a filesystem with ${bytes(free)} free; restoring backup ${backup.id} needs about ${bytes(needed)} ` +
+        `(${bytes(backup.sizes.rawBytes)} of data files, the WAL it holds, a margin); nothing was extracted`,
+      'free space there, or restore onto another filesystem with --to',
+    );
 }
 
 /** Copies a failed restore's server log to the logs directory (owner-only), named by time. */
