@@ -147,6 +147,21 @@ test("roles:rotate of the replication login: the standby's passfile follows, and
   assert.ok(streaming, 'pg1 streams again after reconnecting with the new password');
 });
 
+test('stop refuses a standby of the stack (exit 3), with or without --remove: it stops only restored and drill clusters', async () => {
+  for (const args of [[standbyDir()], [standbyDir(), '--remove']]) {
+    const r = await runJob('stop', args, stack.env);
+    assert.is(r.code, 3, r.stderr);
+    assert.match(r.stderr, /is a server of the stack \(a standby or the primary\)/);
+  }
+  const streaming = await withClient(
+    stack.pg,
+    async (c) =>
+      (await c.query("SELECT count(*)::int AS n FROM pg_stat_replication WHERE application_name = 'pg1'")).rows[0].n,
+  );
+  assert.is(streaming, 1, 'pg1 still streams');
+  assert.ok(existsSync(join(standbyDir(), 'PG_VERSION')));
+});
+
 const pooled = (role: string, database = stack.ctx.settings.postgres.database) => ({
   ...stack.login(role, database),
   port: stack.ctx.settings.pooler.port,

@@ -68,6 +68,14 @@ export async function stopScratch(
       'stop the stack with `edupulse-db down`',
     );
   }
+  // The stack's own servers (<state>/pg/<node>: the primary and its standbys, which carry a restore_command too)
+  // are never this job's to stop or remove, whichever node is primary now.
+  const stackDir = dirname(opts.liveDataDir);
+  if (existsSync(stackDir) && realpathSync(dataDir).startsWith(`${realpathSync(stackDir)}/`))
+    throw refused(
+      `${dataDir} is a server of the stack (a standby or the primary); this stops only restored and kept drill clusters`,
+      'stop the stack with `edupulse-db down`',
+    );
   if (opts.remove && !madeByRestore(dataDir))
     throw refused(`${dataDir} was not made by a restore or a drill; it is not removed`, 'stop it without --remove');
   const pg = await findPgBinaries({ minMajor: major, major });
