@@ -83,7 +83,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]]
         : [cmd, args];
     const child = spawn(file, argv, {
-      detached: group,
+      // A forwarded job in a session of its own: a terminal's Ctrl-C reaches the scheduler, which forwards it once.
+      detached: group || Boolean(opts.forwardInterrupt),
       cwd: opts.cwd,
       env,
       uid: opts.as?.uid,
