@@ -1,6 +1,7 @@
 // The object store as a second repository backend, against a real S3-protocol
 // server (s3rver) on a free port, through the real AWS SDK client.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -154,6 +155,41 @@ test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () 
     assert.equal(checkArchive(names, new Map(), first, 16 * 1024 * 1024).missing, []);
   } finally {
     s.close();
+  }
+});
+
+test('while a restore on this host reads (its marker in <repo>/.readers), a backup prunes neither the repository nor the store', async () => {
+  const remoteIds = async () => {
+    const s = store();
+    try {
+      return [...(await s.list('base/')).keys()].filter((k) => k.endsWith('/backup.json')).sort();
+    } finally {
+      s.close();
+    }
+  };
+  await new Promise((res) => setTimeout(res, 1100));
+  assert.is((await job('backup', ['--type', 'physical', '--keep-physical', '99'])).code, 0);
+  const before = await remoteIds();
+  assert.ok(before.length >= 2, 'there is something to prune');
+  // A live reader, as restore() registers itself: a process and its marker.
+  const reader = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const markers = join(stack.ctx.paths.repoDir, '.readers');
+  mkdirSync(markers, { recursive: true });
+  const marker = join(markers, `${reader.pid}.json`);
+  writeFileSync(marker, JSON.stringify({ pid: reader.pid, startedAt: new Date().toISOString(), job: 'restore' }));
+  try {
+    await new Promise((res) => setTimeout(res, 1100));
+    const r = await job('backup', ['--type', 'physical', '--keep-physical', '1', '--json']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(JSON.parse(r.stdout).pruned.deferred, new RegExp(`restore \\(pid ${reader.pid},`));
+    const after = await remoteIds();
+    assert.ok(
+      before.every((k) => after.includes(k)),
+      'the store kept every backup while the restore read',
+    );
+  } finally {
+    reader.kill();
+    rmSync(marker, { force: true });
   }
 });
 

@@ -12,6 +12,7 @@ import { killProcessesNaming } from '../process.ts';
 import type { BackupContext } from './context.ts';
 import { writeBackupMetrics } from './metrics.ts';
 import { prune, type PruneResult } from './prune.ts';
+import { liveReaders } from './readers.ts';
 import { BACKUP_KINDS, type BackupKind, type BackupRecord } from './repository.ts';
 import { takePhysicalBackup, type PhysicalOptions } from './take-base-backup.ts';
 import { takeLogicalBackup } from './take-logical-backup.ts';
@@ -107,7 +108,8 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
     const store = new RemoteStore(remote);
     try {
       offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
-      if (offload.ok) await pruneRemote(store, opts.keep);
+      // The store's retention waits too while a restore or drill on this host reads (one from the store included).
+      if (offload.ok && !liveReaders(ctx.repo.root).length) await pruneRemote(store, opts.keep);
     } catch (err) {
       offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
     } finally {
