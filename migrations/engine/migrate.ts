@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunnerOption } from 'node-pg-migrate';
+import { check } from '../../infra/settings.ts';
 import { declarations } from '../../roles/declarations.ts';
 import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { badInput, failed, ToolkitError } from '../../ops-scripts/lib/errors.ts';
@@ -24,8 +25,12 @@ export function migratorConfig(base: PgConfig, password: string, opts: { lockTim
     throw badInput(`owner role name "${declarations.owner}" must be a plain identifier`);
   // An input (the settings' migrations.lockTimeout), never read from the environment here: the Pulumi provider runs this too.
   const lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
-  if (!/^\d+(ms|s|min)?$/.test(lockTimeout))
-    throw badInput(`lock timeout "${lockTimeout}" is not a duration`, 'use for example 5s or 500ms');
+  // The one shape of a PostgreSQL timeout (infra/settings.ts check.timeout): with its unit, on, within the limit.
+  try {
+    check.timeout(lockTimeout);
+  } catch (err) {
+    throw badInput(`lock timeout ${(err as Error).message}`, 'use for example 5s or 500ms');
+  }
   return {
     ...base,
     user: declarations.migrator,

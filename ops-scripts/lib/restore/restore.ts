@@ -429,7 +429,7 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
 }
 
 /** Free bytes (for an unprivileged user) on the filesystem that holds `path`, or its nearest existing ancestor. */
-export function freeBytes(path: string): number {
+function freeBytes(path: string): number {
   let p = resolve(path);
   while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
   const st = statfsSync(p);
