@@ -597,6 +597,10 @@ export function postgresParameters(
     ...((where.major ?? 0) >= 17 ? { summarize_wal: 'on' } : {}),
     // Full-page images: zstd measured fewer WAL bytes and less time than 'on' (pglz) here (BENCHMARKS.md, "WAL archive").
     wal_compression: 'zstd',
+    // student_risk_summary is latest_high UNION ALL the other rows of latest_predictions (a branch with a WHERE):
+    // PostgreSQL cannot flatten such a branch into an appendrel, so only 'on' (not the default 'partition') lets
+    // the planner see that a high/critical filter contradicts that branch's and skip it (BENCHMARKS.md, #19).
+    constraint_exclusion: 'on',
     log_min_duration_statement: `${s.logMinDurationMs}ms`,
     log_lock_waits: 'on',
     shared_preload_libraries: 'pg_stat_statements',

@@ -86,16 +86,4 @@ export const indexes: IndexDecl[] = [
     columns: ['risk_category'],
     purpose: 'documented: predictions by category',
   },
-  {
-    name: 'idx_latest_predictions_category',
-    schema: 'edupulse_derived',
-    table: 'latest_predictions',
-    columns: ['risk_category'],
-    // Partial, on the lists it serves. An index naming the column makes an update that changes a student's
-    // category a non-HOT one (new index entries); one that keeps it stays HOT (fillfactor 50, migration
-    // latest-predictions-batch). Without any index the nightly batch is cheapest, but the high/critical list
-    // scans the whole table (bench:writes and bench:queries, BENCHMARKS.md).
-    where: "risk_category IN ('high', 'critical')",
-    purpose: 'student_risk_summary filtered on risk_category (high/critical lists)',
-  },
 ];

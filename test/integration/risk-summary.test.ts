@@ -48,6 +48,19 @@ async function assertEquivalent(label: string): Promise<void> {
       ).rows[0].n,
   );
   assert.is(derived, 0, `${label}: latest_predictions holds exactly the latest prediction of each student`);
+  const copy =
+    'SELECT student_id, prediction_id, prediction_date, risk_score, risk_category, first_name, last_name FROM edupulse_derived';
+  assert.equal(
+    await rows(`${copy}.latest_high`),
+    await rows(`${copy}.latest_predictions WHERE risk_category IN ('high', 'critical')`),
+    `${label}: latest_high holds exactly the high/critical rows of latest_predictions`,
+  );
+  const highList = " WHERE risk_category IN ('high', 'critical')";
+  assert.equal(
+    await rows(OURS + highList),
+    await rows(`SELECT * FROM (${DOCUMENTED_TIES_BROKEN}) d${highList}`),
+    `${label}: the high/critical list equals the documented definition's`,
+  );
 }
 
 test.before(
@@ -245,9 +258,37 @@ test('a nightly batch (one new prediction per student, applied in one statement)
   });
 });
 
+test('a high/critical list reads latest_high alone, a list of another category latest_predictions alone', async () => {
+  const read = async (where: string) =>
+    withClient(stack.pg, async (c) => {
+      const plan = (await c.query(`EXPLAIN (FORMAT JSON) ${OURS} WHERE ${where}`)).rows[0]['QUERY PLAN'];
+      return [...JSON.stringify(plan).matchAll(/"Relation Name":"(\w+)"/g)].map((m) => m[1]).sort();
+    });
+  assert.equal(await read("risk_category IN ('high', 'critical')"), ['latest_high']);
+  assert.equal(await read("risk_category = 'critical'"), ['latest_high']);
+  assert.equal(await read("risk_category = 'low'"), ['latest_predictions']);
+  assert.equal(await read("student_id = 'STU0000001'"), ['latest_high', 'latest_predictions']);
+});
+
+test('a student deleted (predictions cascading) leaves neither table', async () => {
+  const id = (await rows(`${OURS} WHERE risk_category IN ('high', 'critical')`)).map(
+    (r) => JSON.parse(r).student_id,
+  )[0];
+  assert.ok(id, 'a student on the high/critical list');
+  await withClient(owner(), (c) => c.query('DELETE FROM students WHERE student_id = $1', [id]));
+  assert.equal(await rows(`${OURS} WHERE student_id = '${id}'`), []);
+  await assertEquivalent('after a student deleted');
+});
+
 test('a second bulk COPY load (appending students) keeps it exact', async () => {
   await seed(owner(), { seed: 'summary-more', students: 200, yearEnd: '2026-11-20' }, { existing: 'append' });
   await assertEquivalent('after append');
+});
+
+test('a TRUNCATE of predictions empties both tables', async () => {
+  await withClient(owner(), (c) => c.query('TRUNCATE predictions'));
+  await assertEquivalent('after TRUNCATE');
+  assert.equal(await rows(OURS), []);
 });
 
 test.run();

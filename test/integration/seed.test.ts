@@ -78,7 +78,9 @@ test('seed loads with COPY, reports the counts it made, and leaves every foreign
     );
     assert.equal(
       rows,
-      [...SEED_TABLES.slice(1), 'edupulse_derived.latest_predictions'].sort().map((t) => ({ t, convalidated: true })),
+      [...SEED_TABLES.slice(1), 'edupulse_derived.latest_high', 'edupulse_derived.latest_predictions']
+        .sort()
+        .map((t) => ({ t, convalidated: true })),
     );
     // A partition's key (inherited from attendance_records) is back and valid with its table's.
     const parts = await c.query(

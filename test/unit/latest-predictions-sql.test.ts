@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { INSERT_IN_PLACE } from '../../migrations/1764028800010_latest-predictions-batch.ts';
 import { ONE_STATEMENT } from '../../migrations/1764028800012_latest-predictions-one-statement.ts';
+import { syncBatch, WITH_HIGH } from '../../migrations/1764028800013_latest-predictions-high.ts';
 
 const [head, rest] = ONE_STATEMENT.split('BEGIN\n') as [string, string];
 
@@ -38,6 +39,31 @@ test('otherwise the previous body runs on the rows the UPDATE did not apply', ()
     tail(INSERT_IN_PLACE).replace(
       '-- Every student updated (the nightly batch): nobody new to the table, nothing more to do.',
       '-- Every student left was updated: nobody is new to the table.',
+    ),
+  );
+});
+
+test('latest_high: each way out of the insert trigger first copies the rows it applied, and there are two', () => {
+  assert.ok(
+    WITH_HIGH.includes(`  IF applied = in_batch THEN\n${syncBatch(true, '    ')}    RETURN NULL;\n  END IF;\n`),
+    'the nightly batch: every row of it, no join to find which',
+  );
+  assert.ok(
+    WITH_HIGH.endsWith(`  END IF;\n${syncBatch(false, '  ')}  RETURN NULL;\nEND`),
+    'the rest: the rows applied',
+  );
+  assert.is(WITH_HIGH.split('RETURN NULL').length, 3);
+  assert.ok(syncBatch(false, '').includes('a.prediction_id = x.id'), 'the rest: joined to what the table now holds');
+  // Apart from the copies and the test turned round (its block closed before them), the body is the previous one.
+  const without = WITH_HIGH.replace(syncBatch(true, '    '), '').replace(syncBatch(false, '  '), '');
+  const squeeze = (body: string) => body.replace(/\s+/g, ' ');
+  assert.is(
+    squeeze(without),
+    squeeze(
+      ONE_STATEMENT.replace(
+        '-- Every student left was updated: nobody is new to the table.\n  IF updated = students_in_batch THEN RETURN NULL; END IF;',
+        '-- Some student left was not updated: new to the table, locked and inserted.\n  IF updated <> students_in_batch THEN',
+      ).replace('  END IF;\n  RETURN NULL;\nEND', '  END IF;\n  END IF;\n  RETURN NULL;\nEND'),
     ),
   );
 });

@@ -99,6 +99,7 @@ test('postgres parameters archive through the zstd script into the repository', 
   assert.is(p.log_min_duration_statement, '1000ms');
   assert.is(p.log_lock_waits, 'on');
   assert.is(p.wal_compression, 'zstd');
+  assert.is(p.constraint_exclusion, 'on');
   assert.is(p.shared_preload_libraries, 'pg_stat_statements');
   assert.is(p.password_encryption, 'scram-sha-256');
   const level = loadSettings({ EDUPULSE_PG_ARCHIVE_ZSTD_LEVEL: '6' }).postgres;
