@@ -438,6 +438,19 @@ test('a restore onto a filesystem without room for the backup is refused (exit 3
     );
     assert.match(r.stderr, /nothing was extracted/);
     assert.equal(readdirSync(mnt), [], 'nothing written there');
+    // A target of now would have the live server archive its current WAL first: refused before that too.
+    const segment = async () =>
+      withClient(stack.pg, async (c) => (await c.query('SELECT pg_walfile_name(pg_current_wal_lsn()) AS s')).rows[0].s);
+    const before = await segment();
+    const now = await runJob(
+      'restore',
+      ['--target-time', new Date().toISOString(), '--to', join(mnt, 'data')],
+      stack.env,
+    );
+    assert.is(now.code, 3, now.stdout + now.stderr);
+    assert.match(now.stderr, /nothing was extracted/);
+    assert.is(await segment(), before, 'the live server was not asked to switch its WAL segment');
+    assert.equal(readdirSync(mnt), []);
   } finally {
     await run('umount', [mnt]);
     rmSync(mnt, { recursive: true, force: true });

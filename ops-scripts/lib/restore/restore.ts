@@ -173,6 +173,8 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
       : undefined;
   // Without the backup's binaries the restore is refused (exit 2) before the live server is asked to archive.
   const pg = await binariesFor(picked.server.major);
+  // Likewise without room for the backup picked (exit 3): the WAL replay needs is counted once it is known, below.
+  checkRoom(to, roomFor(catalog, picked), picked);
   /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
   let caughtUp: boolean | undefined;
   const catchUp = async (): Promise<boolean> =>
@@ -209,17 +211,10 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   const replayTo = resolved?.around.after
     ? parseLsn(resolved.around.after.lsn)
     : replayEnd(catalog, backup, recoveryTarget);
-  // What extraction unpacks: the data files the manifest lists and the WAL the backup streamed.
-  const extractTotal =
-    backup.sizes.rawBytes + Number(parseLsn(backup.physical!.stopLsn) - replayFrom) + backup.server.walSegmentBytes;
-  // Room for it, checked before anything is extracted: a restore that fills its disk fails late, after the longest
-  // part of the work. An incremental's chain is extracted beside the target first, then combined into it.
-  const members = chainOf(catalog.backups, backup);
-  checkRoom(
-    to,
-    extractTotal + (members.length > 1 ? members.reduce((sum, m) => sum + m.sizes.rawBytes, 0) : 0),
-    backup,
-  );
+  // What extraction unpacks, and room for it, checked again (the backup chosen for the target may be another) before
+  // anything is extracted: a restore that fills its disk fails late, after the longest part of the work.
+  const extractTotal = extractBytes(backup);
+  checkRoom(to, roomFor(catalog, backup), backup);
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -434,6 +429,18 @@ function freeBytes(path: string): number {
   while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
   const st = statfsSync(p);
   return st.bavail * st.bsize;
+}
+
+/** What extraction unpacks for `backup`: its data files, the WAL it streamed and a segment. */
+function extractBytes(backup: BackupRecord): number {
+  const { startLsn, stopLsn } = backup.physical!;
+  return backup.sizes.rawBytes + Number(parseLsn(stopLsn) - parseLsn(startLsn)) + backup.server.walSegmentBytes;
+}
+
+/** The room a restore of `backup` needs: what it unpacks, and an incremental's chain, extracted beside the target first. */
+function roomFor(catalog: Catalog, backup: BackupRecord): number {
+  const members = chainOf(catalog.backups, backup);
+  return extractBytes(backup) + (members.length > 1 ? members.reduce((sum, m) => sum + m.sizes.rawBytes, 0) : 0);
 }
 
 /** Refused (exit 3) when the target's filesystem lacks the room the restore needs, with a margin (5%, 64 MB). */
