@@ -27,6 +27,7 @@ import { Redis } from 'ioredis';
 import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { archiveUpToNow } from '../../ops-scripts/lib/restore/archive-now.ts';
 import { writeCanary } from '../../ops-scripts/lib/restore/restore-points.ts';
+import { restoreLockPath } from '../../ops-scripts/lib/restore/restore.ts';
 import { run } from '../../ops-scripts/lib/run.ts';
 import { interruptJob, runJob, runJobOnTerminal } from '../cli.ts';
 import { freePort, logged, startTestStack, tempStateDir, type TestStack } from '../harness.ts';
@@ -455,6 +456,29 @@ test('a restore onto a filesystem without room for the backup is refused (exit 3
     await run('umount', [mnt]);
     rmSync(mnt, { recursive: true, force: true });
   }
+});
+
+test('a second restore into the directory a restore is writing is refused (exit 3), naming the first', async () => {
+  const to = join(stack.ctx.paths.root, 'contended', 'data');
+  // A restore in progress on this host: its lock, held by a live process (this one), the directory still empty.
+  const lock = restoreLockPath(to);
+  writeFileSync(
+    lock,
+    JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), job: `a restore into ${to}` }),
+  );
+  try {
+    const r = await runJob('restore', ['--target', 'immediate', '--to', to], stack.env);
+    assert.is(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`a restore into ${to} is already running \\(pid ${process.pid}`));
+    assert.not.ok(existsSync(to), 'nothing written');
+  } finally {
+    rmSync(lock, { force: true });
+  }
+  // The lock released (or its holder gone), a restore goes ahead, and leaves no lock behind.
+  const r = await runJob('restore', ['--target', 'immediate', '--to', to], stack.env);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.not.ok(existsSync(lock), 'the lock is released');
+  await discardRestore(to);
 });
 
 test('a drill with the live server unreachable fails before it starts, says where, and records nothing', async () => {

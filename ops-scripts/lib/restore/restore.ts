@@ -18,6 +18,8 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { acquireLockFile } from '../lock-file.ts';
 import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
@@ -42,7 +44,7 @@ import {
   resolveTarget,
   targetLsn,
 } from './select.ts';
-import { checkTargetDir } from './target-dir.ts';
+import { checkTargetDir, realTarget } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
 import { ensurePrivateDir } from '../files.ts';
@@ -149,9 +151,35 @@ export async function restore(ctx: BackupContext, opts: RestoreOptions): Promise
   }
 }
 
+/**
+ * The lock of a restore into `to` on this host, by its path with symlinks resolved: two restores into one new (or
+ * empty) directory both found it empty and then wrote into each other's files. The second is refused (exit 3).
+ */
+export const restoreLockPath = (to: string) =>
+  join(
+    tmpdir(),
+    `edupulse-restore-${createHash('sha256')
+      .update(realTarget(resolve(to)))
+      .digest('hex')
+      .slice(0, 16)}.lock`,
+  );
+
 async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Catalog): Promise<RestoreResult> {
+  checkTargetDir(resolve(opts.to), opts.liveDataDir, opts.protectedDirs);
+  const unlock = acquireLockFile(restoreLockPath(opts.to), `a restore into ${resolve(opts.to)}`);
+  const forget = onInterrupt(unlock);
+  try {
+    return await restoreLocked(ctx, opts, catalog);
+  } finally {
+    forget();
+    unlock();
+  }
+}
+
+async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: Catalog): Promise<RestoreResult> {
   const t0 = performance.now();
   const to = resolve(opts.to);
+  // Again under the lock: a restore that held it a moment ago may have filled the directory.
   checkTargetDir(to, opts.liveDataDir, opts.protectedDirs);
   if (opts.port !== undefined && !(await portFree(opts.port)))
     throw badInput(`port ${opts.port} is already in use`, 'choose a free port, or leave --port out');

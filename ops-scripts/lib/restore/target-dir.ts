@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { refused } from '../errors.ts';
 
 /** A path with the symlinks of its nearest existing ancestor resolved (the rest does not exist yet). */
-function realTarget(p: string): string {
+export function realTarget(p: string): string {
   const rest: string[] = [];
   let existing = p;
   while (!existsSync(existing)) {
