@@ -6,6 +6,8 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { withClient, type PgConfig } from '../../ops-scripts/lib/db.ts';
 import { seed } from '../../ops-scripts/lib/seed/load.ts';
+import { migrate } from '../../migrations/engine/migrate.ts';
+import { reconcile } from '../../views/engine/index.ts';
 import { Rng } from '../../ops-scripts/lib/seed/random.ts';
 import { logged, startTestStack, type TestStack } from '../harness.ts';
 
@@ -283,6 +285,30 @@ test('a student deleted (predictions cascading) leaves neither table', async () 
 test('a second bulk COPY load (appending students) keeps it exact', async () => {
   await seed(owner(), { seed: 'summary-more', students: 200, yearEnd: '2026-11-20' }, { existing: 'append' });
   await assertEquivalent('after append');
+});
+
+test('migration latest-predictions-high undone and redone on data: the view reads one table, then both, exact each way', async () => {
+  const undone = await migrate(owner(), { direction: 'down', count: 1 });
+  assert.equal(
+    undone.map((m) => m.name),
+    ['1764028800013_latest-predictions-high'],
+  );
+  assert.is(
+    await withClient(
+      stack.pg,
+      async (c) => (await c.query("SELECT to_regclass('edupulse_derived.latest_high') AS t")).rows[0].t,
+    ),
+    null,
+  );
+  // The view as it was before the migration: every row from latest_predictions.
+  assert.equal(await rows(OURS), await rows(DOCUMENTED_TIES_BROKEN), 'undone: ours equals the documented definition');
+  await withClient(app(), (c) =>
+    c.query(`INSERT INTO predictions (student_id, risk_score, risk_category, prediction_date)
+             SELECT student_id, 0.97, 'critical', '2032-01-01T00:00:00Z' FROM students ORDER BY student_id LIMIT 25`),
+  );
+  await migrate(owner(), { direction: 'up' });
+  assert.ok((await reconcile(owner())).every((s) => s.status === 'done'));
+  await assertEquivalent('redone on data');
 });
 
 test('a TRUNCATE of predictions empties both tables', async () => {
