@@ -140,6 +140,20 @@ BEGIN
   }
 END$body$`;
 
+// student_risk_summary as this migration leaves it and as it found it. The reconcile engine declares the view
+// (views/student_risk_summary.sql) and makes it when it is missing; where it is there, the migration (and its
+// down) puts the definition its tables need in place, so a database between `migrate` and `apply` reads right.
+const VIEW_BEFORE = `SELECT l.student_id, l.first_name, l.last_name, l.risk_score, l.risk_category FROM ${T} l`;
+const VIEW_WITH_HIGH = `SELECT h.student_id, h.first_name, h.last_name, h.risk_score, h.risk_category FROM ${H} h
+UNION ALL
+SELECT l.student_id, l.first_name, l.last_name, l.risk_score, l.risk_category FROM ${T} l
+ WHERE l.risk_category IS NULL OR l.risk_category NOT IN ${HIGH}`;
+const replaceViewIfThere = (query: string) => `DO $$ BEGIN
+  IF to_regclass('public.student_risk_summary') IS NOT NULL THEN
+    CREATE OR REPLACE VIEW public.student_risk_summary AS ${query};
+  END IF;
+END $$`;
+
 export async function up(pgm: MigrationBuilder): Promise<void> {
   pgm.sql(`CREATE TABLE ${H} (
     student_id varchar PRIMARY KEY REFERENCES public.students (student_id) ON DELETE CASCADE,
@@ -156,18 +170,12 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
   // Under the recompute's lock: no writer of latest_predictions runs while the copy is made.
   pgm.sql(`LOCK TABLE ${T} IN SHARE ROW EXCLUSIVE MODE`);
   pgm.sql(`INSERT INTO ${H} (${COLS}) SELECT ${COLS} FROM ${T} WHERE risk_category IN ${HIGH} ORDER BY student_id`);
+  pgm.sql(replaceViewIfThere(VIEW_WITH_HIGH));
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {
   for (const sql of [RECOMPUTE(false), TRUNCATED(false), RENAMED(false), REBUILD(false), replaceBody(ONE_STATEMENT)])
     pgm.sql(sql);
-  // student_risk_summary reads the copy: where the view is there (the reconcile engine declares it, views/), it goes
-  // back to the definition it had before this migration, which reads latest_predictions alone.
-  pgm.sql(`DO $$ BEGIN
-    IF to_regclass('public.student_risk_summary') IS NOT NULL THEN
-      CREATE OR REPLACE VIEW public.student_risk_summary AS
-        SELECT l.student_id, l.first_name, l.last_name, l.risk_score, l.risk_category FROM ${T} l;
-    END IF;
-  END $$`);
+  pgm.sql(replaceViewIfThere(VIEW_BEFORE));
   pgm.sql(`DROP TABLE ${H}`);
 }

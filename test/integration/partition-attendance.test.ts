@@ -122,9 +122,16 @@ test('the conversion runs online: writers going through the table keep writing a
       'public.attendance_records_id_seq',
     );
   });
-  // The reconcile markers came along: the declared indexes and views are as declared; only months are to make.
+  // The reconcile markers came along: the declared indexes are as declared; only months are to make. The one view
+  // to replace is student_risk_summary: migration latest-predictions-high, undone and redone with the conversion,
+  // wrote its definition itself (the same query in other text, which the engine's fingerprint tells apart).
   const pending = await withClient(stack.owner(), (c) => planReconcile(c));
-  assert.ok(pending.length > 0 && pending.every((a) => a.kind === 'create-partition'), JSON.stringify(pending));
+  const months = pending.filter((a) => a.kind === 'create-partition');
+  assert.ok(months.length > 0, JSON.stringify(pending));
+  assert.equal(
+    pending.filter((a) => a.kind !== 'create-partition').map((a) => (a.kind === 'replace-view' ? a.view.name : a.kind)),
+    ['student_risk_summary'],
+  );
   const audit = await runJob('roles:audit', [], stack.env);
   assert.is(audit.code, 0, audit.stdout + audit.stderr);
 });
