@@ -10,8 +10,10 @@ import {
   mkdirSync,
   chmodSync,
   rmSync,
+  existsSync,
+  statfsSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { OsUser } from './run.ts';
 
 export function writeFileAtomic(path: string, content: string, opts: { mode?: number; owner?: OsUser } = {}): void {
@@ -54,4 +56,15 @@ export function ensurePrivateDir(path: string, owner?: OsUser): void {
     chownSync(dir, owner.uid, owner.gid);
     if (!first || dir === first || dirname(dir) === dir) break;
   }
+}
+
+/**
+ * The filesystem that holds `path` (or its nearest existing ancestor): bytes free for an unprivileged user, and its
+ * size.
+ */
+export function fsSpace(path: string): { free: number; size: number } {
+  let p = resolve(path);
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  const st = statfsSync(p);
+  return { free: st.bavail * st.bsize, size: st.blocks * st.bsize };
 }

@@ -166,6 +166,35 @@ test('bad input exits 2 and changes nothing', async () => {
   assert.is(JSON.stringify(await list()), before);
 });
 
+test('a backup that would leave its filesystem less than the reserve is refused (exit 3) before it starts', async () => {
+  // Repositories of their own, on small filesystems: tmpfs (the tests run as root, as CI does).
+  const small = mkdtempSync(join(tmpdir(), 'edupulse-small-repo-'));
+  const roomy = mkdtempSync(join(tmpdir(), 'edupulse-roomy-repo-'));
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'tmpfs', small]);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=512m,mode=0700', 'tmpfs', roomy]);
+  try {
+    // 64 MB: whatever the backup's size, less than the reserve (64 MB at the least) would stay free.
+    const r = await runJob('backup', ['--type', 'logical'], { ...stack.env, EDUPULSE_REPO_DIR: small });
+    assert.is(r.code, 3, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /the backup repository \(.*\) is on a filesystem with [\d.]+ [kMG]?B free; a logical backup of [\d.]+ [kMG]?B of data needs about .* stays free for the server and the WAL archive; no backup was taken/,
+    );
+    assert.match(r.stderr, /backup:prune/);
+    assert.equal(new LocalRepository(small).list(), [], 'no backup');
+    assert.equal(new LocalRepository(small).partials(), [], 'nor a partial one');
+    // With room, the same backup is taken.
+    const ok = await runJob('backup', ['--type', 'logical'], { ...stack.env, EDUPULSE_REPO_DIR: roomy });
+    assert.is(ok.code, 0, ok.stdout + ok.stderr);
+    assert.is(new LocalRepository(roomy).list('logical').length, 1);
+  } finally {
+    for (const dir of [small, roomy]) {
+      await run('umount', [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
 test('a second concurrent run exits 3; kill -9 mid-way leaves no backup; the next run cleans up and succeeds', async () => {
   const child = spawn(
     process.execPath,

@@ -2,7 +2,9 @@
 // that second exists), its private directory, and the server's identity.
 import { existsSync } from 'node:fs';
 import { withClient } from '../db.ts';
-import { ensurePrivateDir } from '../files.ts';
+import { refused } from '../errors.ts';
+import { ensurePrivateDir, fsSpace } from '../files.ts';
+import { bytes } from '../format.ts';
 import type { BackupContext } from './context.ts';
 import { newBackupId, type BackupKind, type BackupRecord } from './repository.ts';
 
@@ -33,10 +35,53 @@ export interface BackupStart {
   facts: ServerFacts;
 }
 
-export async function beginBackup(ctx: BackupContext, kind: BackupKind): Promise<BackupStart> {
+/** What a backup of `kind` leaves free at the least on its repository's filesystem: 5% of it, 64 MB at the least. */
+export const reserveBytes = (fsSize: number) => Math.max(Math.ceil(fsSize * 0.05), 64 * 1048576);
+
+/**
+ * Refused (exit 3) when the repository's filesystem would keep less than the reserve after the backup: the
+ * repository often shares a disk with the live server's WAL and the WAL archive, and a backup that fills it fails
+ * late, or stops the server. The backup's size is estimated from the data's (`rawBytes`) and the stored/raw ratio
+ * of the newest backup of its kind (compressed, with none yet: half; uncompressed: all of it).
+ */
+export function checkBackupRoom(ctx: BackupContext, kind: BackupKind, rawBytes: number, compressed: boolean): void {
+  const last = ctx.repo.list(kind).at(-1);
+  const ratio = !compressed ? 1 : last && last.sizes.rawBytes > 0 ? last.sizes.storedBytes / last.sizes.rawBytes : 0.5;
+  const needed = Math.ceil(rawBytes * ratio);
+  const dir = ctx.repo.kindDir(kind);
+  const { free, size } = fsSpace(dir);
+  const reserve = reserveBytes(size);
+  if (free - needed < reserve)
+    throw refused(
+      `the backup repository (${dir}) is on a filesystem with ${bytes(free)} free; a ${kind} backup of ` +
+        `${bytes(rawBytes)} of data needs about ${bytes(needed)}, and ${bytes(reserve)} stays free for the server ` +
+        'and the WAL archive; no backup was taken',
+      'free space there, run `npm run backup:prune`, or move the repository to a larger filesystem (EDUPULSE_REPO_DIR)',
+    );
+}
+
+export async function beginBackup(
+  ctx: BackupContext,
+  kind: BackupKind,
+  opts: { compressed: boolean; database?: string },
+): Promise<BackupStart> {
   const started = new Date();
   const t0 = performance.now();
   const facts = await serverFacts(ctx);
+  // The data a backup of this kind reads: every database's (physical), or the one database's (logical).
+  const rawBytes = await withClient(ctx.admin, async (c) =>
+    Number(
+      (
+        await c.query(
+          opts.database === undefined
+            ? 'SELECT sum(pg_database_size(oid))::float8 AS b FROM pg_database WHERE datallowconn'
+            : 'SELECT pg_database_size($1)::float8 AS b',
+          opts.database === undefined ? [] : [opts.database],
+        )
+      ).rows[0].b,
+    ),
+  );
+  checkBackupRoom(ctx, kind, rawBytes, opts.compressed);
   let id = newBackupId(started);
   for (let n = 2; existsSync(ctx.repo.backupDir(kind, id)); n++) id = `${newBackupId(started)}-${n}`;
   const dir = ctx.repo.backupDir(kind, id);

@@ -132,7 +132,7 @@ async function acceptChecksumFailures(
 }
 
 export async function takePhysicalBackup(ctx: BackupContext, opts: PhysicalOptions): Promise<BackupRecord> {
-  const begun = await beginBackup(ctx, 'physical');
+  const begun = await beginBackup(ctx, 'physical', { compressed: opts.compression !== 'none' });
   const { id, dir, t0, facts } = begun;
   const verifyDir = join(ctx.repo.kindDir('physical'), `.verify-${id}`);
   // Interrupted before its record is written, the half-taken backup goes now rather than at the next run.

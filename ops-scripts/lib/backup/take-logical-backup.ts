@@ -17,9 +17,10 @@ import { beginBackup, recordHead } from './begin-backup.ts';
 export const DUMP_FILE = 'dump.pgdump';
 
 export async function takeLogicalBackup(ctx: BackupContext, opts: { label?: string } = {}): Promise<BackupRecord> {
-  const begun = await beginBackup(ctx, 'logical');
-  const { dir, t0 } = begun;
   const database = String(ctx.backupLogin.database);
+  // pg_dump's custom format is compressed.
+  const begun = await beginBackup(ctx, 'logical', { compressed: true, database });
+  const { dir, t0 } = begun;
   // Interrupted before its record is written, the half-taken dump goes now rather than at the next run.
   let recorded = false;
   const forget = onInterrupt(() => {

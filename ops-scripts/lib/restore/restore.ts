@@ -13,7 +13,6 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statfsSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -47,7 +46,7 @@ import {
 import { checkTargetDir, realTarget } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
 import { requireIdentity } from '../backup/crypt.ts';
-import { ensurePrivateDir } from '../files.ts';
+import { ensurePrivateDir, fsSpace } from '../files.ts';
 import { onInterrupt } from '../interrupt.ts';
 import { registerReader } from '../backup/readers.ts';
 import { run } from '../run.ts';
@@ -451,14 +450,6 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
   }
 }
 
-/** Free bytes (for an unprivileged user) on the filesystem that holds `path`, or its nearest existing ancestor. */
-function freeBytes(path: string): number {
-  let p = resolve(path);
-  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
-  const st = statfsSync(p);
-  return st.bavail * st.bsize;
-}
-
 /** What extraction unpacks for `backup`: its data files, the WAL it streamed and a segment. */
 function extractBytes(backup: BackupRecord): number {
   const { startLsn, stopLsn } = backup.physical!;
@@ -474,7 +465,7 @@ function roomFor(catalog: Catalog, backup: BackupRecord): number {
 /** Refused (exit 3) when the target's filesystem lacks the room the restore needs, with a margin (5%, 64 MB). */
 function checkRoom(to: string, unpacked: number, backup: BackupRecord): void {
   const needed = Math.ceil(unpacked * 1.05) + 64 * 1048576;
-  const free = freeBytes(to);
+  const { free } = fsSpace(to);
   if (free < needed)
     throw refused(
       `${to} is on a filesystem with ${bytes(free)} free; restoring backup ${backup.id} needs about ${bytes(needed)} ` +
