@@ -124,7 +124,8 @@ test('the conversion runs online: writers going through the table keep writing a
   });
   // The reconcile markers came along: the declared indexes are as declared; only months are to make. The one view
   // to replace is student_risk_summary: migration latest-predictions-high, undone and redone with the conversion,
-  // wrote its definition itself (the same query in other text, which the engine's fingerprint tells apart).
+  // wrote its definition itself, over a latest_high made anew (another table to the engine's fingerprint, which
+  // holds the query tree: table oids, and offsets into the query's text).
   const pending = await withClient(stack.owner(), (c) => planReconcile(c));
   const months = pending.filter((a) => a.kind === 'create-partition');
   assert.ok(months.length > 0, JSON.stringify(pending));
