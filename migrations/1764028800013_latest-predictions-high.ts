@@ -29,6 +29,9 @@ const HIGH = "('high', 'critical')";
 const isHigh = (col: string) => `coalesce(${col} IN ${HIGH}, false)`;
 const SECDEF = `LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp`;
 
+/** The copy made whole, from latest_predictions (in key order). */
+const COPY_ALL = `INSERT INTO ${H} (${COLS}) SELECT ${COLS} FROM ${T} WHERE risk_category IN ${HIGH} ORDER BY student_id`;
+
 /** The copy of each given student's row, from latest_predictions (`ids`: an expression naming them). */
 const resync = (ids: string) => `
   DELETE FROM ${H} WHERE student_id = ANY (${ids});
@@ -135,7 +138,7 @@ BEGIN
     withHigh
       ? `
   DELETE FROM ${H};
-  INSERT INTO ${H} (${COLS}) SELECT ${COLS} FROM ${T} WHERE risk_category IN ${HIGH} ORDER BY student_id;`
+  ${COPY_ALL};`
       : ''
   }
 END$body$`;
@@ -169,7 +172,7 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     pgm.sql(sql);
   // Under the recompute's lock: no writer of latest_predictions runs while the copy is made.
   pgm.sql(`LOCK TABLE ${T} IN SHARE ROW EXCLUSIVE MODE`);
-  pgm.sql(`INSERT INTO ${H} (${COLS}) SELECT ${COLS} FROM ${T} WHERE risk_category IN ${HIGH} ORDER BY student_id`);
+  pgm.sql(COPY_ALL);
   pgm.sql(replaceViewIfThere(VIEW_WITH_HIGH));
 }
 

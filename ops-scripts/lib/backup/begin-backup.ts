@@ -15,15 +15,27 @@ export interface ServerFacts {
   walSegmentBytes: number;
 }
 
-export async function serverFacts(ctx: BackupContext): Promise<ServerFacts> {
+/**
+ * The server's identity, and the bytes of data a backup reads: every database's (physical), or `database`'s
+ * (logical). One connection, one query.
+ */
+async function serverFacts(ctx: BackupContext, database?: string): Promise<{ facts: ServerFacts; rawBytes: number }> {
   return withClient(ctx.admin, async (c) => {
-    const { rows } = await c.query(`SELECT current_setting('server_version') AS version,
+    const { rows } = await c.query(
+      `SELECT current_setting('server_version') AS version,
         current_setting('server_version_num')::int / 10000 AS major,
         (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
         (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'MB' THEN 1048576 ELSE 1 END
-           FROM pg_settings WHERE name = 'wal_segment_size')::float8 AS seg`);
+           FROM pg_settings WHERE name = 'wal_segment_size')::float8 AS seg,
+        (CASE WHEN $1::text IS NULL THEN (SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn)
+              ELSE pg_database_size($1::text) END)::float8 AS raw`,
+      [database ?? null],
+    );
     const r = rows[0];
-    return { version: r.version, major: r.major, systemIdentifier: r.sysid, walSegmentBytes: r.seg };
+    return {
+      facts: { version: r.version, major: r.major, systemIdentifier: r.sysid, walSegmentBytes: r.seg },
+      rawBytes: r.raw,
+    };
   });
 }
 
@@ -36,7 +48,7 @@ export interface BackupStart {
 }
 
 /** What a backup of `kind` leaves free at the least on its repository's filesystem: 5% of it, 64 MB at the least. */
-export const reserveBytes = (fsSize: number) => Math.max(Math.ceil(fsSize * 0.05), 64 * 1048576);
+const reserveBytes = (fsSize: number) => Math.max(Math.ceil(fsSize * 0.05), 64 * 1048576);
 
 /**
  * Refused (exit 3) when the repository's filesystem would keep less than the reserve after the backup: the
@@ -44,7 +56,7 @@ export const reserveBytes = (fsSize: number) => Math.max(Math.ceil(fsSize * 0.05
  * late, or stops the server. The backup's size is estimated from the data's (`rawBytes`) and the stored/raw ratio
  * of the newest backup of its kind (compressed, with none yet: half; uncompressed: all of it).
  */
-export function checkBackupRoom(ctx: BackupContext, kind: BackupKind, rawBytes: number, compressed: boolean): void {
+function checkBackupRoom(ctx: BackupContext, kind: BackupKind, rawBytes: number, compressed: boolean): void {
   const last = ctx.repo.list(kind).at(-1);
   const ratio = !compressed ? 1 : last && last.sizes.rawBytes > 0 ? last.sizes.storedBytes / last.sizes.rawBytes : 0.5;
   const needed = Math.ceil(rawBytes * ratio);
@@ -67,20 +79,7 @@ export async function beginBackup(
 ): Promise<BackupStart> {
   const started = new Date();
   const t0 = performance.now();
-  const facts = await serverFacts(ctx);
-  // The data a backup of this kind reads: every database's (physical), or the one database's (logical).
-  const rawBytes = await withClient(ctx.admin, async (c) =>
-    Number(
-      (
-        await c.query(
-          opts.database === undefined
-            ? 'SELECT sum(pg_database_size(oid))::float8 AS b FROM pg_database WHERE datallowconn'
-            : 'SELECT pg_database_size($1)::float8 AS b',
-          opts.database === undefined ? [] : [opts.database],
-        )
-      ).rows[0].b,
-    ),
-  );
+  const { facts, rawBytes } = await serverFacts(ctx, opts.database);
   checkBackupRoom(ctx, kind, rawBytes, opts.compressed);
   let id = newBackupId(started);
   for (let n = 2; existsSync(ctx.repo.backupDir(kind, id)); n++) id = `${newBackupId(started)}-${n}`;
