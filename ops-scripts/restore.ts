@@ -2,6 +2,7 @@
 import { command, outcome } from './lib/cli.ts';
 import { backupContext } from './lib/backup/context.ts';
 import { badInput } from './lib/errors.ts';
+import { bytes } from './lib/format.ts';
 import { archiveNow } from './lib/restore/archive-now.ts';
 import { openCatalog } from './lib/restore/catalog.ts';
 import { phasedProgress } from './lib/progress.ts';
@@ -21,7 +22,10 @@ never the live data directory), sets restore_command to the repository's
 wal/, the recovery target (timeline latest) and recovery.signal, archiving
 off, TCP only on a port. With --start, starts it and waits until recovery
 ended and the server was promoted (--pause: until it paused at the target,
-to inspect first). Uses the binaries of the backup's major version.
+to inspect first). Without --start, the archived WAL replay needs is copied
+into <dir>/pg_wal (counted in the room check), so the cluster started later
+does not depend on the repository still holding it. Uses the binaries of the
+backup's major version.
 On a terminal it shows each phase's progress (bytes extracted; WAL replayed
 of the WAL to replay); none when output is not a terminal or with --json.
 
@@ -94,7 +98,10 @@ await command(
           ? `  running on 127.0.0.1:${r.port}, promoted; last replayed commit ${r.lastReplayedCommit ?? '-'}`
           : r.paused
             ? `  running on 127.0.0.1:${r.port}, paused at the target: inspect, then SELECT pg_wal_replay_resume() to promote`
-            : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target`,
+            : `  not started: pg_ctl start -D ${r.dataDir} (as the cluster's OS user) replays to the target` +
+              (r.walCopied
+                ? `\n  the WAL it replays is in its pg_wal (${r.walCopied.files} files, ${bytes(r.walCopied.bytes)} copied): it does not need the repository's`
+                : ''),
         ...(r.quiet ? [`  recovered to ${r.recoveredTo}: ${r.quiet.note}`] : []),
       ].join('\n'),
     );

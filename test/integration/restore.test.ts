@@ -251,6 +251,38 @@ test('restore to a named restore point holds exactly the rows committed before t
   assert.not.match(r.stderr, /extract|replay|\r/, 'no progress with --json or without a terminal');
 });
 
+test('a restore not started holds the WAL it replays: started later with no archive to read, it stops exactly at its target', async () => {
+  const to = join(tempStateDir(), 'data');
+  try {
+    const r = await runJob('restore', ['--target-time', iso(mark.time), '--to', to, '--json'], stack.env);
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    const res = JSON.parse(r.stdout);
+    assert.ok(res.walCopied?.files > 0, 'it says what it copied');
+    // As if retention had removed the archived WAL since: every fetch fails (ALTER SYSTEM's file wins over edupulse.conf).
+    writeFileSync(join(to, 'postgresql.auto.conf'), "restore_command = 'false'\n", { flag: 'a' });
+    const started = await run(
+      stack.ctx.pg.bin('pg_ctl'),
+      ['start', '-D', to, '-w', '-t', '120', '-s', '-l', join(to, 'later.log')],
+      { as: stack.ctx.as, nothrow: true },
+    );
+    const log = () => (existsSync(join(to, 'later.log')) ? readFileSync(join(to, 'later.log'), 'utf8') : '');
+    assert.is(started.code, 0, `the restored cluster starts: ${log()}`);
+    const conn = { ...stack.pg, port: res.port };
+    for (let i = 0; i < 600; i++) {
+      const recovering = await withClient(
+        conn,
+        async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r,
+      );
+      if (!recovering) break;
+      await sleep(100);
+    }
+    assert.match(log(), /recovery stopping before commit|recovery stopping after/, 'it stopped at the target');
+    await assertExact(conn, mark.time, 'restored later, without the archive');
+  } finally {
+    await discardRestore(to);
+  }
+});
+
 test('on a terminal, restore shows its phases with progress: bytes extracted, WAL replayed', async () => {
   const to = join(tempStateDir(), 'data');
   const r = await runJobOnTerminal('restore', ['--target-name', mark.name, '--to', to, '--start'], stack.env);

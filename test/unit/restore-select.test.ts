@@ -10,7 +10,7 @@ import { parseSegment, segmentName } from '../../ops-scripts/lib/backup/wal.ts';
 import { exitCodeFor, ExitCode } from '../../ops-scripts/lib/errors.ts';
 import { splitStatements } from '../../ops-scripts/lib/migration-lint.ts';
 import type { Catalog } from '../../ops-scripts/lib/restore/catalog.ts';
-import { chooseBackup, pickBackup } from '../../ops-scripts/lib/restore/select.ts';
+import { chooseBackup, pickBackup, walToKeep } from '../../ops-scripts/lib/restore/select.ts';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (n: number) => segmentName(1, BigInt(n), SEG);
@@ -71,6 +71,7 @@ function catalog(opts: { gap?: boolean } = {}): Catalog {
     restorePoints: [{ name: 'before-upgrade', lsn: '0/3000050', time: '2026-11-24T10:01:40Z', timeline: 1 }],
     baseDir: async () => '',
     restoreCommand: '',
+    fetchWal: async () => {},
     cleanup() {},
   };
 }
@@ -134,6 +135,25 @@ test('the archive bounds the target: past it is bad input, a gap before it is da
     assert.is(exitCodeFor(err), ExitCode.failed);
     assert.match((err as Error).message, new RegExp(`segment ${seg(4)} is missing`));
   }
+});
+
+test('a restore not started keeps the WAL from the segment its backup ended in through the one after the stop, with histories', () => {
+  const c = catalog();
+  const b1 = c.backups[0]!; // segments 2.., stopped in segment 2
+  // Stopping in segment 4: segments 2 (the backup's copy of it ends with the backup) to 5.
+  assert.equal(walToKeep(c, b1, 4n * BigInt(SEG) + 100n), [seg(2), seg(3), seg(4), seg(5)]);
+  // Stopping where the backup did ('immediate'): its own segment and the next one.
+  assert.equal(walToKeep(c, b1, 2n * BigInt(SEG) + 0x100n), [seg(2), seg(3)]);
+  // Never past the archive: stopping in its last segment keeps what there is.
+  assert.equal(walToKeep(c, b1, 6n * BigInt(SEG)), [seg(2), seg(3), seg(4), seg(5), seg(6)]);
+  // A switch to timeline 2 at segment 4: the segments from there on are timeline 2's, and both histories come along.
+  const t2 = (n: number) => segmentName(2, BigInt(n), SEG);
+  const switched: Catalog = {
+    ...c,
+    walFiles: [seg(2), seg(3), seg(4), t2(4), t2(5), '00000002.history', '00000003.history'],
+    histories: new Map([[2, [{ timeline: 1, switchLsn: 4n * BigInt(SEG) + 0x200n }]]]),
+  };
+  assert.equal(walToKeep(switched, b1, 5n * BigInt(SEG) + 10n), ['00000002.history', seg(2), seg(3), t2(4), t2(5)]);
 });
 
 test('retention keeps the newest N of each kind and the WAL the oldest kept backup needs, history files always', () => {

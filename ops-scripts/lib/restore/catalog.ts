@@ -37,6 +37,8 @@ export interface Catalog {
   /** A local directory holding the base backup's files (downloaded first from a store). */
   baseDir(r: BackupRecord): Promise<string>;
   restoreCommand: string;
+  /** Writes archived WAL file `name`, as the server wrote it, to `target` (owned by the server's OS user). */
+  fetchWal(name: string, target: string): Promise<void>;
   /** Fetch the WAL recovery from `backup` reads ahead of replay into the spool the restoreCommand reads (prefetch.ts). */
   prefetch?(backup: BackupRecord): Prefetcher;
   /** From a store: read its listing again (WAL pushed since it was opened). */
@@ -51,6 +53,12 @@ export interface Catalog {
 export function localCatalog(ctx: BackupContext, staging: string): Catalog {
   const identity = ctx.settings.backup.encryption.identityFile;
   const spool = `${staging}-spool`;
+  const fetchWal = (name: string, target: string) => {
+    const stored = ctx.repo.walStoredPath(name);
+    if (!stored) throw failed(`archived WAL file ${name} is no longer in ${ctx.repo.walDir}`);
+    // As the server's OS user: what its restore_command could not read is not read for it either.
+    return unpackWal(stored, target, { as: ctx.as, identityFile: identity, runAs: true });
+  };
   return {
     source: 'local',
     get backups() {
@@ -87,11 +95,8 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
     // Segments come from the spool the restore job fills ahead of replay, decompressed (and decrypted) on
     // the job's core rather than one zstd process per segment on replay's path; anything else from the archive.
     restoreCommand: spoolRestoreCommand(spool, localRestoreCommand(ctx.repo.walDir, identity)),
-    prefetch: (backup) =>
-      prefetchFor(ctx, backup, spool, ctx.repo.walFiles(), ctx.repo.histories(), (name, target) =>
-        // As the server's OS user: what its restore_command could not read is not read for it either.
-        unpackWal(ctx.repo.walStoredPath(name)!, target, { as: ctx.as, identityFile: identity, runAs: true }),
-      ),
+    fetchWal,
+    prefetch: (backup) => prefetchFor(ctx, backup, spool, ctx.repo.walFiles(), ctx.repo.histories(), fetchWal),
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }
@@ -131,6 +136,17 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   const { settings } = store;
   const spool = `${staging}-spool`;
   const identity = ctx.settings.backup.encryption.identityFile;
+  const fetchWal = async (name: string, target: string) => {
+    const stored = listing.walStored.get(name) ?? name;
+    // Downloaded beside the target under its stored name, which tells unpackWal how to read it.
+    const download = join(dirname(target), `.download-${stored}`);
+    try {
+      await store.download(walPath(stored), download);
+      await unpackWal(download, target, { as: ctx.as, identityFile: identity });
+    } finally {
+      rmSync(download, { force: true });
+    }
+  };
   const envs = [
     `EDUPULSE_REPO_MODE=${settings.mode}`,
     `EDUPULSE_S3_BUCKET=${settings.bucket}`,
@@ -195,18 +211,8 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       spool,
       `env ${envs.join(' ')} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'edupulse-db.js')} wal:fetch %f "%p"`,
     ),
-    prefetch: (backup) =>
-      prefetchFor(ctx, backup, spool, listing.walFiles, histories, async (name, target) => {
-        const stored = listing.walStored.get(name) ?? name;
-        // Downloaded under its stored name, which tells unpackWal how to read it.
-        const download = join(spool, `.download-${stored}`);
-        try {
-          await store.download(walPath(stored), download);
-          await unpackWal(download, target, { as: ctx.as, identityFile: identity });
-        } finally {
-          rmSync(download, { force: true });
-        }
-      }),
+    fetchWal,
+    prefetch: (backup) => prefetchFor(ctx, backup, spool, listing.walFiles, histories, fetchWal),
     cleanup: () => rmSync(staging, { recursive: true, force: true }),
   };
 }

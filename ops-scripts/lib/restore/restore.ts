@@ -13,6 +13,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ import { findPgBinaries, type PgBinaries } from '../binaries.ts';
 import type { BackupContext } from '../backup/context.ts';
 import { extractBaseBackup } from '../backup/extract.ts';
 import { sha256File, type BackupRecord } from '../backup/repository.ts';
-import { parseLsn } from '../backup/wal.ts';
+import { parseLsn, SEGMENT_RE } from '../backup/wal.ts';
 import { clusterRunning, renderConf, stopCluster, type ClusterSpec } from '../cluster.ts';
 import { badInput, describeError, failed, refused, ToolkitError } from '../errors.ts';
 import { bytes } from '../format.ts';
@@ -42,6 +43,7 @@ import {
   replayEnd,
   resolveTarget,
   targetLsn,
+  walToKeep,
 } from './select.ts';
 import { checkTargetDir, realTarget } from './target-dir.ts';
 import { awaitRecovery } from './recover.ts';
@@ -51,6 +53,9 @@ import { onInterrupt } from '../interrupt.ts';
 import { registerReader } from '../backup/readers.ts';
 import { run } from '../run.ts';
 import { chainOf, combineArgs } from '../backup/incremental.ts';
+
+/** WAL files a restore not started copies at once (decompressing, decrypting, downloading each). */
+const WAL_COPY_PARALLEL = 4;
 
 export interface RestoreOptions {
   /** Who reads the repository, as retention names it while deferring (default 'restore'). */
@@ -91,6 +96,11 @@ export interface RestoreResult {
   promoted: boolean;
   paused: boolean;
   timings: { chooseSeconds: number; extractSeconds: number; replaySeconds?: number; promoteSeconds?: number };
+  /**
+   * Not started: the archived WAL files replay to the target needs, copied into its pg_wal (where PostgreSQL looks
+   * when the restore_command no longer has a file), so starting it later does not depend on the repository keeping them.
+   */
+  walCopied?: { files: number; bytes: number };
   /** From a store: WAL segments fetched ahead of replay, how many the server took from the spool, failures. */
   walPrefetch?: PrefetchStats;
   replayedWalBytes?: number;
@@ -241,7 +251,11 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
   // What extraction unpacks, and room for it, checked again (the backup chosen for the target may be another) before
   // anything is extracted: a restore that fills its disk fails late, after the longest part of the work.
   const extractTotal = extractBytes(backup);
-  checkRoom(to, roomFor(catalog, backup), backup);
+  // Not started, the cluster replays later, after this job and its guard on retention have ended: it gets the WAL
+  // it replays in its own pg_wal, so a backup:prune in between cannot take it (README, restore).
+  const keep = opts.start ? [] : walToKeep(catalog, backup, replayTo);
+  const keepBytes = keep.filter((f) => SEGMENT_RE.test(f)).length * backup.server.walSegmentBytes;
+  checkRoom(to, roomFor(catalog, backup) + keepBytes, backup);
   const port = opts.port ?? (await freePort());
   const chooseSeconds = (performance.now() - t0) / 1000;
   const created = !existsSync(to);
@@ -346,6 +360,7 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
       } finally {
         catalog.cleanup();
       }
+      const walCopied = keep.length ? await copyWal(catalog, keep, join(to, 'pg_wal')) : undefined;
       const extractSeconds = (performance.now() - e0) / 1000;
       const params: Record<string, string> = {
         port: String(port),
@@ -393,6 +408,7 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
         promoted: false,
         paused: false,
         timings: { chooseSeconds, extractSeconds },
+        ...(walCopied ? { walCopied } : {}),
         spec,
         ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
         ...(resolved
@@ -448,6 +464,21 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
       forget();
     }
   }
+}
+
+/** Copies archived WAL files `names` into `pgWal` (over the backup's partial copy of a segment), a few at a time. */
+async function copyWal(catalog: Catalog, names: string[], pgWal: string): Promise<{ files: number; bytes: number }> {
+  let next = 0;
+  let bytes = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++]!;
+      await catalog.fetchWal(name, join(pgWal, name));
+      bytes += statSync(join(pgWal, name)).size;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WAL_COPY_PARALLEL, names.length) }, worker));
+  return { files: names.length, bytes };
 }
 
 /** What extraction unpacks for `backup`: its data files, the WAL it streamed and a segment. */

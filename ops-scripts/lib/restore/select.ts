@@ -3,7 +3,7 @@
 // recovery will stop (for a time target, read from the archived WAL).
 import { type PgBinaries } from '../binaries.ts';
 import { type BackupRecord } from '../backup/repository.ts';
-import { checkArchive, parseLsn, parseSegment, SEGMENT_RE } from '../backup/wal.ts';
+import { checkArchive, HISTORY_RE, parseLsn, parseSegment, SEGMENT_RE } from '../backup/wal.ts';
 import { badInput, failed } from '../errors.ts';
 import { type Catalog } from './catalog.ts';
 import { commitsAround, resolveTime, type CommitsAround, type ResolvedTime } from './commits.ts';
@@ -173,4 +173,32 @@ export function archivedEnd(catalog: Catalog, backup: BackupRecord): bigint {
     seg,
   );
   return newest ? (newest.segno + 1n) * BigInt(seg) : parseLsn(backup.physical!.stopLsn);
+}
+
+/**
+ * The archived WAL files a restore from `backup` replays up to `replayTo` that the backup does not hold whole: the
+ * segments from the one its streamed WAL ends in (the backup's copy of that one ends where the backup did) through the
+ * one after replayTo's (the record recovery stops at may begin there), on the timelines recovery follows, and those
+ * timelines' history files. A restore not started copies them into its pg_wal, where PostgreSQL looks when the
+ * restore_command has a file no longer.
+ */
+export function walToKeep(catalog: Catalog, backup: BackupRecord, replayTo: bigint): string[] {
+  const seg = backup.server.walSegmentBytes;
+  const archive = checkArchive(
+    catalog.walFiles,
+    catalog.histories,
+    parseSegment(backup.physical!.startSegment, seg)!,
+    seg,
+  );
+  const first = parseLsn(backup.physical!.stopLsn) / BigInt(seg);
+  const last = replayTo / BigInt(seg) + 1n;
+  const segments = archive.segments.filter((name) => {
+    const { segno } = parseSegment(name, seg)!;
+    return segno >= first && segno <= last;
+  });
+  const histories = catalog.walFiles.filter((f) => {
+    const m = HISTORY_RE.exec(f);
+    return m !== null && parseInt(m[1]!, 16) <= archive.timeline;
+  });
+  return [...histories.sort(), ...segments];
 }
