@@ -18,7 +18,7 @@ data is refused (exit 3) unless --append (more students) or --truncate
 
   --students N       how many students (default 1000)
   --seed S           the seed (default edupulse)
-  --year-end DATE    the last school day (default today, UTC)`;
+  --year-end DATE    the last school day, up to today (default today, UTC)`;
 
 await command(
   { name: 'seed', usage, boolean: ['append', 'truncate'], string: ['students', 'seed', 'year-end'] },
@@ -27,9 +27,18 @@ await command(
     if (!Number.isInteger(students) || students < 1 || students > 10_000_000) {
       throw badInput(`--students ${args.students} is not a whole number from 1 to 10000000`);
     }
-    const yearEnd = (args['year-end'] as string | undefined) ?? new Date().toISOString().slice(0, 10);
+    const today = new Date().toISOString().slice(0, 10);
+    const yearEnd = (args['year-end'] as string | undefined) ?? today;
     if (!isCalendarDate(yearEnd)) {
       throw badInput(`--year-end ${yearEnd} is not a date`, 'use YYYY-MM-DD');
+    }
+    // Attendance, grades and predictions are records of days that happened: dated later, the 30-day concerns
+    // window and the latest predictions would read them as today's.
+    if (yearEnd > today) {
+      throw badInput(
+        `--year-end ${yearEnd} is after today (${today}, UTC): the school year's attendance and predictions would be dated in the future`,
+        'give a date up to today, or leave --year-end out (today)',
+      );
     }
     if (args.append && args.truncate) throw badInput('--append and --truncate exclude each other');
     const bar = json ? undefined : progressBar(estimateRows(students), 'rows');

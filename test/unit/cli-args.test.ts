@@ -131,6 +131,15 @@ test('an impossible date is bad input, not rolled over to the next month', async
   assert.match(r.stderr, /--year-end 2000-02-30 is not a date/);
 });
 
+test('a school year ending after today is bad input: its records would be dated in the future', async () => {
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  for (const day of [tomorrow, '2999-06-30']) {
+    const r = await runJob('seed', ['--year-end', day]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`--year-end ${day} is after today`));
+  }
+});
+
 test('every job has its npm script, as the README promises (`npm run <job> -- [flags]`)', () => {
   const scripts = JSON.parse(readFileSync('package.json', 'utf8')).scripts as Record<string, string>;
   const jobs = readdirSync('ops-scripts')
