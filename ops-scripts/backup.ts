@@ -111,7 +111,10 @@ await command(
           ...(result.offload
             ? [
                 result.offload.ok
-                  ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}`
+                  ? `  offloaded to the object store: ${result.offload.offloaded.join(', ') || 'nothing new'}; WAL pushed: ${result.offload.wal?.pushed.length ?? 0}` +
+                    (result.offload.retentionDeferred
+                      ? `\n  the store's retention deferred to the next run: it is being read by ${result.offload.retentionDeferred}`
+                      : '')
                   : `  NOT OFFLOADED: ${result.offload.error}\n  the backup is complete locally; the next run uploads it`,
               ]
             : []),

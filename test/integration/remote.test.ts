@@ -158,15 +158,17 @@ test('WAL pushed in order with no gap after a burst of pg_switch_wal', async () 
   }
 });
 
+/** The backups the store lists (their backup.json keys). */
+const remoteIds = async () => {
+  const s = store();
+  try {
+    return [...(await s.list('base/')).keys()].filter((k) => k.endsWith('/backup.json')).sort();
+  } finally {
+    s.close();
+  }
+};
+
 test('while a restore on this host reads (its marker in <repo>/.readers), a backup prunes neither the repository nor the store', async () => {
-  const remoteIds = async () => {
-    const s = store();
-    try {
-      return [...(await s.list('base/')).keys()].filter((k) => k.endsWith('/backup.json')).sort();
-    } finally {
-      s.close();
-    }
-  };
   await new Promise((res) => setTimeout(res, 1100));
   assert.is((await job('backup', ['--type', 'physical', '--keep-physical', '99'])).code, 0);
   const before = await remoteIds();
@@ -190,6 +192,34 @@ test('while a restore on this host reads (its marker in <repo>/.readers), a back
   } finally {
     reader.kill();
     rmSync(marker, { force: true });
+  }
+});
+
+test("while a restore on another host reads the store (its lease in readers/), a backup keeps the store's backups and says who reads", async () => {
+  await new Promise((res) => setTimeout(res, 1100));
+  assert.is((await job('backup', ['--type', 'physical', '--keep-physical', '99'])).code, 0);
+  const before = await remoteIds();
+  assert.ok(before.length >= 2, 'there is something to prune');
+  const s = store();
+  // As a restore on a disaster-recovery host leaves it: nothing on this host knows of that process.
+  const lease = 'readers/dr-host-4242.json';
+  await s.putText(
+    lease,
+    JSON.stringify({ host: 'dr-host', pid: 4242, job: 'restore', startedAt: new Date().toISOString() }),
+  );
+  try {
+    await new Promise((res) => setTimeout(res, 1100));
+    const r = await job('backup', ['--type', 'physical', '--keep-physical', '1', '--json']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(JSON.parse(r.stdout).offload.retentionDeferred, /restore on dr-host \(pid 4242,/);
+    const after = await remoteIds();
+    assert.ok(
+      before.every((k) => after.includes(k)),
+      'the store kept every backup while the other host read',
+    );
+  } finally {
+    await s.remove([lease]);
+    s.close();
   }
 });
 
@@ -280,6 +310,20 @@ test('a restore from the store alone replays across WAL segments named with digi
   rmSync(join(stack.ctx.paths.repoDir, 'base'), { recursive: true, force: true });
   for (const f of readdirSync(join(stack.ctx.paths.repoDir, 'wal'))) rmSync(join(stack.ctx.paths.repoDir, 'wal', f));
   const to = join(tempStateDir(), 'data');
+  // While it reads, the store holds the restore's lease (retention on any host waits); once it is done, none.
+  const leases = new Set<string>();
+  let restoring = true;
+  const watch = (async () => {
+    const s = store();
+    try {
+      while (restoring) {
+        for (const k of (await s.list('readers/')).keys()) leases.add(k);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    } finally {
+      s.close();
+    }
+  })();
   const r = await job('restore', [
     '--from-remote',
     '--target-time',
@@ -288,8 +332,19 @@ test('a restore from the store alone replays across WAL segments named with digi
     to,
     '--start',
     '--json',
-  ]);
+  ]).finally(() => (restoring = false));
+  await watch;
   assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.ok(
+    [...leases].some((k) => /^readers\/.+-\d+\.json$/.test(k)),
+    `the restore leased the store: ${[...leases]}`,
+  );
+  const left = store();
+  try {
+    assert.equal([...(await left.list('readers/')).keys()], [], 'and released it');
+  } finally {
+    left.close();
+  }
   const port = JSON.parse(r.stdout).port as number;
   // The segments came from the prefetcher's spool, not one wal:fetch process each.
   const prefetch = JSON.parse(r.stdout).walPrefetch as { fetched: number; used: number; failed: number };

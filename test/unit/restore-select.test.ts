@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { retentionPlan } from '../../ops-scripts/lib/backup/prune.ts';
 import type { BackupRecord } from '../../ops-scripts/lib/backup/repository.ts';
 import { parseSegment, segmentName } from '../../ops-scripts/lib/backup/wal.ts';
+import { LEASE_SECONDS, splitLeases } from '../../ops-scripts/lib/backup/store-readers.ts';
 import { exitCodeFor, ExitCode } from '../../ops-scripts/lib/errors.ts';
 import { splitStatements } from '../../ops-scripts/lib/migration-lint.ts';
 import type { Catalog } from '../../ops-scripts/lib/restore/catalog.ts';
@@ -177,6 +178,35 @@ test('retention keeps the newest N of each kind and the WAL the oldest kept back
     ExitCode.badInput,
     'never keep none',
   );
+});
+
+test("a store reader's lease is fresh for five minutes after it was written, by this host's clock or the store's if ahead", () => {
+  const now = Date.parse('2026-12-06T12:00:00Z');
+  const at = (s: number) => new Date(now - s * 1000).toISOString();
+  const leases = new Map([
+    ['readers/a-1.json', at(10)],
+    ['readers/b-2.json', at(LEASE_SECONDS - 1)],
+    ['readers/c-3.json', at(LEASE_SECONDS + 1)],
+    ['readers/d-4.json', at(3600)],
+  ]);
+  assert.equal(splitLeases(leases, now), {
+    fresh: ['readers/a-1.json', 'readers/b-2.json'],
+    stale: ['readers/c-3.json', 'readers/d-4.json'],
+  });
+  // The store's clock ten minutes ahead of this host's: its leases look written in the future, and are fresh.
+  assert.equal(splitLeases(new Map([['readers/e-5.json', at(-600)]]), now).fresh, ['readers/e-5.json']);
+  assert.equal(
+    splitLeases(
+      new Map([
+        ['readers/e-5.json', at(-600)],
+        ['readers/f-6.json', at(-600 + LEASE_SECONDS + 1)],
+      ]),
+      now,
+    ).stale,
+    ['readers/f-6.json'],
+    'stale by the store clock',
+  );
+  assert.equal(splitLeases(new Map(), now), { fresh: [], stale: [] });
 });
 
 test('WAL segment names and numbers round-trip across the 4 GB boundary (all-digit names included)', () => {

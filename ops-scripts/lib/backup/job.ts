@@ -109,7 +109,10 @@ export async function runBackup(ctx: BackupContext, opts: BackupJobOptions): Pro
     try {
       offload = await offloadAll(ctx, store, remote.mode === 'remote' ? 'remote' : 'copy');
       // The store's retention waits too while a restore or drill on this host reads (one from the store included).
-      if (offload.ok && !liveReaders(ctx.repo.root).length) await pruneRemote(store, opts.keep);
+      if (offload.ok && !liveReaders(ctx.repo.root).length) {
+        const { deferred } = await pruneRemote(store, opts.keep);
+        if (deferred) offload.retentionDeferred = deferred;
+      }
     } catch (err) {
       offload = { ok: false, offloaded: offload?.offloaded ?? [], error: (err as Error).message };
     } finally {

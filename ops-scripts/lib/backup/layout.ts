@@ -13,6 +13,8 @@
 //   drill-history.md              the drills as a table, rendered from drills/
 //   wal-archived-at.json          (store only) when each pushed WAL file was archived: the store's own
 //                                 times are upload times, and a time target is found by archive time
+//   readers/<host>-<pid>.json     (store only) the lease of a restore or drill reading the store, written
+//                                 again every minute; retention on the store waits while one is fresh
 //   .backup.lock                  held by backup and backup:prune (see ../locks.ts)
 import type { BackupKind } from './repository.ts';
 
@@ -24,6 +26,7 @@ export const LAYOUT = {
   drills: 'drills',
   drillHistory: 'drill-history.md',
   walTimes: 'wal-archived-at.json',
+  readers: 'readers',
   lock: '.backup.lock',
 } as const;
 

@@ -84,6 +84,8 @@ export interface OffloadResult {
   offloaded: string[];
   wal?: WalPushResult;
   error?: string;
+  /** Set when the store's retention waited for a restore or drill reading the store (on any host). */
+  retentionDeferred?: string;
 }
 
 /** Every local backup not yet offloaded (oldest first), then the WAL. Failures are reported, not thrown: the backups stay complete locally. */

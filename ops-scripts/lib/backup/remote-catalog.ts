@@ -6,6 +6,7 @@ import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
 import { OBJECTS_FILE } from './offload.ts';
 import { chainProblems } from './incremental.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
+import { describeStoreReaders, liveStoreReaders } from './store-readers.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
 import { backupPath, LAYOUT, walFileOf, walIndex, walPath } from './layout.ts';
@@ -83,7 +84,10 @@ export async function verifyRemote(store: RemoteStore, r: BackupRecord, listing:
   return { id: r.id, kind: r.kind, ok: problems.length === 0, problems, newestWal };
 }
 
-/** Retention on the store, planned from the store's own catalog. backup.json goes first, so nothing half-removed is listed. */
+/**
+ * Retention on the store, planned from the store's own catalog; deferred while a reader leases the store. backup.json
+ * goes first, so nothing half-removed is listed.
+ */
 export async function pruneRemote(
   store: RemoteStore,
   keep: Keep,
@@ -92,6 +96,9 @@ export async function pruneRemote(
   const listing = await readRemote(store);
   const plan = retentionPlan(listing.records, listing.walFiles, keep);
   if (dryRun) return plan;
+  // A restore or drill reading the store, on any host, may need what the plan removes: the next run removes it.
+  const readers = plan.removed.length || plan.walRemoved.length ? await liveStoreReaders(store) : [];
+  if (readers.length) return { removed: [], walRemoved: [], deferred: describeStoreReaders(readers) };
   const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
   const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
   await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));

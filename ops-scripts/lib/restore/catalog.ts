@@ -13,6 +13,7 @@ import type { RemoteStore } from '../backup/remote.ts';
 import { RECORD_FILE, type BackupRecord } from '../backup/repository.ts';
 import type { HistoryEntry } from '../backup/wal.ts';
 import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
+import { leaseStore } from '../backup/store-readers.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
@@ -41,6 +42,8 @@ export interface Catalog {
   fetchWal(name: string, target: string): Promise<void>;
   /** Fetch the WAL recovery from `backup` reads ahead of replay into the spool the restoreCommand reads (prefetch.ts). */
   prefetch?(backup: BackupRecord): Prefetcher;
+  /** From a store: lease it for `job` while reading (retention on any host waits); the release. */
+  lease?(job: string): Promise<() => Promise<void>>;
   /** From a store: read its listing again (WAL pushed since it was opened). */
   refresh?(): Promise<void>;
   cleanup(): void;
@@ -168,6 +171,7 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
     get walEncrypted() {
       return [...listing.walStored.values()].some(isEncrypted);
     },
+    lease: (job) => leaseStore(store, job, ctx.logger),
     async refresh() {
       listing = await readRemote(store);
       histories = await remoteHistories(store, listing.walFiles);

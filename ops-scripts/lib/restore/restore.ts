@@ -177,15 +177,22 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   checkTargetDir(resolve(opts.to), opts.liveDataDir, opts.protectedDirs);
   const unlock = acquireLockFile(restoreLockPath(opts.to), `a restore into ${resolve(opts.to)}`);
   const forget = onInterrupt(unlock);
+  const releases: Array<() => Promise<void>> = [];
   try {
-    return await restoreLocked(ctx, opts, catalog);
+    return await restoreLocked(ctx, opts, catalog, releases);
   } finally {
+    for (const release of releases) await release();
     forget();
     unlock();
   }
 }
 
-async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: Catalog): Promise<RestoreResult> {
+async function restoreLocked(
+  ctx: BackupContext,
+  opts: RestoreOptions,
+  catalog: Catalog,
+  releases: Array<() => Promise<void>>,
+): Promise<RestoreResult> {
   const t0 = performance.now();
   const to = resolve(opts.to);
   // Again under the lock: a restore that held it a moment ago may have filled the directory.
@@ -212,6 +219,9 @@ async function restoreLocked(ctx: BackupContext, opts: RestoreOptions, catalog: 
   const pg = await binariesFor(picked.server.major);
   // Likewise without room for the backup picked (exit 3): the WAL replay needs is counted once it is known, below.
   checkRoom(to, roomFor(catalog, picked), picked);
+  // The input is good: from a store, lease it while reading (the backup, the WAL replay reads), so retention on any
+  // host waits; a local repository has its reader's marker already (restore()).
+  if (catalog.lease) releases.push(await catalog.lease(opts.reader ?? 'restore'));
   /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
   let caughtUp: boolean | undefined;
   const catchUp = async (): Promise<boolean> =>
