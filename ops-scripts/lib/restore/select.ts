@@ -59,6 +59,12 @@ export function pickBackup(catalog: Catalog, target: RecoveryTarget, backupId?: 
   return chosen;
 }
 
+/** The archive as recovery from `backup` reads it: the segments from its start, on the timelines it follows. */
+function archiveFrom(catalog: Catalog, backup: BackupRecord) {
+  const seg = backup.server.walSegmentBytes;
+  return checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
+}
+
 /** The backup to restore from, and the checks that the target is reachable from it. */
 export function chooseBackup(
   catalog: Catalog,
@@ -69,12 +75,7 @@ export function chooseBackup(
   const chosen = pickBackup(catalog, target, backupId);
   // The upper end: what the archive holds.
   const seg = chosen.server.walSegmentBytes;
-  const archive = checkArchive(
-    catalog.walFiles,
-    catalog.histories,
-    parseSegment(chosen.physical!.startSegment, seg)!,
-    seg,
-  );
+  const archive = archiveFrom(catalog, chosen);
   const newest = archive.newest;
   const newestTime = newest ? catalog.walTime(newest.name) : undefined;
   if (target.kind === 'time') {
@@ -128,13 +129,7 @@ export async function resolveTarget(
   pg: PgBinaries,
 ): Promise<(ResolvedTime & { around: CommitsAround }) | undefined> {
   if (target.kind !== 'time') return undefined;
-  const seg = backup.server.walSegmentBytes;
-  const { segments } = checkArchive(
-    catalog.walFiles,
-    catalog.histories,
-    parseSegment(backup.physical!.startSegment, seg)!,
-    seg,
-  );
+  const { segments } = archiveFrom(catalog, backup);
   const around = await commitsAround(
     pg.bin('pg_waldump'),
     {
@@ -144,7 +139,7 @@ export async function resolveTarget(
       slackMs: 1000,
     },
     target,
-    seg,
+    backup.server.walSegmentBytes,
   );
   return { ...resolveTime(target, around, backup.physical!.stopLsn), around };
 }
@@ -166,12 +161,7 @@ export function targetLsn(t: RecoveryTarget, catalog: Catalog): string | undefin
 /** Where the archived WAL reachable from `backup` ends: the end of its newest segment (the backup's end without one). */
 export function archivedEnd(catalog: Catalog, backup: BackupRecord): bigint {
   const seg = backup.server.walSegmentBytes;
-  const { newest } = checkArchive(
-    catalog.walFiles,
-    catalog.histories,
-    parseSegment(backup.physical!.startSegment, seg)!,
-    seg,
-  );
+  const { newest } = archiveFrom(catalog, backup);
   return newest ? (newest.segno + 1n) * BigInt(seg) : parseLsn(backup.physical!.stopLsn);
 }
 
@@ -184,12 +174,7 @@ export function archivedEnd(catalog: Catalog, backup: BackupRecord): bigint {
  */
 export function walToKeep(catalog: Catalog, backup: BackupRecord, replayTo: bigint): string[] {
   const seg = backup.server.walSegmentBytes;
-  const archive = checkArchive(
-    catalog.walFiles,
-    catalog.histories,
-    parseSegment(backup.physical!.startSegment, seg)!,
-    seg,
-  );
+  const archive = archiveFrom(catalog, backup);
   const first = parseLsn(backup.physical!.stopLsn) / BigInt(seg);
   const last = replayTo / BigInt(seg) + 1n;
   const segments = archive.segments.filter((name) => {
