@@ -26,8 +26,8 @@ to inspect first). Without --start, the archived WAL replay needs is copied
 into <dir>/pg_wal (counted in the room check), so the cluster started later
 does not depend on the repository still holding it. Uses the binaries of the
 backup's major version.
-On a terminal it shows each phase's progress (bytes extracted; WAL replayed
-of the WAL to replay); none when output is not a terminal or with --json.
+On a terminal it shows each phase's progress (bytes extracted; WAL copied;
+WAL replayed of the WAL to replay); none when output is not a terminal or with --json.
 
   --target-time T    ISO 8601 with a zone (2026-11-24T21:30:00Z); no zone is refused.
                      Fractions are kept to the microsecond (commit times are).

@@ -254,10 +254,11 @@ test('restore to a named restore point holds exactly the rows committed before t
 test('a restore not started holds the WAL it replays: started later with no archive to read, it stops exactly at its target', async () => {
   const to = join(tempStateDir(), 'data');
   try {
-    const r = await runJob('restore', ['--target-time', iso(mark.time), '--to', to, '--json'], stack.env);
-    assert.is(r.code, 0, r.stdout + r.stderr);
-    const res = JSON.parse(r.stdout);
-    assert.ok(res.walCopied?.files > 0, 'it says what it copied');
+    const r = await runJobOnTerminal('restore', ['--target-time', iso(mark.time), '--to', to], stack.env);
+    assert.is(r.code, 0, r.stdout);
+    assert.match(r.stdout, /\rcopy WAL +\[#+\] 100% [\d,]+ bytes/, 'a bar for the WAL copied');
+    assert.match(r.stdout, /the WAL it replays is in its pg_wal \([1-9]\d* files, /, 'it says what it copied');
+    const res = { port: Number(/^port = '?(\d+)/m.exec(readFileSync(join(to, 'edupulse.conf'), 'utf8'))![1]) };
     // As if retention had removed the archived WAL since: every fetch fails (ALTER SYSTEM's file wins over edupulse.conf).
     writeFileSync(join(to, 'postgresql.auto.conf'), "restore_command = 'false'\n", { flag: 'a' });
     const started = await run(

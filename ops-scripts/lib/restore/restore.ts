@@ -370,7 +370,15 @@ async function restoreLocked(
       } finally {
         catalog.cleanup();
       }
-      const walCopied = keep.length ? await copyWal(catalog, keep, join(to, 'pg_wal')) : undefined;
+      const walCopied = keep.length
+        ? await copyWal(
+            catalog,
+            keep,
+            join(to, 'pg_wal'),
+            opts.onProgress &&
+              ((done) => opts.onProgress!({ phase: 'copy WAL', done, total: keepBytes || done, unit: 'bytes' })),
+          )
+        : undefined;
       const extractSeconds = (performance.now() - e0) / 1000;
       const params: Record<string, string> = {
         port: String(port),
@@ -477,7 +485,12 @@ async function restoreLocked(
 }
 
 /** Copies archived WAL files `names` into `pgWal` (over the backup's partial copy of a segment), a few at a time. */
-async function copyWal(catalog: Catalog, names: string[], pgWal: string): Promise<{ files: number; bytes: number }> {
+async function copyWal(
+  catalog: Catalog,
+  names: string[],
+  pgWal: string,
+  onBytes?: (done: number) => void,
+): Promise<{ files: number; bytes: number }> {
   let next = 0;
   let bytes = 0;
   const worker = async () => {
@@ -485,6 +498,7 @@ async function copyWal(catalog: Catalog, names: string[], pgWal: string): Promis
       const name = names[next++]!;
       await catalog.fetchWal(name, join(pgWal, name));
       bytes += statSync(join(pgWal, name)).size;
+      onBytes?.(bytes);
     }
   };
   await Promise.all(Array.from({ length: Math.min(WAL_COPY_PARALLEL, names.length) }, worker));
