@@ -655,6 +655,46 @@ test('restore to "just now" on an idle server: archives the current WAL, stops e
   }
 });
 
+test('restore to "just now" on a server that wrote nothing since its last segment switch: reachable, exact, says so', async () => {
+  await withClient(stack.pg, async (c) => {
+    await c.query('ALTER SYSTEM SET autovacuum = off');
+    await c.query('SELECT pg_reload_conf()');
+  });
+  const to = join(tempStateDir(), 'data');
+  try {
+    const last = await withClient(
+      stack.pg,
+      async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
+    );
+    // Archived; from here on the server writes nothing, so asked to switch again, it does not (pg_switch_wal).
+    await archiveUpToNow(stack.pg);
+    const idle = await withClient(
+      stack.pg,
+      async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l,
+    );
+    await sleep(1500);
+    const target = new Date();
+    const res = await restoreStarted(target, to);
+    assert.match(res.quiet.note, /nothing committed between/);
+    const ids = await withClient(
+      { ...stack.pg, port: res.port },
+      async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
+    );
+    assert.is(ids, last, 'the last row committed before the target is there');
+    const still = await withClient(
+      stack.pg,
+      async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l,
+    );
+    assert.is(still, idle, 'the live server wrote nothing meanwhile (the case under test)');
+  } finally {
+    await withClient(stack.pg, async (c) => {
+      await c.query('ALTER SYSTEM RESET autovacuum');
+      await c.query('SELECT pg_reload_conf()');
+    });
+    await discardRestore(to);
+  }
+});
+
 test('restore to an LSN the archive does not reach yet (the current one): archives the current WAL first, loses nothing', async () => {
   const to = join(tempStateDir(), 'data');
   try {

@@ -129,6 +129,15 @@ test('the archive bounds the target: past it is bad input, a gap before it is da
     ExitCode.badInput,
     'the future',
   );
+  // The live server asked at 10:10 had nothing more to archive (its newest segment was archived at 10:04:59):
+  // a target up to 10:10 is reachable, a later one still is not.
+  const asked = Date.parse('2026-11-24T10:10:00Z');
+  assert.is(chooseBackup(catalog(), at('2026-11-24T10:09:00Z'), undefined, now, asked).id, 'B2');
+  assert.is(
+    code(() => chooseBackup(catalog(), at('2026-11-24T10:10:01Z'), undefined, now, asked)),
+    ExitCode.badInput,
+    'after the server was asked',
+  );
   try {
     chooseBackup(catalog({ gap: true }), at('2026-11-24T10:04:30Z'), 'B1', now);
     assert.unreachable();

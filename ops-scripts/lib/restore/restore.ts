@@ -224,26 +224,31 @@ async function restoreLocked(
   if (catalog.lease) releases.push(await catalog.lease(opts.reader ?? 'restore'));
   /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
   let caughtUp: boolean | undefined;
-  const catchUp = async (): Promise<boolean> =>
-    (caughtUp ??= opts.archiveNow
-      ? await opts.archiveNow().then(
-          () => true,
-          (err: unknown) => {
-            ctx.logger.log({
-              event: 'warn',
-              message: `could not archive the live server's current WAL: ${describeError(err)}`,
-            });
-            return false;
-          },
-        )
-      : false);
+  /** When it was asked, once it has: everything it wrote before then is in the archive. */
+  let completeAt: number | undefined;
+  const catchUp = async (): Promise<boolean> => {
+    if (caughtUp !== undefined) return caughtUp;
+    if (!opts.archiveNow) return (caughtUp = false);
+    const asked = Date.now();
+    try {
+      await opts.archiveNow();
+      completeAt = asked;
+      return (caughtUp = true);
+    } catch (err) {
+      ctx.logger.log({
+        event: 'warn',
+        message: `could not archive the live server's current WAL: ${describeError(err)}`,
+      });
+      return (caughtUp = false);
+    }
+  };
   // The WAL up to "just now" is still in the live server's current segment: have it archived rather than refuse.
   if (opts.target.kind === 'time' && opts.archiveNow && opts.target.time.getTime() > (newestArchivedAt(catalog) ?? 0))
     await catchUp();
   // Likewise an LSN, or a restore point, the archive does not reach yet (pg_current_wal_lsn() or a mark a moment ago).
   const lsn = targetLsn(opts.target, catalog);
   if (lsn && opts.archiveNow && parseLsn(lsn) > archivedEnd(catalog, picked)) await catchUp();
-  const backup = chooseBackup(catalog, opts.target, opts.backupId);
+  const backup = chooseBackup(catalog, opts.target, opts.backupId, new Date(), completeAt);
   let resolved = await resolveTarget(catalog, backup, opts.target, pg);
   // Nothing after the target in the archive: a quiet moment, or WAL not archived yet. A segment is archived after it
   // closes, so the newest one can be archived after the target and still end before it while the archiver lags;

@@ -65,12 +65,17 @@ function archiveFrom(catalog: Catalog, backup: BackupRecord) {
   return checkArchive(catalog.walFiles, catalog.histories, parseSegment(backup.physical!.startSegment, seg)!, seg);
 }
 
-/** The backup to restore from, and the checks that the target is reachable from it. */
+/**
+ * The backup to restore from, and the checks that the target is reachable from it. `completeAt` (ms): when the live
+ * server was last asked to archive its WAL and the archive then had it all, so a time target up to then is reachable
+ * though the newest segment was archived earlier (a server with nothing written since its last switch does not switch).
+ */
 export function chooseBackup(
   catalog: Catalog,
   target: RecoveryTarget,
   backupId?: string,
   now = new Date(),
+  completeAt?: number,
 ): BackupRecord {
   const chosen = pickBackup(catalog, target, backupId);
   // The upper end: what the archive holds.
@@ -85,7 +90,11 @@ export function chooseBackup(
         `the newest recoverable point is about ${newestTime ?? chosen.physical!.endedAt}`,
       );
     // Object stores keep LastModified to the second: a second of slack for them.
-    if (newestTime && target.time.getTime() > Date.parse(newestTime) + (catalog.source === 'remote' ? 1000 : 0)) {
+    const reachable = Math.max(
+      newestTime ? Date.parse(newestTime) + (catalog.source === 'remote' ? 1000 : 0) : -Infinity,
+      completeAt ?? -Infinity,
+    );
+    if (newestTime && target.time.getTime() > reachable) {
       // A gap is damage to the repository (exit 1, naming the segment); a target newer than the archive is bad input.
       if (archive.missing.length) {
         throw failed(
