@@ -117,6 +117,46 @@ test('diagnose names the root of a lock wait tree, a redundant index, and sugges
   }
 });
 
+test('an index on the partitioned attendance table is judged with its partitions: named once, by its partitioned index', async () => {
+  const r = await runJob('diagnose', ['--json'], stack.env);
+  assert.is(r.code, 0, r.stderr);
+  const unused = (
+    JSON.parse(r.stdout).findings as Array<{ section: string; object: string; detail: string; suggestion: string }>
+  ).filter((f) => f.section === 'unused indexes');
+  const partitionIndexes = await withClient(stack.pg, async (c) =>
+    (
+      await c.query(
+        "SELECT format('%I.%I', n.nspname, c.relname) AS i FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'i' AND c.relispartition",
+      )
+    ).rows.map((x) => x.i as string),
+  );
+  assert.ok(partitionIndexes.length > 0, 'the stack has partitions with indexes');
+  assert.equal(
+    unused.filter((f) => partitionIndexes.includes(f.object)).map((f) => f.object),
+    [],
+    "no partition's index is suggested for dropping by itself",
+  );
+  const tree = unused.filter((f) => f.object === 'public.idx_attendance_student_date');
+  assert.is(tree.length, 1, JSON.stringify(unused.map((f) => f.object)));
+  assert.match(tree[0]!.detail, /partitioned: none of its \d+ partitions' indexes/);
+  assert.match(tree[0]!.suggestion, /declared in views\/indexes.ts/);
+  await withClient(stack.pg, async (c) => {
+    await c.query('SET enable_seqscan = off');
+    await c.query(
+      "SELECT count(*) FROM attendance_records WHERE student_id = 'STU0000001' AND date >= current_date - 30",
+    );
+    await c.query('SELECT pg_stat_force_next_flush()');
+  });
+  const after = JSON.parse((await runJob('diagnose', ['--json'], stack.env)).stdout).findings as Array<{
+    section: string;
+    object: string;
+  }>;
+  assert.not.ok(
+    after.some((f) => f.section === 'unused indexes' && f.object === 'public.idx_attendance_student_date'),
+    "scanned through one partition's index, the partitioned index is in use",
+  );
+});
+
 test("the schedule prints a crontab line and a systemd timer per job, at the settings' times", () => {
   const jobs = scheduledJobs(defaultSettings.maintenance.schedule);
   const tab = crontab(jobs, {

@@ -141,19 +141,27 @@ async function bloat(c: PgClient): Promise<Finding[]> {
 }
 
 async function indexUse(c: PgClient, declared: Set<string>): Promise<Finding[]> {
+  // A partition's index is judged with its tree: the partitioned index (on attendance_records) is scanned through
+  // its partitions, and one partition's index cannot be dropped by itself, nor a partitioned one CONCURRENTLY.
   const unused = (
-    await c.query(`SELECT format('%I.%I', s.schemaname, s.indexrelname) AS i, s.indexrelname AS name,
-      (SELECT relpages FROM pg_class WHERE oid = s.indexrelid)::float8 * current_setting('block_size')::float8 AS size
-      FROM pg_stat_user_indexes s JOIN pg_index x ON x.indexrelid = s.indexrelid
-     WHERE s.idx_scan = 0 AND NOT x.indisunique AND NOT x.indisprimary
-       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid) ORDER BY 3 DESC`)
+    await c.query(`WITH leaf AS (
+      SELECT coalesce(pg_partition_root(s.indexrelid), s.indexrelid) AS root, s.idx_scan,
+             (SELECT relpages FROM pg_class WHERE oid = s.indexrelid)::float8 * current_setting('block_size')::float8 AS size
+        FROM pg_stat_user_indexes s)
+    SELECT format('%I.%I', n.nspname, ic.relname) AS i, ic.relname AS name, ic.relkind = 'I' AS partitioned,
+           count(*)::int AS parts, sum(l.size) AS size
+      FROM leaf l JOIN pg_class ic ON ic.oid = l.root JOIN pg_namespace n ON n.oid = ic.relnamespace
+      JOIN pg_index x ON x.indexrelid = l.root
+     WHERE NOT x.indisunique AND NOT x.indisprimary
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = l.root)
+     GROUP BY 1, 2, 3 HAVING sum(l.idx_scan) = 0 ORDER BY 5 DESC`)
   ).rows;
   const dupes = (
     await c.query(`
     SELECT format('%I.%I', n.nspname, a.relname) AS redundant, format('%I.%I', n.nspname, b.relname) AS covering, a.relname AS name
       FROM pg_index xa JOIN pg_index xb ON xa.indrelid = xb.indrelid AND xa.indexrelid <> xb.indexrelid
       JOIN pg_class a ON a.oid = xa.indexrelid JOIN pg_class b ON b.oid = xb.indexrelid JOIN pg_namespace n ON n.oid = a.relnamespace
-     WHERE a.relam = b.relam AND NOT xa.indisunique AND xa.indpred IS NULL AND xb.indpred IS NULL
+     WHERE a.relam = b.relam AND NOT xa.indisunique AND xa.indpred IS NULL AND xb.indpred IS NULL AND NOT a.relispartition
        AND xa.indexprs IS NULL AND xb.indexprs IS NULL
        AND (xb.indkey::text = xa.indkey::text OR (xb.indkey::text LIKE xa.indkey::text || ' %'))
        AND (xb.indkey::text <> xa.indkey::text OR xa.indexrelid > xb.indexrelid)`)
@@ -162,10 +170,12 @@ async function indexUse(c: PgClient, declared: Set<string>): Promise<Finding[]> 
     ...unused.map((r) => ({
       section: 'unused indexes',
       object: r.i,
-      detail: `never scanned since statistics were reset, ${(r.size / 1048576).toFixed(1)} MB`,
+      detail: `never scanned since statistics were reset${r.partitioned ? ` (partitioned: none of its ${r.parts} partitions' indexes)` : ''}, ${(r.size / 1048576).toFixed(1)} MB`,
       suggestion: declared.has(r.name)
         ? 'declared in views/indexes.ts: if no query needs it, remove it there and apply'
-        : `DROP INDEX CONCURRENTLY ${r.i} (after checking replicas and monthly jobs)`,
+        : r.partitioned
+          ? `DROP INDEX ${r.i} (after checking replicas and monthly jobs; a partitioned index is dropped whole, not CONCURRENTLY, and locks its table)`
+          : `DROP INDEX CONCURRENTLY ${r.i} (after checking replicas and monthly jobs)`,
     })),
     ...dupes.map((r) => ({
       section: 'duplicate indexes',
