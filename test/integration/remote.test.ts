@@ -368,6 +368,46 @@ test('a restore from the store alone replays across WAL segments named with digi
     });
     rmSync(dirname(to), { recursive: true, force: true });
   }
+  // Not started, the same restore takes the WAL it replays from the store into its pg_wal: started later with no
+  // store to read (every fetch fails), it reaches the same state.
+  const later = join(tempStateDir(), 'data');
+  try {
+    const r2 = await job('restore', ['--from-remote', '--target-time', target.toISOString(), '--to', later, '--json']);
+    assert.is(r2.code, 0, r2.stdout + r2.stderr);
+    const res = JSON.parse(r2.stdout);
+    assert.ok(res.walCopied.files >= names.length, JSON.stringify(res.walCopied));
+    writeFileSync(join(later, 'postgresql.auto.conf'), "restore_command = 'false'\n", { flag: 'a' });
+    const started = await run(
+      stack.ctx.pg.bin('pg_ctl'),
+      ['start', '-D', later, '-w', '-t', '120', '-s', '-l', join(later, 'later.log')],
+      {
+        as: stack.ctx.as,
+        nothrow: true,
+      },
+    );
+    assert.is(started.code, 0, readFileSync(join(later, 'later.log'), 'utf8'));
+    let rows: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      const [recovering, got] = await withClient({ ...stack.pg, port: res.port }, async (c) => [
+        (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r as boolean,
+        (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number),
+      ]);
+      rows = got as number[];
+      if (!recovering) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(
+      rows,
+      Array.from({ length: n }, (_, i) => i + 1),
+      'the same rows, without the store',
+    );
+  } finally {
+    await run(stack.ctx.pg.bin('pg_ctl'), ['stop', '-D', later, '-m', 'immediate', '-s'], {
+      as: stack.ctx.as,
+      nothrow: true,
+    });
+    rmSync(dirname(later), { recursive: true, force: true });
+  }
 });
 
 test('remote mode keeps nothing locally once the store has it', async () => {
