@@ -335,21 +335,22 @@ test('a restore from the store alone replays across WAL segments named with digi
   ]).finally(() => (restoring = false));
   await watch;
   assert.is(r.code, 0, r.stdout + r.stderr);
-  assert.ok(
-    [...leases].some((k) => /^readers\/.+-\d+\.json$/.test(k)),
-    `the restore leased the store: ${[...leases]}`,
-  );
-  const left = store();
+  // From here a restored server runs: every check is inside the try, so a failing one still stops it.
   try {
-    assert.equal([...(await left.list('readers/')).keys()], [], 'and released it');
-  } finally {
-    left.close();
-  }
-  const port = JSON.parse(r.stdout).port as number;
-  // The segments came from the prefetcher's spool, not one wal:fetch process each.
-  const prefetch = JSON.parse(r.stdout).walPrefetch as { fetched: number; used: number; failed: number };
-  assert.ok(prefetch.used >= 3 && prefetch.failed === 0, JSON.stringify(prefetch));
-  try {
+    assert.ok(
+      [...leases].some((k) => /^readers\/.+-\d+\.json$/.test(k)),
+      `the restore leased the store: ${[...leases]}`,
+    );
+    const left = store();
+    try {
+      assert.equal([...(await left.list('readers/')).keys()], [], 'and released it');
+    } finally {
+      left.close();
+    }
+    // The segments came from the prefetcher's spool, not one wal:fetch process each.
+    const prefetch = JSON.parse(r.stdout).walPrefetch as { fetched: number; used: number; failed: number };
+    assert.ok(prefetch.used >= 3 && prefetch.failed === 0, JSON.stringify(prefetch));
+    const port = JSON.parse(r.stdout).port as number;
     const rows = await withClient({ ...stack.pg, port }, async (c) =>
       (await c.query('SELECT n FROM walk ORDER BY n')).rows.map((x) => x.n as number),
     );
