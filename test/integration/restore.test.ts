@@ -120,6 +120,35 @@ async function discardRestore(to: string): Promise<void> {
   rmSync(dirname(to), { recursive: true, force: true });
 }
 
+/** A probe row committed now; its id. */
+const insertProbe = () =>
+  withClient(
+    stack.pg,
+    async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
+  );
+
+/** The live server's WAL insert position. */
+const insertLsn = () =>
+  withClient(
+    stack.pg,
+    async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l as string,
+  );
+
+/** `fn` with autovacuum off on the live server (nothing commits behind the test's back, ANALYZE included). */
+async function withoutAutovacuum(fn: () => Promise<void>): Promise<void> {
+  const set = (sql: string) =>
+    withClient(stack.pg, async (c) => {
+      await c.query(sql);
+      await c.query('SELECT pg_reload_conf()');
+    });
+  await set('ALTER SYSTEM SET autovacuum = off');
+  try {
+    await fn();
+  } finally {
+    await set('ALTER SYSTEM RESET autovacuum');
+  }
+}
+
 let backupEnded = 0;
 let mark = { name: 'mid-run', time: 0 };
 let end = 0;
@@ -621,87 +650,67 @@ test('a WAL segment the server cannot read stops the restore naming it, instead 
 
 test('restore to "just now" on an idle server: archives the current WAL, stops exactly after the last commit, says so', async () => {
   // Nothing may commit after the target, autovacuum's ANALYZE included.
-  await withClient(stack.pg, async (c) => {
-    await c.query('ALTER SYSTEM SET autovacuum = off');
-    await c.query('SELECT pg_reload_conf()');
+  await withoutAutovacuum(async () => {
+    const to = join(tempStateDir(), 'data');
+    try {
+      const last = await insertProbe();
+      await sleep(300);
+      const target = new Date();
+      // No pg_switch_wal here: the target is newer than the archive until the restore has it archived.
+      const res = await restoreStarted(target, to);
+      assert.ok(res.promoted);
+      assert.match(res.recoveredTo, /^LSN /);
+      assert.ok(
+        Date.parse(res.quiet.lastCommit.time) <= target.getTime(),
+        'the last commit is at or before the target',
+      );
+      assert.match(res.quiet.note, /nothing committed between/);
+      const ids = await withClient(
+        { ...stack.pg, port: res.port },
+        async (c) => (await c.query('SELECT max(id) AS m, count(*) AS n FROM probe')).rows[0],
+      );
+      const live = await withClient(
+        stack.pg,
+        async (c) => (await c.query('SELECT count(*) AS n FROM probe')).rows[0].n,
+      );
+      assert.is(ids.m, last, 'the last row committed before the target is there');
+      assert.is(ids.n, live, 'every row of the live table is there');
+      // The last commit's time, as the report gives it (to the microsecond), names that commit: restored to it, it is there.
+      await stopKept(to);
+      const again = await restoreStarted(res.quiet.lastCommit.time, to);
+      const m = await withClient(
+        { ...stack.pg, port: again.port },
+        async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
+      );
+      assert.is(m, last, 'restored to the commit time of the last row, the row is there');
+      assert.match(again.target, new RegExp(res.quiet.lastCommit.time.replace(/[.]/g, '[.]')));
+    } finally {
+      await discardRestore(to);
+    }
   });
-  const to = join(tempStateDir(), 'data');
-  try {
-    const last = await withClient(
-      stack.pg,
-      async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
-    );
-    await sleep(300);
-    const target = new Date();
-    // No pg_switch_wal here: the target is newer than the archive until the restore has it archived.
-    const res = await restoreStarted(target, to);
-    assert.ok(res.promoted);
-    assert.match(res.recoveredTo, /^LSN /);
-    assert.ok(Date.parse(res.quiet.lastCommit.time) <= target.getTime(), 'the last commit is at or before the target');
-    assert.match(res.quiet.note, /nothing committed between/);
-    const ids = await withClient(
-      { ...stack.pg, port: res.port },
-      async (c) => (await c.query('SELECT max(id) AS m, count(*) AS n FROM probe')).rows[0],
-    );
-    const live = await withClient(stack.pg, async (c) => (await c.query('SELECT count(*) AS n FROM probe')).rows[0].n);
-    assert.is(ids.m, last, 'the last row committed before the target is there');
-    assert.is(ids.n, live, 'every row of the live table is there');
-    // The last commit's time, as the report gives it (to the microsecond), names that commit: restored to it, it is there.
-    await stopKept(to);
-    const again = await restoreStarted(res.quiet.lastCommit.time, to);
-    const m = await withClient(
-      { ...stack.pg, port: again.port },
-      async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
-    );
-    assert.is(m, last, 'restored to the commit time of the last row, the row is there');
-    assert.match(again.target, new RegExp(res.quiet.lastCommit.time.replace(/[.]/g, '[.]')));
-  } finally {
-    await withClient(stack.pg, async (c) => {
-      await c.query('ALTER SYSTEM RESET autovacuum');
-      await c.query('SELECT pg_reload_conf()');
-    });
-    await discardRestore(to);
-  }
 });
 
 test('restore to "just now" on a server that wrote nothing since its last segment switch: reachable, exact, says so', async () => {
-  await withClient(stack.pg, async (c) => {
-    await c.query('ALTER SYSTEM SET autovacuum = off');
-    await c.query('SELECT pg_reload_conf()');
+  await withoutAutovacuum(async () => {
+    const to = join(tempStateDir(), 'data');
+    try {
+      const last = await insertProbe();
+      // Archived; from here on the server writes nothing, so asked to switch again, it does not (pg_switch_wal).
+      await archiveUpToNow(stack.pg);
+      const idle = await insertLsn();
+      await sleep(1500);
+      const res = await restoreStarted(new Date(), to);
+      assert.match(res.quiet.note, /nothing committed between/);
+      const ids = await withClient(
+        { ...stack.pg, port: res.port },
+        async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
+      );
+      assert.is(ids, last, 'the last row committed before the target is there');
+      assert.is(await insertLsn(), idle, 'the live server wrote nothing meanwhile (the case under test)');
+    } finally {
+      await discardRestore(to);
+    }
   });
-  const to = join(tempStateDir(), 'data');
-  try {
-    const last = await withClient(
-      stack.pg,
-      async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
-    );
-    // Archived; from here on the server writes nothing, so asked to switch again, it does not (pg_switch_wal).
-    await archiveUpToNow(stack.pg);
-    const idle = await withClient(
-      stack.pg,
-      async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l,
-    );
-    await sleep(1500);
-    const target = new Date();
-    const res = await restoreStarted(target, to);
-    assert.match(res.quiet.note, /nothing committed between/);
-    const ids = await withClient(
-      { ...stack.pg, port: res.port },
-      async (c) => (await c.query('SELECT max(id) AS m FROM probe')).rows[0].m,
-    );
-    assert.is(ids, last, 'the last row committed before the target is there');
-    const still = await withClient(
-      stack.pg,
-      async (c) => (await c.query('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l,
-    );
-    assert.is(still, idle, 'the live server wrote nothing meanwhile (the case under test)');
-  } finally {
-    await withClient(stack.pg, async (c) => {
-      await c.query('ALTER SYSTEM RESET autovacuum');
-      await c.query('SELECT pg_reload_conf()');
-    });
-    await discardRestore(to);
-  }
 });
 
 test('restore to an LSN the archive does not reach yet (the current one): archives the current WAL first, loses nothing', async () => {
@@ -748,13 +757,7 @@ test('restore to a time the archive has not reached, though its newest segment w
     // The newest archived segment ends here; the rows below are in the live server's open segment.
     await archiveUpToNow(stack.pg);
     const ids: number[] = [];
-    for (let i = 0; i < 3; i++)
-      ids.push(
-        await withClient(
-          stack.pg,
-          async (c) => (await c.query('INSERT INTO probe DEFAULT VALUES RETURNING id')).rows[0].id as number,
-        ),
-      );
+    for (let i = 0; i < 3; i++) ids.push(await insertProbe());
     await sleep(300);
     const target = new Date();
     await sleep(300);

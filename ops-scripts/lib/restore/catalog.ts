@@ -56,12 +56,15 @@ export interface Catalog {
 export function localCatalog(ctx: BackupContext, staging: string): Catalog {
   const identity = ctx.settings.backup.encryption.identityFile;
   const spool = `${staging}-spool`;
-  const fetchWal = (name: string, target: string) => {
+  /** Where the archive holds `name` (compressed, encrypted or plain); a file retention took is named. */
+  const storedPath = (name: string) => {
     const stored = ctx.repo.walStoredPath(name);
     if (!stored) throw failed(`archived WAL file ${name} is no longer in ${ctx.repo.walDir}`);
-    // As the server's OS user: what its restore_command could not read is not read for it either.
-    return unpackWal(stored, target, { as: ctx.as, identityFile: identity, runAs: true });
+    return stored;
   };
+  // As the server's OS user: what its restore_command could not read is not read for it either.
+  const fetchWal = (name: string, target: string) =>
+    unpackWal(storedPath(name), target, { as: ctx.as, identityFile: identity, runAs: true });
   return {
     source: 'local',
     get backups() {
@@ -81,8 +84,7 @@ export function localCatalog(ctx: BackupContext, staging: string): Catalog {
       return stored ? statSync(stored).mtime.toISOString() : undefined;
     },
     async walPath(name) {
-      const stored = ctx.repo.walStoredPath(name);
-      if (!stored) throw failed(`archived WAL file ${name} is no longer in ${ctx.repo.walDir}`);
+      const stored = storedPath(name);
       if (!stored.endsWith(WAL_ZSTD) && !isEncrypted(stored)) return stored;
       const path = join(staging, LAYOUT.wal, name);
       if (!existsSync(path)) {
