@@ -1,7 +1,16 @@
 // The object store as a second repository backend, against a real S3-protocol
 // server (s3rver) on a free port, through the real AWS SDK client.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -223,6 +232,44 @@ test("while a restore on another host reads the store (its lease in readers/), a
   }
 });
 
+test('a restore that leases the store while retention on another host is at work there waits for it, then reads the store again', async () => {
+  const s = store();
+  // As retention on another host leaves it, before it looks for leases: a restore leasing now was not seen.
+  const pruner = 'pruners/primary-host-77.json';
+  await s.putText(
+    pruner,
+    JSON.stringify({ host: 'primary-host', pid: 77, job: 'retention', startedAt: new Date().toISOString() }),
+  );
+  const to = join(tempStateDir(), 'data');
+  try {
+    const before = await remoteIds();
+    const restoring = job('restore', ['--from-remote', '--target', 'immediate', '--to', to]);
+    let done = false;
+    void restoring.finally(() => (done = true));
+    // It checked its input against the store's catalog and leased the store: then it waits.
+    while (!done && !(await s.list('readers/')).size) await new Promise((res) => setTimeout(res, 100));
+    assert.not.ok(done, `the restore waited: ${outputs.at(-1)}`);
+    // Meanwhile the store changes under it (as the other host's job leaves it): a newer backup arrives.
+    await new Promise((res) => setTimeout(res, 1100));
+    assert.is((await job('backup', ['--type', 'physical', '--keep-physical', '99'])).code, 0);
+    const added = (await remoteIds()).filter((k) => !before.includes(k));
+    assert.is(added.length, 1);
+    assert.not.ok(done, 'still waiting while retention is at work');
+    assert.not.ok(existsSync(to), 'nothing restored yet');
+    await s.remove([pruner]);
+    const r = await restoring;
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /retention is at work on the object store \(retention on primary-host \(pid 77,/);
+    // What it restored is what the store held once retention was done, not what it read before it leased.
+    assert.is(`base/${/restored backup (\S+) /.exec(r.stdout)?.[1]}/backup.json`, added[0], r.stdout);
+    assert.equal([...(await s.list('readers/')).keys()], [], 'and it released its lease');
+  } finally {
+    await s.remove([pruner]);
+    s.close();
+    rmSync(dirname(to), { recursive: true, force: true });
+  }
+});
+
 test('retention removes the same backups remotely as locally', async () => {
   await new Promise((res) => setTimeout(res, 1100));
   const r = await job('backup', ['--type', 'physical', '--keep-physical', '1', '--json']);
@@ -237,6 +284,7 @@ test('retention removes the same backups remotely as locally', async () => {
       .filter((k) => k.endsWith('/backup.json'))
       .map((k) => k.split('/')[1]);
     assert.equal(remote, local);
+    assert.equal([...(await s.list('pruners/')).keys()], [], 'retention, done, no longer marks itself at work');
   } finally {
     s.close();
   }

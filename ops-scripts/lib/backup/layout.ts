@@ -15,6 +15,8 @@
 //                                 times are upload times, and a time target is found by archive time
 //   readers/<host>-<pid>.json     (store only) the lease of a restore or drill reading the store, written
 //                                 again every minute; retention on the store waits while one is fresh
+//   pruners/<host>-<pid>.json     (store only) retention at work on the store, written before it looks for
+//                                 leases; a reader that leases meanwhile waits for it (store-readers.ts)
 //   .backup.lock                  held by backup and backup:prune (see ../locks.ts)
 import type { BackupKind } from './repository.ts';
 
@@ -27,6 +29,7 @@ export const LAYOUT = {
   drillHistory: 'drill-history.md',
   walTimes: 'wal-archived-at.json',
   readers: 'readers',
+  pruners: 'pruners',
   lock: '.backup.lock',
 } as const;
 

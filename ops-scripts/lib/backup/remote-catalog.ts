@@ -6,7 +6,7 @@ import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
 import { OBJECTS_FILE } from './offload.ts';
 import { chainProblems } from './incremental.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
-import { describeStoreReaders, liveStoreReaders } from './store-readers.ts';
+import { describeStoreReaders, holdPruning, liveStoreReaders } from './store-readers.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
 import { backupPath, LAYOUT, walFileOf, walIndex, walPath } from './layout.ts';
@@ -85,8 +85,9 @@ export async function verifyRemote(store: RemoteStore, r: BackupRecord, listing:
 }
 
 /**
- * Retention on the store, planned from the store's own catalog; deferred while a reader leases the store. backup.json
- * goes first, so nothing half-removed is listed.
+ * Retention on the store, planned from the store's own catalog; deferred while a reader leases the store. It marks
+ * itself at work before it looks for leases (store-readers.ts). backup.json goes first, so nothing half-removed is
+ * listed.
  */
 export async function pruneRemote(
   store: RemoteStore,
@@ -95,16 +96,21 @@ export async function pruneRemote(
 ): Promise<Omit<PruneResult, 'dryRun'>> {
   const listing = await readRemote(store);
   const plan = retentionPlan(listing.records, listing.walFiles, keep);
-  if (dryRun) return plan;
-  // A restore or drill reading the store, on any host, may need what the plan removes: the next run removes it.
-  const readers = plan.removed.length || plan.walRemoved.length ? await liveStoreReaders(store) : [];
-  if (readers.length) return { removed: [], walRemoved: [], deferred: describeStoreReaders(readers) };
-  const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
-  const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
-  await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));
-  await store.remove([
-    ...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)),
-    ...plan.walRemoved.map((f) => walPath(listing.walStored.get(f) ?? f)),
-  ]);
-  return plan;
+  if (dryRun || (!plan.removed.length && !plan.walRemoved.length)) return plan;
+  const release = await holdPruning(store, 'retention');
+  try {
+    // A restore or drill reading the store, on any host, may need what the plan removes: the next run removes it.
+    const readers = await liveStoreReaders(store);
+    if (readers.length) return { removed: [], walRemoved: [], deferred: describeStoreReaders(readers) };
+    const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
+    const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
+    await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));
+    await store.remove([
+      ...keys.filter((k) => !k.endsWith(`/${RECORD_FILE}`)),
+      ...plan.walRemoved.map((f) => walPath(listing.walStored.get(f) ?? f)),
+    ]);
+    return plan;
+  } finally {
+    await release();
+  }
 }

@@ -8,6 +8,16 @@
 // lease is fresh (its LastModified within LEASE_SECONDS), so a reader that
 // died without removing its lease holds retention back five minutes at most;
 // hosts' clocks may differ from the store's by as much without harm.
+//
+// The store has no lock, so each side writes its own marker before it looks
+// for the other's: retention writes pruners/<host>-<pid>.json, then looks for
+// leases; a reader writes its lease, then looks for pruners, waits while one
+// is at work, and reads the store's catalog again after. Whichever writes
+// second sees the first: retention that saw no lease was seen, in turn, by
+// the reader, who waited for it and read what it left; a reader that leased
+// before retention looked is seen and retention defers. (The catalog a reader
+// read before it leased, to check its input, may predate a retention run
+// that ended before the lease: hence the second read.)
 import { hostname } from 'node:os';
 import { describeError } from '../errors.ts';
 import { onInterrupt } from '../interrupt.ts';
@@ -20,30 +30,20 @@ export const LEASE_SECONDS = 300;
 /** How often a reader writes its lease again. */
 const RENEW_MS = 60_000;
 
-export interface StoreReader {
+export interface StoreMarker {
   host: string;
   pid: number;
   job: string;
   startedAt: string;
 }
 
-/**
- * Leases the store for `job` until the returned release (or an interruption). A store this process cannot write
- * to (read-only credentials) cannot be pruned by it either: the read goes on unguarded, with a warning.
- */
-export async function leaseStore(store: RemoteStore, job: string, logger: Logger): Promise<() => Promise<void>> {
-  const reader: StoreReader = { host: hostname(), pid: process.pid, job, startedAt: new Date().toISOString() };
-  const key = `${LAYOUT.readers}/${reader.host}-${reader.pid}.json`;
-  const write = () => store.putText(key, JSON.stringify(reader));
-  try {
-    await write();
-  } catch (err) {
-    logger.log({
-      event: 'warn',
-      message: `could not leave a reader's lease in the object store (${describeError(err)}): retention on another host does not see this ${job}`,
-    });
-    return async () => {};
-  }
+/** How often a reader waiting for retention on the store looks again. */
+const WAIT_MS = 250;
+
+/** Keeps `key` in the store, written again every RENEW_MS, until the returned release (or an interruption). */
+async function holdMarker(store: RemoteStore, key: string, body: object): Promise<() => Promise<void>> {
+  const write = () => store.putText(key, JSON.stringify(body));
+  await write();
   const timer = setInterval(() => void write().catch(() => {}), RENEW_MS);
   timer.unref();
   let released: Promise<void> | undefined;
@@ -58,6 +58,59 @@ export async function leaseStore(store: RemoteStore, job: string, logger: Logger
   };
 }
 
+const marker = (job: string): StoreMarker => ({
+  host: hostname(),
+  pid: process.pid,
+  job,
+  startedAt: new Date().toISOString(),
+});
+const markerKey = (dir: string, m: StoreMarker) => `${dir}/${m.host}-${m.pid}.json`;
+
+/**
+ * Leases the store for `job` until the returned release (or an interruption); returns once no retention is at work
+ * on the store (the reader then reads the catalog again: see above). A store this process cannot write to
+ * (read-only credentials) cannot be pruned by it either: the read goes on unguarded, with a warning.
+ */
+export async function leaseStore(store: RemoteStore, job: string, logger: Logger): Promise<() => Promise<void>> {
+  const reader = marker(job);
+  let release: () => Promise<void>;
+  try {
+    release = await holdMarker(store, markerKey(LAYOUT.readers, reader), reader);
+  } catch (err) {
+    logger.log({
+      event: 'warn',
+      message: `could not leave a reader's lease in the object store (${describeError(err)}): retention on another host does not see this ${job}`,
+    });
+    return async () => {};
+  }
+  try {
+    let said = false;
+    for (let pruners = await liveMarkers(store, LAYOUT.pruners); pruners.length;) {
+      if (!said)
+        logger.log({
+          event: 'warn',
+          message: `retention is at work on the object store (${describeStoreReaders(pruners)}): this ${job} waits for it to end, then reads the store again`,
+        });
+      said = true;
+      await new Promise((res) => setTimeout(res, WAIT_MS));
+      pruners = await liveMarkers(store, LAYOUT.pruners);
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return release;
+}
+
+/**
+ * Marks retention at work on the store for `job` (before it looks for readers) until the returned release. A reader
+ * that leases meanwhile waits for it.
+ */
+export async function holdPruning(store: RemoteStore, job: string): Promise<() => Promise<void>> {
+  const pruner = marker(job);
+  return holdMarker(store, markerKey(LAYOUT.pruners, pruner), pruner);
+}
+
 /** Leases (key: LastModified) written within LEASE_SECONDS of `now` are fresh, older ones stale: pure. */
 export function splitLeases(leases: Map<string, string>, now: number): { fresh: string[]; stale: string[] } {
   // A store whose clock runs ahead of this host's: its newest LastModified is the present.
@@ -69,25 +122,28 @@ export function splitLeases(leases: Map<string, string>, now: number): { fresh: 
   return { fresh, stale };
 }
 
-/** The store's readers whose lease is fresh; leases gone stale (their reader died) are removed. */
-export async function liveStoreReaders(store: RemoteStore): Promise<StoreReader[]> {
-  const listed = await store.listDetailed(`${LAYOUT.readers}/`);
+/** The markers under `dir` that are fresh; those gone stale (their process died) are removed. */
+async function liveMarkers(store: RemoteStore, dir: string): Promise<StoreMarker[]> {
+  const listed = await store.listDetailed(`${dir}/`);
   const { fresh, stale } = splitLeases(new Map([...listed].map(([k, v]) => [k, v.modified])), Date.now());
-  const live: StoreReader[] = [];
+  const live: StoreMarker[] = [];
   for (const key of fresh) {
     const modified = listed.get(key)!.modified;
     const text = await store.getText(key);
     if (text === undefined) continue; // released since the listing
     try {
-      live.push(JSON.parse(text) as StoreReader);
+      live.push(JSON.parse(text) as StoreMarker);
     } catch {
-      // Not ours to judge: a fresh lease unread still defers.
-      live.push({ host: key, pid: 0, job: 'reader', startedAt: modified });
+      // Not ours to judge: a fresh marker unread still counts.
+      live.push({ host: key, pid: 0, job: dir, startedAt: modified });
     }
   }
   if (stale.length) await store.remove(stale);
   return live;
 }
 
-export const describeStoreReaders = (readers: StoreReader[]) =>
+/** The store's readers whose lease is fresh; leases gone stale (their reader died) are removed. */
+export const liveStoreReaders = (store: RemoteStore) => liveMarkers(store, LAYOUT.readers);
+
+export const describeStoreReaders = (readers: StoreMarker[]) =>
   readers.map((r) => `${r.job} on ${r.host} (pid ${r.pid}, since ${r.startedAt})`).join(', ');

@@ -44,7 +44,7 @@ export interface Catalog {
   prefetch?(backup: BackupRecord): Prefetcher;
   /** From a store: lease it for `job` while reading (retention on any host waits); the release. */
   lease?(job: string): Promise<() => Promise<void>>;
-  /** From a store: read its listing again (WAL pushed since it was opened). */
+  /** From a store: read it again (WAL pushed, or retention at work, since it was opened). */
   refresh?(): Promise<void>;
   cleanup(): void;
 }
@@ -137,7 +137,8 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   // Archive times recorded by the push (the store's own are upload times, hours later for a nightly push).
   const readTimes = async () => JSON.parse((await store.getText(LAYOUT.walTimes)) ?? '{}') as Record<string, string>;
   let archivedAt = await readTimes();
-  const points = await store.getText(LAYOUT.restorePoints);
+  const readPoints = async () => JSON.parse((await store.getText(LAYOUT.restorePoints)) ?? '[]') as RestorePoint[];
+  let points = await readPoints();
   const { settings } = store;
   const spool = `${staging}-spool`;
   const identity = ctx.settings.backup.encryption.identityFile;
@@ -163,7 +164,9 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
   ];
   return {
     source: 'remote',
-    backups: listing.records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical),
+    get backups() {
+      return listing.records.filter((r) => r.kind === 'physical' && r.verification.ok && r.physical);
+    },
     get walFiles() {
       return listing.walFiles;
     },
@@ -178,6 +181,7 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       listing = await readRemote(store);
       histories = await remoteHistories(store, listing.walFiles);
       archivedAt = await readTimes();
+      points = await readPoints();
     },
     walTime: (name) => archivedAt[name] ?? listing.objects.get(walPath(listing.walStored.get(name) ?? name))?.modified,
     async walPath(name) {
@@ -196,7 +200,9 @@ export async function remoteCatalog(ctx: BackupContext, store: RemoteStore, stag
       }
       return path;
     },
-    restorePoints: points ? JSON.parse(points) : [],
+    get restorePoints() {
+      return points;
+    },
     async baseDir(r) {
       const dir = join(staging, r.id);
       mkdirSync(dir, { recursive: true, mode: 0o700 });

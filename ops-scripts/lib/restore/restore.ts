@@ -187,6 +187,28 @@ async function restoreFrom(ctx: BackupContext, opts: RestoreOptions, catalog: Ca
   }
 }
 
+/**
+ * The backup the target and --backup-id pick, with what restoring it needs: the identity when it (or the WAL) is
+ * encrypted, its major version's binaries, room for it. Bad input exits 2, no room 3, before anything is touched.
+ */
+async function checkChoice(ctx: BackupContext, opts: RestoreOptions, catalog: Catalog, to: string) {
+  const picked = pickBackup(catalog, opts.target, opts.backupId);
+  // Encrypted at rest: without a usable identity the restore is refused (exit 2) before anything is touched.
+  const identityFile =
+    picked.encryption || catalog.walEncrypted
+      ? requireIdentity(
+          ctx.settings.backup.encryption.identityFile,
+          picked.encryption ? `backup ${picked.id}` : 'the archived WAL',
+          ctx.as,
+        )
+      : undefined;
+  // Without the backup's binaries the restore is refused (exit 2) before the live server is asked to archive.
+  const pg = await binariesFor(picked.server.major);
+  // Likewise without room for the backup picked (exit 3): the WAL replay needs is counted once it is known, below.
+  checkRoom(to, roomFor(catalog, picked), picked);
+  return { picked, identityFile, pg };
+}
+
 async function restoreLocked(
   ctx: BackupContext,
   opts: RestoreOptions,
@@ -205,23 +227,15 @@ async function restoreLocked(
     "restore into a directory the cluster's OS user can reach, for example under the state directory",
   );
   // The backup choice is bad input or not before the live server is asked for anything.
-  const picked = pickBackup(catalog, opts.target, opts.backupId);
-  // Encrypted at rest: without a usable identity the restore is refused (exit 2) before anything is touched.
-  const identityFile =
-    picked.encryption || catalog.walEncrypted
-      ? requireIdentity(
-          ctx.settings.backup.encryption.identityFile,
-          picked.encryption ? `backup ${picked.id}` : 'the archived WAL',
-          ctx.as,
-        )
-      : undefined;
-  // Without the backup's binaries the restore is refused (exit 2) before the live server is asked to archive.
-  const pg = await binariesFor(picked.server.major);
-  // Likewise without room for the backup picked (exit 3): the WAL replay needs is counted once it is known, below.
-  checkRoom(to, roomFor(catalog, picked), picked);
+  let { picked, identityFile, pg } = await checkChoice(ctx, opts, catalog, to);
   // The input is good: from a store, lease it while reading (the backup, the WAL replay reads), so retention on any
-  // host waits; a local repository has its reader's marker already (restore()).
-  if (catalog.lease) releases.push(await catalog.lease(opts.reader ?? 'restore'));
+  // host waits; a local repository has its reader's marker already (restore()). The lease returns once no retention
+  // is at work there; what one did since the catalog was read (before the lease) is read again, and checked again.
+  if (catalog.lease) {
+    releases.push(await catalog.lease(opts.reader ?? 'restore'));
+    await catalog.refresh?.();
+    ({ picked, identityFile, pg } = await checkChoice(ctx, opts, catalog, to));
+  }
   /** Have the live server archive its current WAL (bounded), once; false when it cannot be asked. */
   let caughtUp: boolean | undefined;
   /** When it was asked, once it has: everything it wrote before then is in the archive. */
