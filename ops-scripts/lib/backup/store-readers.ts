@@ -44,12 +44,14 @@ const WAIT_MS = 250;
 async function holdMarker(store: RemoteStore, key: string, body: object): Promise<() => Promise<void>> {
   const write = () => store.putText(key, JSON.stringify(body));
   await write();
-  const timer = setInterval(() => void write().catch(() => {}), RENEW_MS);
+  // A renewal still in flight is waited for before the removal, or it could put the marker back after it.
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => void (renewing = write().catch(() => {})), RENEW_MS);
   timer.unref();
   let released: Promise<void> | undefined;
   const release = () => {
     clearInterval(timer);
-    return (released ??= store.remove([key]).catch(() => {}));
+    return (released ??= renewing.then(() => store.remove([key])).catch(() => {}));
   };
   const forget = onInterrupt(release);
   return async () => {
