@@ -243,7 +243,7 @@ test('a restore that leases the store while retention on another host is at work
   const to = join(tempStateDir(), 'data');
   try {
     const before = await remoteIds();
-    const restoring = job('restore', ['--from-remote', '--target', 'immediate', '--to', to]);
+    const restoring = job('restore', ['--from-remote', '--target', 'immediate', '--to', to, '--json']);
     let done = false;
     void restoring.finally(() => (done = true));
     // It checked its input against the store's catalog and leased the store: then it waits.
@@ -259,9 +259,12 @@ test('a restore that leases the store while retention on another host is at work
     await s.remove([pruner]);
     const r = await restoring;
     assert.is(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stderr, /retention is at work on the object store \(retention on primary-host \(pid 77,/);
+    const report = JSON.parse(r.stdout);
+    // Its report says what it waited for, and for about as long as the other host's work took.
+    assert.match(report.storeWait.for, /^retention on primary-host \(pid 77,/);
+    assert.ok(report.storeWait.seconds >= 1, JSON.stringify(report.storeWait));
     // What it restored is what the store held once retention was done, not what it read before it leased.
-    assert.is(`base/${/restored backup (\S+) /.exec(r.stdout)?.[1]}/backup.json`, added[0], r.stdout);
+    assert.is(`base/${report.backup.id}/backup.json`, added[0]);
     assert.equal([...(await s.list('readers/')).keys()], [], 'and it released its lease');
   } finally {
     await s.remove([pruner]);

@@ -68,12 +68,18 @@ const marker = (job: string): StoreMarker => ({
 });
 const markerKey = (dir: string, m: StoreMarker) => `${dir}/${m.host}-${m.pid}.json`;
 
+/** A reader's lease of the store: its release, and the retention it waited for before it could read, if any. */
+export interface StoreLease {
+  release: () => Promise<void>;
+  waited?: { for: string; seconds: number };
+}
+
 /**
- * Leases the store for `job` until the returned release (or an interruption); returns once no retention is at work
- * on the store (the reader then reads the catalog again: see above). A store this process cannot write to
- * (read-only credentials) cannot be pruned by it either: the read goes on unguarded, with a warning.
+ * Leases the store for `job` until its release (or an interruption); returns once no retention is at work on the
+ * store (the reader then reads the catalog again: see above). A store this process cannot write to (read-only
+ * credentials) cannot be pruned by it either: the read goes on unguarded, with a warning.
  */
-export async function leaseStore(store: RemoteStore, job: string, logger: Logger): Promise<() => Promise<void>> {
+export async function leaseStore(store: RemoteStore, job: string, logger: Logger): Promise<StoreLease> {
   const reader = marker(job);
   let release: () => Promise<void>;
   try {
@@ -83,25 +89,29 @@ export async function leaseStore(store: RemoteStore, job: string, logger: Logger
       event: 'warn',
       message: `could not leave a reader's lease in the object store (${describeError(err)}): retention on another host does not see this ${job}`,
     });
-    return async () => {};
+    return { release: async () => {} };
   }
   try {
-    let said = false;
+    const t0 = performance.now();
+    let waitedFor: string | undefined;
     for (let pruners = await liveMarkers(store, LAYOUT.pruners); pruners.length;) {
-      if (!said)
+      if (!waitedFor)
         logger.log({
           event: 'warn',
           message: `retention is at work on the object store (${describeStoreReaders(pruners)}): this ${job} waits for it to end, then reads the store again`,
         });
-      said = true;
+      waitedFor ??= describeStoreReaders(pruners);
       await new Promise((res) => setTimeout(res, WAIT_MS));
       pruners = await liveMarkers(store, LAYOUT.pruners);
     }
+    return {
+      release,
+      ...(waitedFor ? { waited: { for: waitedFor, seconds: (performance.now() - t0) / 1000 } } : {}),
+    };
   } catch (err) {
     await release();
     throw err;
   }
-  return release;
 }
 
 /**

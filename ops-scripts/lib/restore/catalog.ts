@@ -13,7 +13,7 @@ import type { RemoteStore } from '../backup/remote.ts';
 import { RECORD_FILE, type BackupRecord } from '../backup/repository.ts';
 import type { HistoryEntry } from '../backup/wal.ts';
 import { readRemote, remoteHistories } from '../backup/remote-catalog.ts';
-import { leaseStore } from '../backup/store-readers.ts';
+import { leaseStore, type StoreLease } from '../backup/store-readers.ts';
 import { chownSync } from 'node:fs';
 import { PROJECT_ROOT } from '../state.ts';
 import { readRestorePoints, type RestorePoint } from './restore-points.ts';
@@ -43,7 +43,7 @@ export interface Catalog {
   /** Fetch the WAL recovery from `backup` reads ahead of replay into the spool the restoreCommand reads (prefetch.ts). */
   prefetch?(backup: BackupRecord): Prefetcher;
   /** From a store: lease it for `job` while reading (retention on any host waits); the release. */
-  lease?(job: string): Promise<() => Promise<void>>;
+  lease?(job: string): Promise<StoreLease>;
   /** From a store: read it again (WAL pushed, or retention at work, since it was opened). */
   refresh?(): Promise<void>;
   cleanup(): void;

@@ -32,6 +32,7 @@ import { checkReachableBy } from '../stack-context.ts';
 import { freePort, portFree } from '../ports.ts';
 import type { PhaseProgress } from '../progress.ts';
 import { localCatalog, type Catalog } from './catalog.ts';
+import type { StoreLease } from '../backup/store-readers.ts';
 import type { PrefetchStats } from './prefetch.ts';
 import { type ResolvedTime } from './commits.ts';
 import { describeTarget, targetParameters, type RecoveryTarget } from './target.ts';
@@ -101,6 +102,8 @@ export interface RestoreResult {
    * when the restore_command no longer has a file), so starting it later does not depend on the repository keeping them.
    */
   walCopied?: { files: number; bytes: number };
+  /** From a store: the retention at work there that this restore waited for before it read the store (its catalog again). */
+  storeWait?: { for: string; seconds: number };
   /** From a store: WAL segments fetched ahead of replay, how many the server took from the spool, failures. */
   walPrefetch?: PrefetchStats;
   replayedWalBytes?: number;
@@ -231,8 +234,11 @@ async function restoreLocked(
   // The input is good: from a store, lease it while reading (the backup, the WAL replay reads), so retention on any
   // host waits; a local repository has its reader's marker already (restore()). The lease returns once no retention
   // is at work there; what one did since the catalog was read (before the lease) is read again, and checked again.
+  let storeWait: StoreLease['waited'];
   if (catalog.lease) {
-    releases.push(await catalog.lease(opts.reader ?? 'restore'));
+    const lease = await catalog.lease(opts.reader ?? 'restore');
+    releases.push(lease.release);
+    storeWait = lease.waited;
     await catalog.refresh?.();
     ({ picked, identityFile, pg } = await checkChoice(ctx, opts, catalog, to));
   }
@@ -445,6 +451,7 @@ async function restoreLocked(
         promoted: false,
         paused: false,
         timings: { chooseSeconds, extractSeconds },
+        ...(storeWait ? { storeWait } : {}),
         ...(walCopied ? { walCopied } : {}),
         spec,
         ...(resolved?.quiet ? { recoveredTo: describeTarget(recoveryTarget), quiet: resolved.quiet } : {}),
