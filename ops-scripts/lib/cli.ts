@@ -11,7 +11,7 @@ import { check } from '../../infra/settings.ts';
 import { badInput, describeError, exitCodeFor, ExitCode } from './errors.ts';
 import { interruptedBy, interruptedJobName, onInterrupt } from './interrupt.ts';
 import { acquireJobLocks, JOB_LOCKS } from './locks.ts';
-import { silentLogger, stderrLogger, type Logger } from './logger.ts';
+import { stderrLogger, warningsLogger, type Logger } from './logger.ts';
 
 export interface CommandSpec {
   name: string;
@@ -152,7 +152,7 @@ export async function command(
     }
     const args = parseCommandArgs(spec, argv);
     const json = Boolean(args.json);
-    const logger = json ? silentLogger : stderrLogger({ verbose: Boolean(args.verbose) });
+    const logger = json ? warningsLogger : stderrLogger({ verbose: Boolean(args.verbose) });
     // The locks ./locks.ts declares for this job, held while it runs; the holder is named by its command line.
     // Interrupted, the job undoes what it started and exits 128 + the signal (./interrupt.ts); its locks go last.
     interruptedJobName(spec.name);

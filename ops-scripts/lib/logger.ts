@@ -49,3 +49,10 @@ export function streamLogger(write: (line: string) => void, opts: { verbose?: bo
 
 export const stderrLogger = (opts: { verbose?: boolean } = {}): Logger =>
   streamLogger((line) => process.stderr.write(line + '\n'), opts);
+
+/** Warnings only, to stderr: with --json, stdout holds the report alone and a warning still reaches the log. */
+export const warningsLogger: Logger = {
+  log(entry) {
+    if (entry.event === 'warn') process.stderr.write(formatEntry(entry) + '\n');
+  },
+};

@@ -260,6 +260,8 @@ test('a restore that leases the store while retention on another host is at work
     const r = await restoring;
     assert.is(r.code, 0, r.stdout + r.stderr);
     const report = JSON.parse(r.stdout);
+    // --json: the report alone on stdout, the warning on stderr.
+    assert.match(r.stderr, /^warning: retention is at work on the object store \(retention on primary-host \(pid 77,/m);
     // Its report says what it waited for, and for about as long as the other host's work took.
     assert.match(report.storeWait.for, /^retention on primary-host \(pid 77,/);
     assert.ok(report.storeWait.seconds >= 1, JSON.stringify(report.storeWait));
