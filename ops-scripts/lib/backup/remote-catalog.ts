@@ -6,7 +6,7 @@ import { BACKUP_KINDS, RECORD_FILE, type BackupRecord } from './repository.ts';
 import { OBJECTS_FILE } from './offload.ts';
 import { chainProblems } from './incremental.ts';
 import { retentionPlan, type Keep, type PruneResult } from './prune.ts';
-import { describeStoreReaders, holdPruning, liveStoreReaders } from './store-readers.ts';
+import { describeStoreMarkers, holdPruning, liveStoreReaders } from './store-readers.ts';
 import type { VerifyResult } from './verify.ts';
 import { checkArchive, HISTORY_RE, parseHistory, parseSegment, type HistoryEntry } from './wal.ts';
 import { backupPath, LAYOUT, walFileOf, walIndex, walPath } from './layout.ts';
@@ -101,7 +101,7 @@ export async function pruneRemote(
   try {
     // A restore or drill reading the store, on any host, may need what the plan removes: the next run removes it.
     const readers = await liveStoreReaders(store);
-    if (readers.length) return { removed: [], walRemoved: [], deferred: describeStoreReaders(readers) };
+    if (readers.length) return { removed: [], walRemoved: [], deferred: describeStoreMarkers(readers) };
     const prefixes = plan.removed.map((r) => `${backupPath(r.kind, r.id)}/`);
     const keys = [...listing.objects.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
     await store.remove(keys.filter((k) => k.endsWith(`/${RECORD_FILE}`)));

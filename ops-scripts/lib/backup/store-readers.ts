@@ -98,9 +98,9 @@ export async function leaseStore(store: RemoteStore, job: string, logger: Logger
       if (!waitedFor)
         logger.log({
           event: 'warn',
-          message: `retention is at work on the object store (${describeStoreReaders(pruners)}): this ${job} waits for it to end, then reads the store again`,
+          message: `retention is at work on the object store (${describeStoreMarkers(pruners)}): this ${job} waits for it to end, then reads the store again`,
         });
-      waitedFor ??= describeStoreReaders(pruners);
+      waitedFor ??= describeStoreMarkers(pruners);
       await new Promise((res) => setTimeout(res, WAIT_MS));
       pruners = await liveMarkers(store, LAYOUT.pruners);
     }
@@ -157,5 +157,5 @@ async function liveMarkers(store: RemoteStore, dir: string): Promise<StoreMarker
 /** The store's readers whose lease is fresh; leases gone stale (their reader died) are removed. */
 export const liveStoreReaders = (store: RemoteStore) => liveMarkers(store, LAYOUT.readers);
 
-export const describeStoreReaders = (readers: StoreMarker[]) =>
+export const describeStoreMarkers = (readers: StoreMarker[]) =>
   readers.map((r) => `${r.job} on ${r.host} (pid ${r.pid}, since ${r.startedAt})`).join(', ');

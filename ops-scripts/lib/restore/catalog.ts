@@ -42,7 +42,7 @@ export interface Catalog {
   fetchWal(name: string, target: string): Promise<void>;
   /** Fetch the WAL recovery from `backup` reads ahead of replay into the spool the restoreCommand reads (prefetch.ts). */
   prefetch?(backup: BackupRecord): Prefetcher;
-  /** From a store: lease it for `job` while reading (retention on any host waits); the release. */
+  /** From a store: lease it for `job` while reading (retention on any host waits); returns once no retention is at work there. */
   lease?(job: string): Promise<StoreLease>;
   /** From a store: read it again (WAL pushed, or retention at work, since it was opened). */
   refresh?(): Promise<void>;
