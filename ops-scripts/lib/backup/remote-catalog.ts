@@ -97,7 +97,7 @@ export async function pruneRemote(
   const listing = await readRemote(store);
   const plan = retentionPlan(listing.records, listing.walFiles, keep);
   if (dryRun || (!plan.removed.length && !plan.walRemoved.length)) return plan;
-  const release = await holdPruning(store, 'retention');
+  const release = await holdPruning(store);
   try {
     // A restore or drill reading the store, on any host, may need what the plan removes: the next run removes it.
     const readers = await liveStoreReaders(store);

@@ -114,12 +114,9 @@ export async function leaseStore(store: RemoteStore, job: string, logger: Logger
   }
 }
 
-/**
- * Marks retention at work on the store for `job` (before it looks for readers) until the returned release. A reader
- * that leases meanwhile waits for it.
- */
-export async function holdPruning(store: RemoteStore, job: string): Promise<() => Promise<void>> {
-  const pruner = marker(job);
+/** Marks retention at work on the store (before it looks for readers) until the returned release. A reader that leases meanwhile waits for it. */
+export async function holdPruning(store: RemoteStore): Promise<() => Promise<void>> {
+  const pruner = marker('retention');
   return holdMarker(store, markerKey(LAYOUT.pruners, pruner), pruner);
 }
 
